@@ -1,0 +1,60 @@
+"""A small TCP/UDP service for the lab's hosts (stdlib only, runs on the target's python3).
+
+TCP: accepts, writes one line naming the host and port, closes.
+UDP: answers each datagram with the same line followed by what it received.
+Listens on every address of the namespace, IPv4 and IPv6.
+"""
+
+import argparse
+import selectors
+import socket
+
+
+def open_socket(kind, port):
+    sock = socket.socket(socket.AF_INET6, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(name, tcp_ports, udp_ports, ready):
+    selector = selectors.DefaultSelector()
+    for port in tcp_ports:
+        selector.register(open_socket(socket.SOCK_STREAM, port), selectors.EVENT_READ, ("tcp", port))
+    for port in udp_ports:
+        selector.register(open_socket(socket.SOCK_DGRAM, port), selectors.EVENT_READ, ("udp", port))
+    if ready:
+        with open(ready, "w", encoding="utf-8") as handle:
+            handle.write("ready\n")
+    while True:
+        for key, _ in selector.select():
+            proto, port = key.data
+            banner = ("packetpath-lab %s %s/%d\n" % (name, proto, port)).encode()
+            try:
+                if proto == "tcp":
+                    conn, _ = key.fileobj.accept()
+                    with conn:
+                        conn.sendall(banner)
+                else:
+                    data, peer = key.fileobj.recvfrom(2048)
+                    key.fileobj.sendto(banner + data, peer)
+            except OSError:
+                continue
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--tcp", type=int, action="append", default=[])
+    parser.add_argument("--udp", type=int, action="append", default=[])
+    parser.add_argument("--ready", help="file written once every socket listens")
+    args = parser.parse_args()
+    serve(args.name, args.tcp, args.udp, args.ready)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Command line: python -m pplab up TOPOLOGY [--hosts N] | down | status."""
+
+import argparse
+import json
+import os
+import sys
+
+from . import build, system, teardown, topology
+from .state import Journal, Lock, path
+
+TOPOLOGIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "topologies")
+
+
+def topology_path(name):
+    if os.path.sep in name or name.endswith(".yml"):
+        return name
+    return os.path.join(TOPOLOGIES, name + ".yml")
+
+
+def status():
+    journal = Journal()
+    if not journal.resources:
+        print("no lab is up")
+        return 0
+    print("lab %s (%s)" % (journal.topology, "complete" if journal.data.get("complete") else "INCOMPLETE"))
+    for entry in journal.resources:
+        if entry["kind"] == "process":
+            state = "running" if system.alive(entry["pid"], entry["started"]) else "gone"
+            print("  %-8s %-10s pid %-7d %s" % (entry["what"], entry["host"], entry["pid"], state))
+    print("inventory: %s" % path("inventory.yml"))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pplab", description="packetpath.linux test lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="build a topology (idempotent)")
+    up.add_argument("topology", help="a name under tests/lab/topologies or a path")
+    up.add_argument("--hosts", type=int, default=None, help="host count, for the scale topology")
+    sub.add_parser("down", help="remove everything the lab made (idempotent)")
+    sub.add_parser("status", help="show the lab")
+    sub.add_parser("validate", help="check every shipped topology").add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0 and args.command in ("up", "down"):
+        parser.error("the lab creates network namespaces: run it as root")
+    if args.command == "validate":
+        names = sorted(f[:-4] for f in os.listdir(TOPOLOGIES) if f.endswith(".yml"))
+        loaded = {name: len(topology.load(topology_path(name)).hosts) for name in names}
+        print(json.dumps(loaded) if args.json else "\n".join("%s: %d hosts" % kv for kv in loaded.items()))
+        return 0
+    if args.command == "status":
+        return status()
+    with Lock():
+        if args.command == "down":
+            teardown.down()
+            return 0
+        try:
+            topo = topology.load(topology_path(args.topology), args.hosts)
+        except (OSError, topology.TopologyError) as exc:
+            parser.error("topology %s: %s" % (args.topology, exc))
+        key = topo.name if args.hosts is None else "%s:%d" % (topo.name, args.hosts)
+        try:
+            build.up(topo, key, teardown.down)
+        except (system.CommandError, OSError) as exc:
+            print("lab-up failed: %s\nremoving what was built" % exc, file=sys.stderr)
+            teardown.down()
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

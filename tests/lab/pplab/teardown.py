@@ -1,0 +1,79 @@
+"""lab-down: undo what the journal says lab-up created, newest first.
+
+Every step is harmless when its resource is already gone, so lab-down can run
+twice, and after a lab-up that was killed half-way.
+"""
+
+import glob
+import os
+import shutil
+
+from . import system
+from .state import RUN_DIR, Journal
+
+
+def _close_control_masters(entry):
+    # Ansible's ControlPersist masters live in the root namespace and keep an
+    # `sshd: root@notty` child inside the host's namespace: close them politely.
+    for socket_path in glob.glob(os.path.join(entry["path"], "*")):
+        system.run(["ssh", "-o", "ControlPath=" + socket_path, "-O", "exit", "packetpath-lab"], check=False)
+
+
+def _end_process(entry):
+    system.end_process(entry["pid"], entry.get("started"))
+
+
+def _delete_netns(entry):
+    name = entry["name"]
+    if name not in system.run(["ip", "netns", "list"]).split():
+        return
+    # Whatever runs inside a namespace we created was started from it (sshd sessions):
+    # it holds the namespace, and with it the veth peers, until it ends.
+    for pid in system.netns_pids(name):
+        system.end_process(pid, system.start_time(pid))
+    system.run(["ip", "netns", "del", name])
+
+
+def _delete_root_link(entry):
+    if os.path.exists("/sys/class/net/" + entry["name"]):
+        system.run(["ip", "link", "del", entry["name"]], check=False)
+
+
+def _remove_etc_netns(entry):
+    if entry["path"].startswith("/etc/netns/pp-"):
+        shutil.rmtree(entry["path"], ignore_errors=True)
+
+
+def _remove_dir(entry):
+    try:
+        os.rmdir(entry["path"])
+    except OSError:
+        pass
+
+
+def _restore_root_sysctl(entry):
+    system.run(["sysctl", "-qw", "%s=%s" % (entry["key"], entry["old"])], check=False)
+
+
+UNDO = {
+    "control_dir": _close_control_masters,
+    "process": _end_process,
+    "netns": _delete_netns,
+    "root_link": _delete_root_link,
+    "etc_netns": _remove_etc_netns,
+    "dir": _remove_dir,
+    "root_sysctl": _restore_root_sysctl,
+}
+
+
+def down():
+    journal = Journal()
+    undone = 0
+    # Processes first (they hold namespaces), then the rest newest first.
+    ordered = sorted(reversed(journal.resources), key=lambda r: r["kind"] not in ("control_dir", "process"))
+    for entry in ordered:
+        UNDO[entry["kind"]](entry)
+        undone += 1
+    journal.forget()
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    print("lab down: %d resources removed or already gone" % undone)
