@@ -1,0 +1,24 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How the engine runs programs on a host.
+
+The engine never imports AnsibleModule: it is handed a runner.  Modules pass
+ModuleCommandRunner; unit tests pass a runner that replays recorded output.
+"""
+
+# Parsers read the tools' English output.
+C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
+
+
+class ModuleCommandRunner:
+    """Runs argv lists (never a shell) through AnsibleModule, in the C locale."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def which(self, name):
+        return self._module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"])
+
+    def run(self, argv, data=None):
+        """Return (rc, stdout, stderr); a missing program is rc 127, not an exception."""
+        return self._module.run_command(argv, data=data, environ_update=C_LOCALE, check_rc=False)

@@ -1,0 +1,78 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Can this host be traced?  Which tools, privileges and log sources it has."""
+
+import os
+import platform
+
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.detect import parse_iptables_version
+
+TOOLS = (
+    "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "iptables-save",
+    "xtables-monitor", "nft", "ip", "journalctl", "dmesg", "systemd-run",
+)
+KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
+NF_LOG_ALL_NETNS = "/proc/sys/net/netfilter/nf_log_all_netns"
+
+
+def pyroute2_version():
+    """The installed pyroute2 version, or None; importing pyroute2 itself is slow and not needed."""
+    try:
+        from importlib import metadata  # Python 3.8+
+    except ImportError:  # pragma: no cover - Python < 3.8 is not supported on targets
+        return None
+    try:
+        return metadata.version("pyroute2")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def _netns_inode(pid):
+    try:
+        return os.stat("/proc/%s/ns/net" % pid).st_ino
+    except (IOError, OSError):
+        return None
+
+
+def survey(runner):
+    """Everything the other modules will need to know about this host, read-only."""
+    tools = dict((name, runner.which(name)) for name in TOOLS)
+    version, backend = None, None
+    if tools["iptables"]:
+        rc, out, err = runner.run([tools["iptables"], "--version"])
+        version, backend = parse_iptables_version(out if rc == 0 else err)
+    own_netns, init_netns = _netns_inode("self"), _netns_inode(1)
+    all_netns = _read(NF_LOG_ALL_NETNS)
+    return {
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "is_root": os.geteuid() == 0,
+        "pyroute2": pyroute2_version(),
+        "tools": tools,
+        "iptables": {"version": version, "backend": backend},
+        "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],
+        # The initial namespace's /proc/1 is only comparable when we may read it (root).
+        "in_initial_netns": None if init_netns is None else own_netns == init_netns,
+        # Only the initial namespace has this key; elsewhere it reads as None.
+        "nf_log_all_netns": None if all_netns is None else all_netns == "1",
+    }
+
+
+def problems(facts):
+    """Plain-words reasons this host cannot be traced yet (empty when it can)."""
+    found = []
+    if not facts["is_root"]:
+        found.append("not running as root: TRACE rules, sysctls and netlink lookups need root (use become)")
+    if not (facts["tools"]["iptables"] or facts["tools"]["nft"]):
+        found.append("neither iptables nor nft is installed: no backend can place a TRACE rule")
+    if not facts["tools"]["ip"] and not facts["pyroute2"]:
+        found.append("neither pyroute2 nor iproute2 (ip) is installed: route lookups are impossible")
+    return found

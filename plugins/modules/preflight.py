@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: preflight
+short_description: Report whether a host can be traced, and with which tools
+version_added: 0.1.0
+description:
+  - Surveys a Linux host, read-only, for what packet tracing needs there.
+  - Reports the kernel, the target Python, whether the module runs as root, the pyroute2 version,
+    where each relevant program is (iptables and its flavours, C(xtables-monitor), C(nft), C(ip),
+    C(journalctl), C(dmesg), C(systemd-run)), which backend C(iptables) drives (from C(iptables --version)),
+    the readable kernel log files, and the network-namespace facts that decide whether legacy TRACE output
+    reaches the kernel log.
+  - Lists, in plain words, the problems that stop a diagnosis on this host.
+author:
+  - packetpath developers
+attributes:
+  check_mode:
+    support: full
+    description: Never changes anything, so check mode runs it unchanged.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+options:
+  fail_on_problems:
+    description:
+      - Fail the task when the host cannot be traced (see RV(problems)), instead of only reporting it.
+    type: bool
+    default: false
+notes:
+  - Runs on Python 3.8 or newer on the target. Needs no extra Python packages.
+"""
+
+EXAMPLES = r"""
+- name: Check that every node can be traced
+  packetpath.linux.preflight:
+  register: preflight
+
+- name: Stop here on hosts that lack root or tools
+  packetpath.linux.preflight:
+    fail_on_problems: true
+"""
+
+RETURN = r"""
+kernel:
+  description: The running kernel release.
+  returned: always
+  type: str
+  sample: 6.1.0-28-amd64
+python:
+  description: The Python version the module ran under on the target.
+  returned: always
+  type: str
+  sample: 3.11.2
+is_root:
+  description: Whether the module ran with effective UID 0.
+  returned: always
+  type: bool
+pyroute2:
+  description: The installed pyroute2 version, or null when it is not installed.
+  returned: always
+  type: str
+  sample: 0.7.2
+tools:
+  description: Each program the collection may call, mapped to its path, or null when it is missing.
+  returned: always
+  type: dict
+  sample: {"iptables": "/usr/sbin/iptables", "nft": "/usr/sbin/nft", "xtables-monitor": null}
+iptables:
+  description: What C(iptables --version) says.
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: The iptables version, or null when C(iptables) is missing or unrecognised.
+      type: str
+      returned: always
+      sample: 1.8.9
+    backend:
+      description: C(iptables_legacy) or C(iptables_nft), the backend the C(iptables) command drives.
+      type: str
+      returned: always
+      sample: iptables_nft
+kernel_log_files:
+  description: The kernel log files that exist and are readable (C(/var/log/kern.log), C(/var/log/messages)).
+  returned: always
+  type: list
+  elements: str
+in_initial_netns:
+  description:
+    - Whether the module runs in the initial network namespace; null when that cannot be read (not root).
+    - Legacy TRACE output from any other namespace reaches the kernel log only with C(nf_log_all_netns=1)
+      set in the initial namespace.
+  returned: always
+  type: bool
+nf_log_all_netns:
+  description: The value of C(net.netfilter.nf_log_all_netns); null outside the initial namespace, where it cannot be read.
+  returned: always
+  type: bool
+problems:
+  description: Plain-words reasons the host cannot be traced; empty when it can.
+  returned: always
+  type: list
+  elements: str
+  sample: ["not running as root: TRACE rules, sysctls and netlink lookups need root (use become)"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils.preflight import problems, survey
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"fail_on_problems": {"type": "bool", "default": False}},
+        supports_check_mode=True,
+    )
+    facts = survey(ModuleCommandRunner(module))
+    facts["problems"] = problems(facts)
+    if module.params["fail_on_problems"] and facts["problems"]:
+        module.fail_json(msg="this host cannot be traced: " + "; ".join(facts["problems"]), **facts)
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()
