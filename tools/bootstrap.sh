@@ -9,7 +9,7 @@ python=${PYTHON:-python3}
 declare -A needs=(
   [iptables-legacy]=iptables [xtables-monitor]=iptables [nft]=nftables [ip]=iproute2
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
-  [sysctl]=procps [tar]=tar [git]=git
+  [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck
 )
 missing=()
 for program in "${!needs[@]}"; do
@@ -19,15 +19,15 @@ done
 /usr/bin/python3 -c 'import pyroute2' >/dev/null 2>&1 || missing+=(python3-pyroute2)
 "$python" -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
-  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: missing Debian packages: $packages" >&2
-    echo "bootstrap: install them as root (apt-get install $packages) and run make again" >&2
+    echo "bootstrap: missing Debian packages: ${packages[*]}" >&2
+    echo "bootstrap: install them as root (apt-get install ${packages[*]}) and run make again" >&2
     exit 1
   fi
-  echo "bootstrap: installing $packages"
+  echo "bootstrap: installing ${packages[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -35,11 +35,17 @@ def _read(path):
         return None
 
 
-def _netns_inode(pid):
-    try:
-        return os.stat("/proc/%s/ns/net" % pid).st_ino
-    except (IOError, OSError):
-        return None
+def in_initial_netns():
+    """True/False, or None when it cannot be told.
+
+    The kernel registers nf_log_all_netns in the initial namespace only, so its
+    presence answers the question even where /proc/1/ns/net is unreadable (containers).
+    """
+    if os.path.exists(NF_LOG_ALL_NETNS):
+        return True
+    if os.path.isdir(os.path.dirname(NF_LOG_ALL_NETNS)):
+        return False
+    return None
 
 
 def survey(runner):
@@ -49,7 +55,6 @@ def survey(runner):
     if tools["iptables"]:
         rc, out, err = runner.run([tools["iptables"], "--version"])
         version, backend = parse_iptables_version(out if rc == 0 else err)
-    own_netns, init_netns = _netns_inode("self"), _netns_inode(1)
     all_netns = _read(NF_LOG_ALL_NETNS)
     return {
         "kernel": platform.release(),
@@ -59,9 +64,7 @@ def survey(runner):
         "tools": tools,
         "iptables": {"version": version, "backend": backend},
         "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],
-        # The initial namespace's /proc/1 is only comparable when we may read it (root).
-        "in_initial_netns": None if init_netns is None else own_netns == init_netns,
-        # Only the initial namespace has this key; elsewhere it reads as None.
+        "in_initial_netns": in_initial_netns(),
         "nf_log_all_netns": None if all_netns is None else all_netns == "1",
     }
 

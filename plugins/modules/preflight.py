@@ -16,7 +16,7 @@ description:
     reaches the kernel log.
   - Lists, in plain words, the problems that stop a diagnosis on this host.
 author:
-  - packetpath developers
+  - packetpath developers (@packetpath)
 attributes:
   check_mode:
     support: full
@@ -91,7 +91,7 @@ kernel_log_files:
   elements: str
 in_initial_netns:
   description:
-    - Whether the module runs in the initial network namespace; null when that cannot be read (not root).
+    - Whether the module runs in the initial network namespace; null when netfilter is not loaded and it cannot be told.
     - Legacy TRACE output from any other namespace reaches the kernel log only with C(nf_log_all_netns=1)
       set in the initial namespace.
   returned: always

@@ -31,12 +31,12 @@ def serve(name, tcp_ports, udp_ports, ready):
         with open(ready, "w", encoding="utf-8") as handle:
             handle.write("ready\n")
     while True:
-        for key, _ in selector.select():
+        for key, _events in selector.select():
             proto, port = key.data
             banner = ("packetpath-lab %s %s/%d\n" % (name, proto, port)).encode()
             try:
                 if proto == "tcp":
-                    conn, _ = key.fileobj.accept()
+                    conn, _peer = key.fileobj.accept()
                     with conn:
                         conn.sendall(banner)
                 else:

@@ -37,7 +37,7 @@ Subsystem sftp internal-sftp
 
 def flavoured(command, backend):
     """iptables-save + legacy -> iptables-legacy-save (Debian's names)."""
-    base, _, rest = command.partition("-")
+    base, _sep, rest = command.partition("-")
     return "/usr/sbin/%s-%s%s" % (base, FLAVOUR[backend], "-" + rest if rest else "")
 
 

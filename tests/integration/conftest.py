@@ -1,0 +1,136 @@
+"""Helpers for tests against the lab: real namespaces, real sshd, real ansible-playbook.
+
+Every test that builds a lab tears it down itself; the session also ends with a
+lab-down, so a failing test leaves nothing behind.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_DIR = os.environ.get("PACKETPATH_LAB_DIR", "/var/lib/packetpath-lab")
+INVENTORY = os.path.join(LAB_DIR, "inventory.yml")
+BIN = os.path.dirname(sys.executable)
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.path.join(ROOT, "tests", "lab"),
+    PACKETPATH_LAB_DIR=LAB_DIR,
+    ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
+    ANSIBLE_HOST_KEY_CHECKING="false",
+    ANSIBLE_NOCOLOR="1",
+    LC_ALL="C.UTF-8",
+)
+
+
+def run(argv, check=True, timeout=300):
+    proc = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (rc=%d)\nstdout:\n%s\nstderr:\n%s" % (argv, proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def lab(*args, check=True):
+    return run([sys.executable, "-m", "pplab"] + list(args), check=check)
+
+
+def lab_up_in_background(*args):
+    return subprocess.Popen([sys.executable, "-m", "pplab", "up"] + list(args), env=ENV,  # pylint: disable=consider-using-with
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def journal():
+    try:
+        with open(os.path.join(LAB_DIR, "state.json"), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def in_netns(netns, argv, check=True, timeout=30):
+    return run(["ip", "netns", "exec", netns] + argv, check=check, timeout=timeout)
+
+
+def ansible(*args, check=True):
+    return run([os.path.join(BIN, "ansible"), "-i", INVENTORY] + list(args), check=check)
+
+
+def ansible_playbook(*args, check=True):
+    return run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY] + list(args), check=check)
+
+
+def machine_state():
+    """What the lab could leave behind on this machine."""
+    links = run(["ip", "-o", "link", "show"]).stdout
+    processes = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if LAB_DIR in cmdline or "listener.py" in cmdline:
+            processes.append(cmdline.strip())
+    return {
+        "netns": sorted(n for n in run(["ip", "netns", "list"]).stdout.split() if n.startswith("pp-")),
+        "root_links": sorted(re.findall(r"^\d+: (pp[-m][^:@]*)", links, re.MULTILINE)),
+        "etc_netns": sorted(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else None,
+        "processes": sorted(processes),
+        "nf_log_all_netns": run(["sysctl", "-n", "net.netfilter.nf_log_all_netns"]).stdout.strip(),
+        "lab_dir": os.path.exists(LAB_DIR),
+    }
+
+
+def connect(netns, address, port, timeout=2.0):
+    """One bounded TCP connect from inside a namespace: the banner, or the error's name."""
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\n"
+        "s.settimeout(%s)\n"
+        "try:\n"
+        "    s.connect((sys.argv[1], int(sys.argv[2]))); print(s.recv(200).decode().strip())\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n" % timeout
+    )
+    return in_netns(netns, ["/usr/bin/python3", "-c", code, address, str(port)]).stdout.strip()
+
+
+def wait_for_journal(minimum, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = journal()
+        if state and len(state["resources"]) >= minimum:
+            return len(state["resources"])
+        if proc.poll() is not None:
+            raise AssertionError("lab-up ended (rc=%s) before the journal had %d entries" % (proc.returncode, minimum))
+        time.sleep(0.01)
+    raise AssertionError("the journal never reached %d entries" % minimum)
+
+
+def kill(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_machine():
+    """Start from no lab, end with no lab, and prove the machine is as it was."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab("down")
+    before = machine_state()
+    yield before
+    lab("down")
+    assert machine_state() == before
+
+
+@pytest.fixture
+def lab_down_after():
+    yield
+    lab("down")

@@ -1,0 +1,94 @@
+"""The lab refuses a bad topology before it builds anything."""
+
+import os
+
+import pytest
+import yaml
+from pplab import topology
+
+TOPOLOGIES = os.path.join(os.path.dirname(__file__), "..", "..", "lab", "topologies")
+
+
+def load_shipped(name, host_count=None):
+    return topology.load(os.path.join(TOPOLOGIES, name + ".yml"), host_count)
+
+
+def test_seed_reproduces_the_incident_layout():
+    seed = load_shipped("seed")
+    assert [h.name for h in seed.managed_hosts] == ["client", "node"]
+    node = seed.host("node")
+    assert node.backend == "iptables_legacy"
+    assert node.sysctls["net.ipv4.conf.b-srv.rp_filter"] == 1
+    assert any("DNAT" in rule and "PREROUTING" not in rule for rule in node.iptables)
+    assert "203.0.113.0/24 dev b-cli src 198.51.100.13" in seed.host("client").routes
+
+
+def test_kube_has_one_node_per_backend():
+    kube = load_shipped("kube")
+    backends = {h.name: h.backend for h in kube.managed_hosts if h.name.startswith("node")}
+    assert sorted(backends.values()) == ["iptables_legacy", "iptables_nft", "nftables"]
+    assert [h.name for h in kube.hosts if not h.managed] == ["pod1", "pod2", "pod3"]
+
+
+def test_scale_stamps_out_the_requested_hosts_with_distinct_addresses():
+    scale = load_shipped("scale", 50)
+    addresses = [h.mgmt_address for h in scale.managed_hosts]
+    assert len(addresses) == 50 == len(set(addresses))
+    assert addresses[0] == "198.18.0.11" and addresses[-1] == "198.18.0.60"
+
+
+BASE = {
+    "name": "t",
+    "hosts": {"a": {}, "b": {}},
+    "segments": {"s": {"ports": {"a": {"ifname": "e0", "addresses": ["192.0.2.1/24"]},
+                                 "b": {"ifname": "e0", "addresses": ["192.0.2.2/24"]}}}},
+}
+
+
+def variant(**changes):
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return raw
+
+
+def test_the_base_variant_is_valid():
+    assert len(topology.parse(variant()).segments) == 1
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"segments__s__ports__a__addresses": ["10.1.2.3/24"]}, "outside the lab's networks"),
+        ({"segments__s__ports__a__addresses": ["198.18.0.50/24"]}, "inside the management network"),
+        ({"segments__s__ports__a__addresses": ["192.0.2.1"]}, "needs a prefix length"),
+        ({"segments__s__ports__a__addresses": ["2001:db9::1/64"]}, "outside the lab's networks"),
+        ({"hosts__a": {"routes": ["10.0.0.0/8 dev e0"]}}, "outside the lab's networks"),
+        ({"hosts__a": {"iptables": [{"-t nat -A X": "y"}]}}, "one command line as a string"),
+        ({"hosts__a": {"backend": "pf"}}, "is not one of"),
+        ({"hosts__a": {"nft": "table inet x {}"}}, "nft rules need backend nftables"),
+        ({"hosts__a": {"colour": "red"}}, "unknown keys"),
+        ({"hosts__a": {"listeners": [{"proto": "tcp", "port": 70000}]}}, "port must be 1-65535"),
+        ({"segments__s__ports__c": {"ifname": "e0"}}, "unknown host 'c'"),
+        ({"segments__s__ports__a__ifname": "eth0;reboot"}, "not a valid interface name"),
+    ],
+)
+def test_bad_topologies_are_refused_with_the_reason(changes, message):
+    with pytest.raises(topology.TopologyError, match=message):
+        topology.parse(variant(**changes))
+
+
+def test_bad_host_name_is_refused():
+    raw = variant()
+    raw["hosts"]["Bad_Name"] = {}
+    with pytest.raises(topology.TopologyError, match="host names are"):
+        topology.parse(raw)
+
+
+def test_host_count_only_applies_to_scale():
+    with pytest.raises(topology.TopologyError, match="no scale block"):
+        topology.parse(variant(), host_count=5)

@@ -1,0 +1,51 @@
+import json
+
+from ansible_collections.packetpath.linux.plugins.module_utils import preflight
+
+
+class ReplayRunner:
+    """Answers `which` and `iptables --version` from what a lab host really had."""
+
+    def __init__(self, tools, version_output):
+        self.tools = tools
+        self.version_output = version_output
+        self.calls = []
+
+    def which(self, name):
+        return self.tools.get(name)
+
+    def run(self, argv, data=None):
+        self.calls.append(argv)
+        return 0, self.version_output, ""
+
+
+def test_survey_reads_the_backend_from_iptables_version(fixture_text):
+    recorded = json.loads(fixture_text("preflight-lab-node.json"))
+    runner = ReplayRunner(recorded["tools"], fixture_text("iptables-version/iptables-1.8.9-legacy.txt"))
+    facts = preflight.survey(runner)
+    assert runner.calls == [[recorded["tools"]["iptables"], "--version"]]
+    assert facts["iptables"] == {"version": "1.8.9", "backend": "iptables_legacy"}
+    assert facts["tools"] == recorded["tools"]
+
+
+def test_survey_without_iptables_runs_nothing():
+    runner = ReplayRunner({}, "")
+    facts = preflight.survey(runner)
+    assert runner.calls == []
+    assert facts["iptables"] == {"version": None, "backend": None}
+
+
+def test_a_lab_host_as_recorded_has_no_problems(fixture_text):
+    assert preflight.problems(json.loads(fixture_text("preflight-lab-node.json"))) == []
+
+
+def test_problems_name_each_missing_piece(fixture_text):
+    facts = json.loads(fixture_text("preflight-lab-node.json"))
+    facts["is_root"] = False
+    facts["tools"] = dict.fromkeys(facts["tools"])
+    facts["pyroute2"] = None
+    found = preflight.problems(facts)
+    assert len(found) == 3
+    assert found[0].startswith("not running as root")
+    assert "neither iptables nor nft" in found[1]
+    assert "neither pyroute2 nor iproute2" in found[2]
