@@ -61,8 +61,8 @@ def main(argv=None):
         key = topo.name if args.hosts is None else "%s:%d" % (topo.name, args.hosts)
         try:
             build.up(topo, key, teardown.down)
-        except (system.CommandError, OSError) as exc:
-            print("lab-up failed: %s\nremoving what was built" % exc, file=sys.stderr)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # whatever failed, build nothing half-way
+            print("lab-up failed: %s: %s\nremoving what was built" % (type(exc).__name__, exc), file=sys.stderr)
             teardown.down()
             return 1
     return 0

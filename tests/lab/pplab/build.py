@@ -41,6 +41,16 @@ def flavoured(command, backend):
     return "/usr/sbin/%s-%s%s" % (base, FLAVOUR[backend], "-" + rest if rest else "")
 
 
+def read_pidfile(pidfile):
+    """The PID once sshd has written the whole line (it creates the file first), else None."""
+    try:
+        with open(pidfile, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return int(text) if text.endswith("\n") and text.strip().isdigit() else None
+
+
 class Builder:
     def __init__(self, topology, journal, log=print):
         self.topo = topology
@@ -152,9 +162,8 @@ class Builder:
         pidfile = path("sshd.%s.pid" % host.name)
         system.run(["/usr/sbin/sshd", "-f", path("sshd_config"), "-E", path("logs", "sshd.%s.log" % host.name),
                     "-o", "ListenAddress=%s" % host.mgmt_address, "-o", "PidFile=%s" % pidfile], netns=host.netns)
-        system.wait_for(lambda: os.path.exists(pidfile), 10, "sshd pid file of %s" % host.name)
-        with open(pidfile, encoding="utf-8") as handle:
-            pid = int(handle.read())
+        system.wait_for(lambda: read_pidfile(pidfile), 10, "sshd pid file of %s" % host.name)
+        pid = read_pidfile(pidfile)
         self.journal.record("process", pid=pid, started=system.start_time(pid), what="sshd", host=host.name)
 
     def start_listener(self, host):
