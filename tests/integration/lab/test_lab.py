@@ -3,7 +3,7 @@
 import os
 import re
 
-from conftest import (INVENTORY, ansible, ansible_playbook, connect, in_netns, journal, kill, lab, lab_up_in_background,
+from labtools import (INVENTORY, ansible, ansible_playbook, connect, in_netns, journal, kill, lab, lab_up_in_background,
                       machine_state, wait_for_journal)
 
 

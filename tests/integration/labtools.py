@@ -1,8 +1,4 @@
-"""Helpers for tests against the lab: real namespaces, real sshd, real ansible-playbook.
-
-Every test that builds a lab tears it down itself; the session also ends with a
-lab-down, so a failing test leaves nothing behind.
-"""
+"""Helpers for tests against the lab: real namespaces, real sshd, real ansible-playbook."""
 
 import json
 import os
@@ -11,8 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_DIR = os.environ.get("PACKETPATH_LAB_DIR", "/var/lib/packetpath-lab")
@@ -116,21 +110,3 @@ def wait_for_journal(minimum, proc, timeout=60):
 def kill(proc):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def clean_machine():
-    """Start from no lab, end with no lab, and prove the machine is as it was."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab("down")
-    before = machine_state()
-    yield before
-    lab("down")
-    assert machine_state() == before
-
-
-@pytest.fixture
-def lab_down_after():
-    yield
-    lab("down")

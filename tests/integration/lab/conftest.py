@@ -1,0 +1,24 @@
+"""Every lab test starts from no lab and the session ends with a lab-down, so a failing test leaves nothing behind."""
+
+import os
+
+import pytest
+from labtools import lab, machine_state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_machine():
+    """Start from no lab, end with no lab, and prove the machine is as it was."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab("down")
+    before = machine_state()
+    yield before
+    lab("down")
+    assert machine_state() == before
+
+
+@pytest.fixture
+def lab_down_after():
+    yield
+    lab("down")
