@@ -57,6 +57,10 @@ sanity: bootstrap  ## ansible-test sanity on a staged copy of the tracked files
 	@git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -cf - -T - | tar -xf - -C $(SANITY_DIR)
 	@[ -f $(GET_PIP_CACHE) ] || install -D -m 0644 tools/ansible-test-get-pip.py $(GET_PIP_CACHE)
 	cd $(SANITY_DIR) && $(BIN)/ansible-test sanity --python 3.11 --color no
+	@# Target code must also compile and import on the oldest supported target, Python 3.8.
+	@py=$$(ls /usr/bin/python3.8 /usr/local/bin/python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3.8 2>/dev/null | head -1 || true); \
+	if [ -z "$$py" ]; then echo "sanity: no Python 3.8 on this machine: target code checked on 3.11 only"; \
+	else cd $(SANITY_DIR) && PATH=$$(dirname $$py):$$PATH $(BIN)/ansible-test sanity --test compile --test import --python 3.8 --color no; fi
 
 lint: collection  ## ansible-lint, production profile
 	$(BIN)/ansible-lint --offline --profile production
