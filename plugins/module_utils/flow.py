@@ -1,0 +1,162 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The flow selector: which packets a rule, a lookup or a trace is about.
+
+Every module takes the same options with the same meaning; their argument spec
+is defined here once (FLOW_ARGUMENT_SPEC) and checked here once (Flow.from_params),
+so a bad value gets the same clear message whichever module received it.
+"""
+
+import hashlib
+import ipaddress
+import json
+import re
+
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "sctp", "any")
+PORT_PROTOCOLS = ("tcp", "udp", "sctp")
+FAMILIES = ("ipv4", "ipv6", "both")
+PROTOCOL_FAMILY = {"icmp": "ipv4", "icmpv6": "ipv6"}
+
+# Linux interface names: at most 15 bytes, no '/', no white space; iptables' trailing '+' is a wildcard.
+_IFNAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,15}\+?$")
+_PORT_RANGE = re.compile(r"^(\d{1,5})(?:[:-](\d{1,5}))?$")
+
+FLOW_ARGUMENT_SPEC = {
+    "proto": {"type": "str", "choices": list(PROTOCOLS), "default": "any"},
+    "src": {"type": "str"},
+    "dst": {"type": "str"},
+    "sport": {"type": "str"},
+    "dport": {"type": "str"},
+    "iif": {"type": "str"},
+    "oif": {"type": "str"},
+    "family": {"type": "str", "choices": list(FAMILIES)},
+}
+
+
+class FlowError(ValueError):
+    """A flow option has a bad value; the message names the option and the value."""
+
+    def __init__(self, option, value, reason):
+        super(FlowError, self).__init__("%s=%r: %s" % (option, value, reason))
+        self.option = option
+        self.value = value
+
+
+def _network(option, value):
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise FlowError(option, value, "not an IPv4/IPv6 address or CIDR")
+
+
+def _ports(option, value):
+    """'8081' -> (8081, 8081); '30000:32767' or '30000-32767' -> (30000, 32767)."""
+    match = _PORT_RANGE.match(str(value).strip())
+    if not match:
+        raise FlowError(option, value, "not a port or a port range like 30000:32767")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if not (1 <= low <= 65535 and 1 <= high <= 65535):
+        raise FlowError(option, value, "ports are 1-65535")
+    if low > high:
+        raise FlowError(option, value, "the range runs backwards")
+    return low, high
+
+
+def _ifname(option, value):
+    if not _IFNAME.match(value):
+        raise FlowError(option, value, "not an interface name (1-15 characters: letters, digits, _ . @ : -)")
+    return value
+
+
+class Flow:
+    """A validated, canonical flow; equal selectors give equal flow ids."""
+
+    def __init__(self, proto="any", src=None, dst=None, sport=None, dport=None, iif=None, oif=None, families=None):
+        self.proto = proto
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+        self.iif = iif
+        self.oif = oif
+        self.families = families or ("ipv4", "ipv6")
+
+    @classmethod
+    def from_params(cls, params):
+        proto = params.get("proto") or "any"
+        if proto not in PROTOCOLS:
+            raise FlowError("proto", proto, "one of %s" % ", ".join(PROTOCOLS))
+        networks = dict(
+            (option, _network(option, params[option])) for option in ("src", "dst") if params.get(option)
+        )
+        ports = dict((option, _ports(option, params[option])) for option in ("sport", "dport") if params.get(option))
+        for option in ports:
+            if proto not in PORT_PROTOCOLS:
+                raise FlowError(option, params[option], "ports need proto tcp, udp or sctp, not %s" % proto)
+        interfaces = dict((option, _ifname(option, params[option])) for option in ("iif", "oif") if params.get(option))
+        families = cls._families(params.get("family"), proto, networks, params)
+        return cls(
+            proto=proto,
+            src=str(networks["src"]) if "src" in networks else None,
+            dst=str(networks["dst"]) if "dst" in networks else None,
+            sport=ports.get("sport"),
+            dport=ports.get("dport"),
+            iif=interfaces.get("iif"),
+            oif=interfaces.get("oif"),
+            families=families,
+        )
+
+    @staticmethod
+    def _families(family, proto, networks, params):
+        """The address families the flow covers, from `family`, the addresses and the protocol."""
+        versions = set(net.version for net in networks.values())
+        if len(versions) > 1:
+            raise FlowError("dst", params["dst"], "src and dst are of different address families")
+        by_address = {4: "ipv4", 6: "ipv6"}[versions.pop()] if versions else None
+        by_proto = PROTOCOL_FAMILY.get(proto)
+        if by_address and by_proto and by_address != by_proto:
+            raise FlowError("proto", proto, "is %s only, but the addresses are %s" % (by_proto, by_address))
+        implied = by_address or by_proto
+        if not implied:
+            return ("ipv4", "ipv6") if family in (None, "both") else (family,)
+        if family not in (None, implied):
+            why = "the addresses are" if by_address else "proto %s is" % proto
+            raise FlowError("family", family, "%s %s only" % (why, implied))
+        return (implied,)
+
+    @property
+    def narrowed(self):
+        """True when the flow selects something narrower than "every packet"."""
+        return any((self.src, self.dst, self.sport, self.dport, self.iif, self.oif))
+
+    def canonical(self):
+        return {
+            "proto": self.proto,
+            "src": self.src,
+            "dst": self.dst,
+            "sport": self.sport and list(self.sport),
+            "dport": self.dport and list(self.dport),
+            "iif": self.iif,
+            "oif": self.oif,
+            "families": list(self.families),
+        }
+
+    @property
+    def flow_id(self):
+        """12 hex digits naming this selector; it is how rules are tagged and found again."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
+
+    def describe(self):
+        def port(value):
+            return "" if not value else (":%d" % value[0] if value[0] == value[1] else ":%d-%d" % value)
+
+        parts = [self.proto]
+        parts.append("%s%s -> %s%s" % (self.src or "*", port(self.sport), self.dst or "*", port(self.dport)))
+        if self.iif:
+            parts.append("in " + self.iif)
+        if self.oif:
+            parts.append("out " + self.oif)
+        parts.append("/".join(self.families))
+        return " ".join(parts)

@@ -1,0 +1,91 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The path from a legacy TRACE rule to the kernel log.
+
+Legacy TRACE prints through the logger bound to nf_log/<pf> (2 = IPv4,
+10 = IPv6).  Unbound ("NONE"), nothing may be printed: we bind the kernel-log
+logger and restore NONE when our last legacy rule goes.  Bound to
+nfnetlink_log, the lines go to NFLOG, not the kernel log: we say so and leave it.
+Outside the initial namespace nothing reaches the kernel log unless the initial
+namespace has nf_log_all_netns=1, which cannot be read from here: we say that too.
+"""
+
+from ansible_collections.packetpath.linux.plugins.module_utils import hoststate
+
+NF_LOG = "/proc/sys/net/netfilter/nf_log/%d"
+PF = {"ipv4": 2, "ipv6": 10}
+KERNEL_LOGGER = {"ipv4": "nf_log_ipv4", "ipv6": "nf_log_ipv6"}
+ALL_NETNS = "/proc/sys/net/netfilter/nf_log_all_netns"
+RECORD = "nf_log_binding.json"
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def _write(path, value):
+    with open(path, "w") as handle:
+        handle.write(value)
+
+
+def report():
+    """The bindings and the namespace facts, as they are now."""
+    all_netns = _read(ALL_NETNS)
+    return {
+        "bindings": dict((family, _read(NF_LOG % pf)) for family, pf in PF.items()),
+        "in_initial_netns": all_netns is not None,
+        "nf_log_all_netns": None if all_netns is None else all_netns == "1",
+    }
+
+
+def warnings(state):
+    found = []
+    for family, binding in state["bindings"].items():
+        if binding == "nfnetlink_log":
+            found.append("nf_log/%d is bound to nfnetlink_log: %s legacy TRACE goes to NFLOG, not the kernel log"
+                         % (PF[family], family))
+    if state["in_initial_netns"] is False:
+        found.append("this is not the initial network namespace: legacy TRACE output reaches the kernel log only "
+                     "if net.netfilter.nf_log_all_netns=1 is set in the initial namespace (not readable from here)")
+    elif state["nf_log_all_netns"] is False:
+        found.append("net.netfilter.nf_log_all_netns=0: legacy TRACE inside containers or other namespaces "
+                     "of this host prints nothing (this namespace is fine)")
+    return found
+
+
+def bind_kernel_logger(families, check_mode):
+    """Bind the kernel-log logger where nothing is bound; return the changes as `family: [before, after]`."""
+    changes = {}
+    record = hoststate.read(hoststate.record_path(RECORD)) or {}
+    for family in families:
+        path = NF_LOG % PF[family]
+        if _read(path) == "NONE":
+            changes[family] = ["NONE", KERNEL_LOGGER[family]]
+            if not check_mode:
+                _write(path, KERNEL_LOGGER[family])
+                record[family] = "NONE"
+    if record and not check_mode:
+        hoststate.write(hoststate.record_path(RECORD), record)
+    return changes
+
+
+def restore(families, check_mode):
+    """Put back the bindings we changed, for the families that have no legacy rule of ours left."""
+    path = hoststate.record_path(RECORD)
+    record = hoststate.read(path) or {}
+    restored = {}
+    for family in families:
+        if family in record:
+            restored[family] = [_read(NF_LOG % PF[family]), record[family]]
+            if not check_mode:
+                _write(NF_LOG % PF[family], record.pop(family))
+    if not check_mode and restored:
+        if record:
+            hoststate.write(path, record)
+        else:
+            hoststate.remove(path)
+    return restored

@@ -1,0 +1,150 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Switch the TRACE of one flow on or off, idempotently, on whichever backend.
+
+Plain Python: it is handed a runner and a backend, decides what must change,
+does it (unless in check mode), and says what it did in a dict the module
+returns as it is.
+"""
+
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.packetpath.linux.plugins.module_utils import expiry
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import backends, nflog
+
+DEFAULT_RATE = 10
+DEFAULT_BURST = 20
+DEFAULT_EXPIRES = 900
+
+
+def _iso(epoch):
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+
+
+def marker():
+    """Where the trace starts, for the readers of the kernel log: wall time and uptime (dmesg's clock)."""
+    with open("/proc/uptime") as handle:
+        uptime = float(handle.read().split()[0])
+    now = time.time()
+    return {"time": _iso(now), "epoch": round(now, 3), "uptime": uptime}
+
+
+def _apply(runner, actions, check_mode):
+    if check_mode:
+        return
+    for action in actions:
+        rc, out, err = runner.run(action.argv, data=action.stdin)
+        if rc != 0:
+            raise backends.BackendError("%s failed (rc=%d): %s" % (" ".join(action.argv), rc, (err or out).strip()))
+
+
+def _diff(name, before, after):
+    return {
+        "before_header": "%s (before)" % name,
+        "after_header": "%s (after)" % name,
+        "before": "".join(line + "\n" for line in before),
+        "after": "".join(line + "\n" for line in after),
+    }
+
+
+def _legacy_kernel_log(backend, families, check_mode, result):
+    if backend.name != "iptables_legacy":
+        return
+    state = nflog.report()
+    result["kernel_log"] = dict(state, bound=nflog.bind_kernel_logger(families, check_mode))
+    result["warnings"].extend(nflog.warnings(state))
+    if result["kernel_log"]["bound"]:
+        result["changed"] = True
+
+
+def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
+    """Keep the dead-man switch in step with the rules: (expires_at, changed)."""
+    armed = expiry.current(flow.flow_id)
+    if not expires:
+        if armed and not check_mode:
+            expiry.cancel(flow.flow_id)
+        return None, armed is not None
+    if armed and not rebuilt:
+        return armed["expires_at"], False
+    if check_mode:
+        return time.time() + expires, True
+    drop_table = [backend.runner.which("nft"), backends.NFT_TABLE] if backend.name == "nftables" else None
+    record = expiry.arm(flow.flow_id, backend.name, expires, [r.removal for r in mine], drop_table)
+    return record["expires_at"], True
+
+
+def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
+    rules = backend.list_rules()
+    mine = [r for r in rules if r.flow_id == flow.flow_id]
+    others = [r for r in rules if r.flow_id != flow.flow_id]
+    wanted = backend.units(flow, hooks)
+    result = {"changed": False, "backend": backend.name, "backend_reason": reason, "flow_id": flow.flow_id,
+              "flow": flow.describe(), "warnings": [], "marker": marker()}
+    rebuilt = sorted(r.unit for r in mine) != sorted(wanted) or any((r.rate, r.burst) != (rate, burst) for r in mine)
+    if rebuilt:
+        # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew.
+        additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
+        _apply(backend.runner, backend.remove(mine) + [action for action, _text in additions], check_mode)
+        if check_mode:
+            after_texts = [r.text for r in others] + [text for _action, text in additions]
+            result["rules"] = [{"backend": backend.name, "flow_id": flow.flow_id, "rule": text}
+                               for _action, text in additions]
+        else:
+            after = backend.list_rules()
+            mine = [r for r in after if r.flow_id == flow.flow_id]
+            after_texts = [r.text for r in after]
+    else:
+        after_texts = [r.text for r in rules]
+    result.setdefault("rules", [r.as_dict() for r in mine])
+    expires_at, expiry_changed = _expiry(backend, flow, expires, mine, rebuilt, check_mode)
+    result["changed"] = rebuilt or expiry_changed
+    result["expires_at"] = _iso(expires_at)
+    _legacy_kernel_log(backend, flow.families, check_mode, result)
+    result["diff"] = _diff(backend.name, [r.text for r in rules], after_texts)
+    return result
+
+
+def _usable(runner):
+    return [b for b in (backends.make(name, runner) for name in backends.BACKENDS) if not b.missing_tools()]
+
+
+def absent(runner, flow, check_mode):
+    """Remove the flow's rules wherever they are (every backend), and its expiry."""
+    return _remove(runner, lambda rule: rule.flow_id == flow.flow_id, [flow.flow_id], check_mode,
+                   {"flow_id": flow.flow_id, "flow": flow.describe()})
+
+
+def absent_all(runner, check_mode):
+    """Remove every rule, table and expiry this collection placed on the host, and nothing else."""
+    return _remove(runner, lambda rule: True, expiry.armed_flows(), check_mode, {})
+
+
+def _remove(runner, selected, flow_ids, check_mode, result):
+    result.update({"changed": False, "removed": [], "warnings": [], "marker": marker()})
+    before, after = [], []
+    legacy_left = set()
+    for backend in _usable(runner):
+        rules = backend.list_rules()
+        going = [r for r in rules if selected(r)]
+        staying = [r for r in rules if not selected(r)]
+        before += ["%s: %s" % (backend.name, r.text) for r in rules]
+        after += ["%s: %s" % (backend.name, r.text) for r in staying]
+        if backend.name == "iptables_legacy":
+            legacy_left = set(f for r in staying for f in r.families)
+        actions = backend.remove(going, last=not staying)
+        if actions:
+            _apply(runner, actions, check_mode)
+            result["changed"] = True
+            result["removed"] += [r.as_dict() for r in going]
+    for flow_id in flow_ids:
+        if check_mode:
+            result["changed"] = result["changed"] or expiry.current(flow_id) is not None
+        elif expiry.cancel(flow_id):
+            result["changed"] = True
+    restored = nflog.restore([f for f in nflog.PF if f not in legacy_left], check_mode)
+    if restored:
+        result["changed"] = True
+        result["kernel_log"] = {"restored": restored}
+    result["diff"] = _diff("trace rules of packetpath", before, after)
+    return result

@@ -1,0 +1,329 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: trace_rule
+short_description: Switch a netfilter TRACE on or off for one flow, on any backend, safely
+version_added: 0.1.0
+description:
+  - Places (O(state=present)) or removes (O(state=absent)) netfilter TRACE for the packets of one flow, so the
+    kernel reports every table, chain and rule each such packet passes. Read the trace with
+    C(packetpath.linux.trace_results), or with C(dmesg), C(xtables-monitor --trace) or C(nft monitor trace).
+  - "Backends: C(iptables_legacy) and C(iptables_nft) get one rule per hook and family at the top of the C(raw)
+    table, tagged with the comment C(packetpath:<flow id>). C(nftables) gets the collection's own table
+    C(inet packetpath), with one base chain per flow and hook (C(pre_<flow id>), C(out_<flow id>)) at priority -350,
+    below C(raw); the table is deleted with its last flow."
+  - Every rule carries a C(limit) match (O(rate), O(burst)), so a busy port cannot flood the kernel log.
+  - Every trace removes itself after O(expires) seconds, even if the controller dies mid-run, through a detached
+    process on the host that holds the exact delete commands. O(state=absent) cancels it.
+  - Touches only rules and tables it placed itself: no flush, no restore of a table, no reordering of other
+    rules.
+  - For iptables-legacy, makes sure the kernel log path works. Where C(nf_log/2) or C(nf_log/10) is bound to
+    nothing, it binds the kernel-log logger and restores the old binding when the last legacy rule of the
+    collection goes; it warns where the binding sends the lines to NFLOG, and where the namespace is not the
+    initial one (then only C(nf_log_all_netns=1) in the initial namespace lets the lines through).
+author:
+  - packetpath developers (@packetpath)
+attributes:
+  check_mode:
+    support: full
+    description: Says what would change and shows it in the diff; changes nothing.
+  diff_mode:
+    support: full
+    description: The rules of the collection in the backend's own syntax, before and after.
+options:
+  state:
+    description:
+      - V(present) switches the trace of the flow on; V(absent) switches it off wherever it is (every backend).
+    type: str
+    choices: [present, absent]
+    default: present
+  proto:
+    description: The protocol of the flow. Ports need V(tcp), V(udp) or V(sctp).
+    type: str
+    choices: [tcp, udp, icmp, icmpv6, sctp, any]
+    default: any
+  src:
+    description: Source address or CIDR.
+    type: str
+  dst:
+    description: Destination address or CIDR.
+    type: str
+  sport:
+    description: Source port, or a range such as V(30000:32767) or V(30000-32767).
+    type: str
+  dport:
+    description: Destination port, or a range.
+    type: str
+  iif:
+    description:
+      - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
+    type: str
+  oif:
+    description:
+      - Interface locally sent packets leave on (matched at output only). A trailing C(+) is a wildcard.
+    type: str
+  family:
+    description:
+      - V(ipv4), V(ipv6) or V(both). By default the family the addresses or the protocol imply, else both.
+    type: str
+    choices: [ipv4, ipv6, both]
+  hooks:
+    description:
+      - Where to switch the trace on. V(prerouting) sees packets arriving at the host, V(output) packets it sends.
+      - By default both, as in a manual diagnosis; only V(prerouting) when O(iif) is given, only V(output) when
+        O(oif) is given.
+    type: list
+    elements: str
+    choices: [prerouting, output]
+  backend:
+    description:
+      - V(auto) uses the backend that already holds rules of the collection, else the one the host's own rules
+        are in (native nftables, iptables-legacy, iptables-nft), else what C(iptables --version) says, else
+        nftables. The result says which and why (RV(backend), RV(backend_reason)).
+    type: str
+    choices: [auto, iptables_legacy, iptables_nft, nftables]
+    default: auto
+  rate:
+    description: Packets per second the rule traces at most (a C(limit) match); 1-10000.
+    type: int
+    default: 10
+  burst:
+    description: Packets the rule may trace in a burst above O(rate); 1-10000.
+    type: int
+    default: 20
+  expires:
+    description:
+      - Seconds after which the host removes the trace by itself (1-86400). The switch is armed again whenever
+        the rules are replaced.
+      - V(0) means never. That is dangerous; a forgotten trace keeps writing to the kernel log.
+    type: int
+    default: 900
+  netns:
+    description:
+      - Work inside this network namespace. A name from C(ip netns list), a path such as C(/proc/<pid>/ns/net),
+        or the PID of a process in it (a container, a pod).
+    type: str
+  all:
+    description:
+      - With O(state=absent) and no flow options, removes every rule, table and expiry the collection placed on
+        the host, on every backend and family, and nothing else.
+    type: bool
+    default: false
+notes:
+  - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
+    chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.
+  - A flow must narrow the traffic (at least one of O(src), O(dst), O(sport), O(dport), O(iif), O(oif)):
+    tracing every packet of a host is refused.
+  - The flow id is a hash of the flow options, so the same options always find the same rules again.
+seealso:
+  - module: packetpath.linux.preflight
+"""
+
+EXAMPLES = r"""
+- name: Trace TCP to port 8081 arriving at and sent from the node, for five minutes
+  packetpath.linux.trace_rule:
+    proto: tcp
+    dport: 8081
+    expires: 300
+  register: trace
+
+- name: Trace only the probe's own packets (a fixed source port) on the data interface
+  packetpath.linux.trace_rule:
+    proto: tcp
+    src: 198.51.100.13
+    sport: 40001
+    dport: 8081
+    iif: b-srv
+
+- name: Same flow inside a pod's network namespace, on native nftables
+  packetpath.linux.trace_rule:
+    proto: udp
+    dport: 53
+    netns: "{{ pod_pid }}"
+    backend: nftables
+
+- name: Switch that trace off again
+  packetpath.linux.trace_rule:
+    state: absent
+    proto: tcp
+    dport: 8081
+
+- name: Emergency cleanup, every trace of this collection on the host
+  packetpath.linux.trace_rule:
+    state: absent
+    all: true
+"""
+
+RETURN = r"""
+backend:
+  description: The backend used.
+  returned: state=present
+  type: str
+  sample: iptables_legacy
+backend_reason:
+  description: Why that backend, in words.
+  returned: state=present
+  type: str
+  sample: "no rules yet; `iptables --version` says iptables v1.8.9 (legacy)"
+flow_id:
+  description: The id of the flow; rules are tagged C(packetpath:<flow_id>).
+  returned: unless all=true
+  type: str
+  sample: 606d3efada25
+flow:
+  description: The flow in words.
+  returned: unless all=true
+  type: str
+  sample: "tcp * -> *:8081 ipv4/ipv6"
+rules:
+  description: The flow's rules after the task, as the backend lists them (in check mode, as they would be placed).
+  returned: state=present
+  type: list
+  elements: dict
+  contains:
+    backend:
+      description: The backend holding the rule.
+      type: str
+      returned: always
+    flow_id:
+      description: The flow the rule traces.
+      type: str
+      returned: always
+    hook:
+      description: V(prerouting) or V(output).
+      type: str
+      returned: except in check mode
+    families:
+      description: The families of an iptables rule; empty for nftables, whose rule covers the flow's families.
+      type: list
+      elements: str
+      returned: except in check mode
+    rate:
+      description: The rule's limit in packets per second.
+      type: int
+      returned: except in check mode
+    burst:
+      description: The rule's burst.
+      type: int
+      returned: except in check mode
+    rule:
+      description: The rule in the backend's own syntax.
+      type: str
+      returned: always
+      sample: "-A PREROUTING -p tcp -m tcp --dport 8081 -m comment --comment packetpath:606d3efada25 -m limit --limit 10/sec --limit-burst 20 -j TRACE"
+removed:
+  description: The rules removed (same fields as RV(rules)).
+  returned: state=absent
+  type: list
+  elements: dict
+expires_at:
+  description: When the host removes the trace by itself (UTC, ISO 8601); null for no expiry.
+  returned: state=present
+  type: str
+  sample: "2026-11-24T19:05:12Z"
+marker:
+  description:
+    - When the task ran, for reading the kernel log from here on (C(uptime) is the clock of C(dmesg)).
+  returned: always
+  type: dict
+  sample: {"time": "2026-11-24T18:50:12Z", "epoch": 1795546212.5, "uptime": 2601.7}
+kernel_log:
+  description:
+    - iptables-legacy only. The C(nf_log) bindings (C(bindings)), whether this is the initial namespace
+      (C(in_initial_netns)), C(nf_log_all_netns) where readable, bindings changed now (C(bound)) or
+      restored (C(restored)) as C(family: [before, after]).
+  returned: when the legacy backend is used or a binding was restored
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.packetpath.linux.plugins.module_utils import netns, tracing
+from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow, FlowError
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import backends
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.backends import BackendError
+
+FLOW_OPTIONS = ("src", "dst", "sport", "dport", "iif", "oif")
+
+
+def argument_spec():
+    spec = dict(FLOW_ARGUMENT_SPEC)
+    spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        hooks={"type": "list", "elements": "str", "choices": list(backends.HOOKS)},
+        backend={"type": "str", "choices": ["auto"] + list(backends.BACKENDS), "default": "auto"},
+        rate={"type": "int", "default": tracing.DEFAULT_RATE},
+        burst={"type": "int", "default": tracing.DEFAULT_BURST},
+        expires={"type": "int", "default": tracing.DEFAULT_EXPIRES},
+        all={"type": "bool", "default": False},
+    )
+    return spec
+
+
+def hooks_for(params, flow):
+    """The hooks to trace at; interfaces bind a flow to one side of the routing decision."""
+    if flow.iif and flow.oif:
+        raise FlowError("oif", params["oif"], "a TRACE in raw sees iif at prerouting and oif at output, never both")
+    fitting = ["prerouting"] if flow.iif else (["output"] if flow.oif else list(backends.HOOKS))
+    hooks = params["hooks"] or fitting
+    for hook in hooks:
+        if hook not in fitting:
+            option = "iif" if flow.iif else "oif"
+            raise FlowError("hooks", hooks, "%s=%s cannot be matched at %s" % (option, params[option], hook))
+    return sorted(set(hooks))
+
+
+def check_bounds(params):
+    for option, low, high in (("rate", 1, 10000), ("burst", 1, 10000), ("expires", 0, 86400)):
+        if not low <= params[option] <= high:
+            raise FlowError(option, params[option], "must be %d-%d" % (low, high))
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    runner = ModuleCommandRunner(module)
+    try:
+        netns.enter(params["netns"])
+        if params["all"]:
+            given = [option for option in FLOW_OPTIONS if params[option]]
+            if params["state"] != "absent" or given:
+                raise FlowError("all", True, "goes with state=absent and no flow options (got %s)"
+                                % ", ".join(["state=" + params["state"]] + given))
+            result = tracing.absent_all(runner, module.check_mode)
+        else:
+            flow = Flow.from_params(params)
+            check_bounds(params)
+            if not flow.narrowed:
+                raise FlowError("proto", params["proto"], "alone selects every packet: give at least one of %s"
+                                % ", ".join(FLOW_OPTIONS))
+            if params["state"] == "absent":
+                result = tracing.absent(runner, flow, module.check_mode)
+            else:
+                hooks = hooks_for(params, flow)
+                backend, reason = backends.choose(runner, params["backend"])
+                missing = backend.missing_tools()
+                if missing:
+                    raise FlowError("backend", params["backend"], "%s needs %s, not installed on this host"
+                                    % (backend.name, ", ".join(missing)))
+                result = tracing.present(backend, reason, flow, hooks, params["rate"], params["burst"],
+                                         params["expires"], module.check_mode)
+    except (FlowError, netns.NetnsError) as exc:
+        module.fail_json(msg="%s; nothing was changed" % exc)
+    except BackendError as exc:
+        module.fail_json(msg=str(exc))
+    diff = result.pop("diff")
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
