@@ -85,11 +85,11 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     if rebuilt:
         # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew.
         additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
-        _apply(backend.runner, backend.remove(mine) + [action for action, _text in additions], check_mode)
+        _apply(backend.runner, backend.remove(mine) + [action for action, _unused in additions], check_mode)
         if check_mode:
-            after_texts = [r.text for r in others] + [text for _action, text in additions]
+            after_texts = [r.text for r in others] + [text for _unused, text in additions]
             result["rules"] = [{"backend": backend.name, "flow_id": flow.flow_id, "rule": text}
-                               for _action, text in additions]
+                               for _unused, text in additions]
         else:
             after = backend.list_rules()
             mine = [r for r in after if r.flow_id == flow.flow_id]

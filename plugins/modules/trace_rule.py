@@ -11,14 +11,14 @@ description:
   - Places (O(state=present)) or removes (O(state=absent)) netfilter TRACE for the packets of one flow, so the
     kernel reports every table, chain and rule each such packet passes. Read the trace with
     C(packetpath.linux.trace_results), or with C(dmesg), C(xtables-monitor --trace) or C(nft monitor trace).
-  - "Backends: C(iptables_legacy) and C(iptables_nft) get one rule per hook and family at the top of the C(raw)
-    table, tagged with the comment C(packetpath:<flow id>). C(nftables) gets the collection's own table
+  - With C(iptables_legacy) and C(iptables_nft) it places one rule per hook and family at the top of the C(raw)
+    table, tagged with the comment C(packetpath:<flow id>). With C(nftables) it uses the collection's own table
     C(inet packetpath), with one base chain per flow and hook (C(pre_<flow id>), C(out_<flow id>)) at priority -350,
-    below C(raw); the table is deleted with its last flow."
+    below C(raw); the table is deleted with its last flow.
   - Every rule carries a C(limit) match (O(rate), O(burst)), so a busy port cannot flood the kernel log.
   - Every trace removes itself after O(expires) seconds, even if the controller dies mid-run, through a detached
     process on the host that holds the exact delete commands. O(state=absent) cancels it.
-  - Touches only rules and tables it placed itself: no flush, no restore of a table, no reordering of other
+  - Touches only rules and tables it placed itself. It never flushes, restores a whole table, or reorders other
     rules.
   - For iptables-legacy, makes sure the kernel log path works. Where C(nf_log/2) or C(nf_log/10) is bound to
     nothing, it binds the kernel-log logger and restores the old binding when the last legacy rule of the
@@ -115,8 +115,8 @@ options:
 notes:
   - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
     chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.
-  - A flow must narrow the traffic (at least one of O(src), O(dst), O(sport), O(dport), O(iif), O(oif)):
-    tracing every packet of a host is refused.
+  - A flow must narrow the traffic with at least one of O(src), O(dst), O(sport), O(dport), O(iif), O(oif).
+    Tracing every packet of a host is refused.
   - The flow id is a hash of the flow options, so the same options always find the same rules again.
 seealso:
   - module: packetpath.linux.preflight
@@ -234,7 +234,7 @@ kernel_log:
   description:
     - iptables-legacy only. The C(nf_log) bindings (C(bindings)), whether this is the initial namespace
       (C(in_initial_netns)), C(nf_log_all_netns) where readable, bindings changed now (C(bound)) or
-      restored (C(restored)) as C(family: [before, after]).
+      restored (C(restored)), each as a mapping of family to C([before, after]).
   returned: when the legacy backend is used or a binding was restored
   type: dict
 """

@@ -23,8 +23,8 @@ ENV = dict(
 )
 
 
-def run(argv, check=True, timeout=300):
-    proc = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
+def run(argv, check=True, timeout=300, stdin=None):
+    proc = subprocess.run(argv, env=ENV, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (rc=%d)\nstdout:\n%s\nstderr:\n%s" % (argv, proc.returncode, proc.stdout, proc.stderr))
     return proc
@@ -47,8 +47,8 @@ def journal():
         return None
 
 
-def in_netns(netns, argv, check=True, timeout=30):
-    return run(["ip", "netns", "exec", netns] + argv, check=check, timeout=timeout)
+def in_netns(netns, argv, check=True, timeout=30, stdin=None):
+    return run(["ip", "netns", "exec", netns] + argv, check=check, timeout=timeout, stdin=stdin)
 
 
 def ansible(*args, check=True):
@@ -110,3 +110,47 @@ def wait_for_journal(minimum, proc, timeout=60):
 def kill(proc):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def module(host, name, args, check=False, diff=False):
+    """Run one module on one lab host over SSH: its JSON result, plus `_status` (SUCCESS/CHANGED/FAILED), `_stdout`, `_stderr`."""
+    argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, host, "-m", name, "-a", json.dumps(args)]
+    argv += (["--check"] if check else []) + (["--diff"] if diff else [])
+    proc = run(argv, check=False)
+    found = re.search(r"^%s \| (\w+)!? => (\{.*?^\})" % re.escape(host), proc.stdout, re.M | re.S)
+    if not found:
+        raise AssertionError("no result for %s in:\n%s\n%s" % (host, proc.stdout, proc.stderr))
+    result = json.loads(found.group(2))
+    result["_status"] = found.group(1)
+    result["_stdout"] = proc.stdout
+    result["_stderr"] = proc.stderr  # warnings land here
+    return result
+
+
+class Monitor:
+    """A live trace reader (`xtables-monitor --trace`, `nft monitor trace`) inside a namespace, bounded in time."""
+
+    def __init__(self, netns, argv, seconds=10):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "timeout", str(seconds)] + argv,  # pylint: disable=consider-using-with
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+        time.sleep(0.7)  # let it subscribe before the packet passes
+
+    def stop(self):
+        time.sleep(0.3)
+        self.proc.terminate()
+        return self.proc.communicate(timeout=10)[0]
+
+
+def uptime():
+    with open("/proc/uptime", encoding="utf-8") as handle:
+        return float(handle.read().split()[0])
+
+
+def kernel_trace_since(since, *needles):
+    """TRACE lines of the kernel log (dmesg) newer than `since` (uptime) that contain every needle."""
+    lines = []
+    for line in run(["dmesg"]).stdout.splitlines():
+        stamp = re.match(r"^\[\s*(\d+\.\d+)\]", line)
+        if stamp and float(stamp.group(1)) > since and "TRACE:" in line and all(n in line for n in needles):
+            lines.append(line)
+    return lines

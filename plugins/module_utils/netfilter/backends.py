@@ -229,7 +229,7 @@ _NFT_PROTO = {"icmpv6": "ipv6-icmp"}
 
 
 def _nft_address(network):
-    address, _, prefix = network.partition("/")
+    address, _slash, prefix = network.partition("/")
     return address if prefix in ("32", "128") else network
 
 
@@ -360,7 +360,7 @@ def choose(runner, requested):
     for backend in usable:
         if backend.list_rules():
             return backend, "rules of this collection are already in %s" % backend.name
-    legacy_used, _ = _has_rules(runner, "iptables-legacy-save")
+    legacy_used, _legacy_save = _has_rules(runner, "iptables-legacy-save")
     nft_used, nft_save = _has_rules(runner, "iptables-nft-save")
     by_name = dict((b.name, b) for b in usable)
     if "nftables" in by_name and _native_nft_tables(runner, nft_save):

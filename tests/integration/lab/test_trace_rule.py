@@ -1,0 +1,229 @@
+"""packetpath.linux.trace_rule on real kernels, over SSH, on the kube lab (one node per backend)."""
+
+import ipaddress
+import re
+import time
+
+import pytest
+from labtools import Monitor, connect, in_netns, kernel_trace_since, lab, module, uptime
+
+NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
+         "node3": ("nftables", "198.51.100.13")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kube():
+    lab("up", "kube")
+    yield
+    lab("down")
+
+
+@pytest.fixture(autouse=True)
+def no_trace_left_behind():
+    yield
+    for host in NODES:
+        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+        assert not ours(host), "a test left a trace rule on %s" % host
+
+
+def trace_rule(host, check=False, diff=False, **args):
+    return module(host, "packetpath.linux.trace_rule", args, check=check, diff=diff)
+
+
+def ruleset(host):
+    """Everything netfilter holds in the host's namespace, counters left out."""
+    netns = "pp-" + host
+    # nft shows iptables-nft rules without their comments: the -save tools show the tag.
+    parts = [in_netns(netns, ["nft", "list", "ruleset"]).stdout]
+    for save in ("iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"):
+        parts.append(in_netns(netns, [save]).stdout)
+    text = "\n".join(parts)
+    text = re.sub(r"^#.*$", "", text, flags=re.M)
+    return re.sub(r"\[\d+:\d+\]|counter packets \d+ bytes \d+ ?", "", text)
+
+
+def ours(host):
+    """Lines of any trace rule or of our table (no other trace rule exists in the lab)."""
+    return [line for line in ruleset(host).splitlines() if "packetpath" in line or "nftrace set 1" in line]
+
+
+def traced(host, address, port, until_nothing=False):
+    """Send one SYN from the client to host:port and return the trace lines the host's backend produced."""
+    backend = NODES[host][0]
+    if backend == "iptables_legacy":
+        since = uptime()
+        connect("pp-client", address, port, timeout=1)
+        time.sleep(0.3)
+        # The kernel log prints IPv6 addresses in full: 2001:0db8:0100:...
+        return kernel_trace_since(since, "IN=eth1", "DST=%s" % ipaddress.ip_address(address).exploded, "DPT=%d" % port)
+    argv = ["xtables-monitor", "--trace"] if backend == "iptables_nft" else ["nft", "monitor", "trace"]
+    monitor = Monitor("pp-" + host, argv)
+    connect("pp-client", address, port, timeout=1)
+    return [line for line in monitor.stop().splitlines() if "TRACE" in line or line.startswith("trace id")]
+
+
+@pytest.mark.parametrize("host", sorted(NODES))
+def test_present_traces_real_packets_idempotently_and_absent_stops_it(host):
+    backend, address = NODES[host]
+    first = trace_rule(host, proto="tcp", dport="30080", expires=120)
+    assert first["_status"] == "CHANGED" and first["backend"] == backend, first["_stdout"]
+    assert first["expires_at"] and len(first["rules"]) == (4 if backend != "nftables" else 2)
+    lines = traced(host, address, 30080)
+    assert lines, "no trace output on %s" % host
+    assert any("KUBE-SEP-PPLABPOD" in line for line in lines), "the trace does not follow the DNAT:\n" + "\n".join(lines)
+
+    again = trace_rule(host, proto="tcp", dport="30080", expires=120)
+    assert again["_status"] == "SUCCESS" and not again["changed"]
+    assert again["expires_at"] == first["expires_at"], "a second present must not re-arm the expiry"
+
+    gone = trace_rule(host, state="absent", proto="tcp", dport="30080")
+    assert gone["changed"] and len(gone["removed"]) == len(first["rules"])
+    assert not ours(host)
+    assert traced(host, address, 30080) == [], "a packet was traced after absent"
+    assert not trace_rule(host, state="absent", proto="tcp", dport="30080")["changed"]
+
+
+@pytest.mark.parametrize("host, address", [("node1", "2001:db8:100::11"), ("node3", "2001:db8:100::13")])
+def test_ipv6_flow_is_traced(host, address):
+    result = trace_rule(host, proto="tcp", dst=address, dport="30080")
+    assert result["changed"] and result["flow"].endswith("ipv6")
+    if NODES[host][0] == "iptables_legacy":
+        assert [rule["rule"].split(" -A ")[0] for rule in result["rules"]] == ["ip6tables -t raw"] * 2
+    lines = traced(host, address, 30080)
+    assert lines, "no IPv6 trace on %s" % host
+    assert any(ipaddress.ip_address(address).exploded in line or "ip6 daddr %s" % address in line for line in lines), lines
+
+
+def test_check_mode_changes_nothing_and_diff_shows_the_rule():
+    result = trace_rule("node2", check=True, diff=True, proto="udp", dport="53", src="198.51.100.10")
+    assert result["changed"]
+    assert "+iptables -t raw -A PREROUTING -s 198.51.100.10/32 -p udp -m udp --dport 53" in result["_stdout"]
+    assert not ours("node2")
+    trace_rule("node2", proto="udp", dport="53", src="198.51.100.10", expires=60)
+    removal = trace_rule("node2", check=True, diff=True, state="absent", proto="udp", dport="53", src="198.51.100.10")
+    assert removal["changed"] and "-iptables_nft: iptables -t raw -A OUTPUT -s 198.51.100.10/32" in removal["_stdout"]
+    assert len([line for line in ours("node2") if "packetpath:" in line]) == 2, "check mode removed something"
+
+
+def test_a_new_rate_replaces_the_rule():
+    trace_rule("node1", proto="tcp", dport="30080", iif="eth1", expires=60)
+    changed = trace_rule("node1", proto="tcp", dport="30080", iif="eth1", rate=2, burst=4, expires=60)
+    assert changed["changed"]
+    assert [(r["hook"], r["rate"], r["burst"]) for r in changed["rules"]] == [("prerouting", 2, 4)] * 2
+    assert len(ours("node1")) == 2 and all("--limit 2/sec --limit-burst 4" in line for line in ours("node1"))
+
+
+@pytest.mark.parametrize("host", ["node1", "node3"])
+def test_removing_one_flow_keeps_the_other(host):
+    trace_rule(host, proto="tcp", dport="30080")
+    kept = trace_rule(host, proto="udp", dport="8080")
+    trace_rule(host, state="absent", proto="tcp", dport="30080")
+    left = ours(host)
+    assert left and all("8080" in line or "table inet packetpath" in line or "chain " in line or line.strip() == "}"
+                        for line in left), left
+    assert "30080" not in "\n".join(left)
+    assert all(rule["flow_id"] == kept["flow_id"] for rule in trace_rule(host, proto="udp", dport="8080")["rules"])
+
+
+@pytest.mark.parametrize("host", ["node2", "node3"])
+def test_the_trace_expires_by_itself(host):
+    result = trace_rule(host, proto="tcp", dport="30080", expires=3)
+    assert result["changed"] and ours(host)
+    deadline = time.monotonic() + 15
+    while ours(host) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ours(host), "the rules outlived their expiry"
+    assert not trace_rule(host, state="absent", proto="tcp", dport="30080")["changed"]
+
+
+def test_expires_zero_cancels_the_switch_and_keeps_the_rule():
+    trace_rule("node2", proto="tcp", dport="30080", expires=3)
+    kept = trace_rule("node2", proto="tcp", dport="30080", expires=0)
+    assert kept["changed"] and kept["expires_at"] is None
+    time.sleep(5)
+    assert len([line for line in ours("node2") if "packetpath:" in line]) == 4
+
+
+FOREIGN_IPTABLES = "*raw\n" + "".join(
+    "-A PREROUTING -s 203.0.113.%d/32 -p tcp --dport %d -j CT --notrack\n" % (i % 250, 1000 + i) for i in range(150)
+) + "COMMIT\n*filter\n:KUBE-FIREWALL - [0:0]\n" + "".join(
+    "-A KUBE-FIREWALL -s 192.0.2.%d/32 -p udp --dport %d -j DROP\n" % (i % 250, 2000 + i) for i in range(150)
+) + "COMMIT\n"
+
+
+def rule_lines(host):
+    """Every iptables rule in the host's namespace (both flavours, both families), in order."""
+    lines = []
+    for save in ("iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"):
+        lines += [line for line in in_netns("pp-" + host, [save]).stdout.splitlines() if line.startswith("-A ")]
+    return lines
+
+
+@pytest.mark.parametrize("host, restore", [("node1", "iptables-legacy-restore"), ("node2", "iptables-nft-restore")])
+def test_hundreds_of_foreign_rules_are_untouched(host, restore):
+    in_netns("pp-" + host, [restore, "--noflush"], stdin=FOREIGN_IPTABLES)
+    before = rule_lines(host)
+    assert len(before) >= 300 + 10
+    trace_rule(host, proto="tcp", dport="30080", expires=60)
+    during = rule_lines(host)
+    assert len(during) == len(before) + 4
+    assert [line for line in during if "packetpath:" not in line] == before, "a foreign rule moved or changed"
+    flavour = restore.split("-")[1]
+    raw = in_netns("pp-" + host, ["iptables-%s" % flavour, "-t", "raw", "-S", "PREROUTING"]).stdout.splitlines()
+    assert raw[0] == "-P PREROUTING ACCEPT" and "packetpath:" in raw[1], "our rule is not first in raw PREROUTING"
+    assert sum("--notrack" in line for line in raw) == 150
+    trace_rule(host, state="absent", all=True)
+    assert rule_lines(host) == before
+
+
+def test_native_nftables_ruleset_is_untouched():
+    before = ruleset("node3")
+    trace_rule("node3", proto="tcp", dport="30080")
+    trace_rule("node3", proto="udp", dport="53", hooks=["output"])
+    trace_rule("node3", state="absent", all=True)
+    assert ruleset("node3") == before
+
+
+def test_netns_option_places_the_rule_in_that_namespace():
+    result = trace_rule("node1", proto="tcp", dport="8080", netns="pp-pod1")
+    assert result["changed"]
+    pod_rules = in_netns("pp-pod1", ["iptables-legacy-save", "-t", "raw"]).stdout + \
+        in_netns("pp-pod1", ["iptables-nft-save", "-t", "raw"]).stdout
+    assert result["flow_id"] in pod_rules
+    assert not ours("node1")
+    gone = trace_rule("node1", state="absent", proto="tcp", dport="8080", netns="pp-pod1")
+    assert gone["changed"]
+    assert result["flow_id"] not in in_netns("pp-pod1", ["iptables-nft-save", "-t", "raw"]).stdout
+
+
+def test_legacy_binds_the_kernel_logger_where_none_is_and_restores_it():
+    in_netns("pp-node1", ["sh", "-c", "echo NONE > /proc/sys/net/netfilter/nf_log/2"])
+    result = trace_rule("node1", proto="tcp", dport="30080")
+    assert result["kernel_log"]["bound"] == {"ipv4": ["NONE", "nf_log_ipv4"]}
+    assert "not the initial network namespace" in result["_stderr"]
+    assert in_netns("pp-node1", ["cat", "/proc/sys/net/netfilter/nf_log/2"]).stdout.strip() == "nf_log_ipv4"
+    gone = trace_rule("node1", state="absent", proto="tcp", dport="30080")
+    assert gone["kernel_log"]["restored"] == {"ipv4": ["nf_log_ipv4", "NONE"]}
+    assert in_netns("pp-node1", ["cat", "/proc/sys/net/netfilter/nf_log/2"]).stdout.strip() == "NONE"
+    in_netns("pp-node1", ["sh", "-c", "echo nf_log_ipv4 > /proc/sys/net/netfilter/nf_log/2"])
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"proto": "tcp", "dport": "70000"}, "dport='70000': ports are 1-65535"),
+    ({"proto": "icmp", "dport": "8081"}, "dport='8081': ports need proto tcp, udp or sctp, not icmp"),
+    ({"proto": "tcp", "dport": "80", "dst": "2001:db8::1", "family": "ipv4"}, "family='ipv4': the addresses are ipv6 only"),
+    ({"proto": "tcp", "iif": "eth1;reboot"}, "iif='eth1;reboot': not an interface name"),
+    ({"proto": "tcp", "iif": "eth 1"}, "iif='eth 1': not an interface name"),
+    ({"proto": "tcp", "dport": "80", "backend": "pf"}, "backend"),
+    ({"proto": "tcp", "dport": "80", "rate": 0}, "rate=0: must be 1-10000"),
+    ({"proto": "tcp"}, "proto='tcp': alone selects every packet"),
+    ({"proto": "tcp", "dport": "80", "iif": "eth1", "hooks": ["output"]}, "iif=eth1 cannot be matched at output"),
+    ({"proto": "tcp", "dport": "80", "all": True}, "all=True: goes with state=absent and no flow options"),
+    ({"proto": "tcp", "dport": "80", "netns": "no-such-ns"}, "netns='no-such-ns': /run/netns/no-such-ns does not exist"),
+])
+def test_bad_input_fails_clearly_and_changes_nothing(args, message):
+    before = ruleset("node1")
+    result = trace_rule("node1", **args)
+    assert result["_status"] == "FAILED"
+    assert message in result["msg"], result["msg"]
+    assert ruleset("node1") == before

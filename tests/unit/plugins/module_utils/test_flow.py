@@ -1,0 +1,48 @@
+import pytest
+
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import Flow, FlowError
+
+
+def test_equal_selectors_give_equal_ids_and_a_port_range_reads_either_way():
+    first = Flow.from_params({"proto": "tcp", "dport": "30000:32767", "dst": "198.51.100.11"})
+    second = Flow.from_params({"proto": "tcp", "dport": "30000-32767", "dst": "198.51.100.11/32"})
+    assert first.flow_id == second.flow_id
+    assert first.dport == (30000, 32767) and first.families == ("ipv4",)
+    assert Flow.from_params({"proto": "tcp", "dport": "30001"}).flow_id != first.flow_id
+
+
+def test_families_follow_addresses_then_protocol_then_both():
+    assert Flow.from_params({"proto": "tcp", "dport": "80"}).families == ("ipv4", "ipv6")
+    assert Flow.from_params({"proto": "tcp", "src": "2001:db8::1"}).families == ("ipv6",)
+    assert Flow.from_params({"proto": "icmpv6", "iif": "eth1"}).families == ("ipv6",)
+    assert Flow.from_params({"proto": "udp", "dport": "53", "family": "ipv4"}).families == ("ipv4",)
+
+
+def test_narrowed_means_something_more_than_a_protocol():
+    assert not Flow.from_params({"proto": "tcp"}).narrowed
+    assert Flow.from_params({"proto": "tcp", "oif": "eth0"}).narrowed
+
+
+@pytest.mark.parametrize("params, option, reason", [
+    ({"proto": "tcp", "dport": "70000"}, "dport", "ports are 1-65535"),
+    ({"proto": "tcp", "sport": "0"}, "sport", "ports are 1-65535"),
+    ({"proto": "tcp", "dport": "90:80"}, "dport", "runs backwards"),
+    ({"proto": "tcp", "dport": "http"}, "dport", "not a port"),
+    ({"proto": "icmp", "dport": "8081"}, "dport", "ports need proto tcp, udp or sctp"),
+    ({"proto": "any", "sport": "1"}, "sport", "ports need proto"),
+    ({"proto": "tcp", "dst": "2001:db8::1", "family": "ipv4"}, "family", "the addresses are ipv6 only"),
+    ({"proto": "tcp", "src": "198.51.100.1", "dst": "2001:db8::1"}, "dst", "different address families"),
+    ({"proto": "icmp", "family": "ipv6", "iif": "eth0"}, "family", "proto icmp is ipv4 only"),
+    ({"proto": "icmpv6", "dst": "198.51.100.1"}, "proto", "is ipv6 only"),
+    ({"proto": "tcp", "dst": "198.51.100.300"}, "dst", "not an IPv4/IPv6 address"),
+    ({"proto": "tcp", "iif": "eth0;reboot"}, "iif", "not an interface name"),
+    ({"proto": "tcp", "oif": "eth 0"}, "oif", "not an interface name"),
+    ({"proto": "tcp", "iif": "a-very-long-interface"}, "iif", "not an interface name"),
+    ({"proto": "tcp", "iif": "../etc"}, "iif", "not an interface name"),
+])
+def test_bad_values_name_the_option_and_the_value(params, option, reason):
+    with pytest.raises(FlowError) as raised:
+        Flow.from_params(params)
+    assert raised.value.option == option
+    assert str(raised.value).startswith("%s=%r" % (option, params[option]))
+    assert reason in str(raised.value)
