@@ -154,3 +154,28 @@ def kernel_trace_since(since, *needles):
         if stamp and float(stamp.group(1)) > since and "TRACE:" in line and all(n in line for n in needles):
             lines.append(line)
     return lines
+
+
+SEND = r"""
+import socket, struct, sys
+proto, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
+if proto == "udp":
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.sendto(b"packetpath-lab probe", (address, port))
+else:  # one ICMP / ICMPv6 echo request (the kernel fills in the ICMPv6 checksum)
+    icmp6 = family == socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if icmp6 else socket.IPPROTO_ICMP)
+    header = struct.pack("!BBHHH", 128 if icmp6 else 8, 0, 0, 0x7070, 1) + b"packetpath-lab"
+    if not icmp6:
+        total = sum(struct.unpack("!%dH" % (len(header) // 2), header))
+        total = (total >> 16) + (total & 0xFFFF)
+        header = header[:2] + struct.pack("!H", ~(total + (total >> 16)) & 0xFFFF) + header[4:]
+    sock.sendto(header, (address, 0))
+print("sent")
+"""
+
+
+def send(netns, proto, address, port=0):
+    """One UDP datagram or one ICMP(v6) echo request from inside a namespace."""
+    return in_netns(netns, ["/usr/bin/python3", "-c", SEND, proto, address, str(port)]).stdout.strip()

@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from labtools import Monitor, connect, in_netns, kernel_trace_since, lab, module, uptime
+from labtools import Monitor, connect, in_netns, journal, kernel_trace_since, lab, module, uptime
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
@@ -194,6 +194,16 @@ def test_netns_option_places_the_rule_in_that_namespace():
     gone = trace_rule("node1", state="absent", proto="tcp", dport="8080", netns="pp-pod1")
     assert gone["changed"]
     assert result["flow_id"] not in in_netns("pp-pod1", ["iptables-nft-save", "-t", "raw"]).stdout
+
+
+def test_netns_option_takes_the_pid_of_a_process_inside():
+    listener = [r for r in journal()["resources"] if r["kind"] == "process" and r["host"] == "pod3"][0]
+    result = trace_rule("node3", proto="udp", dport="8080", netns=str(listener["pid"]), backend="nftables")
+    assert result["changed"] and result["backend"] == "nftables"
+    assert "pre_%s" % result["flow_id"] in in_netns("pp-pod3", ["nft", "list", "table", "inet", "packetpath"]).stdout
+    assert not ours("node3")
+    assert trace_rule("node3", state="absent", all=True, netns=str(listener["pid"]))["changed"]
+    assert in_netns("pp-pod3", ["nft", "list", "tables"]).stdout == ""
 
 
 def test_legacy_binds_the_kernel_logger_where_none_is_and_restores_it():
