@@ -4,7 +4,9 @@
 
 import os
 import platform
+from importlib import metadata
 
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import nflog
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.detect import parse_iptables_version
 
 TOOLS = (
@@ -12,40 +14,14 @@ TOOLS = (
     "xtables-monitor", "nft", "ip", "journalctl", "dmesg", "systemd-run",
 )
 KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
-NF_LOG_ALL_NETNS = "/proc/sys/net/netfilter/nf_log_all_netns"
 
 
 def pyroute2_version():
     """The installed pyroute2 version, or None; importing pyroute2 itself is slow and not needed."""
     try:
-        from importlib import metadata  # Python 3.8+
-    except ImportError:  # pragma: no cover - Python < 3.8 is not supported on targets
-        return None
-    try:
         return metadata.version("pyroute2")
     except metadata.PackageNotFoundError:
         return None
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (IOError, OSError):
-        return None
-
-
-def in_initial_netns():
-    """True/False, or None when it cannot be told.
-
-    The kernel registers nf_log_all_netns in the initial namespace only, so its
-    presence answers the question even where /proc/1/ns/net is unreadable (containers).
-    """
-    if os.path.exists(NF_LOG_ALL_NETNS):
-        return True
-    if os.path.isdir(os.path.dirname(NF_LOG_ALL_NETNS)):
-        return False
-    return None
 
 
 def survey(runner):
@@ -55,7 +31,7 @@ def survey(runner):
     if tools["iptables"]:
         rc, out, err = runner.run([tools["iptables"], "--version"])
         version, backend = parse_iptables_version(out if rc == 0 else err)
-    all_netns = _read(NF_LOG_ALL_NETNS)
+    kernel_log = nflog.report()
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -64,8 +40,8 @@ def survey(runner):
         "tools": tools,
         "iptables": {"version": version, "backend": backend},
         "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],
-        "in_initial_netns": in_initial_netns(),
-        "nf_log_all_netns": None if all_netns is None else all_netns == "1",
+        "in_initial_netns": kernel_log["in_initial_netns"],
+        "nf_log_all_netns": kernel_log["nf_log_all_netns"],
     }
 
 

@@ -74,14 +74,32 @@ def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
     return record["expires_at"], True
 
 
+def _remove_from_other_backends(backend, flow, check_mode):
+    """A flow lives in one backend at a time (its expiry follows it): take it out of the others."""
+    removed = []
+    for other in backends.installed(backend.runner):
+        if other.name == backend.name:
+            continue
+        rules = other.list_rules()
+        going = [r for r in rules if r.flow_id == flow.flow_id]
+        if going:
+            _apply(backend.runner, other.remove(going, last=len(going) == len(rules)), check_mode)
+            removed += [r.as_dict() for r in going]
+    return removed
+
+
 def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
+    moved = _remove_from_other_backends(backend, flow, check_mode)
     rules = backend.list_rules()
     mine = [r for r in rules if r.flow_id == flow.flow_id]
     others = [r for r in rules if r.flow_id != flow.flow_id]
     wanted = backend.units(flow, hooks)
     result = {"changed": False, "backend": backend.name, "backend_reason": reason, "flow_id": flow.flow_id,
               "flow": flow.describe(), "warnings": [], "marker": marker()}
-    rebuilt = sorted(r.unit for r in mine) != sorted(wanted) or any((r.rate, r.burst) != (rate, burst) for r in mine)
+    if moved:
+        result["removed"] = moved
+    rebuilt = bool(moved) or sorted(r.unit for r in mine) != sorted(wanted) or any(
+        (r.rate, r.burst) != (rate, burst) for r in mine)
     if rebuilt:
         # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew.
         additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
@@ -105,10 +123,6 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     return result
 
 
-def _usable(runner):
-    return [b for b in (backends.make(name, runner) for name in backends.BACKENDS) if not b.missing_tools()]
-
-
 def absent(runner, flow, check_mode):
     """Remove the flow's rules wherever they are (every backend), and its expiry."""
     return _remove(runner, lambda rule: rule.flow_id == flow.flow_id, [flow.flow_id], check_mode,
@@ -124,7 +138,7 @@ def _remove(runner, selected, flow_ids, check_mode, result):
     result.update({"changed": False, "removed": [], "warnings": [], "marker": marker()})
     before, after = [], []
     legacy_left = set()
-    for backend in _usable(runner):
+    for backend in backends.installed(runner):
         rules = backend.list_rules()
         going = [r for r in rules if selected(r)]
         staying = [r for r in rules if not selected(r)]

@@ -215,8 +215,10 @@ rules:
       returned: always
       sample: "-A PREROUTING -p tcp -m tcp --dport 8081 -m comment --comment packetpath:606d3efada25 -m limit --limit 10/sec --limit-burst 20 -j TRACE"
 removed:
-  description: The rules removed (same fields as RV(rules)).
-  returned: state=absent
+  description:
+    - The rules removed (same fields as RV(rules)). With O(state=present), the flow's rules taken out of other
+      backends, because a flow is traced in one backend at a time.
+  returned: state=absent, or state=present when the flow moved between backends
   type: list
   elements: dict
 expires_at:

@@ -327,6 +327,11 @@ def make(name, runner):
     raise BackendError("backend=%r: one of auto, %s" % (name, ", ".join(BACKENDS)))
 
 
+def installed(runner):
+    """Every backend whose tools this host has."""
+    return [b for b in (make(name, runner) for name in BACKENDS) if not b.missing_tools()]
+
+
 def _has_rules(runner, command):
     """Whether an iptables-save of this flavour shows any rule at all (ours or not)."""
     path = runner.which(command)
@@ -355,8 +360,7 @@ def choose(runner, requested):
     """
     if requested != "auto":
         return make(requested, runner), "chosen by the backend option"
-    candidates = [make(name, runner) for name in BACKENDS]
-    usable = [b for b in candidates if not b.missing_tools()]
+    usable = installed(runner)
     for backend in usable:
         if backend.list_rules():
             return backend, "rules of this collection are already in %s" % backend.name

@@ -10,6 +10,8 @@ Outside the initial namespace nothing reaches the kernel log unless the initial
 namespace has nf_log_all_netns=1, which cannot be read from here: we say that too.
 """
 
+import os
+
 from ansible_collections.packetpath.linux.plugins.module_utils import hoststate
 
 NF_LOG = "/proc/sys/net/netfilter/nf_log/%d"
@@ -32,12 +34,25 @@ def _write(path, value):
         handle.write(value)
 
 
+def in_initial_netns():
+    """True/False, or None when it cannot be told.
+
+    The kernel registers nf_log_all_netns in the initial namespace only, so its
+    presence answers the question even where /proc/1/ns/net is unreadable (containers).
+    """
+    if os.path.exists(ALL_NETNS):
+        return True
+    if os.path.isdir(os.path.dirname(ALL_NETNS)):
+        return False
+    return None
+
+
 def report():
     """The bindings and the namespace facts, as they are now."""
     all_netns = _read(ALL_NETNS)
     return {
         "bindings": dict((family, _read(NF_LOG % pf)) for family, pf in PF.items()),
-        "in_initial_netns": all_netns is not None,
+        "in_initial_netns": in_initial_netns(),
         "nf_log_all_netns": None if all_netns is None else all_netns == "1",
     }
 

@@ -125,6 +125,21 @@ def test_removing_one_flow_keeps_the_other(host):
     assert all(rule["flow_id"] == kept["flow_id"] for rule in trace_rule(host, proto="udp", dport="8080")["rules"])
 
 
+def test_a_flow_moves_to_the_backend_asked_for_and_keeps_an_expiry():
+    first = trace_rule("node2", proto="tcp", dport="30080", expires=60)
+    assert first["backend"] == "iptables_nft"
+    moved = trace_rule("node2", proto="tcp", dport="30080", expires=4, backend="nftables")
+    assert moved["changed"] and moved["backend"] == "nftables"
+    assert sorted(r["backend"] for r in moved["removed"]) == ["iptables_nft"] * 4
+    table = in_netns("pp-node2", ["nft", "list", "table", "inet", "packetpath"]).stdout
+    assert "chain pre_%s" % first["flow_id"] in table and "chain out_%s" % first["flow_id"] in table
+    assert "packetpath:%s" % first["flow_id"] not in in_netns("pp-node2", ["iptables-nft-save", "-t", "raw"]).stdout
+    deadline = time.monotonic() + 15
+    while ours("node2") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ours("node2"), "the moved flow lost its expiry"
+
+
 @pytest.mark.parametrize("host", ["node2", "node3"])
 def test_the_trace_expires_by_itself(host):
     result = trace_rule(host, proto="tcp", dport="30080", expires=3)
