@@ -1,11 +1,13 @@
 """packetpath.linux.trace_rule on real kernels, over SSH, on the kube lab (one node per backend)."""
 
 import ipaddress
+import json
+import os
 import re
 import time
 
 import pytest
-from labtools import Monitor, connect, in_netns, journal, kernel_trace_since, lab, module, uptime
+from labtools import BIN, Monitor, connect, in_netns, journal, kernel_trace_since, lab, module, run, uptime
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
@@ -140,7 +142,7 @@ def test_a_flow_moves_to_the_backend_asked_for_and_keeps_an_expiry():
     assert not ours("node2"), "the moved flow lost its expiry"
 
 
-@pytest.mark.parametrize("host", ["node2", "node3"])
+@pytest.mark.parametrize("host", ["node1", "node2", "node3"])
 def test_the_trace_expires_by_itself(host):
     result = trace_rule(host, proto="tcp", dport="30080", expires=3)
     assert result["changed"] and ours(host)
@@ -252,3 +254,16 @@ def test_bad_input_fails_clearly_and_changes_nothing(args, message):
     assert result["_status"] == "FAILED"
     assert message in result["msg"], result["msg"]
     assert ruleset("node1") == before
+
+
+def test_a_missing_binary_for_the_chosen_backend_fails_clearly_and_changes_nothing():
+    """nft hidden in a private mount namespace (a non-executable file bound over it); the module runs on the
+    controller but enters node3's network namespace first, so it could touch nothing outside the lab."""
+    before = ruleset("node3")
+    args = json.dumps({"proto": "tcp", "dport": "30080", "backend": "nftables", "netns": "pp-node3"})
+    ansible = "%s localhost -m packetpath.linux.trace_rule -a '%s'" % (os.path.join(BIN, "ansible"), args)
+    proc = run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                "mount --bind /dev/null /usr/sbin/nft && " + ansible], check=False)
+    assert "FAILED" in proc.stdout, proc.stdout + proc.stderr
+    assert "backend='nftables': nftables needs nft, not installed on this host; nothing was changed" in proc.stdout
+    assert ruleset("node3") == before
