@@ -97,14 +97,11 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None):
         "record": path,
         "drop_empty_nft_table": drop_empty_nft_table,
     }
-    devnull = open(os.devnull, "r+")
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SLEEPER, MARKER, json.dumps(plan)],
-            stdin=devnull, stdout=devnull, stderr=devnull, close_fds=True, start_new_session=True,
-        )
-    finally:
-        devnull.close()
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # detached on purpose: never waited for
+        [sys.executable, "-c", SLEEPER, MARKER, json.dumps(plan)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        close_fds=True, start_new_session=True,
+    )
     record = {
         "pid": proc.pid,
         "started": _start_time(proc.pid),

@@ -34,9 +34,7 @@ def _apply(runner, actions, check_mode):
     if check_mode:
         return
     for action in actions:
-        rc, out, err = runner.run(action.argv, data=action.stdin)
-        if rc != 0:
-            raise backends.BackendError("%s failed (rc=%d): %s" % (" ".join(action.argv), rc, (err or out).strip()))
+        backends.run_checked(runner, action.argv, action.stdin)
 
 
 def _diff(name, before, after):

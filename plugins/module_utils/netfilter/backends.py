@@ -22,6 +22,14 @@ class BackendError(RuntimeError):
     pass
 
 
+def run_checked(runner, argv, stdin=None):
+    """Run a command; a failure raises BackendError naming the command and what it said."""
+    rc, out, err = runner.run(argv, data=stdin)
+    if rc != 0:
+        raise BackendError("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()))
+    return out
+
+
 class TraceRule:
     """One rule of ours, as the backend itself lists it."""
 
@@ -87,11 +95,8 @@ class Backend:
         """Actions deleting `rules`; `last` when no rule of ours stays in this backend."""
         return [rule.removal for rule in rules]
 
-    def _run(self, argv, stdin=None):
-        rc, out, err = self.runner.run(argv, data=stdin)
-        if rc != 0:
-            raise BackendError("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()))
-        return out
+    def _run(self, argv):
+        return run_checked(self.runner, argv)
 
 
 # -- iptables (both flavours) -------------------------------------------------
@@ -367,8 +372,9 @@ def choose(runner, requested):
     legacy_used, _legacy_save = _has_rules(runner, "iptables-legacy-save")
     nft_used, nft_save = _has_rules(runner, "iptables-nft-save")
     by_name = dict((b.name, b) for b in usable)
-    if "nftables" in by_name and _native_nft_tables(runner, nft_save):
-        return by_name["nftables"], "the host's ruleset is native nftables (%s)" % ", ".join(_native_nft_tables(runner, nft_save))
+    native = _native_nft_tables(runner, nft_save) if "nftables" in by_name else []
+    if native:
+        return by_name["nftables"], "the host's ruleset is native nftables (%s)" % ", ".join(native)
     if legacy_used and "iptables_legacy" in by_name:
         return by_name["iptables_legacy"], "the host's rules are in iptables-legacy"
     if nft_used and "iptables_nft" in by_name:
