@@ -15,8 +15,9 @@ missing=()
 for program in "${!needs[@]}"; do
   PATH=$PATH:/usr/sbin:/sbin command -v "$program" >/dev/null 2>&1 || missing+=("${needs[$program]}")
 done
-# The lab's hosts run modules with the system Python, which needs pyroute2 and yaml-free stdlib only.
+# The lab's hosts run modules with the system Python: pyroute2 for route lookups, jmespath for `query`.
 /usr/bin/python3 -c 'import pyroute2' >/dev/null 2>&1 || missing+=(python3-pyroute2)
+/usr/bin/python3 -c 'import jmespath' >/dev/null 2>&1 || missing+=(python3-jmespath)
 "$python" -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -69,6 +69,23 @@ def _ifname(option, value):
     return value
 
 
+_MEMBERSHIP = {}
+
+
+def _in_network(address, network):
+    key = (address, network)
+    known = _MEMBERSHIP.get(key)
+    if known is None:
+        if len(_MEMBERSHIP) > 4096:
+            _MEMBERSHIP.clear()
+        try:
+            known = ipaddress.ip_address(address) in ipaddress.ip_network(network)
+        except ValueError:
+            known = False
+        _MEMBERSHIP[key] = known
+    return known
+
+
 class Flow:
     """A validated, canonical flow; equal selectors give equal flow ids."""
 
@@ -124,6 +141,28 @@ class Flow:
             why = "the addresses are" if by_address else "proto %s is" % proto
             raise FlowError("family", family, "%s %s only" % (why, implied))
         return (implied,)
+
+    def matches(self, fields):
+        """Whether packet headers (a trace hop's: src, dst, proto, sport, dport, in, out) are of this flow.
+
+        A field the trace did not print (xtables-monitor names no protocol for ICMP) does not exclude.
+        """
+        src, dst = fields.get("src"), fields.get("dst")
+        if src and ("ipv6" if ":" in src else "ipv4") not in self.families:
+            return False
+        proto = fields.get("proto")
+        if self.proto != "any" and proto is not None and proto != self.proto:
+            return False
+        for network, address in ((self.src, src), (self.dst, dst)):
+            if network and not (address and _in_network(address, network)):
+                return False
+        for wanted, port in ((self.sport, fields.get("sport")), (self.dport, fields.get("dport"))):
+            if wanted and not (port is not None and wanted[0] <= port <= wanted[1]):
+                return False
+        for wanted, name in ((self.iif, fields.get("in")), (self.oif, fields.get("out"))):
+            if wanted and not (name and (name == wanted or wanted.endswith("+") and name.startswith(wanted[:-1]))):
+                return False
+        return True
 
     @property
     def narrowed(self):

@@ -6,11 +6,14 @@ the backend prints, switches the trace off, and writes the lines unedited under
 tests/unit/fixtures/traces/.  The lab is torn down at the end, also on failure.
 """
 
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-from labtools import ROOT, Monitor, connect, kernel_trace_since, lab, module, send, uptime
+from labtools import ROOT, Monitor, connect, in_netns, kernel_trace_since, lab, module, send, uptime
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
 NODES = {"node1": ("iptables_legacy", "11"), "node2": ("iptables_nft", "12"), "node3": ("nftables", "13")}
@@ -49,12 +52,77 @@ def record(host, case):
         probe(proto, address, port)
         lines = monitor.stop().splitlines()
         name = "%s-kube-%s-%s.txt" % ("xtables-monitor" if backend == "iptables_nft" else "nft-monitor", host, case)
+    ruleset = host_ruleset(host, backend)
     module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
     if not lines:
         raise AssertionError("no trace for %s on %s" % (case, host))
+    write(name, lines)
+    for kind, text in ruleset.items():
+        write(name.rsplit(".", 1)[0] + "." + kind, text.splitlines())
+
+
+def write(name, lines):
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    print("%-55s %3d lines" % (name, len(lines)))
+    print("%-60s %3d lines" % (name, len(lines)))
+
+
+def host_ruleset(host, backend):
+    """What trace_results reads on the host at fetch time: legacy tables and saves, or nft's base chains."""
+    netns = "pp-" + host
+    if backend != "iptables_legacy":
+        return {"nft-list-chains": in_netns(netns, ["nft", "list", "chains"]).stdout}
+    ruleset = {}
+    for family, command, names in (("ipv4", "iptables-legacy-save", "ip_tables_names"),
+                                   ("ipv6", "ip6tables-legacy-save", "ip6_tables_names")):
+        ruleset["%s-tables" % family] = in_netns(netns, ["cat", "/proc/net/" + names]).stdout
+        ruleset["%s-save" % family] = in_netns(netns, [command]).stdout
+    return ruleset
+
+
+JOURNALD = """
+mount -t tmpfs tmpfs /run/systemd 2>/dev/null || { mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd; }
+mkdir -p /run/systemd/journal /run/log/journal
+mount -t tmpfs tmpfs /run/log/journal
+/lib/systemd/systemd-journald >/dev/null 2>&1 &
+sleep 3
+journalctl -k -o json --no-pager
+kill $!
+"""
+
+
+def record_seed_journal():
+    """The seed's incident as journald stores it: `journalctl -k -o json` of the client's and node's TRACE lines.
+
+    journald runs in a private mount namespace (its /run on a tmpfs), reads the kernel ring
+    buffer like on any systemd host, and is gone when the namespace is.
+    """
+    lab("up", "seed")
+    try:
+        markers = {}
+        flow = {"proto": "tcp", "dport": "8081", "expires": 60}
+        markers["client"] = module("client", "packetpath.linux.trace_rule", dict(flow, hooks=["output"]))["marker"]
+        markers["node"] = module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))["marker"]
+        connect("pp-client", "192.0.2.80", 8081, timeout=1.2)
+        time.sleep(0.5)
+        for host in ("client", "node"):
+            ruleset = host_ruleset(host, "iptables_legacy")
+            for kind, text in ruleset.items():
+                write("iptables_legacy-seed-%s.%s" % (host, kind), text.splitlines())
+            module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+        with tempfile.NamedTemporaryFile("w", suffix=".sh") as script:
+            script.write(JOURNALD)
+            script.flush()
+            out = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", script.name], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout
+        since = min(m["uptime"] for m in markers.values()) * 1e6
+        records = [line for line in out.splitlines()
+                   if int(json.loads(line).get("_SOURCE_MONOTONIC_TIMESTAMP", 0)) >= since]
+        if not any("TRACE:" in line for line in records):
+            raise AssertionError("journald recorded no TRACE line")
+        write("journald-seed-kernel.json", records)
+    finally:
+        lab("down")
 
 
 def main():
@@ -65,6 +133,7 @@ def main():
                 record(host, case)
     finally:
         lab("down")
+    record_seed_journal()
     return 0
 
 

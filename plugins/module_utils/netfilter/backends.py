@@ -144,14 +144,25 @@ class IptablesBackend(Backend):
             argv[1:1] = ["-w", "5"]  # wait for the xtables lock instead of failing beside kube-proxy
         return argv
 
+    def legacy_tables(self, family):
+        """The legacy tables loaded in this namespace (reading them creates none)."""
+        try:
+            with open(self.LEGACY_TABLE_NAMES[family]) as handle:
+                return handle.read().split()
+        except (IOError, OSError):
+            return []
+
     def _raw_table_exists(self, family):
         if self.flavour != "legacy":
             return True  # iptables-nft lists a missing table without creating it
-        try:
-            with open(self.LEGACY_TABLE_NAMES[family]) as handle:
-                return "raw" in handle.read().split()
-        except (IOError, OSError):
-            return False
+        return "raw" in self.legacy_tables(family)
+
+    def save(self, family):
+        """iptables-save of one family ('' where nothing is loaded: saving would not create tables, but
+        there is nothing to read)."""
+        if not self.binary(family) or (self.flavour == "legacy" and not self.legacy_tables(family)):
+            return ""
+        return run_checked(self.runner, [self.binary(family) + "-save"])
 
     def list_rules(self):
         rules = []

@@ -1,0 +1,38 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the three trace parsers share: counting what they cannot read, and the header cache."""
+
+SAMPLES = 5
+CACHE_LIMIT = 4096
+
+
+class LineParser:
+    """`parse(line, line_no)` returns a TraceEvent, or None for a line that is not a hop.
+
+    A line that should have been one and is not (cut short, garbled) is counted in
+    `unparsable`, and the first few are kept in `samples`: never an exception.
+    """
+
+    fmt = None
+
+    def __init__(self):
+        self.unparsable = 0
+        self.samples = []
+        self.other_lines = 0
+        self._headers = {}
+
+    def bad(self, line):
+        self.unparsable += 1
+        if len(self.samples) < SAMPLES:
+            self.samples.append(line.rstrip("\n")[:300])
+
+    def header(self, text, parse):
+        """The packet dict for a header text: parsed once, then shared by every hop that printed it."""
+        packet = self._headers.get(text)
+        if packet is None:
+            packet = parse(text)
+            if packet is not None:
+                if len(self._headers) > CACHE_LIMIT:
+                    self._headers.clear()
+                self._headers[text] = packet
+        return packet

@@ -1,0 +1,97 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every trace parser produces: one TraceEvent per hop a packet takes.
+
+The three formats (kernel log, xtables-monitor, nft monitor) say the same
+things in different words; their parsers translate them into this one type, so
+grouping into packets and explaining where a packet stopped never needs to know
+which format it came from.
+
+`packet` is a dict of the packet's header fields as that hop saw them.  Parsers
+hand out the same dict object for hops that saw the same headers, which keeps
+memory low and makes "did NAT change anything here?" an identity test.
+"""
+
+import ipaddress
+
+# The kernel's hooks in the order a packet meets them; "output" traffic starts at output.
+HOOK_ORDER = ("prerouting", "input", "forward", "output", "postrouting")
+BUILTIN_CHAIN_HOOK = {
+    "PREROUTING": "prerouting",
+    "INPUT": "input",
+    "FORWARD": "forward",
+    "OUTPUT": "output",
+    "POSTROUTING": "postrouting",
+}
+
+# Verdicts, lower-case, as nft names them; legacy lines print none (looked up or inferred later).
+TERMINAL_VERDICTS = ("accept", "drop", "reject", "queue", "stolen")
+PACKET_FIELDS = ("in", "out", "src", "dst", "proto", "sport", "dport", "ttl", "mark",
+                 "ip_id", "seq", "flowlabel", "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "length")
+
+
+class TraceEvent:
+    """One line of a trace that says where a packet was: a rule, a return or a policy."""
+
+    __slots__ = ("fmt", "line_no", "time", "uptime", "host", "trace_id", "family", "table_family", "table",
+                 "chain", "base_chain", "kind", "rule_number", "rule_handle", "verdict", "target", "rule",
+                 "packet")
+
+    def __init__(self, fmt, line_no, table, chain, kind, packet, family=None, table_family=None, base_chain=None,
+                 rule_number=None, rule_handle=None, verdict=None, target=None, rule=None, trace_id=None,
+                 time=None, uptime=None, host=None):
+        self.fmt = fmt
+        self.line_no = line_no
+        self.time = time  # seconds since the epoch, where the line says
+        self.uptime = uptime  # the kernel's clock (dmesg's [seconds]), where the line says
+        self.host = host  # the host name a syslog line names
+        self.trace_id = trace_id  # the nft formats' packet id
+        self.family = family  # ipv4 | ipv6
+        self.table_family = table_family  # nft: ip, ip6, inet, ...
+        self.table = table
+        self.chain = chain
+        self.base_chain = base_chain  # the hooked chain this hop is evaluated under, where known
+        self.kind = kind  # rule | return | policy
+        self.rule_number = rule_number  # legacy: position in the chain, 1-based
+        self.rule_handle = rule_handle  # nft formats: the rule's handle, where printed
+        self.verdict = verdict
+        self.target = target  # the chain of a jump or goto
+        self.rule = rule
+        self.packet = packet
+
+
+def family_of(address):
+    return "ipv6" if ":" in address else "ipv4"
+
+
+_ADDRESSES = {}
+
+
+def canonical_address(text):
+    """The kernel log prints IPv6 in full (2001:0db8:0000:...); nft and users write it short."""
+    if ":" not in text:
+        return text
+    known = _ADDRESSES.get(text)
+    if known is None:
+        if len(_ADDRESSES) > 4096:
+            _ADDRESSES.clear()
+        try:
+            known = str(ipaddress.ip_address(text))
+        except ValueError:
+            known = text
+        _ADDRESSES[text] = known
+    return known
+
+
+def hook_of_chain(chain):
+    """The hook of a chain named after it (iptables' built-in chains, common nft names), else None."""
+    hook = BUILTIN_CHAIN_HOOK.get(chain)
+    if hook:
+        return hook
+    name = chain.lower()
+    for prefix, hook in (("prerouting", "prerouting"), ("postrouting", "postrouting"), ("pre", "prerouting"),
+                         ("post", "postrouting"), ("input", "input"), ("forward", "forward"),
+                         ("output", "output"), ("out", "output"), ("in", "input"), ("fwd", "forward")):
+        if name.startswith(prefix) or name.endswith("_" + prefix):
+            return hook
+    return None

@@ -1,0 +1,299 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fetch a trace and say, per packet, where it went and where and why it stopped.
+
+source -> lines -> parser (one per format) -> events -> packets -> hops -> flowgraph.
+Everything streams: memory grows with the packets kept, not with the input.
+"""
+
+import socket
+import time
+from datetime import datetime
+
+from ansible_collections.packetpath.linux.plugins.module_utils import trace_sources
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import backends, flowgraph, hops, trace_summary
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.hook_inventory import EMPTY, HookInventory
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.legacy_rules import RULE_SOURCE, LegacyRules
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.packets import PacketAssembler
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.kernel_log import KernelLogParser
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.nft_monitor import NftMonitorParser
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.xtables_monitor import (
+    XtablesMonitorParser,
+)
+from ansible_collections.packetpath.linux.plugins.module_utils.trace_sources import SourceError
+
+PARSERS = {"kernel_log": KernelLogParser, "xtables_monitor": XtablesMonitorParser, "nft_monitor": NftMonitorParser}
+SOURCES = ("auto", "kernel_log", "journal", "dmesg", "file", "xtables_monitor", "nft_monitor")
+LIVE_SOURCES = ("xtables_monitor", "nft_monitor")
+SOURCE_FORMAT = {"kernel_log": "kernel_log", "journal": "kernel_log", "dmesg": "kernel_log",
+                 "xtables_monitor": "xtables_monitor", "nft_monitor": "nft_monitor"}
+BACKEND_SOURCE = {"iptables_legacy": "dmesg", "iptables_nft": "xtables_monitor", "nftables": "nft_monitor"}
+MONITOR_ARGV = {"xtables_monitor": ["xtables-monitor", "--trace"], "nft_monitor": ["nft", "monitor", "trace"]}
+_DETECT_LINES = 2000
+
+
+class FetchError(ValueError):
+    """A bad option value or an unusable source; says which and changes nothing."""
+
+
+def moment(option, value):
+    """A point in time -> (epoch or None, uptime or None).
+
+    Accepts the `marker` trace_rule returns ({time, epoch, uptime}), seconds since
+    the epoch, or an ISO 8601 time (without a zone: this host's local time).
+    """
+    if value in (None, ""):
+        return None, None
+    if isinstance(value, dict):
+        epoch, uptime = value.get("epoch"), value.get("uptime")
+        if epoch is None and value.get("time"):
+            epoch = moment(option, value["time"])[0]
+        if epoch is None and uptime is None:
+            raise FetchError("%s=%r: a marker needs epoch, time or uptime" % (option, value))
+        return (None if epoch is None else float(epoch)), (None if uptime is None else float(uptime))
+    text = str(value).strip()
+    try:
+        return float(text.lstrip("@")), None
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(), None
+    except ValueError:
+        raise FetchError("%s=%r: not a time (ISO 8601, seconds since the epoch, or the marker of trace_rule)"
+                         % (option, value))
+
+
+class TimeWindow:
+    """since <= line < until, on the kernel's clock where both sides have it (same boot), else wall time."""
+
+    def __init__(self, since, until, kernel_clock):
+        self.since_epoch, self.since_uptime = moment("since", since)
+        self.until_epoch, self.until_uptime = moment("until", until)
+        self.kernel_clock = kernel_clock
+        self.active = any(v is not None for v in (self.since_epoch, self.since_uptime, self.until_epoch,
+                                                   self.until_uptime))
+
+    def admits(self, event):
+        for low, high, value in self._pairs(event):
+            if value is None:
+                continue
+            if low is not None and value < low or high is not None and value >= high:
+                return False
+            return True
+        return True
+
+    def _pairs(self, event):
+        if self.kernel_clock:
+            yield self.since_uptime, self.until_uptime, event.uptime if (
+                self.since_uptime is not None or self.until_uptime is not None) else None
+        yield self.since_epoch, self.until_epoch, event.time
+
+
+def detect_format(lines):
+    """(format, the lines read to find out) from the first lines that look like a trace."""
+    head = []
+    for line in lines:
+        head.append(line)
+        text = line.lstrip()
+        if text.startswith("trace id "):
+            return "nft_monitor", head
+        if text.startswith("PACKET: ") or (text.startswith("TRACE: ") and text.split(" ", 2)[1] in ("2", "10")):
+            return "xtables_monitor", head
+        if "TRACE: " in line:
+            return "kernel_log", head
+        if len(head) >= _DETECT_LINES:
+            break
+    return "kernel_log", head
+
+
+def _chain(head, rest):
+    for line in head:
+        yield line
+    for line in rest:
+        yield line
+
+
+def choose_source(runner, source, flow):
+    """The source to read, and why: `auto` follows the backend holding this collection's rules."""
+    if source != "auto":
+        return source, "chosen by the source option"
+    holding = [(b.name, r.flow_id) for b in backends.installed(runner) for r in b.list_rules()]
+    if not holding:
+        raise FetchError("source=auto: no trace rule of this collection on this host to follow; switch one on "
+                         "with packetpath.linux.trace_rule, or name the source")
+    wanted = flow.flow_id if flow is not None else None
+    backend = next((name for name, flow_id in holding if flow_id == wanted), holding[0][0])
+    return BACKEND_SOURCE[backend], "this collection's trace rules are in %s" % backend
+
+
+def _lines(runner, source, path, duration, ready_file, window):
+    if source == "file":
+        if not path:
+            raise FetchError("source=file needs path")
+        return trace_sources.read_file(path), None
+    if source == "kernel_log":
+        return trace_sources.read_file(path or trace_sources.kernel_log_file()), None
+    if source == "dmesg":
+        return trace_sources.read_kernel_ring(runner), None
+    if source == "journal":
+        journalctl = runner.which("journalctl")
+        if not journalctl:
+            raise FetchError("source=journal: journalctl is not installed on this host")
+        stream = trace_sources.Stream(trace_sources.journal_args(journalctl, window.since_epoch))
+        return trace_sources.read_journal(stream.lines()), stream
+    program = runner.which(MONITOR_ARGV[source][0])
+    if not program:
+        raise FetchError("source=%s: %s is not installed on this host" % (source, MONITOR_ARGV[source][0]))
+    stream = trace_sources.Stream([program] + MONITOR_ARGV[source][1:], duration=duration, ready_file=ready_file)
+    return stream.lines(), stream
+
+
+def _host_ruleset(runner, fmt):
+    """(LegacyRules, HookInventory) of this host now, for the format's backend."""
+    if fmt == "kernel_log":
+        legacy = backends.make("iptables_legacy", runner)
+        tables = dict((family, legacy.legacy_tables(family)) for family in ("ipv4", "ipv6"))
+        saves = dict((family, legacy.save(family)) for family in ("ipv4", "ipv6"))
+        return LegacyRules(saves), HookInventory.legacy(tables, "host")
+    nft = runner.which("nft")
+    if not nft:
+        return LegacyRules({}), EMPTY
+    rc, out, _err = runner.run([nft, "list", "chains"])
+    return LegacyRules({}), (HookInventory.nft(out, "host") if rc == 0 else EMPTY)
+
+
+def _local_interfaces():
+    return [name for _index, name in socket.if_nameindex()]
+
+
+class TraceReader:
+    """Lines of one format -> explained packets.  Knows nothing of where the lines come from,
+    so the unit tests feed it recorded output with the ruleset recorded beside it."""
+
+    def __init__(self, fmt, flow=None, window=None, max_packets=100, packet_id=None, interfaces=None,
+                 rules=None, inventory=EMPTY):
+        self.fmt = fmt
+        self.flow = flow
+        self.window = window or TimeWindow(None, None, False)
+        self.packet_id = packet_id
+        self.interfaces = interfaces
+        self.rules = rules or LegacyRules({})
+        self.inventory = inventory
+        self.parser = PARSERS[fmt]()
+        self.assembler = PacketAssembler(max_packets, self._keep, inventory.chain_hooks())
+        self.elsewhere = 0
+        self.counts = {}
+
+    def _keep(self, packet):
+        if self.packet_id is not None and packet.packet_id != self.packet_id:
+            return False
+        headers = dict((id(event.packet), event.packet) for event in packet.events).values()
+        if self.interfaces is not None and any(h.get(side) and h[side] not in self.interfaces
+                                               for h in headers for side in ("in", "out")):
+            self.elsewhere += 1
+            return False
+        return self.flow is None or any(self.flow.matches(h) for h in headers)
+
+    def read(self, lines):
+        parse, add, window = self.parser.parse, self.assembler.add, self.window
+        line_count = events = outside = 0
+        for line_count, line in enumerate(lines, 1):
+            event = parse(line, line_count)
+            if event is None:
+                continue
+            if window.active and not window.admits(event):
+                outside += 1
+                continue
+            events += 1
+            add(event)
+        self.counts = {"lines_read": line_count, "trace_events": events, "events_outside_window": outside}
+        return self._explain(self.assembler.close())
+
+    @property
+    def stats(self):
+        assembler = self.assembler
+        return dict(self.counts, packets_seen=assembler.seen, packets_matched=assembler.matched,
+                    packets_kept=len(assembler.kept), packets_elsewhere=self.elsewhere,
+                    unparsable_lines=self.parser.unparsable, unparsable_samples=self.parser.samples)
+
+    @property
+    def truncated(self):
+        return self.assembler.matched > len(self.assembler.kept)
+
+    def _explain(self, packets):
+        built = [(packet, hops.build_hops(packet, self.rules, self.interfaces)) for packet in packets]
+        seen = {}
+        for packet, packet_hops in built:
+            seen.setdefault(packet.first.family, []).extend(flowgraph.seen_steps(packet_hops))
+        explained = []
+        for packet, packet_hops in built:
+            first = packet.first
+            steps = self.inventory.for_family(first.family, seen.get(first.family, []), first.fmt == "kernel_log")
+            entry = {
+                "id": packet.packet_id,
+                "family": first.family,
+                "proto": first.packet.get("proto"),
+                "flow": trace_summary.flow_text(packet_hops[0]),
+                "host": first.host,
+                "time": first.time,
+                "uptime": first.uptime,
+                "hops": packet_hops,
+            }
+            entry.update(flowgraph.analyse(packet_hops, steps))
+            entry["summary"] = trace_summary.render(entry)
+            explained.append(entry)
+        return explained
+
+
+class Fetch:
+    """One fetch on this host: choose and open the source, read the host's ruleset, read the trace."""
+
+    def __init__(self, runner, source="auto", path=None, fmt="auto", flow=None, since=None, until=None,
+                 max_packets=100, packet_id=None, duration=10, ready_file=None, host_ruleset=True,
+                 this_netns_only=None):
+        self.runner = runner
+        self.source = source
+        self.path = path
+        self.fmt = fmt
+        self.flow = flow
+        self.since = since
+        self.until = until
+        self.max_packets = max_packets
+        self.packet_id = packet_id
+        self.duration = duration
+        self.ready_file = ready_file
+        self.host_ruleset = host_ruleset
+        self.this_netns_only = this_netns_only
+
+    def run(self):
+        source, reason = choose_source(self.runner, self.source, self.flow)
+        window = TimeWindow(self.since, self.until, kernel_clock=source in ("dmesg", "journal"))
+        lines, stream = _lines(self.runner, source, self.path, self.duration, self.ready_file, window)
+        fmt = SOURCE_FORMAT.get(source) if self.fmt == "auto" else self.fmt
+        if fmt is None:
+            fmt, head = detect_format(lines)
+            lines = _chain(head, lines)
+        only_here = self.this_netns_only if self.this_netns_only is not None else (
+            fmt == "kernel_log" and source != "file")
+        rules, inventory = _host_ruleset(self.runner, fmt) if self.host_ruleset else (LegacyRules({}), EMPTY)
+        reader = TraceReader(fmt, flow=self.flow, window=window, max_packets=self.max_packets,
+                             packet_id=self.packet_id, interfaces=set(_local_interfaces()) if only_here else None,
+                             rules=rules, inventory=inventory)
+        if stream is not None and source in LIVE_SOURCES:
+            stream.enough = lambda: reader.assembler.seen >= self.max_packets
+        started = time.time()
+        packets = reader.read(lines)
+        result = {
+            "changed": False,
+            "source": source,
+            "source_reason": reason,
+            "format": fmt,
+            "packets": packets,
+            "truncated": reader.truncated,
+            "stats": dict(reader.stats, seconds=round(time.time() - started, 3)),
+            "ruleset": {"read": self.host_ruleset, "hooks_from": inventory.source,
+                        "rule_texts": RULE_SOURCE if rules else None},
+        }
+        if stream is not None and stream.returncode not in (None, 0, -15) and not packets:
+            result["warnings"] = ["%s ended with rc=%s" % (stream.argv[0], stream.returncode)]
+        return result

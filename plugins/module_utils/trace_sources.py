@@ -1,0 +1,196 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where trace lines come from: log files (plain or gzipped), the journal, the kernel ring buffer,
+and the two monitors that print nft trace events while they run.
+
+Every source is a generator of text lines, read as they come (never the whole
+input in memory).  The journal and the ring buffer are turned into lines the
+kernel-log parser reads like dmesg's: `[uptime] message`, with the journal's
+wall time in front.
+"""
+
+import errno
+import gzip
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
+KMSG = "/dev/kmsg"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class SourceError(RuntimeError):
+    pass
+
+
+def read_file(path):
+    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip."""
+    try:
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == _GZIP_MAGIC
+        raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    except (IOError, OSError) as exc:
+        raise SourceError("path=%r: cannot read it: %s" % (path, exc.strerror or exc))
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            yield line
+
+
+def kernel_log_file():
+    for path in KERNEL_LOG_FILES:
+        if os.path.isfile(path):
+            return path
+    raise SourceError("source=kernel_log: neither %s exists on this host; try source=journal or "
+                      "source=dmesg" % " nor ".join(KERNEL_LOG_FILES))
+
+
+def _kmsg_line(record):
+    """'6,1234,2066621295,-;TRACE: ...' -> '[ 2066.621295] TRACE: ...' (continuation lines dropped)."""
+    head, _sep, message = record.partition(";")
+    fields = head.split(",")
+    if len(fields) < 3 or not fields[2].isdigit():
+        return None
+    micros = int(fields[2])
+    return "[%5d.%06d] %s\n" % (micros // 1000000, micros % 1000000, message.split("\n", 1)[0])
+
+
+def read_kernel_ring(runner):
+    """The kernel ring buffer, through /dev/kmsg (each reader has its own position: nothing is consumed)."""
+    try:
+        fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
+    except (IOError, OSError):
+        fd = None
+    if fd is None:
+        rc, out, err = runner.run([runner.which("dmesg") or "dmesg"])
+        if rc != 0:
+            raise SourceError("source=dmesg: neither %s nor dmesg could be read: %s" % (KMSG, err.strip()))
+        for line in out.splitlines(True):
+            yield line
+        return
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    return
+                if exc.errno == errno.EPIPE:  # overwritten while we read: go on with the next record
+                    continue
+                raise
+            if not record:
+                return
+            line = _kmsg_line(record.decode("utf-8", "replace"))
+            if line:
+                yield line
+    finally:
+        os.close(fd)
+
+
+def _journal_line(text):
+    """One `journalctl -o json` record -> '<RFC 3339> <host> kernel: [uptime] message'."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return text  # not JSON: the parser counts it
+    message = record.get("MESSAGE")
+    if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
+        message = bytes(message).decode("utf-8", "replace")
+    if not isinstance(message, str):
+        return None
+    stamp = ""
+    if record.get("__REALTIME_TIMESTAMP"):
+        moment = datetime.fromtimestamp(int(record["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
+        stamp = moment.isoformat()
+    uptime = record.get("_SOURCE_MONOTONIC_TIMESTAMP")
+    clock = "[%5d.%06d] " % divmod(int(uptime), 1000000) if uptime and uptime.isdigit() else ""
+    return "%s %s kernel: %s%s\n" % (stamp, record.get("_HOSTNAME", "-"), clock, message)
+
+
+def journal_args(journalctl, since_epoch):
+    argv = [journalctl, "-k", "-o", "json", "--no-pager"]
+    if since_epoch is not None:
+        argv.append("--since=@%d" % int(since_epoch))
+    return argv
+
+
+def read_journal(lines):
+    for text in lines:
+        line = _journal_line(text)
+        if line:
+            yield line
+
+
+class Stream:
+    """A program we start, read line by line until it ends, `duration` passes or `enough()` says so.
+
+    The program is ours (we started it): it is ended by its PID, SIGTERM first.
+    `ready_file` is created once it runs and removed when it is done, so a playbook
+    running this under `async` can wait for it before sending traffic.
+    """
+
+    def __init__(self, argv, duration=None, ready_file=None, settle=0.3):
+        self.argv = argv
+        self.duration = duration
+        self.ready_file = ready_file
+        self.settle = settle
+        self.enough = lambda: False
+        self.returncode = None
+
+    def _start(self):
+        try:
+            # stderr joins stdout: a monitor's complaints are then counted and shown like unreadable lines.
+            return subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                    stdin=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C", LANG="C"))
+        except (IOError, OSError) as exc:
+            raise SourceError("cannot start %s: %s" % (self.argv[0], exc))
+
+    def lines(self):
+        proc = self._start()
+        deadline = time.time() + self.duration if self.duration else None
+        buffered = b""
+        try:
+            if self.ready_file:
+                time.sleep(self.settle)  # the monitor subscribes to its netlink group right after it starts
+                with open(self.ready_file, "w") as handle:
+                    handle.write("%d\n" % proc.pid)
+            while True:
+                timeout = None if deadline is None else deadline - time.time()
+                if timeout is not None and timeout <= 0:
+                    break
+                ready, _w, _x = select.select([proc.stdout], [], [], 0.2 if timeout is None else min(0.2, timeout))
+                if not ready:
+                    if proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffered += chunk
+                *complete, buffered = buffered.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace") + "\n"
+                if self.enough():
+                    deadline = min(deadline or time.time() + self.settle, time.time() + self.settle)
+            if buffered:
+                yield buffered.decode("utf-8", "replace")
+        finally:
+            self._stop(proc)
+
+    def _stop(self, proc):
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.returncode = proc.returncode
+        proc.stdout.close()
+        if self.ready_file and os.path.exists(self.ready_file):
+            os.unlink(self.ready_file)

@@ -1,0 +1,402 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: trace_results
+short_description: Fetch a netfilter trace, group it into packets and hops, and say where and why each stopped
+version_added: 0.1.0
+description:
+  - Reads what netfilter TRACE printed on the host (the kernel log, the journal, the kernel ring buffer, any log
+    file, or live from C(xtables-monitor --trace) or C(nft monitor trace)), parses every format into the same
+    hops, groups them into packets and, from the order of the kernel's hooks, tells each packet's path, its
+    fate, where it stopped, and what to check next.
+  - Legacy lines name no verdict and no rule text; the module reads them from C(iptables-save) on the host when
+    it fetches (marked C(iptables-save as of fetch time), since the ruleset may have changed since the packet
+    passed), and otherwise infers the verdict from where the packet went next.
+  - Reads line by line; memory grows with the packets kept (O(max_packets)), not with the size of the log.
+  - Read-only. It never changes the host.
+author:
+  - packetpath developers (@packetpath)
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, so check mode runs it unchanged.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+options:
+  source:
+    description:
+      - Where to read the trace.
+      - V(auto) follows the backend holding this collection's trace rules on the host (see
+        C(packetpath.linux.trace_rule)), V(iptables_legacy) -> V(dmesg), V(iptables_nft) -> V(xtables_monitor),
+        V(nftables) -> V(nft_monitor); RV(source_reason) says which.
+      - V(kernel_log) reads C(/var/log/kern.log), else C(/var/log/messages) (or O(path)). V(journal) reads
+        C(journalctl -k -o json). V(dmesg) reads the kernel ring buffer (C(/dev/kmsg), else C(dmesg)).
+      - V(file) reads O(path), in any of the three formats (see O(format)); gzipped files (rotated logs) too.
+      - V(xtables_monitor) and V(nft_monitor) capture live for O(duration) seconds or until O(max_packets)
+        packets were seen. Run them under C(async) while another task sends the traffic (see EXAMPLES).
+    type: str
+    choices: [auto, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
+    default: auto
+  path:
+    description: The file to read with O(source=file), or another kernel log file with O(source=kernel_log).
+    type: path
+  format:
+    description:
+      - The format of O(path). V(auto) tells it from the first trace lines.
+    type: str
+    choices: [auto, kernel_log, xtables_monitor, nft_monitor]
+    default: auto
+  since:
+    description:
+      - Only lines from this moment on. The RV(packetpath.linux.trace_rule#module:marker) that C(trace_rule)
+        returned when it switched the trace on (exact, on the kernel's clock, for V(dmesg) and V(journal)), or
+        seconds since the epoch, or an ISO 8601 time (without a zone, the host's local time).
+      - Lines without a time (the live monitors) are always read.
+    type: raw
+  until:
+    description: Only lines before this moment; same forms as O(since).
+    type: raw
+  proto:
+    description: Keep packets of this protocol.
+    type: str
+    choices: [tcp, udp, icmp, icmpv6, sctp, any]
+    default: any
+  src:
+    description: Keep packets from this address or CIDR (at any hop, so before or after NAT).
+    type: str
+  dst:
+    description: Keep packets to this address or CIDR (at any hop).
+    type: str
+  sport:
+    description: Keep packets from this port or range (V(30000:32767)).
+    type: str
+  dport:
+    description: Keep packets to this port or range.
+    type: str
+  iif:
+    description: Keep packets that arrived on this interface (a trailing C(+) is a wildcard).
+    type: str
+  oif:
+    description: Keep packets that left on this interface.
+    type: str
+  family:
+    description: Keep packets of this family. By default the family the addresses or the protocol imply, else both.
+    type: str
+    choices: [ipv4, ipv6, both]
+  packet_id:
+    description: Keep only the packet with this id (RV(packets[].id), from an earlier run).
+    type: str
+  max_packets:
+    description:
+      - Keep at most this many packets (the first ones that pass the filters); 1-10000. RV(truncated) says when
+        more matched. A live capture stops once it has seen this many.
+    type: int
+    default: 100
+  duration:
+    description: Seconds a live capture (V(xtables_monitor), V(nft_monitor)) runs at most; 1-600.
+    type: int
+    default: 10
+  ready_file:
+    description:
+      - For live captures under C(async). A file the module creates once the monitor listens and removes when the
+        capture ends, so the next task can wait for it (C(ansible.builtin.wait_for)) before sending traffic.
+    type: path
+  host_ruleset:
+    description:
+      - Read the host's ruleset when fetching, for the rule texts and verdicts of legacy lines and for which
+        hooks could have printed a line. Set V(false) for a log copied from another host.
+    type: bool
+    default: true
+  this_netns_only:
+    description:
+      - Keep only packets whose interfaces exist in this network namespace. The kernel log is shared by every
+        namespace on a host (pods, containers, a lab), so their packets appear in it too.
+      - By default V(true) for the host's kernel log (V(kernel_log), V(journal), V(dmesg)), V(false) otherwise.
+    type: bool
+  query:
+    description:
+      - A JMESPath expression applied on the host to the result; only its value comes back (RV(query_result)),
+        with RV(stats). Needs the jmespath Python library on the host.
+    type: str
+  netns:
+    description:
+      - Work inside this network namespace (a name from C(ip netns list), a path such as C(/proc/<pid>/ns/net), or a
+        PID). The monitors then see that namespace's events; the kernel log is the host's either way.
+    type: str
+notes:
+  - Needs root for the kernel ring buffer, the monitors and the host's ruleset.
+  - Packets are told apart by the trace id of the nft formats; legacy lines have none, so a packet there is its
+    protocol, IP ID (IPv6 flow label), TCP sequence number or ICMP echo id and sequence, which NAT leaves alone.
+    A key whose hooks start over (the next host of a shared log, a retransmission) is a new packet (id suffix
+    C(.2)).
+requirements:
+  - jmespath (on the host) for O(query)
+seealso:
+  - module: packetpath.linux.trace_rule
+"""
+
+EXAMPLES = r"""
+- name: Switch the trace on for the probe's own packets
+  packetpath.linux.trace_rule:
+    proto: tcp
+    dport: 8081
+    sport: 40001
+  register: trace
+
+- name: Read what the trace printed since then (legacy backend, kernel log)
+  packetpath.linux.trace_results:
+    since: "{{ trace.marker }}"
+    proto: tcp
+    sport: 40001
+  register: results
+
+- name: Show each packet as a person reads it
+  ansible.builtin.debug:
+    msg: "{{ results.packets | map(attribute='summary') | list }}"
+
+# Live backends (iptables-nft, nftables): start the capture in the background,
+# wait until it listens, send the traffic, then collect the capture.
+- name: Capture the trace live for up to 20 seconds
+  packetpath.linux.trace_results:
+    source: auto
+    duration: 20
+    max_packets: 5
+    dport: 8081
+    ready_file: /run/packetpath-capture.ready
+  async: 60
+  poll: 0
+  register: capture
+
+- name: Wait until the monitor listens
+  ansible.builtin.wait_for:
+    path: /run/packetpath-capture.ready
+    timeout: 10
+
+- name: Send the traffic from the client
+  ansible.builtin.command: timeout 2 bash -c 'echo > /dev/tcp/203.0.113.12/8081'
+  delegate_to: client
+  changed_when: false
+  failed_when: false
+
+- name: Collect the capture
+  ansible.builtin.async_status:
+    jid: "{{ capture.ansible_job_id }}"
+  register: live
+  until: live.finished
+  retries: 30
+  delay: 1
+
+- name: Only the fate of each packet, computed on the host (small over SSH)
+  packetpath.linux.trace_results:
+    source: file
+    path: /var/log/kern.log.2.gz
+    dst: 203.0.113.12
+    host_ruleset: false
+    query: "packets[].{id: id, fate: fate, last: last_hop}"
+"""
+
+RETURN = r"""
+source:
+  description: The source read.
+  returned: always
+  type: str
+  sample: dmesg
+source_reason:
+  description: Why that source, in words.
+  returned: always
+  type: str
+  sample: this collection's trace rules are in iptables_legacy
+format:
+  description: The trace format parsed, V(kernel_log), V(xtables_monitor) or V(nft_monitor).
+  returned: always
+  type: str
+packets:
+  description: The packets kept, in the order they were first seen.
+  returned: unless query is given
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The trace id (nft formats), or proto-IPID-SEQ (legacy); a C(.N) suffix for a key seen again.
+      type: str
+      sample: tcp-28265-1726587944
+    family:
+      description: V(ipv4) or V(ipv6).
+      type: str
+    proto:
+      description: The protocol, where the trace says.
+      type: str
+    flow:
+      description: The packet as it first appeared, in words.
+      type: str
+      sample: "tcp 192.168.235.13:14024 -> 10.0.1.12:8081"
+    host:
+      description: The host name a syslog line names (log files of several hosts), else null.
+      type: str
+    time:
+      description: Seconds since the epoch of the first line, where the line says.
+      type: float
+    uptime:
+      description: The kernel's clock of the first line (dmesg's seconds), where the line says.
+      type: float
+    hops:
+      description:
+        - The hops in order. Each has C(hook), C(table), C(chain), C(kind) (rule, return, policy),
+          C(rule_number) (legacy) or C(rule_handle) (xtables-monitor), C(verdict) (accept, drop, reject, continue,
+          jump, goto, return, queue; null where unknown), C(target) (of a jump), C(rule) (its text) with
+          C(rule_source) (C(trace), or C(iptables-save as of fetch time)), C(in), C(out), C(src), C(dst), C(sport),
+          C(dport), C(proto), C(ttl), C(mark) where printed, and C(rewrite) where the next hop sees other values
+          (C({field: [before, after]}), NAT or a re-route).
+      type: list
+      elements: dict
+    path:
+      description: The way through the host's hooks, ending where the packet went or stopped.
+      type: str
+      sample: "prerouting → routing decision (vanished)"
+    last_hop:
+      description: The last hop, as C(table:chain:kind:number).
+      type: str
+      sample: "nat:PREROUTING:policy:3"
+    fate:
+      description:
+        - V(delivered_local), V(forwarded), V(sent), V(dropped_by_rule), V(dropped_by_policy), V(queued),
+          V(vanished_after) (a hook that should have printed next printed nothing), or V(unknown) (nothing after
+          the last hop could have printed).
+      type: str
+    vanished_after:
+      description: Where it vanished (C(table HOOK)), with V(vanished_after).
+      type: str
+      sample: nat PREROUTING
+    next_expected:
+      description: What should have come next, with V(vanished_after).
+      type: str
+      sample: "routing decision, then filter:INPUT or filter:FORWARD"
+    dropped_by:
+      description: The hop and rule that dropped it.
+      type: dict
+    hints:
+      description: What to check, in plain words.
+      type: list
+      elements: str
+    follow_up:
+      description:
+        - The checks the hints name, for a playbook to run (C(check) is C(route_lookup), C(rp_filter) or
+          C(martians), with the addresses and interface).
+      type: list
+      elements: dict
+    summary:
+      description: The packet for a terminal, one aligned line per hop with verdicts and rewrites.
+      type: str
+truncated:
+  description: More packets matched than O(max_packets) kept.
+  returned: always
+  type: bool
+stats:
+  description:
+    - C(lines_read), C(trace_events), C(events_outside_window), C(packets_seen), C(packets_matched), C(packets_kept),
+      C(packets_elsewhere) (left out by O(this_netns_only)), C(unparsable_lines) with a few C(unparsable_samples),
+      and C(seconds).
+  returned: always
+  type: dict
+ruleset:
+  description: Whether the host's ruleset was read (C(read)), where the hook list came from (C(hooks_from)).
+  returned: always
+  type: dict
+query_result:
+  description: The value of O(query) applied to the result.
+  returned: when query is given
+  type: raw
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.packetpath.linux.plugins.module_utils import netns
+from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow, FlowError
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.backends import BackendError
+from ansible_collections.packetpath.linux.plugins.module_utils.trace_fetch import SOURCES, Fetch, FetchError
+from ansible_collections.packetpath.linux.plugins.module_utils.trace_sources import SourceError
+
+try:
+    import jmespath
+except ImportError:
+    jmespath = None
+    JMESPATH_IMPORT_ERROR = traceback.format_exc()
+else:
+    JMESPATH_IMPORT_ERROR = None
+
+FLOW_OPTIONS = ("src", "dst", "sport", "dport", "iif", "oif", "family")
+
+
+def argument_spec():
+    spec = dict(FLOW_ARGUMENT_SPEC)
+    spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(
+        source={"type": "str", "choices": list(SOURCES), "default": "auto"},
+        path={"type": "path"},
+        format={"type": "str", "choices": ["auto", "kernel_log", "xtables_monitor", "nft_monitor"], "default": "auto"},
+        since={"type": "raw"},
+        until={"type": "raw"},
+        packet_id={"type": "str"},
+        max_packets={"type": "int", "default": 100},
+        duration={"type": "int", "default": 10},
+        ready_file={"type": "path"},
+        host_ruleset={"type": "bool", "default": True},
+        this_netns_only={"type": "bool"},
+        query={"type": "str"},
+    )
+    return spec
+
+
+def check_options(params):
+    for option, low, high in (("max_packets", 1, 10000), ("duration", 1, 600)):
+        if not low <= params[option] <= high:
+            raise FetchError("%s=%r: must be %d-%d" % (option, params[option], low, high))
+    if params["path"] and params["source"] not in ("file", "kernel_log"):
+        raise FetchError("path=%r: goes with source=file or source=kernel_log, not source=%s"
+                         % (params["path"], params["source"]))
+    if params["source"] == "file" and not params["path"]:
+        raise FetchError("source=file: give path")
+    if params["query"]:
+        try:
+            jmespath.compile(params["query"])
+        except jmespath.exceptions.ParseError as exc:
+            raise FetchError("query=%r: not a JMESPath expression: %s" % (params["query"], exc))
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    if params["query"] and jmespath is None:
+        module.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)
+    try:
+        check_options(params)
+        narrowed = params["proto"] != "any" or any(params[option] for option in FLOW_OPTIONS)
+        flow = Flow.from_params(params) if narrowed else None
+        netns.enter(params["netns"])
+        result = Fetch(
+            ModuleCommandRunner(module), source=params["source"], path=params["path"], fmt=params["format"],
+            flow=flow, since=params["since"], until=params["until"], max_packets=params["max_packets"],
+            packet_id=params["packet_id"], duration=params["duration"], ready_file=params["ready_file"],
+            host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
+        ).run()
+    except (FlowError, FetchError, netns.NetnsError) as exc:
+        module.fail_json(msg="%s; nothing was changed" % exc)
+    except (SourceError, BackendError) as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if params["query"]:
+        packets = result.pop("packets")
+        result["query_result"] = jmespath.search(params["query"], dict(result, packets=packets))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
