@@ -20,7 +20,6 @@ from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.xtables_monitor import (
     XtablesMonitorParser,
 )
-from ansible_collections.packetpath.linux.plugins.module_utils.trace_sources import SourceError
 
 PARSERS = {"kernel_log": KernelLogParser, "xtables_monitor": XtablesMonitorParser, "nft_monitor": NftMonitorParser}
 SOURCES = ("auto", "kernel_log", "journal", "dmesg", "file", "xtables_monitor", "nft_monitor")
@@ -70,8 +69,8 @@ class TimeWindow:
         self.since_epoch, self.since_uptime = moment("since", since)
         self.until_epoch, self.until_uptime = moment("until", until)
         self.kernel_clock = kernel_clock
-        self.active = any(v is not None for v in (self.since_epoch, self.since_uptime, self.until_epoch,
-                                                   self.until_uptime))
+        bounds = (self.since_epoch, self.since_uptime, self.until_epoch, self.until_uptime)
+        self.active = any(bound is not None for bound in bounds)
 
     def admits(self, event):
         for low, high, value in self._pairs(event):
@@ -107,10 +106,8 @@ def detect_format(lines):
 
 
 def _chain(head, rest):
-    for line in head:
-        yield line
-    for line in rest:
-        yield line
+    yield from head
+    yield from rest
 
 
 def choose_source(runner, source, flow):
@@ -266,8 +263,9 @@ class Fetch:
         self.this_netns_only = this_netns_only
 
     def run(self):
+        window = TimeWindow(self.since, self.until, kernel_clock=False)  # bad times fail before anything runs
         source, reason = choose_source(self.runner, self.source, self.flow)
-        window = TimeWindow(self.since, self.until, kernel_clock=source in ("dmesg", "journal"))
+        window.kernel_clock = source in ("dmesg", "journal")
         lines, stream = _lines(self.runner, source, self.path, self.duration, self.ready_file, window)
         fmt = SOURCE_FORMAT.get(source) if self.fmt == "auto" else self.fmt
         if fmt is None:

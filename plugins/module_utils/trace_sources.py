@@ -38,8 +38,7 @@ def read_file(path):
     except (IOError, OSError) as exc:
         raise SourceError("path=%r: cannot read it: %s" % (path, exc.strerror or exc))
     with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            yield line
+        yield from handle
 
 
 def kernel_log_file():
@@ -70,8 +69,7 @@ def read_kernel_ring(runner):
         rc, out, err = runner.run([runner.which("dmesg") or "dmesg"])
         if rc != 0:
             raise SourceError("source=dmesg: neither %s nor dmesg could be read: %s" % (KMSG, err.strip()))
-        for line in out.splitlines(True):
-            yield line
+        yield from out.splitlines(True)
         return
     try:
         while True:

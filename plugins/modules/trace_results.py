@@ -250,7 +250,7 @@ packets:
           jump, goto, return, queue; null where unknown), C(target) (of a jump), C(rule) (its text) with
           C(rule_source) (C(trace), or C(iptables-save as of fetch time)), C(in), C(out), C(src), C(dst), C(sport),
           C(dport), C(proto), C(ttl), C(mark) where printed, and C(rewrite) where the next hop sees other values
-          (C({field: [before, after]}), NAT or a re-route).
+          (a mapping of field to C([before, after]), NAT or a re-route).
       type: list
       elements: dict
     path:

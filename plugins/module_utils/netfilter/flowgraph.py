@@ -104,14 +104,14 @@ def _follow_up(hop):
 
 
 def _path(hops, fate, last):
+    rerouted = any("out" in hop.get("rewrite", {}) for hop in hops)
     names = []
     for hop in hops:
         hook = hop["hook"] or "?"
         if not names or names[-1] != hook:
             if hook in ("input", "forward") and names and names[-1] == "prerouting":
                 names.append(_ROUTING)
-            if hook == "postrouting" and names and names[-1] == "output" and any("out" in h.get("rewrite", {})
-                                                                                for h in hops):
+            if hook == "postrouting" and names and names[-1] == "output" and rerouted:
                 names.append("re-route")
             names.append(hook)
     if hops[0]["hook"] == "output":
@@ -137,8 +137,8 @@ def analyse(hops, steps):
     if verdict in ("drop", "reject"):
         result["fate"] = "dropped_by_rule" if last["kind"] == "rule" else "dropped_by_policy"
         result["dropped_by"] = {"hop": hop_label(last), "rule": last.get("rule")}
-        result["hints"].append("dropped by %s%s" % (hop_label(last), ": " + last["rule"] if last.get("rule") else
-                                                   " (the chain's policy)" if last["kind"] == "policy" else ""))
+        why = ": " + last["rule"] if last.get("rule") else " (the chain's policy)" if last["kind"] == "policy" else ""
+        result["hints"].append("dropped by %s%s" % (hop_label(last), why))
     elif verdict == "queue":
         result["fate"] = "queued"
         result["hints"].append("handed to a userspace program through NFQUEUE at %s" % hop_label(last))

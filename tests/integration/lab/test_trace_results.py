@@ -1,0 +1,161 @@
+"""packetpath.linux.trace_results on real kernels over SSH: every backend, a FORWARD drop, the seed's rp_filter case,
+and the async pattern the documentation shows."""
+
+import os
+import tempfile
+import threading
+import time
+
+import pytest
+from labtools import ROOT, ansible_playbook, connect, in_netns, lab, module
+
+NODES = {"node1": ("iptables_legacy", "198.51.100.11", "198.19.1.10"),
+         "node2": ("iptables_nft", "198.51.100.12", "198.19.2.10"),
+         "node3": ("nftables", "198.51.100.13", "198.19.3.10")}
+NODEPORT = 30080
+
+
+def trace_on(host, **flow):
+    result = module(host, "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"], expires=120))
+    assert result["_status"] in ("CHANGED", "SUCCESS"), result["_stdout"]
+    return result
+
+
+def trace_off(host):
+    module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+
+
+def fetch(host, **args):
+    result = module(host, "packetpath.linux.trace_results", args)
+    assert result["_status"] == "SUCCESS", result["_stdout"]
+    return result
+
+
+class LiveCapture(threading.Thread):
+    """trace_results with a live source, running while the test sends traffic; waits for its ready_file."""
+
+    def __init__(self, host, **args):
+        super().__init__(daemon=True)
+        self.ready = os.path.join(tempfile.mkdtemp(prefix="pp-ready-"), "ready")
+        self.host, self.args, self.result = host, dict(args, ready_file=self.ready), None
+
+    def run(self):
+        self.result = fetch(self.host, **self.args)
+
+    def __enter__(self):
+        self.start()
+        deadline = time.time() + 30
+        while not os.path.exists(self.ready):
+            assert time.time() < deadline, "the capture never said it was ready"
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        self.join(60)
+        os.rmdir(os.path.dirname(self.ready))
+
+
+@pytest.fixture(scope="module")
+def kube():
+    lab("up", "kube")
+    yield
+    lab("down")
+
+
+@pytest.mark.usefixtures("kube")
+class TestKube:
+    @pytest.fixture(autouse=True)
+    def traces_off(self):
+        yield
+        for host in NODES:
+            trace_off(host)
+
+    def test_legacy_kernel_log_forwarded_through_kube_proxy_dnat(self):
+        marker = trace_on("node1", proto="tcp", dport=str(NODEPORT))["marker"]
+        connect("pp-client", NODES["node1"][1], NODEPORT, timeout=1.5)
+        result = fetch("node1", since=marker, proto="tcp", dport=str(NODEPORT))
+        assert result["source"] == "dmesg" and "iptables_legacy" in result["source_reason"]
+        first = result["packets"][0]
+        assert first["fate"] == "forwarded"
+        dnat = [h for h in first["hops"] if "rewrite" in h][0]
+        assert dnat["chain"] == "KUBE-SEP-PPLABPOD1" and dnat["rewrite"]["dst"] == [NODES["node1"][1], "198.19.1.10"]
+        assert dnat["rule"] == "-A KUBE-SEP-PPLABPOD1 -p tcp -m tcp -j DNAT --to-destination 198.19.1.10:8080"
+        assert dnat["rule_source"] == "iptables-save as of fetch time"
+        assert first["path"].endswith("forward \u2192 postrouting \u2192 out cni0")
+        # Only lines from the marker on: the packets of earlier tests are not read again.
+        assert result["stats"]["events_outside_window"] >= 0 and all(
+            p["uptime"] >= marker["uptime"] for p in result["packets"])
+
+    def test_iptables_nft_live_capture_names_the_forward_drop(self):
+        trace_on("node2", proto="tcp", dport=str(NODEPORT))
+        with LiveCapture("node2", duration=8, max_packets=1, proto="tcp", dport=str(NODEPORT)) as capture:
+            connect("pp-client", NODES["node2"][1], NODEPORT, timeout=1)
+        result = capture.result
+        assert result["source"] == "xtables_monitor"
+        packet = result["packets"][0]
+        assert packet["fate"] == "dropped_by_rule" and packet["last_hop"].startswith("filter:FORWARD:rule:0x")
+        assert "pplab: stray drop of the pod port" in packet["dropped_by"]["rule"]
+        assert result["stats"]["seconds"] < 8  # max_packets ended the capture before its duration
+        assert not os.path.exists(capture.ready)
+
+    def test_nftables_live_capture_forwarded(self):
+        trace_on("node3", proto="tcp", dport=str(NODEPORT))
+        with LiveCapture("node3", duration=6, proto="tcp", dport=str(NODEPORT)) as capture:
+            connect("pp-client", NODES["node3"][1], NODEPORT, timeout=1.5)
+        result = capture.result
+        assert result["source"] == "nft_monitor" and result["ruleset"]["hooks_from"] == "host"
+        first = result["packets"][0]
+        assert first["fate"] == "forwarded"
+        assert any(h.get("rule") == "meta l4proto tcp dnat to 198.19.3.10:8080" for h in first["hops"])
+
+    def test_query_runs_on_the_host(self):
+        marker = trace_on("node1", proto="udp", dport="9999")["marker"]
+        in_netns("pp-client", ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                               "s.sendto(b'packetpath-lab', ('%s', 9999))" % NODES["node1"][1]])
+        time.sleep(0.3)
+        result = fetch("node1", since=marker, proto="udp", query="packets[].[fate, path]")
+        assert "packets" not in result
+        assert result["query_result"] == [
+            ["delivered_local", "prerouting \u2192 routing decision \u2192 input \u2192 local delivery"]]
+
+    def test_async_capture_pattern_from_the_docs(self):
+        result = ansible_playbook(os.path.join(ROOT, "tests", "integration", "playbooks", "async_capture.yml"))
+        assert "packetpath-async-capture: dropped_by_rule filter:FORWARD:rule:0x" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"source": "file"}, "source=file: give path"),
+    ({"max_packets": 0}, "max_packets=0: must be 1-10000"),
+    ({"since": "yesterday-ish"}, "since='yesterday-ish': not a time"),
+    ({"dport": "80"}, "dport='80': ports need proto tcp, udp or sctp"),
+    ({"query": "packets[?"}, "query='packets[?': not a JMESPath expression"),
+    ({"source": "file", "path": "/nonexistent/kern.log"}, "path='/nonexistent/kern.log': cannot read it"),
+])
+def test_bad_input_fails_clearly(kube, args, message):
+    result = module("node1", "packetpath.linux.trace_results", args)
+    assert result["_status"] == "FAILED" and message in result["msg"], result["_stdout"]
+
+
+def test_seed_rp_filter_vanishes_at_the_routing_decision_until_loose_mode():
+    lab("up", "seed")
+    try:
+        flow = {"proto": "tcp", "dport": "8081"}
+        marker = module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))["marker"]
+        assert connect("pp-client", "192.0.2.80", 8081, timeout=1.2) == "TimeoutError"
+        time.sleep(0.3)
+        result = fetch("node", since=marker, **flow)
+        assert result["stats"]["packets_elsewhere"] == 0  # the client traces nothing here
+        packet = result["packets"][0]
+        assert packet["fate"] == "vanished_after" and packet["vanished_after"] == "nat PREROUTING"
+        assert packet["last_hop"] == "nat:KUBE-SEP-PPLABLOCAL9090:rule:1"
+        assert packet["hints"][0].startswith("died at the routing decision: check `route_lookup` with iif=b-srv "
+                                             "src=198.51.100.13 dst=203.0.113.12")
+        in_netns("pp-node", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.b-srv.rp_filter=2"])
+        marker = module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))["marker"]
+        assert connect("pp-client", "192.0.2.80", 8081, timeout=2).startswith("packetpath-lab node")
+        time.sleep(0.3)
+        result = fetch("node", since=marker, **flow)
+        assert result["packets"][0]["fate"] == "delivered_local"
+        assert result["packets"][0]["hops"][-1]["dport"] == 9090
+    finally:
+        lab("down")
