@@ -22,7 +22,7 @@ export PACKETPATH_LAB_DIR := $(LAB_DIR)
 export PYTHONDONTWRITEBYTECODE := 1
 LAB := PYTHONPATH=$(CURDIR)/tests/lab $(BIN)/python -m pplab
 
-.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures lab-up lab-down lab-status clean
+.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures bench lab-up lab-down lab-status clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ integration: collection  ## lab tests: namespaces, SSH, modules against real ker
 
 fixtures: collection  ## record real trace output in the kube lab into tests/unit/fixtures/traces/
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py
+
+bench: collection  ## speed and memory against grep on a generated 500 MB kernel log (BENCH_MB=...)
+	$(BIN)/python bench/trace_results_bench.py
 
 lab-up: collection  ## build a lab: make lab-up TOPOLOGY=seed|kube|scale [HOSTS=50]
 	@$(LAB) up $(TOPOLOGY) $(if $(HOSTS),--hosts $(HOSTS),)

@@ -6,6 +6,8 @@ source -> lines -> parser (one per format) -> events -> packets -> hops -> flowg
 Everything streams: memory grows with the packets kept, not with the input.
 """
 
+import ipaddress
+import re
 import socket
 import time
 from datetime import datetime
@@ -71,6 +73,7 @@ class TimeWindow:
         self.kernel_clock = kernel_clock
         bounds = (self.since_epoch, self.since_uptime, self.until_epoch, self.until_uptime)
         self.active = any(bound is not None for bound in bounds)
+        self.uses_wall_time = self.since_epoch is not None or self.until_epoch is not None
 
     def admits(self, event):
         for low, high, value in self._pairs(event):
@@ -108,6 +111,37 @@ def detect_format(lines):
 def _chain(head, rest):
     yield from head
     yield from rest
+
+
+_PACKET_NEEDLE = re.compile(rb" (ID|FLOWLBL)=(\d+) ")
+
+
+def _packet_needles(line):
+    """What a legacy packet's every line carries whatever NAT did: its IP ID (IPv6: flow label)."""
+    found = _PACKET_NEEDLE.search(line.split(b" PROTO=", 1)[0])
+    return [b" %s=%s " % found.groups()] if found else []
+
+
+def kernel_log_needles(flow, packet_id):
+    """Texts that lines of the wanted packets contain, for finding them without parsing the rest; None if none."""
+    if packet_id is not None:
+        parts = packet_id.split(".")[0].split("-")
+        if len(parts) >= 2 and parts[1].isdigit():
+            return [b" ID=%s " % parts[1].encode(), b"FLOWLBL=%s " % parts[1].encode()]
+        return None
+    if flow is None:
+        return None
+    if flow.sport and flow.sport[0] == flow.sport[1]:
+        return [b"SPT=%d " % flow.sport[0]]
+    for key, network in (("SRC", flow.src), ("DST", flow.dst)):
+        if network:
+            net = ipaddress.ip_network(network)
+            if net.num_addresses == 1:
+                return [("%s=%s " % (key, net.network_address.exploded if net.version == 6
+                                      else net.network_address)).encode()]
+    if flow.dport and flow.dport[0] == flow.dport[1]:
+        return [b"DPT=%d " % flow.dport[0]]
+    return None
 
 
 def choose_source(runner, source, flow):
@@ -182,6 +216,8 @@ class TraceReader:
         self.counts = {}
 
     def _keep(self, packet):
+        if self.flow is None and self.interfaces is None and self.packet_id is None:
+            return True
         if self.packet_id is not None and packet.packet_id != self.packet_id:
             return False
         headers = dict((id(event.packet), event.packet) for event in packet.events).values()
@@ -192,19 +228,29 @@ class TraceReader:
         return self.flow is None or any(self.flow.matches(h) for h in headers)
 
     def read(self, lines):
-        parse, add, window = self.parser.parse, self.assembler.add, self.window
-        line_count = events = outside = 0
-        for line_count, line in enumerate(lines, 1):
-            event = parse(line, line_count)
-            if event is None:
-                continue
-            if window.active and not window.admits(event):
-                outside += 1
-                continue
-            events += 1
-            add(event)
-        self.counts = {"lines_read": line_count, "trace_events": events, "events_outside_window": outside}
-        return self._explain(self.assembler.close())
+        add, window, resolve = self.assembler.add_run, self.window, self.parser.resolve
+        wall_clock = window.active and window.uses_wall_time
+        events = outside = 0
+        for _packet, run in self.parser.runs(lines):
+            if window.active:
+                if wall_clock:
+                    for event in run:
+                        if event.stamp:
+                            resolve(event)
+                admitted = [event for event in run if window.admits(event)]
+                outside += len(run) - len(admitted)
+                if not admitted:
+                    continue
+                run = admitted
+            events += len(run)
+            add(run)
+        self.counts = {"lines_read": self.parser.lines_read, "trace_events": events, "events_outside_window": outside}
+        packets = self.assembler.close()
+        for packet in packets:
+            for event in packet.events:
+                if event.stamp:
+                    resolve(event)
+        return self._explain(packets)
 
     @property
     def stats(self):
@@ -271,6 +317,12 @@ class Fetch:
         if fmt is None:
             fmt, head = detect_format(lines)
             lines = _chain(head, lines)
+        needles = kernel_log_needles(self.flow, self.packet_id) if fmt == "kernel_log" and source in (
+            "file", "kernel_log") else None
+        if needles:
+            lines.close()
+            lines = trace_sources.lines_of_packets(self.path or trace_sources.kernel_log_file(), needles,
+                                                   _packet_needles)
         only_here = self.this_netns_only if self.this_netns_only is not None else (
             fmt == "kernel_log" and source != "file")
         rules, inventory = _host_ruleset(self.runner, fmt) if self.host_ruleset else (LegacyRules({}), EMPTY)

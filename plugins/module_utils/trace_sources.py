@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 
 KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
 KMSG = "/dev/kmsg"
+CHUNK = 8 << 20
+NEARBY = 1 << 20  # how far apart the lines of one packet can be in a log file
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -29,16 +31,110 @@ class SourceError(RuntimeError):
     pass
 
 
-def read_file(path):
-    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip."""
+def _open(path):
     try:
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == _GZIP_MAGIC
-        raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
+        return gzip.open(path, "rb") if gzipped else open(path, "rb")
     except (IOError, OSError) as exc:
         raise SourceError("path=%r: cannot read it: %s" % (path, exc.strerror or exc))
-    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as handle:
+
+
+def read_file(path):
+    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip."""
+    with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace") as handle:
         yield from handle
+
+
+class _Block:
+    """Whole lines data[low:high] of a file, read in one piece; never copied."""
+
+    __slots__ = ("data", "low", "high")
+
+    def __init__(self, data, low, high):
+        self.data, self.low, self.high = data, low, high
+
+    def lines_with(self, needle, found):
+        """Add the start offset of every line that contains `needle` to `found`."""
+        data, high = self.data, self.high
+        at = data.find(needle, self.low, high)
+        while at >= 0:
+            found.add(max(data.rfind(b"\n", self.low, at) + 1, self.low))
+            end = data.find(b"\n", at, high)
+            at = data.find(needle, end, high) if end >= 0 else -1
+
+    def line_at(self, start):
+        end = self.data.find(b"\n", start, self.high)
+        return self.data[start:end + 1 if end >= 0 else self.high]
+
+
+def _blocks(path):
+    """The file in large blocks of whole lines; a line cut by a read is a small block of its own."""
+    with _open(path) as handle:
+        rest = b""
+        while True:
+            data = handle.read(CHUNK)
+            if not data:
+                if rest:
+                    yield _Block(rest, 0, len(rest))
+                return
+            first = data.find(b"\n") + 1
+            if rest or not first:
+                joined = rest + data[:first] if first else rest + data
+                if not first:
+                    rest = joined
+                    continue
+                yield _Block(joined, 0, len(joined))
+                first_line_end = first
+            else:
+                first_line_end = 0
+            cut = data.rfind(b"\n") + 1
+            if cut > first_line_end:
+                yield _Block(data, first_line_end, cut)
+            rest = data[cut:]
+
+
+def lines_of_packets(path, needles, packet_needles):
+    """The lines of a kernel-log file that can belong to the packets wanted, found with bytes.find.
+
+    `needles` are texts one line of every wanted packet contains (`SPT=40001 `); the
+    packet's other lines (before or after NAT changed those fields) are found by what
+    NAT leaves alone: `packet_needles(line)` gives those (`ID=57266 `) for a line
+    found.  A packet's lines lie close together, so they are looked for up to
+    NEARBY bytes before and after the line found.  Everything else is never decoded,
+    which is what makes fetching one packet out of a large log about as fast as grep.
+    The caller parses what comes out as usual.
+    """
+    window = []  # [block, offsets found], the recent blocks, oldest first
+    following = {}  # packet needle -> bytes read since its last line
+    for block in _blocks(path):
+        found = set()
+        for needle in needles:
+            block.lines_with(needle, found)
+        fresh = set()
+        for start in list(found):
+            fresh.update(n for n in packet_needles(block.line_at(start)) if n not in following)
+        for needle in fresh:
+            for earlier, earlier_found in window:
+                earlier.lines_with(needle, earlier_found)
+            following[needle] = 0
+        size = block.high - block.low
+        for needle in list(following):
+            before = len(found)
+            block.lines_with(needle, found)
+            following[needle] = 0 if len(found) > before or needle in fresh else following[needle] + size
+            if following[needle] > NEARBY:
+                del following[needle]
+        window.append((block, found))
+        while len(window) > 1 and sum(b.high - b.low for b, _found in window[1:]) >= NEARBY:
+            yield from _decoded(*window.pop(0))
+    for block, found in window:
+        yield from _decoded(block, found)
+
+
+def _decoded(block, found):
+    for start in sorted(found):
+        yield block.line_at(start).decode("utf-8", "replace")
 
 
 def kernel_log_file():

@@ -33,31 +33,33 @@ PACKET_FIELDS = ("in", "out", "src", "dst", "proto", "sport", "dport", "ttl", "m
 class TraceEvent:
     """One line of a trace that says where a packet was: a rule, a return or a policy."""
 
-    __slots__ = ("fmt", "line_no", "time", "uptime", "host", "trace_id", "family", "table_family", "table",
-                 "chain", "base_chain", "kind", "rule_number", "rule_handle", "verdict", "target", "rule",
-                 "packet")
+    __slots__ = ("fmt", "line_no", "table", "chain", "kind", "packet", "family", "table_family", "base_chain",
+                 "rule_number", "rule_handle", "verdict", "target", "rule", "trace_id", "time", "uptime", "host",
+                 "stamp")
 
+    # Positional on purpose: the kernel-log parser makes one per line of a large log.
     def __init__(self, fmt, line_no, table, chain, kind, packet, family=None, table_family=None, base_chain=None,
                  rule_number=None, rule_handle=None, verdict=None, target=None, rule=None, trace_id=None,
-                 time=None, uptime=None, host=None):
+                 time=None, uptime=None, host=None, stamp=None):
         self.fmt = fmt
         self.line_no = line_no
-        self.time = time  # seconds since the epoch, where the line says
-        self.uptime = uptime  # the kernel's clock (dmesg's [seconds]), where the line says
-        self.host = host  # the host name a syslog line names
-        self.trace_id = trace_id  # the nft formats' packet id
-        self.family = family  # ipv4 | ipv6
-        self.table_family = table_family  # nft: ip, ip6, inet, ...
         self.table = table
         self.chain = chain
-        self.base_chain = base_chain  # the hooked chain this hop is evaluated under, where known
         self.kind = kind  # rule | return | policy
+        self.packet = packet
+        self.family = family  # ipv4 | ipv6
+        self.table_family = table_family  # nft: ip, ip6, inet, ...
+        self.base_chain = base_chain  # the hooked chain this hop is evaluated under, where known
         self.rule_number = rule_number  # legacy: position in the chain, 1-based
-        self.rule_handle = rule_handle  # nft formats: the rule's handle, where printed
+        self.rule_handle = rule_handle  # xtables-monitor: the rule's handle
         self.verdict = verdict
         self.target = target  # the chain of a jump or goto
         self.rule = rule
-        self.packet = packet
+        self.trace_id = trace_id  # the nft formats' packet id
+        self.time = time  # seconds since the epoch, where the line says (see stamp)
+        self.uptime = uptime  # the kernel's clock (dmesg's [seconds]), where the line says
+        self.host = host  # the host name a syslog line names
+        self.stamp = stamp  # a syslog line's time stamp and host, read into time and host only when needed
 
 
 def family_of(address):

@@ -19,12 +19,27 @@ class LineParser:
         self.unparsable = 0
         self.samples = []
         self.other_lines = 0
+        self.lines_read = 0
         self._headers = {}
+
+    def parse(self, line, line_no=0):
+        raise NotImplementedError
+
+    def runs(self, lines, line_no=0):
+        """([TraceEvent, ...] of one packet's headers) per hop: the kernel-log parser makes longer runs."""
+        for line_no, line in enumerate(lines, line_no + 1):
+            event = self.parse(line, line_no)
+            if event is not None:
+                yield event.packet, [event]
+        self.lines_read = line_no
 
     def bad(self, line):
         self.unparsable += 1
         if len(self.samples) < SAMPLES:
             self.samples.append(line.rstrip("\n")[:300])
+
+    def resolve(self, event):
+        """Fill in what the parser left for later (the kernel log's wall time); nothing for most formats."""
 
     def header(self, text, parse):
         """The packet dict for a header text: parsed once, then shared by every hop that printed it."""

@@ -11,10 +11,11 @@ field text is parsed once and the resulting dict shared (the speed of this
 parser is that cache: a 500 MB log is mostly repeats).
 """
 
+import re
 import time
 from datetime import datetime
 
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.base import LineParser
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.base import CACHE_LIMIT, LineParser
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.trace_event import (
     TraceEvent,
     canonical_address,
@@ -22,46 +23,47 @@ from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.trace_e
 
 FORMAT = "kernel_log"
 _MARK = "TRACE: "
-_KINDS = ("rule", "return", "policy")
-_INT_FIELDS = {"TTL": "ttl", "HOPLIMIT": "ttl", "SPT": "sport", "DPT": "dport", "SEQ": "seq", "FLOWLBL": "flowlabel"}
+_KINDS = frozenset(("rule", "return", "policy"))
+_PAIR = re.compile(r"([A-Z]+)=(\S*)")
+_PORT_FIELDS = (("SPT", "sport"), ("DPT", "dport"), ("SEQ", "seq"))
+_ICMP_FIELDS = (("TYPE", "icmp_type"), ("CODE", "icmp_code"), ("ID", "icmp_id"), ("SEQ", "icmp_seq"))
+
+
+def _int(value, base=10):
+    try:
+        return int(value, base)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_fields(text):
-    """'IN=eth1 OUT= ... PROTO=TCP SPT=1 DPT=2 SEQ=3 ...' -> the packet dict, or None if it is not one."""
-    packet = {}
-    proto = None
-    for token in text.split():
-        key, sep, value = token.partition("=")
-        if not sep:
-            continue  # flags (DF, SYN, ...) and the OPT (...) blob
-        if key == "IN":
-            packet["in"] = value or None
-        elif key == "OUT":
-            packet["out"] = value or None
-        elif key == "SRC":
-            packet["src"] = canonical_address(value)
-        elif key == "DST":
-            packet["dst"] = canonical_address(value)
-        elif key == "PROTO":
-            proto = value.lower()
-            packet["proto"] = "icmpv6" if proto == "icmpv6" else proto
-        elif key == "ID":
-            # The IP ID comes before PROTO; an ICMP echo's own ID after it.
-            packet["icmp_id" if proto else "ip_id"] = int(value)
-        elif key == "SEQ" and proto in ("icmp", "icmpv6"):
-            packet["icmp_seq"] = int(value)
-        elif key == "TYPE":
-            packet["icmp_type"] = int(value)
-        elif key == "CODE":
-            packet["icmp_code"] = int(value)
-        elif key == "MARK":
-            packet["mark"] = int(value, 16)
-        elif key == "LEN" and "length" not in packet:
-            packet["length"] = int(value)
-        elif key in _INT_FIELDS:
-            packet[_INT_FIELDS[key]] = int(value)
-    if "src" not in packet or "dst" not in packet:
+    """'IN=eth1 OUT= ... PROTO=TCP SPT=1 DPT=2 SEQ=3 ...' -> the packet dict, or None if it is not one.
+
+    The IP part and the transport part are read apart: ICMP echoes have an ID and a SEQ
+    of their own after PROTO=, which must not be taken for the IP ID or a TCP SEQ.
+    """
+    ip_part, _sep, l4_part = text.partition(" PROTO=")
+    ip = dict(_PAIR.findall(ip_part))
+    src, dst = ip.get("SRC"), ip.get("DST")
+    if not src or not dst:
         return None
+    packet = {"in": ip.get("IN") or None, "out": ip.get("OUT") or None, "src": canonical_address(src),
+              "dst": canonical_address(dst), "family": "ipv6" if ":" in src else "ipv4"}
+    for key, field in (("ID", "ip_id"), ("TTL", "ttl"), ("HOPLIMIT", "ttl"), ("FLOWLBL", "flowlabel"),
+                       ("LEN", "length")):
+        if key in ip:
+            packet[field] = _int(ip[key])
+    if _sep:
+        proto, _space, rest = l4_part.partition(" ")
+        proto = proto.lower()
+        packet["proto"] = proto
+        l4 = dict(_PAIR.findall(rest))
+        names = _ICMP_FIELDS if proto in ("icmp", "icmpv6") else _PORT_FIELDS
+        for key, field in names:
+            if key in l4:
+                packet[field] = _int(l4[key])
+        if "MARK" in l4:
+            packet["mark"] = _int(l4["MARK"], 16)
     return packet
 
 
@@ -98,9 +100,14 @@ class KernelLogParser(LineParser):
     def __init__(self):
         super(KernelLogParser, self).__init__()
         self._stamps = {}
+        self._heads = {}
         self._now = time.time()
 
-    def _wall_time(self, prefix):
+    def resolve(self, event):
+        """Read a syslog line's time stamp and host name into the event (done only when they are needed)."""
+        prefix, event.stamp = event.stamp, None
+        if not prefix:
+            return
         seconds, fraction = _split_stamp(prefix)
         epoch = self._stamps.get(seconds, False)
         if epoch is False:
@@ -111,40 +118,70 @@ class KernelLogParser(LineParser):
             except ValueError:
                 epoch = None
             self._stamps[seconds] = epoch
-        return None if epoch is None else epoch + fraction
+        event.time = None if epoch is None else epoch + fraction
+        words = prefix.split()
+        if "kernel:" in words[1:]:
+            event.host = words[words.index("kernel:") - 1]
+
+    def _head(self, head):
+        """'nat:KUBE-SEP-X:rule:2' -> (table, chain, kind, number), cached: a log repeats a few thousand heads."""
+        info = self._heads.get(head)
+        if info is None:
+            parts = head.split(":")
+            if len(parts) < 4 or parts[-2] not in _KINDS or not parts[-1].isdigit():
+                return None
+            info = (parts[0], ":".join(parts[1:-2]), parts[-2], int(parts[-1]))  # a chain name may hold a colon
+            if len(self._heads) > CACHE_LIMIT:
+                self._heads.clear()
+            self._heads[head] = info
+        return info
 
     def parse(self, line, line_no=0):
-        start = line.find(_MARK)
-        if start < 0:
-            self.other_lines += 1
-            return None
-        rest = line[start + 7:]
-        space = rest.find(" ")
-        head = rest[:space] if space > 0 else rest
-        parts = head.split(":")
-        if len(parts) < 4 or parts[-2] not in _KINDS or not parts[-1].isdigit():
-            self.bad(line)
-            return None
-        packet = self.header(rest[space + 1:], parse_fields)
-        if packet is None:
-            self.bad(line)
-            return None
-        uptime = wall = host = None
-        if start:
-            prefix = line[:start]
-            bracket = prefix.rfind("[")
-            if bracket >= 0:
-                try:
-                    uptime = float(prefix[bracket + 1:prefix.index("]", bracket)])
-                except ValueError:
-                    uptime = None
-            if bracket != 0 and prefix[:1] != "[":
-                wall = self._wall_time(prefix)
-                words = prefix.split()
-                if "kernel:" in words:
-                    host = words[words.index("kernel:") - 1]
-        return TraceEvent(
-            FORMAT, line_no, parts[0], ":".join(parts[1:-2]), parts[-2], packet,
-            family="ipv6" if ":" in packet["src"] else "ipv4", rule_number=int(parts[-1]),
-            time=wall, uptime=uptime, host=host,
-        )
+        """One line -> a TraceEvent, or None."""
+        for _packet, events in self.runs((line,), line_no - 1):
+            return events[0]
+        return None
+
+    def runs(self, lines, line_no=0):
+        """(packet dict, [TraceEvent, ...]) for each stretch of consecutive lines that print the same headers.
+
+        The lines of one packet repeat its headers until NAT changes them, so most
+        lines cost a comparison with the line before, not a parse.
+        """
+        headers = None
+        run = None
+        heads, make, head_of = self._heads, TraceEvent, self._head
+        for line_no, line in enumerate(lines, line_no + 1):
+            prefix, mark, rest = line.partition(_MARK)
+            if not mark:
+                self.other_lines += 1
+                continue
+            head, _space, fields = rest.partition(" ")
+            info = heads.get(head) or head_of(head)
+            if info is None:
+                self.bad(line)
+                continue
+            if fields != headers:
+                packet = self.header(fields, parse_fields)
+                if packet is None:
+                    self.bad(line)
+                    continue
+                if run:
+                    yield run
+                headers, run, family = fields, (packet, []), packet["family"]
+            uptime = stamp = None
+            if prefix:
+                if prefix[-2:] == "] ":
+                    bracket = prefix.rfind("[")
+                    try:
+                        uptime = float(prefix[bracket + 1:-2])
+                    except ValueError:
+                        pass
+                    stamp = prefix[:bracket] or None
+                else:
+                    stamp = prefix
+            run[1].append(make(FORMAT, line_no, info[0], info[1], info[2], run[0], family, None, None, info[3], None,
+                               None, None, None, None, None, uptime, None, stamp))
+        self.lines_read = line_no
+        if run:
+            yield run

@@ -21,11 +21,14 @@ def events(parser, name):
 
 
 def test_seed_output_trace_line_by_line():
-    parsed = events(KernelLogParser(), "seed-ceph3-output-dnat-kern.log")
+    parser = KernelLogParser()
+    parsed = events(parser, "seed-ceph3-output-dnat-kern.log")
     assert len(parsed) == 15
     first, dnat, after = parsed[0], parsed[4], parsed[5]
     assert (first.table, first.chain, first.kind, first.rule_number) == ("raw", "OUTPUT", "policy", 2)
-    assert first.host == "ceph3" and first.uptime == pytest.approx(324781.838361)
+    assert first.uptime == pytest.approx(324781.838361) and first.host is None
+    parser.resolve(first)  # the wall time and host are read only when asked for
+    assert first.host == "ceph3" and first.time is not None
     assert first.packet["out"] == "enp3s0" and first.packet["in"] is None
     assert (first.packet["src"], first.packet["dst"]) == ("192.168.235.13", "10.43.206.251")
     assert (first.packet["sport"], first.packet["dport"], first.packet["proto"]) == (18130, 8081, "tcp")

@@ -13,7 +13,9 @@ from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.legacy_
 from ansible_collections.packetpath.linux.plugins.module_utils.trace_fetch import (
     TimeWindow,
     TraceReader,
+    _packet_needles,
     detect_format,
+    kernel_log_needles,
 )
 
 TRACES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "traces")
@@ -216,3 +218,38 @@ def test_a_file_with_garbage_lines_counts_them(tmp_path):
     packets, reader = read(str(mixed))
     assert reader.stats["unparsable_lines"] == 3 and len(reader.stats["unparsable_samples"]) == 3
     assert len(packets) == 1 and len(packets[0]["hops"]) == 8
+
+
+@pytest.mark.parametrize("chunk", [97, 700, 4096, 1 << 20])
+@pytest.mark.parametrize("flow", [{"proto": "tcp", "sport": "52958"}, {"proto": "tcp", "dst": "203.0.113.12"},
+                                  {"proto": "tcp", "dport": "8081"}])
+def test_finding_a_packet_without_parsing_the_rest_gives_what_a_full_read_gives(monkeypatch, tmp_path, chunk, flow):
+    """The grep-speed path (bytes.find on blocks) against reading every line, with blocks cut anywhere."""
+    log = tmp_path / "kern.log"
+    with open(trace("legacy-seed-dmesg.txt"), encoding="utf-8") as seed, \
+            open(trace("seed-ceph3-output-dnat-kern.log"), encoding="utf-8") as other:
+        log.write_text(other.read() + seed.read(), encoding="utf-8")
+    selector = Flow.from_params(flow)
+    needles = kernel_log_needles(selector, None)
+    assert needles
+    monkeypatch.setattr(trace_sources, "CHUNK", chunk)
+    monkeypatch.setattr(trace_sources, "NEARBY", 4096)  # a packet here spans up to 3 KB
+    found = list(trace_sources.lines_of_packets(str(log), needles, _packet_needles))
+    fast = TraceReader("kernel_log", flow=selector).read(found)
+    full = TraceReader("kernel_log", flow=selector).read(trace_sources.read_file(str(log)))
+    assert fast == full
+    if "dport" in flow:  # the seed's other packet goes to port 8081 too
+        assert len(full) == 5 and len(found) == 32
+    else:  # its lines (ID 57266) are never decoded
+        assert [len(p["hops"]) for p in fast] == [7, 4, 2, 4] and len(found) == 17
+
+
+def test_packet_id_needles_find_the_packet_in_a_file(tmp_path):
+    log = tmp_path / "kern.log.1.gz"
+    with open(trace("seed-ceph3-output-dnat-kern.log"), "rb") as plain, gzip.open(log, "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    needles = kernel_log_needles(None, "tcp-57266-2213090174")
+    lines = list(trace_sources.lines_of_packets(str(log), needles, _packet_needles))
+    assert len(lines) == 15
+    packets = TraceReader("kernel_log", packet_id="tcp-57266-2213090174").read(lines)
+    assert [p["id"] for p in packets] == ["tcp-57266-2213090174"]
