@@ -9,7 +9,6 @@ Targets (issue #4): fetch <= 1.5x grep with peak < 100 MB; parse >= 100 MB/s.
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -85,9 +84,9 @@ def main():
     fields = packet_fields(PACKET)
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # both read from the page cache
 
-    grep_times = [grep_pipeline(path, fields["ip_id"]) for _ in range(3)]
-    grep_seconds = min(seconds for seconds, _lines in grep_times)
-    fetch = best([child("fetch", path, str(fields["sport"])) for _ in range(3)])
+    grep_times = [grep_pipeline(path, fields["ip_id"]) for _attempt in range(3)]
+    grep_seconds = min(seconds for seconds, _count in grep_times)
+    fetch = best([child("fetch", path, str(fields["sport"])) for _attempt in range(3)])
     ratio = fetch["seconds"] / grep_seconds
     print("fetch one packet by flow (tcp sport %d) in %.0f MB" % (fields["sport"], size_mb))
     print("  grep TRACE | grep 'ID=%d ': %.3f s (%d lines)" % (fields["ip_id"], grep_seconds, grep_times[0][1]))

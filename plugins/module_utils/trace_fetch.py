@@ -137,8 +137,9 @@ def kernel_log_needles(flow, packet_id):
         if network:
             net = ipaddress.ip_network(network)
             if net.num_addresses == 1:
-                return [("%s=%s " % (key, net.network_address.exploded if net.version == 6
-                                      else net.network_address)).encode()]
+                # The kernel log prints IPv6 addresses in full.
+                address = net.network_address.exploded if net.version == 6 else str(net.network_address)
+                return [("%s=%s " % (key, address)).encode()]
     if flow.dport and flow.dport[0] == flow.dport[1]:
         return [b"DPT=%d " % flow.dport[0]]
     return None
@@ -257,6 +258,7 @@ class TraceReader:
         assembler = self.assembler
         return dict(self.counts, packets_seen=assembler.seen, packets_matched=assembler.matched,
                     packets_kept=len(assembler.kept), packets_elsewhere=self.elsewhere,
+                    other_lines=self.parser.other_lines,
                     unparsable_lines=self.parser.unparsable, unparsable_samples=self.parser.samples)
 
     @property

@@ -298,7 +298,8 @@ truncated:
 stats:
   description:
     - C(lines_read), C(trace_events), C(events_outside_window), C(packets_seen), C(packets_matched), C(packets_kept),
-      C(packets_elsewhere) (left out by O(this_netns_only)), C(unparsable_lines) with a few C(unparsable_samples),
+      C(packets_elsewhere) (left out by O(this_netns_only)), C(other_lines) (other kernel
+      messages, no trace), C(unparsable_lines) with a few C(unparsable_samples),
       and C(seconds).
   returned: always
   type: dict

@@ -14,8 +14,6 @@ memory low and makes "did NAT change anything here?" an identity test.
 
 import ipaddress
 
-# The kernel's hooks in the order a packet meets them; "output" traffic starts at output.
-HOOK_ORDER = ("prerouting", "input", "forward", "output", "postrouting")
 BUILTIN_CHAIN_HOOK = {
     "PREROUTING": "prerouting",
     "INPUT": "input",
@@ -23,11 +21,6 @@ BUILTIN_CHAIN_HOOK = {
     "OUTPUT": "output",
     "POSTROUTING": "postrouting",
 }
-
-# Verdicts, lower-case, as nft names them; legacy lines print none (looked up or inferred later).
-TERMINAL_VERDICTS = ("accept", "drop", "reject", "queue", "stolen")
-PACKET_FIELDS = ("in", "out", "src", "dst", "proto", "sport", "dport", "ttl", "mark",
-                 "ip_id", "seq", "flowlabel", "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "length")
 
 
 class TraceEvent:
@@ -60,10 +53,6 @@ class TraceEvent:
         self.uptime = uptime  # the kernel's clock (dmesg's [seconds]), where the line says
         self.host = host  # the host name a syslog line names
         self.stamp = stamp  # a syslog line's time stamp and host, read into time and host only when needed
-
-
-def family_of(address):
-    return "ipv6" if ":" in address else "ipv4"
 
 
 _ADDRESSES = {}
