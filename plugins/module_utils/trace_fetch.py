@@ -75,20 +75,17 @@ class TimeWindow:
         self.active = any(bound is not None for bound in bounds)
         self.uses_wall_time = self.since_epoch is not None or self.until_epoch is not None
 
-    def admits(self, event):
-        for low, high, value in self._pairs(event):
-            if value is None:
-                continue
-            if low is not None and value < low or high is not None and value >= high:
-                return False
-            return True
+    def admits_time(self, epoch, uptime):
+        if self.kernel_clock and uptime is not None and (
+                self.since_uptime is not None or self.until_uptime is not None):
+            return self._inside(self.since_uptime, self.until_uptime, uptime)
+        if epoch is not None:
+            return self._inside(self.since_epoch, self.until_epoch, epoch)
         return True
 
-    def _pairs(self, event):
-        if self.kernel_clock:
-            yield self.since_uptime, self.until_uptime, event.uptime if (
-                self.since_uptime is not None or self.until_uptime is not None) else None
-        yield self.since_epoch, self.until_epoch, event.time
+    @staticmethod
+    def _inside(low, high, value):
+        return (low is None or value >= low) and (high is None or value < high)
 
 
 def detect_format(lines):
@@ -221,36 +218,35 @@ class TraceReader:
             return True
         if self.packet_id is not None and packet.packet_id != self.packet_id:
             return False
-        headers = dict((id(event.packet), event.packet) for event in packet.events).values()
+        headers = packet.headers()
         if self.interfaces is not None and any(h.get(side) and h[side] not in self.interfaces
                                                for h in headers for side in ("in", "out")):
             self.elsewhere += 1
             return False
         return self.flow is None or any(self.flow.matches(h) for h in headers)
 
+    def _admits(self, run):
+        """A run lasts microseconds: its first hop's time stands for all of its hops."""
+        first = run.events()[0] if self.window.uses_wall_time else None
+        if first is not None and first.stamp:
+            self.parser.resolve(first)
+        return self.window.admits_time(first.time if first is not None else None, run.uptime(0))
+
     def read(self, lines):
-        add, window, resolve = self.assembler.add_run, self.window, self.parser.resolve
-        wall_clock = window.active and window.uses_wall_time
+        add, window = self.assembler.add_run, self.window
         events = outside = 0
-        for _packet, run in self.parser.runs(lines):
-            if window.active:
-                if wall_clock:
-                    for event in run:
-                        if event.stamp:
-                            resolve(event)
-                admitted = [event for event in run if window.admits(event)]
-                outside += len(run) - len(admitted)
-                if not admitted:
-                    continue
-                run = admitted
-            events += len(run)
+        for run in self.parser.runs(lines):
+            if window.active and not self._admits(run):
+                outside += len(run.hops)
+                continue
+            events += len(run.hops)
             add(run)
         self.counts = {"lines_read": self.parser.lines_read, "trace_events": events, "events_outside_window": outside}
         packets = self.assembler.close()
         for packet in packets:
             for event in packet.events:
                 if event.stamp:
-                    resolve(event)
+                    self.parser.resolve(event)
         return self._explain(packets)
 
     @property

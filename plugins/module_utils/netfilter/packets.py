@@ -30,25 +30,36 @@ QUIET_SECONDS = 1.0
 
 
 class Packet:
-    """One packet's pass through one host: its events in order, and what identifies it."""
+    """One packet's pass through one host: its runs of hops in order, and what identifies it."""
 
-    __slots__ = ("packet_id", "events", "hooks", "last_position", "last_uptime", "entry_hook", "moved_on",
-                 "entered", "last_entered")
+    __slots__ = ("packet_id", "runs", "hooks", "last_position", "entry_hook", "moved_on", "entered", "last_entered",
+                 "_events")
 
     def __init__(self, packet_id):
         self.packet_id = packet_id
-        self.events = []
-        self.hooks = []  # the hook of each event, where known
+        self.runs = []
+        self.hooks = []  # the hook of each hop, where known
         self.last_position = -1
-        self.last_uptime = None
         self.entry_hook = None  # prerouting or output: where the pass began
         self.moved_on = False  # seen at a hook past the entry hook
         self.entered = set()  # (table, hook) of each hooked chain entered
         self.last_entered = None
+        self._events = None
+
+    @property
+    def events(self):
+        """The TraceEvents of every hop (made now: only kept packets need them)."""
+        if self._events is None:
+            self._events = [event for run in self.runs for event in run.events()]
+        return self._events
 
     @property
     def first(self):
         return self.events[0]
+
+    def headers(self):
+        """The distinct header dicts the packet printed (it changes them through NAT)."""
+        return [run.packet for run in self.runs]
 
 
 def legacy_key(packet):
@@ -81,66 +92,80 @@ class PacketAssembler:
         self._occurrences = {}
         self._chains = {}
 
-    def _chain_info(self, event):
-        """(hook or None, whether the event is in the hooked chain itself), cached per table and chain."""
-        name = (event.table, event.chain, event.base_chain)
-        info = self._chains.get(name)
+    def _chain_info(self, hop):
+        """(hook or None, whether the hop is in the hooked chain itself), cached per hop shape."""
+        info = self._chains.get(hop)
         if info is None:
-            hooked = event.base_chain or event.chain
-            hook = self.chain_hooks.get((event.table, hooked)) or hook_of_chain(hooked)
-            in_hooked = event.chain == event.base_chain if event.base_chain else event.chain in BUILTIN_CHAIN_HOOK
-            info = (hook, in_hooked)
+            table, chain, base_chain = hop[0], hop[1], hop[2]
+            hooked = base_chain or chain
+            hook = self.chain_hooks.get((table, hooked)) or hook_of_chain(hooked)
+            in_hooked = chain == base_chain if base_chain else chain in BUILTIN_CHAIN_HOOK
+            info = (hook, (table, hook) if in_hooked else None)
             if len(self._chains) > 4096:
                 self._chains.clear()
-            self._chains[name] = info
+            self._chains[hop] = info
         return info
 
-    def add_run(self, events):
-        """Events that share one header dict (one packet's, consecutive), in order."""
-        first = events[0]
-        key = first.trace_id if first.trace_id is not None else legacy_key(first.packet)
+    def add_run(self, run):
+        """Hops that share one header dict (one packet's, consecutive), in order."""
+        key = run.trace_id if run.trace_id is not None else legacy_key(run.packet)
         packet = self._open.get(key)
         if packet is not None:
             self._open.move_to_end(key)
-            last = packet.events[-1].packet
-            if last is not first.packet:
-                ours, theirs = first.packet.get("ip_id"), last.get("ip_id")
-                if ours is not None and theirs is not None and ours != theirs:
-                    self._close(key)  # nft reuses a trace id for a later packet
-                    packet = None
-        chains = self._chains
-        for event in events:
-            hook, in_hooked = chains.get((event.table, event.chain, event.base_chain)) or self._chain_info(event)
-            if hook is None and not event.base_chain and packet is not None and packet.hooks:
-                hook = packet.hooks[-1]  # a legacy user chain: under the built-in chain that jumped to it
-            entering = (event.table, hook) if in_hooked else None
+            if self._new_packet(packet, run):
+                self._close(key)
+                packet = None
+        chains, hooks = self._chains, []
+        for hop in run.hops:
+            hook, entering = chains.get(hop) or self._chain_info(hop)
+            if hook is None and not hop[2]:
+                # A legacy user chain: under the built-in chain that jumped to it.
+                hook = hooks[-1] if hooks else (packet.hooks[-1] if packet is not None and packet.hooks else None)
             if packet is None:
-                packet = self._start(key, event, hook)
-            elif (hook != packet.hooks[-1] or entering or event.uptime != packet.last_uptime) and self._starts_over(
-                    packet, event, hook, entering):
-                # Only a new hook, a hooked chain entered, or time passing can start a new pass.
-                packet = self._restart(key, event, hook)
-            elif hook is not None and hook != packet.entry_hook:
+                packet = self._start(key, hook)
+            elif (entering or hook != (hooks[-1] if hooks else packet.hooks[-1])) and self._starts_over(
+                    packet, hook, entering):
+                # Only a new hook or a hooked chain entered can start a new pass: split the run there.
+                self._split(packet, run, hooks)
+                packet = self._restart(key, hook)
+                hooks = []
+            if hook is not None and hook != packet.entry_hook:
                 packet.moved_on = True
             position = HOOK_POSITION.get(hook, -1)
             if position > packet.last_position:
                 packet.last_position = position
-            packet.last_uptime = event.uptime
             if entering:
                 packet.entered.add(entering)
                 packet.last_entered = entering
-            packet.events.append(event)
-            packet.hooks.append(hook)
-
-    def _restart(self, key, event, hook=None):
-        self._close(key)
-        return self._start(key, event, hook)
+            hooks.append(hook)
+        packet.runs.append(run)
+        packet.hooks.extend(hooks)
 
     @staticmethod
-    def _starts_over(packet, event, hook, entering):
-        if event.uptime is not None and packet.last_uptime is not None and (
-                event.uptime - packet.last_uptime > QUIET_SECONDS or event.uptime < packet.last_uptime):
+    def _new_packet(packet, run):
+        """A key seen again after a quiet second, or nft's trace id reused with another IP ID."""
+        uptime, last_uptime = run.uptime(0), packet.runs[-1].uptime(-1)
+        if uptime is not None and last_uptime is not None and (
+                uptime - last_uptime > QUIET_SECONDS or uptime < last_uptime):
             return True
+        last = packet.runs[-1].packet
+        ours, theirs = run.packet.get("ip_id"), last.get("ip_id")
+        return last is not run.packet and ours is not None and theirs is not None and ours != theirs
+
+    @staticmethod
+    def _split(packet, run, hooks):
+        """The hops of `run` before the split belong to the packet that ends there."""
+        if hooks:
+            head = run.split(len(hooks))
+            packet.runs.append(head)
+            packet.hooks.extend(hooks)
+
+    def _restart(self, key, hook):
+        self._close(key)
+        return self._start(key, hook)
+
+    @staticmethod
+    def _starts_over(packet, hook, entering):
         if HOOK_POSITION.get(hook, 9) < packet.last_position:
             return True
         if hook in ENTRY_HOOKS and (packet.moved_on or hook != packet.entry_hook):
@@ -148,9 +173,9 @@ class PacketAssembler:
         # A hooked chain entered again after another one: the same key's next packet.
         return entering is not None and entering != packet.last_entered and entering in packet.entered
 
-    def _start(self, key, event, hook):
+    def _start(self, key, hook):
         self.seen += 1
-        base = key if event.trace_id is not None else legacy_id(key)
+        base = legacy_id(key) if isinstance(key, tuple) else key
         count = self._occurrences.get(key, 0) + 1
         self._occurrences[key] = count
         packet = Packet(base if count == 1 else "%s.%d" % (base, count))
@@ -174,5 +199,5 @@ class PacketAssembler:
     def close(self):
         while self._open:
             self._close(next(iter(self._open)))
-        self.kept.sort(key=lambda packet: packet.first.line_no)
+        self.kept.sort(key=lambda packet: packet.runs[0].line_no)
         return self.kept

@@ -86,3 +86,56 @@ def hook_of_chain(chain):
         if name.startswith(prefix) or name.endswith("_" + prefix):
             return hook
     return None
+
+
+class Run:
+    """Consecutive hops of one packet that printed the same headers: what parsers hand on.
+
+    `hops` holds (table, chain, base_chain, kind, number) per hop, which is all that
+    grouping lines into packets needs.  The TraceEvents themselves are made only for
+    the packets that are kept (`events()`): most lines of a large log never need one.
+    """
+
+    __slots__ = ("packet", "hops", "line_no", "trace_id", "_events", "_parser", "_stamps")
+
+    def __init__(self, packet, hops, line_no, trace_id=None, events=None, parser=None, stamps=None):
+        self.packet = packet
+        self.hops = hops
+        self.line_no = line_no  # of the first hop
+        self.trace_id = trace_id
+        self._events = events
+        self._parser = parser  # makes the events from the hops and the stamps, when asked
+        self._stamps = stamps  # per hop, what the line said before the trace (its time)
+
+    @classmethod
+    def of_event(cls, event):
+        hop = (event.table, event.chain, event.base_chain, event.kind, event.rule_number)
+        return cls(event.packet, [hop], event.line_no, event.trace_id, events=[event])
+
+    def split(self, count):
+        """Cut the first `count` hops off into a run of their own (a packet ended inside this run)."""
+        head = Run(self.packet, self.hops[:count], self.line_no, self.trace_id,
+                   None if self._events is None else self._events[:count], self._parser,
+                   None if self._stamps is None else self._stamps[:count])
+        self.hops = self.hops[count:]
+        if self._events is not None:
+            self._events = self._events[count:]
+        if self._stamps is not None:
+            self._stamps = self._stamps[count:]
+        self.line_no += count
+        return head
+
+    def add(self, hops, stamps):
+        self.hops.extend(hops)
+        self._stamps.extend(stamps)
+
+    def events(self):
+        if self._events is None:
+            self._events = self._parser.events_of(self, self._stamps)
+        return self._events
+
+    def uptime(self, index):
+        """The kernel's clock at a hop (first: 0, last: -1), without making events."""
+        if self._events is not None:
+            return self._events[index].uptime
+        return self._parser.clock(self._stamps[index])[0]

@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the three trace parsers share: counting what they cannot read, and the header cache."""
 
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.trace_event import Run
+
 SAMPLES = 5
 CACHE_LIMIT = 4096
 
@@ -26,11 +28,11 @@ class LineParser:
         raise NotImplementedError
 
     def runs(self, lines, line_no=0):
-        """([TraceEvent, ...] of one packet's headers) per hop: the kernel-log parser makes longer runs."""
+        """One Run per hop; the kernel-log parser makes longer ones."""
         for line_no, line in enumerate(lines, line_no + 1):
             event = self.parse(line, line_no)
             if event is not None:
-                yield event.packet, [event]
+                yield Run.of_event(event)
         self.lines_read = line_no
 
     def bad(self, line):

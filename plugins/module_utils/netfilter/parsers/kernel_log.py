@@ -14,15 +14,20 @@ parser is that cache: a 500 MB log is mostly repeats).
 import re
 import time
 from datetime import datetime
+from itertools import compress, islice, repeat
+from operator import itemgetter, ne
 
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.base import CACHE_LIMIT, LineParser
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.trace_event import (
+    Run,
     TraceEvent,
     canonical_address,
 )
 
 FORMAT = "kernel_log"
 _MARK = "TRACE: "
+BATCH = 8192
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 _KINDS = frozenset(("rule", "return", "policy"))
 _PAIR = re.compile(r"([A-Z]+)=(\S*)")
 _PORT_FIELDS = (("SPT", "sport"), ("DPT", "dport"), ("SEQ", "seq"))
@@ -37,33 +42,35 @@ def _int(value, base=10):
 
 
 def parse_fields(text):
-    """'IN=eth1 OUT= ... PROTO=TCP SPT=1 DPT=2 SEQ=3 ...' -> the packet dict, or None if it is not one.
-
-    The IP part and the transport part are read apart: ICMP echoes have an ID and a SEQ
-    of their own after PROTO=, which must not be taken for the IP ID or a TCP SEQ.
-    """
-    ip_part, _sep, l4_part = text.partition(" PROTO=")
-    ip = dict(_PAIR.findall(ip_part))
-    src, dst = ip.get("SRC"), ip.get("DST")
+    """'IN=eth1 OUT= ... PROTO=TCP SPT=1 DPT=2 SEQ=3 ...' -> the packet dict, or None if it is not one."""
+    pairs = _PAIR.findall(text)
+    fields = dict(pairs)
+    src, dst = fields.get("SRC"), fields.get("DST")
     if not src or not dst:
         return None
-    packet = {"in": ip.get("IN") or None, "out": ip.get("OUT") or None, "src": canonical_address(src),
-              "dst": canonical_address(dst), "family": "ipv6" if ":" in src else "ipv4"}
-    for key, field in (("ID", "ip_id"), ("TTL", "ttl"), ("HOPLIMIT", "ttl"), ("FLOWLBL", "flowlabel"),
-                       ("LEN", "length")):
-        if key in ip:
-            packet[field] = _int(ip[key])
-    if _sep:
-        proto, _space, rest = l4_part.partition(" ")
-        proto = proto.lower()
-        packet["proto"] = proto
-        l4 = dict(_PAIR.findall(rest))
-        names = _ICMP_FIELDS if proto in ("icmp", "icmpv6") else _PORT_FIELDS
-        for key, field in names:
-            if key in l4:
-                packet[field] = _int(l4[key])
-        if "MARK" in l4:
-            packet["mark"] = _int(l4["MARK"], 16)
+    proto = fields.get("PROTO", "").lower() or None
+    packet = {"in": fields.get("IN") or None, "out": fields.get("OUT") or None, "src": canonical_address(src),
+              "dst": canonical_address(dst), "family": "ipv6" if ":" in src else "ipv4", "proto": proto,
+              "ttl": _int(fields.get("TTL") or fields.get("HOPLIMIT"))}
+    if "FLOWLBL" in fields:
+        packet["flowlabel"] = _int(fields["FLOWLBL"])
+    if "MARK" in fields:
+        packet["mark"] = _int(fields["MARK"], 16)
+    if proto in ("icmp", "icmpv6"):
+        # An echo has an ID and a SEQ of its own after PROTO=; IPv4's first ID is the IP ID.
+        ids = [value for key, value in pairs if key == "ID"]
+        if proto == "icmp" and ids:
+            packet["ip_id"] = _int(ids[0])
+        after = dict(_PAIR.findall(text.partition(" PROTO=")[2]))
+        for key, field in _ICMP_FIELDS:
+            if key in after:
+                packet[field] = _int(after[key])
+    else:
+        if "ID" in fields:
+            packet["ip_id"] = _int(fields["ID"])
+        for key, field in _PORT_FIELDS:
+            if key in fields:
+                packet[field] = _int(fields[key])
     return packet
 
 
@@ -130,58 +137,91 @@ class KernelLogParser(LineParser):
             parts = head.split(":")
             if len(parts) < 4 or parts[-2] not in _KINDS or not parts[-1].isdigit():
                 return None
-            info = (parts[0], ":".join(parts[1:-2]), parts[-2], int(parts[-1]))  # a chain name may hold a colon
+            info = (parts[0], ":".join(parts[1:-2]), None, parts[-2], int(parts[-1]))  # a chain name may hold a colon
             if len(self._heads) > CACHE_LIMIT:
                 self._heads.clear()
             self._heads[head] = info
         return info
 
+    @staticmethod
+    def clock(prefix):
+        """(uptime, syslog stamp) from what precedes 'TRACE: ': '[ 2066.621295] ' or 'May  8 ... kernel: [3.2] '."""
+        if prefix[-2:] != "] ":
+            return None, prefix or None
+        bracket = prefix.rfind("[")
+        try:
+            uptime = float(prefix[bracket + 1:-2])
+        except ValueError:
+            uptime = None
+        return uptime, prefix[:bracket] or None
+
+    def events_of(self, run, prefixes):
+        packet, family, events = run.packet, run.packet["family"], []
+        for offset, ((table, chain, _base, kind, number), prefix) in enumerate(zip(run.hops, prefixes)):
+            uptime, stamp = self.clock(prefix)
+            events.append(TraceEvent(FORMAT, run.line_no + offset, table, chain, kind, packet, family,
+                                     rule_number=number, uptime=uptime, stamp=stamp))
+        return events
+
     def parse(self, line, line_no=0):
         """One line -> a TraceEvent, or None."""
-        for _packet, events in self.runs((line,), line_no - 1):
-            return events[0]
+        for run in self.runs((line,), line_no - 1):
+            return run.events()[0]
         return None
 
     def runs(self, lines, line_no=0):
-        """(packet dict, [TraceEvent, ...]) for each stretch of consecutive lines that print the same headers.
+        """Runs: the stretches of consecutive lines that print the same headers.
 
-        The lines of one packet repeat its headers until NAT changes them, so most
-        lines cost a comparison with the line before, not a parse.
+        The lines of one packet repeat its headers until NAT changes them.  Lines are
+        taken in batches and split, compared and looked up with map() over the whole
+        batch, so the Python code here runs once per run, not once per line: that is
+        what lets it keep up with a large log.
         """
-        headers = None
+        lines = iter(lines)
+        previous = None  # the headers of the line before
         run = None
-        heads, make, head_of = self._heads, TraceEvent, self._head
-        for line_no, line in enumerate(lines, line_no + 1):
-            prefix, mark, rest = line.partition(_MARK)
-            if not mark:
-                self.other_lines += 1
-                continue
-            head, _space, fields = rest.partition(" ")
-            info = heads.get(head) or head_of(head)
-            if info is None:
-                self.bad(line)
-                continue
-            if fields != headers:
-                packet = self.header(fields, parse_fields)
-                if packet is None:
-                    self.bad(line)
-                    continue
-                if run:
+        while True:
+            batch = list(islice(lines, BATCH))
+            if not batch:
+                break
+            first_no, line_no = line_no + 1, line_no + len(batch)
+            parts = list(map(str.partition, batch, repeat(_MARK)))
+            numbers = range(first_no, line_no + 1)
+            marked = list(map(bool, map(_second, parts)))
+            if not all(marked):
+                self.other_lines += marked.count(False)
+                parts, batch, numbers = (list(compress(items, marked)) for items in (parts, batch, numbers))
+            split = list(map(str.partition, map(_third, parts), repeat(" ")))
+            fields = list(map(_third, split))
+            heads = list(map(self._heads.get, map(_first, split)))
+            prefixes = list(map(_first, parts))
+            starts = list(compress(range(len(fields)), map(ne, fields, [previous] + fields[:-1])))
+            previous = fields[-1] if fields else previous
+            position = 0
+            for cut in starts + [len(fields)]:
+                self._extend(run, batch, split, heads, prefixes, position, cut)
+                if cut == len(fields):
+                    break
+                if run is not None and run.hops:
                     yield run
-                headers, run, family = fields, (packet, []), packet["family"]
-            uptime = stamp = None
-            if prefix:
-                if prefix[-2:] == "] ":
-                    bracket = prefix.rfind("[")
-                    try:
-                        uptime = float(prefix[bracket + 1:-2])
-                    except ValueError:
-                        pass
-                    stamp = prefix[:bracket] or None
-                else:
-                    stamp = prefix
-            run[1].append(make(FORMAT, line_no, info[0], info[1], info[2], run[0], family, None, None, info[3], None,
-                               None, None, None, None, None, uptime, None, stamp))
+                packet = self._headers.get(fields[cut]) or self.header(fields[cut], parse_fields)
+                run = None if packet is None else Run(packet, [], numbers[cut], None, None, self, [])
+                position = cut
         self.lines_read = line_no
-        if run:
+        if run is not None and run.hops:
             yield run
+
+    def _extend(self, run, batch, split, heads, prefixes, start, end):
+        """Add lines start..end (one packet's, same headers) to the run; a bad head or header is counted."""
+        if start == end:
+            return
+        stretch = heads[start:end]
+        if run is not None and None not in stretch:
+            run.add(stretch, prefixes[start:end])
+            return
+        for index in range(start, end):
+            head = heads[index] or self._head(_first(split[index]))
+            if head is None or run is None:
+                self.bad(batch[index])
+                continue
+            run.add((head,), (prefixes[index],))
