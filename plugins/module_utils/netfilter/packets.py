@@ -62,20 +62,10 @@ class Packet:
         return [run.packet for run in self.runs]
 
 
-def legacy_key(packet):
-    """What survives NAT in a kernel-log packet; cached in the shared header dict."""
-    key = packet.get("_key")
-    if key is None:
-        key = (packet.get("proto"), packet.get("ip_id", packet.get("flowlabel")), packet.get("seq"),
-               packet.get("icmp_id"), packet.get("icmp_seq"))
-        packet["_key"] = key
-    return key
-
-
 def legacy_id(key):
-    proto, ident, seq, icmp_id, icmp_seq = key
-    parts = [proto or "ip", ident] + [part for part in (seq, icmp_id, icmp_seq) if part is not None]
-    return "-".join(str(part) for part in parts)
+    """('tcp', '57266', '2213090174', None, None) -> 'tcp-57266-2213090174'."""
+    proto, rest = key[0], key[1:]
+    return "-".join([proto or "ip"] + [str(part) for part in rest if part is not None])
 
 
 class PacketAssembler:
@@ -108,7 +98,7 @@ class PacketAssembler:
 
     def add_run(self, run):
         """Hops that share one header dict (one packet's, consecutive), in order."""
-        key = run.trace_id if run.trace_id is not None else legacy_key(run.packet)
+        key = run.key
         packet = self._open.get(key)
         if packet is not None:
             self._open.move_to_end(key)
@@ -148,6 +138,8 @@ class PacketAssembler:
         if uptime is not None and last_uptime is not None and (
                 uptime - last_uptime > QUIET_SECONDS or uptime < last_uptime):
             return True
+        if not isinstance(run.key, str):
+            return False
         last = packet.runs[-1].packet
         ours, theirs = run.packet.get("ip_id"), last.get("ip_id")
         return last is not run.packet and ours is not None and theirs is not None and ours != theirs
@@ -175,7 +167,7 @@ class PacketAssembler:
 
     def _start(self, key, hook):
         self.seen += 1
-        base = legacy_id(key) if isinstance(key, tuple) else key
+        base = legacy_id(key) if isinstance(key, tuple) else key  # a kernel-log key, or a trace id
         count = self._occurrences.get(key, 0) + 1
         self._occurrences[key] = count
         packet = Packet(base if count == 1 else "%s.%d" % (base, count))

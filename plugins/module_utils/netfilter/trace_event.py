@@ -91,31 +91,40 @@ def hook_of_chain(chain):
 class Run:
     """Consecutive hops of one packet that printed the same headers: what parsers hand on.
 
-    `hops` holds (table, chain, base_chain, kind, number) per hop, which is all that
-    grouping lines into packets needs.  The TraceEvents themselves are made only for
-    the packets that are kept (`events()`): most lines of a large log never need one.
+    `hops` holds (table, chain, base_chain, kind, number) per hop and `key` what
+    identifies the packet, which is all that grouping lines into packets needs.
+    The header dict and the TraceEvents are made only when asked for: for the
+    packets kept, or filtered by their headers.  Most lines of a large log never
+    need either.
     """
 
-    __slots__ = ("packet", "hops", "line_no", "trace_id", "_events", "_parser", "_stamps")
+    __slots__ = ("key", "hops", "line_no", "_packet", "_text", "_events", "_parser", "_stamps")
 
-    def __init__(self, packet, hops, line_no, trace_id=None, events=None, parser=None, stamps=None):
-        self.packet = packet
+    def __init__(self, key, hops, line_no, packet=None, events=None, parser=None, text=None, stamps=None):
+        self.key = key  # the trace id, or what NAT leaves alone (see packets.py)
         self.hops = hops
         self.line_no = line_no  # of the first hop
-        self.trace_id = trace_id
+        self._packet = packet
+        self._text = text  # the headers as printed, parsed into `packet` when asked
         self._events = events
-        self._parser = parser  # makes the events from the hops and the stamps, when asked
+        self._parser = parser  # makes the packet and the events when asked
         self._stamps = stamps  # per hop, what the line said before the trace (its time)
 
     @classmethod
     def of_event(cls, event):
         hop = (event.table, event.chain, event.base_chain, event.kind, event.rule_number)
-        return cls(event.packet, [hop], event.line_no, event.trace_id, events=[event])
+        return cls(event.trace_id, [hop], event.line_no, packet=event.packet, events=[event])
+
+    @property
+    def packet(self):
+        if self._packet is None:
+            self._packet = self._parser.headers_of(self._text)
+        return self._packet
 
     def split(self, count):
         """Cut the first `count` hops off into a run of their own (a packet ended inside this run)."""
-        head = Run(self.packet, self.hops[:count], self.line_no, self.trace_id,
-                   None if self._events is None else self._events[:count], self._parser,
+        head = Run(self.key, self.hops[:count], self.line_no, self._packet,
+                   None if self._events is None else self._events[:count], self._parser, self._text,
                    None if self._stamps is None else self._stamps[:count])
         self.hops = self.hops[count:]
         if self._events is not None:

@@ -43,6 +43,9 @@ class LineParser:
     def resolve(self, event):
         """Fill in what the parser left for later (the kernel log's wall time); nothing for most formats."""
 
+    def headers_of(self, text):
+        raise NotImplementedError
+
     def header(self, text, parse):
         """The packet dict for a header text: parsed once, then shared by every hop that printed it."""
         packet = self._headers.get(text)

@@ -74,6 +74,27 @@ def parse_fields(text):
     return packet
 
 
+def packet_key(text):
+    """What NAT leaves alone, read straight off the header text without parsing it:
+    (protocol, IP ID or IPv6 flow label, TCP SEQ, ICMP echo id, ICMP echo seq); None if it is no header."""
+    proto_at = text.find(" PROTO=")
+    if proto_at < 0 or "SRC=" not in text or " DST=" not in text:
+        return None
+    ident = _value(text, " ID=", 0, proto_at) or _value(text, "FLOWLBL=", 0, proto_at)
+    proto = text[proto_at + 7:text.find(" ", proto_at + 7)].lower()
+    if proto in ("icmp", "icmpv6"):
+        return (proto, ident, None, _value(text, " ID=", proto_at), _value(text, " SEQ=", proto_at))
+    return (proto, ident, _value(text, " SEQ=", proto_at), None, None)
+
+
+def _value(text, name, start, end=None):
+    at = text.find(name, start, end) if end is not None else text.find(name, start)
+    if at < 0:
+        return None
+    at += len(name)
+    return text[at:text.find(" ", at)]
+
+
 def _split_stamp(prefix):
     """(whole seconds part, fraction) of the line's time stamp: the cache key and what to add to it."""
     if not prefix[:1].isdigit():
@@ -155,6 +176,9 @@ class KernelLogParser(LineParser):
             uptime = None
         return uptime, prefix[:bracket] or None
 
+    def headers_of(self, text):
+        return self.header(text, parse_fields)
+
     def events_of(self, run, prefixes):
         packet, family, events = run.packet, run.packet["family"], []
         for offset, ((table, chain, _base, kind, number), prefix) in enumerate(zip(run.hops, prefixes)):
@@ -204,8 +228,8 @@ class KernelLogParser(LineParser):
                     break
                 if run is not None and run.hops:
                     yield run
-                packet = self._headers.get(fields[cut]) or self.header(fields[cut], parse_fields)
-                run = None if packet is None else Run(packet, [], numbers[cut], None, None, self, [])
+                key = packet_key(fields[cut])
+                run = None if key is None else Run(key, [], numbers[cut], None, None, self, fields[cut], [])
                 position = cut
         self.lines_read = line_no
         if run is not None and run.hops:

@@ -5,7 +5,11 @@ import os
 
 import pytest
 
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.kernel_log import KernelLogParser
+from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.kernel_log import (
+    KernelLogParser,
+    packet_key,
+    parse_fields,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.nft_monitor import NftMonitorParser
 from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.parsers.xtables_monitor import (
     XtablesMonitorParser,
@@ -126,3 +130,18 @@ def test_monitor_parsers_survive_cut_lines(parser_class, name):
             parser.parse(line[:end])
     assert parser.unparsable > 0
     assert [parser.parse(line) for line in lines].count(None) < len(lines)
+
+
+@pytest.mark.parametrize("name", sorted(os.path.basename(p) for p in glob.glob(os.path.join(TRACES, "*dmesg.txt"))
+                                        + glob.glob(os.path.join(TRACES, "*kern.log"))))
+def test_the_packet_key_read_off_the_text_agrees_with_the_parsed_headers(name):
+    """Grouping reads the key straight off the line; the parsed headers must say the same."""
+    with open(os.path.join(TRACES, name), encoding="utf-8") as handle:
+        texts = [line.split("TRACE: ", 1)[1].split(" ", 1)[1] for line in handle if "TRACE: " in line]
+    for text in texts:
+        packet = parse_fields(text)
+        proto, ident, seq, icmp_id, icmp_seq = packet_key(text)
+        assert proto == packet["proto"]
+        assert ident == str(packet.get("ip_id", packet.get("flowlabel")))
+        assert (seq, icmp_id, icmp_seq) == tuple(
+            None if packet.get(f) is None else str(packet[f]) for f in ("seq", "icmp_id", "icmp_seq"))
