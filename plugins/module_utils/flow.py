@@ -64,7 +64,7 @@ def _ports(option, value):
 
 
 def _ifname(option, value):
-    if not _IFNAME.match(value) or value in (".", ".."):
+    if not _IFNAME.fullmatch(value) or value in (".", ".."):
         raise FlowError(option, value, "not an interface name (1-15 characters: letters, digits, _ . @ : -)")
     return value
 

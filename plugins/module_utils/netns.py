@@ -30,7 +30,7 @@ def resolve(value):
         path = "/proc/%s/ns/net" % value
     elif value.startswith("/"):
         path = value
-    elif _NAME.match(value) and value not in (".", ".."):
+    elif _NAME.fullmatch(value) and value not in (".", ".."):
         path = os.path.join(NETNS_RUN_DIR, value)
     else:
         raise NetnsError("netns=%r: not a namespace name, a path or a PID" % value)

@@ -37,6 +37,7 @@ def test_narrowed_means_something_more_than_a_protocol():
     ({"proto": "tcp", "dst": "198.51.100.300"}, "dst", "not an IPv4/IPv6 address"),
     ({"proto": "tcp", "iif": "eth0;reboot"}, "iif", "not an interface name"),
     ({"proto": "tcp", "oif": "eth 0"}, "oif", "not an interface name"),
+    ({"proto": "tcp", "iif": "eth0\n"}, "iif", "not an interface name"),
     ({"proto": "tcp", "iif": "a-very-long-interface"}, "iif", "not an interface name"),
     ({"proto": "tcp", "iif": "../etc"}, "iif", "not an interface name"),
 ])

@@ -1,0 +1,185 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Set or audit per-interface IP sysctls, at runtime and in one sysctl.d file of ours.
+
+Plain Python: it decides what must change, changes it (unless in check mode),
+and returns a dict the module hands back as it is.  Runtime (`state`) and
+persistence (`persistent`) are separate, as in community.general's modprobe.
+"""
+
+import fnmatch
+import os
+
+from ansible_collections.packetpath.linux.plugins.module_utils import sysctl
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import SysctlError
+
+DEFAULT_FILE = "90-packetpath-interfaces.conf"
+
+
+def persistent_path(file_name, netns_name):
+    """Our file; for a named network namespace, where `ip netns exec` shows it as /etc/sysctl.d."""
+    if "/" in file_name or file_name in (".", "..") or not file_name.endswith(".conf"):
+        raise SysctlError("persistent_file=%r: a file name ending in .conf, without a directory" % file_name)
+    if netns_name:
+        return os.path.join("/etc/netns", netns_name, "sysctl.d", file_name)
+    return os.path.join("/etc/sysctl.d", file_name)
+
+
+def _persisted(values, family, interface, name):
+    """The value our file gives an interface: its own line, else a glob line that matches it."""
+    exact = values.get(sysctl.sysctl_key(family, interface, name))
+    if exact is not None:
+        return exact
+    prefix, suffix = "net.%s.conf." % family, "." + name
+    for key, value in values.items():
+        pattern = key[len(prefix):-len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else None
+        if pattern and sysctl.is_glob(pattern) and fnmatch.fnmatch(interface.replace(".", "/"), pattern):
+            return value
+    return None
+
+
+class InterfaceSettings:
+    def __init__(self, interfaces, settings, path):
+        self.interfaces = [sysctl.check_interface(name) for name in interfaces]
+        self.settings = settings
+        self.path = path
+        self.present = dict((family, sysctl.interfaces_present(family)) for family in ("ipv4", "ipv6"))
+
+    def concrete(self, family):
+        return sysctl.expand(self.interfaces, self.present[family])
+
+    def runtime(self):
+        """{interface: {key: value}} for every concrete interface (all and default included where asked)."""
+        values = {}
+        for key in self.settings:
+            family, name = sysctl.family_and_name(key)
+            for interface in self.concrete(family)[0]:
+                values.setdefault(interface, {})[key] = sysctl.read(family, interface, name)
+        return values
+
+    def effective(self):
+        """{interface: {key: value}}: what the kernel applies on each real interface."""
+        result = {}
+        for key in self.settings:
+            family, name = sysctl.family_and_name(key)
+            all_value = sysctl.read(family, "all", name)
+            for interface in self.concrete(family)[0]:
+                if interface in sysctl.SPECIAL:
+                    continue
+                forwarding = sysctl.read(family, interface, "forwarding")
+                result.setdefault(interface, {})[key] = sysctl.effective(
+                    key, all_value, sysctl.read(family, interface, name), forwarding)
+        return result
+
+    def file_lines(self):
+        """{sysctl key: value} of the lines this task owns in our file (names and globs as given)."""
+        lines = {}
+        for key, value in self.settings.items():
+            family, name = sysctl.family_and_name(key)
+            for interface in self.interfaces:
+                lines[sysctl.sysctl_key(family, interface, name)] = value
+        return lines
+
+
+def _runtime_text(values):
+    return "".join("%s = %s\n" % (sysctl.sysctl_key(sysctl.KEYS[key][0], interface, sysctl.family_and_name(key)[1]),
+                                  value)
+                   for interface in sorted(values) for key, value in sorted(values[interface].items()))
+
+
+def configure(task, persistent, missing, check_mode):
+    """state=present: set the runtime values of existing interfaces, and our file as `persistent` says."""
+    missing_names = sorted(set(n for key in task.settings for n in task.concrete(sysctl.KEYS[key][0])[1]))
+    if missing_names and missing != "persist_only":
+        raise SysctlError("interfaces: %s does not exist in this network namespace; with missing=persist_only only "
+                          "the persistent line is written, for when it appears" % ", ".join(missing_names))
+    if missing_names and persistent != "present":
+        raise SysctlError("missing=persist_only: needs persistent=present (got persistent=%s)" % persistent)
+    before = task.runtime()
+    changed_keys = []
+    for interface, values in sorted(before.items()):
+        for key, current in sorted(values.items()):
+            wanted = task.settings[key]
+            if current != wanted:
+                family, name = sysctl.family_and_name(key)
+                changed_keys.append(sysctl.sysctl_key(family, interface, name))
+                if not check_mode:
+                    sysctl.write(family, interface, name, wanted)
+    if check_mode:
+        after = dict((i, dict((k, task.settings[k]) for k in v)) for i, v in before.items())
+    else:
+        after = task.runtime()
+    result = {"changed": False, "before": before, "after": after, "missing": missing_names}
+    file_result, file_changed = _persist(task, persistent, check_mode)
+    changed_keys += file_changed
+    result.update(changed=bool(changed_keys), changed_keys=changed_keys, persistent_file=file_result,
+                  effective=task.effective() if not check_mode else _effective_after(task, after))
+    result["diff"] = [
+        {"before_header": "runtime (before)", "after_header": "runtime (after)",
+         "before": _runtime_text(before), "after": _runtime_text(after)},
+        {"before_header": task.path, "after_header": task.path,
+         "before": file_result["before_text"] or "", "after": file_result["after_text"] or ""},
+    ]
+    return result
+
+
+def _effective_after(task, after):
+    """In check mode: the effective values as they would be."""
+    result = {}
+    for key in task.settings:
+        family, name = sysctl.family_and_name(key)
+        all_value = after.get("all", {}).get(key, sysctl.read(family, "all", name))
+        for interface, values in after.items():
+            if interface not in sysctl.SPECIAL and key in values:
+                result.setdefault(interface, {})[key] = sysctl.effective(
+                    key, all_value, values[key], sysctl.read(family, interface, "forwarding"))
+    return result
+
+
+def _persist(task, persistent, check_mode):
+    before = sysctl.read_file(task.path)
+    result = {"path": task.path, "before_text": before, "after_text": before, "changed": False}
+    if persistent == "ignore":
+        return result, []
+    lines = task.file_lines()
+    if persistent == "present":
+        after = sysctl.updated_file(before, dict((k, str(v)) for k, v in lines.items()), set())
+    else:
+        after = sysctl.updated_file(before, {}, set(lines)) if before is not None else None
+        if after is not None and not sysctl.has_keys(after):
+            after = None  # nothing of ours left: the file goes
+    old, new = sysctl.file_values(before), sysctl.file_values(after)
+    changed_keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    result.update(after_text=after, changed=after != before)
+    if result["changed"] and not check_mode:
+        if after is None:
+            os.unlink(task.path)
+        else:
+            sysctl.write_file(task.path, after)
+    return result, ["file:" + key for key in changed_keys]
+
+
+def audit(task, expect):
+    """state=audit: configured, persisted and effective values per interface, drift, and compliance."""
+    values = sysctl.file_values(sysctl.read_file(task.path))
+    report, drift, offenders = {}, [], []
+    for key in task.settings:
+        family, name = sysctl.family_and_name(key)
+        all_value, default_value = sysctl.read(family, "all", name), sysctl.read(family, "default", name)
+        for interface in task.concrete(family)[0]:
+            own = sysctl.read(family, interface, name)
+            persisted = _persisted(values, family, interface, name)
+            entry = {"all": all_value, "default": default_value, "interface": own,
+                     "persistent": None if persisted is None else int(persisted)}
+            if interface not in sysctl.SPECIAL:
+                entry["effective"] = sysctl.effective(key, all_value, own,
+                                                      sysctl.read(family, interface, "forwarding"))
+            report.setdefault(interface, {})[key] = entry
+            if persisted is not None and str(own) != persisted:
+                drift.append({"interface": interface, "key": key, "runtime": own, "persistent": int(persisted)})
+            wanted = expect.get(key)
+            if wanted is not None and "effective" in entry and entry["effective"] not in wanted:
+                offenders.append({"interface": interface, "key": key, "effective": entry["effective"],
+                                  "expected": wanted})
+    return {"changed": False, "interfaces": report, "drift": drift, "compliant": not offenders,
+            "offenders": offenders, "persistent_file": {"path": task.path, "values": values}}
