@@ -74,11 +74,12 @@ unit: collection  ## engine tests on recorded output (no root, no kernel)
 integration: collection  ## lab tests: namespaces, SSH, modules against real kernels (root)
 	$(BIN)/python -m pytest -q tests/integration
 
-fixtures: collection  ## record real trace output in the kube lab into tests/unit/fixtures/traces/
-	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py
+fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing)
+	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
-bench: collection  ## speed and memory against grep on a generated 500 MB kernel log (BENCH_MB=...)
+bench: collection  ## trace parsing against grep on a generated 500 MB log; route lookups against ip -batch
 	$(BIN)/python bench/trace_results_bench.py
+	$(BIN)/python bench/route_lookup_bench.py
 
 lab-up: collection  ## build a lab: make lab-up TOPOLOGY=seed|kube|scale [HOSTS=50]
 	@$(LAB) up $(TOPOLOGY) $(if $(HOSTS),--hosts $(HOSTS),)

@@ -8,12 +8,14 @@ tests/unit/fixtures/traces/.  The lab is torn down at the end, also on failure.
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
 
 from labtools import ROOT, Monitor, connect, in_netns, kernel_trace_since, lab, module, send, uptime
+from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
 NODES = {"node1": ("iptables_legacy", "11"), "node2": ("iptables_nft", "12"), "node3": ("nftables", "13")}
@@ -125,7 +127,62 @@ def record_seed_journal():
         lab("down")
 
 
-def main():
+# Runs in the node's namespace: raw rtnetlink answers (hex) for lookups and the rule dumps, through the engine's
+# own encoder, so the decoder can be tested on the kernel's bytes.
+NETLINK_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import rtnetlink
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router, build
+nl = rtnetlink.RtNetlink()
+index_of = Router(nl).index_of
+out = {"route_get": [], "rules": {}}
+for spec in json.load(sys.stdin):
+    nl.sock.sendall(build(spec, index_of).encode(1))
+    out["route_get"].append({"lookup": spec, "reply": nl.sock.recv(65536).hex()})
+for family in ("ipv4", "ipv6"):
+    seq = nl._next()
+    head = rtnetlink._RTMSG.pack(rtnetlink.FAMILY[family], 0, 0, 0, 0, 0, 0, 0, 0)
+    nl.sock.sendall(rtnetlink._NLMSG.pack(16 + len(head), rtnetlink.RTM_GETRULE, 0x301, seq, 0) + head)
+    chunks = []
+    done = False
+    while not done:
+        data = nl.sock.recv(1 << 20)
+        chunks.append(data.hex())
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind = rtnetlink._NLMSG.unpack_from(data, offset)[:2]
+            done = done or kind == rtnetlink.NLMSG_DONE
+            offset += (length + 3) & ~3
+    out["rules"][family] = chunks
+print(json.dumps(out))
+"""
+
+
+def record_routing():
+    """The seed node with random routes, tables and rules: the kernel's netlink bytes and `ip -j`'s view of them."""
+    rng = random.Random(20261124)
+    lab("up", "seed")
+    try:
+        apply_fib(in_netns, "pp-node", random_fib(rng))
+        in_netns("pp-node", ["sysctl", "-qw"] + FORWARDING)
+        lookups = random_lookups(rng, 200) + [{"dst": "203.0.113.12", "src": "198.51.100.13", "iif": "b-srv"}]
+        collections = os.path.join(ROOT, "build", "collections")
+        raw = json.loads(in_netns("pp-node", ["python3", "-c", NETLINK_CHILD, collections],
+                                  stdin=json.dumps(lookups)).stdout)
+        reference = json.loads(in_netns("pp-node", ["python3", "-c", LOOKUP_CHILD],
+                                        stdin=json.dumps([ip_argv(l) for l in lookups])).stdout)
+        for answer, expected in zip(raw["route_get"], reference):
+            answer["ip_route_get"] = expected
+        raw["links"] = json.loads(in_netns("pp-node", ["ip", "-j", "link"]).stdout)
+        raw["ip_rule"] = dict((family, json.loads(in_netns("pp-node", ["ip", "-j", flag, "rule"]).stdout))
+                              for family, flag in (("ipv4", "-4"), ("ipv6", "-6")))
+        write("../routing/seed-node-random-fib.json", [json.dumps(raw, indent=1, sort_keys=True)])
+    finally:
+        lab("down")
+
+
+def record_traces():
     lab("up", "kube")
     try:
         for host in NODES:
@@ -133,9 +190,17 @@ def main():
                 record(host, case)
     finally:
         lab("down")
-    record_seed_journal()
+
+
+PARTS = {"traces": record_traces, "journal": record_seed_journal, "routing": record_routing}
+
+
+def main(parts):
+    """`make fixtures` records everything; `make fixtures ONLY=routing` (or traces, journal) one part."""
+    for part in parts or list(PARTS):
+        PARTS[part]()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,112 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The same lookups through `ip -j route get` and `ip -j rule`: the engine where a netlink socket
+cannot be had, and the reference the netlink engine is tested against.
+
+It answers in the netlink engine's terms (interface indexes, table ids, errno),
+so everything above it is shared.
+"""
+
+import errno
+import json
+import os
+import socket
+
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import ROUTE_TYPES
+
+# `ip` prints strerror(): turn it back into the number.
+_ERRNO_OF = dict((os.strerror(code), code) for code in (
+    errno.EINVAL, errno.EXDEV, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.ENODEV, errno.EPERM,
+    errno.ENOENT, errno.ESRCH))
+
+
+class IpCommand:
+    name = "ip"
+
+    def __init__(self, runner, tables):
+        self.runner = runner
+        self.ip = runner.which("ip")
+        self.tables = tables
+        self.table_ids = dict((name, table_id) for table_id, name in tables.names.items())
+
+    def argv(self, lookup, names):
+        argv = [self.ip, "-j", "-d", "-6" if lookup.family == "ipv6" else "-4", "route", "get", "to", lookup.dst]
+        if lookup.src:
+            argv += ["from", lookup.src]
+        for option in ("iif", "oif"):
+            if getattr(lookup, option) is not None:
+                argv += [option, names[getattr(lookup, option)]]
+        for option, word in (("mark", "mark"), ("uid", "uid"), ("tos", "tos"), ("proto", "ipproto"),
+                             ("sport", "sport"), ("dport", "dport")):
+            value = getattr(lookup, option)
+            if value:
+                argv += [word, str(value)]
+        return argv
+
+    def route_get(self, lookups):
+        names = dict((index, name) for index, name in socket.if_nameindex())
+        answers = []
+        for lookup in lookups:
+            rc, out, err = self.runner.run(self.argv(lookup, names))
+            if rc != 0:
+                message = err.strip().split(": ", 1)[-1]
+                answers.append((None, _ERRNO_OF.get(message, errno.EIO)))
+                continue
+            answers.append((self.route(json.loads(out)[0]), None))
+        return answers
+
+    def route(self, entry):
+        kind = entry.get("type", "unicast")
+        table = entry.get("table", "main")
+        route = {"type": kind if kind in ROUTE_TYPES else kind, "flags": 0x200 if "cache" in entry else 0,
+                 "table_id": self.table_ids.get(table, int(table) if str(table).isdigit() else table)}
+        if entry.get("dev"):
+            route["oif"] = socket.if_nametoindex(entry["dev"])
+        for name in ("gateway", "prefsrc"):
+            if entry.get(name):
+                route[name] = entry[name]
+        return route
+
+    def rules(self, family):
+        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4", "rule"])
+        if rc != 0:
+            raise OSError(errno.EIO, err.strip())
+        return [self.rule(entry) for entry in json.loads(out or "[]")]
+
+    def rule(self, entry):
+        rule = {"priority": entry.get("priority", 0), "not": bool(entry.get("not")), "tos": 0}
+        table = entry.get("table")
+        rule["action"] = "lookup" if table is not None else entry.get("action", "nop")
+        if table is not None:
+            rule["table_id"] = self.table_ids.get(table, int(table) if str(table).isdigit() else 0)
+        for side in ("src", "dst"):
+            if entry.get(side) not in (None, "all"):
+                rule[side] = "%s/%s" % (entry[side], entry.get(side + "len", 128 if ":" in entry[side] else 32))
+        for name in ("iif", "oif"):
+            if entry.get(name):
+                rule[name] = entry[name]
+        if "fwmark" in entry:
+            rule["fwmark"] = int(str(entry["fwmark"]), 0)
+            rule["fwmask"] = int(str(entry.get("fwmask", "0xffffffff")), 0)
+        return rule
+
+    def routes(self, family):
+        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4", "route", "show", "table",
+                                        "all"])
+        if rc != 0:
+            raise OSError(errno.EIO, err.strip())
+        routes = []
+        for entry in json.loads(out or "[]"):
+            route = self.route(entry)
+            route["flags"] = 0
+            destination = entry.get("dst", "default")
+            if destination == "default":
+                route["dst_len"] = 0
+            else:
+                address, _slash, length = destination.partition("/")
+                route["dst"] = address
+                route["dst_len"] = int(length) if length else (128 if ":" in address else 32)
+            if "metric" in entry:
+                route["metric"] = entry["metric"]
+            routes.append(route)
+        return routes

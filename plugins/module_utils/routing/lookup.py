@@ -1,0 +1,287 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ask the kernel how it routes packets, and say the answer in the words an operator uses.
+
+Errors are answers: an arriving packet the kernel refuses (EXDEV on older
+kernels, EINVAL on newer ones) is explained by recomputing the reverse-path
+check here: the route back to the source, compared with the arrival interface,
+under that interface's effective rp_filter mode.
+"""
+
+import errno
+import ipaddress
+import os
+import socket
+
+from ansible_collections.packetpath.linux.plugins.module_utils import sysctl
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import PROTOCOL_NUMBERS, Lookup
+
+RP_MODES = {0: "off", 1: "strict", 2: "loose"}
+_PLAIN = {
+    errno.ENETUNREACH: "no route to %(dst)s: no table the rules lead to has a route that covers it",
+    errno.EHOSTUNREACH: "%(dst)s is covered by an unreachable route (or forwarding is off on the arrival interface)",
+    errno.EACCES: "%(dst)s is covered by a prohibit route: the kernel answers such packets with 'administratively "
+                  "prohibited'",
+    errno.ENODEV: "the interface given does not exist or is down",
+}
+RTM_F_FLAGS = {0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table", 0x2000: "fib_match"}
+
+
+class RouteLookupError(ValueError):
+    """A bad lookup option; the message names the option and the value."""
+
+
+def _address(option, value, family=None):
+    """The address in its canonical text, checked by the C library (a lookup may be one of ten thousand)."""
+    text = str(value).strip()
+    for found, af in (("ipv4", socket.AF_INET), ("ipv6", socket.AF_INET6)):
+        try:
+            canonical = socket.inet_ntop(af, socket.inet_pton(af, text))
+        except (OSError, ValueError):
+            continue
+        if family and family != found:
+            raise RouteLookupError("%s=%r: is not %s" % (option, value, family))
+        return canonical
+    raise RouteLookupError("%s=%r: not an IPv4/IPv6 address (a lookup is for one address, not a network)"
+                           % (option, value))
+
+
+def _number(option, value, high):
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value), 0)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= high:
+        raise RouteLookupError("%s=%r: must be 0-%d" % (option, value, high))
+    return number
+
+
+def build(spec, index_of):
+    """A lookup's options (the flow selector's names plus tos, mark, uid, family) -> Lookup."""
+    if not spec.get("dst"):
+        raise RouteLookupError("dst: required for a route lookup")
+    dst = _address("dst", spec["dst"], spec.get("family") if spec.get("family") != "both" else None)
+    family = "ipv6" if ":" in dst else "ipv4"
+    src = _address("src", spec["src"], family) if spec.get("src") else None
+    interfaces = {}
+    for option in ("iif", "oif"):
+        name = spec.get(option)
+        if name:
+            if name not in index_of:
+                raise RouteLookupError("%s=%r: no such interface in this network namespace" % (option, name))
+            interfaces[option] = index_of[name]
+    proto = spec.get("proto")
+    proto = None if proto in (None, "any") else proto
+    ports = dict((option, _number(option, spec.get(option), 65535)) for option in ("sport", "dport"))
+    if any(ports.values()) and proto not in ("tcp", "udp", "sctp"):
+        raise RouteLookupError("sport/dport: need proto tcp, udp or sctp (got proto=%s)" % (proto or "any"))
+    return Lookup(family, dst, src=src, iif=interfaces.get("iif"), oif=interfaces.get("oif"),
+                  tos=_number("tos", spec.get("tos"), 255) or 0, mark=_number("mark", spec.get("mark"), 0xFFFFFFFF),
+                  uid=_number("uid", spec.get("uid"), 0xFFFFFFFF), proto=proto, sport=ports["sport"],
+                  dport=ports["dport"])
+
+
+def _in(address, network):
+    return ipaddress.ip_address(address) in ipaddress.ip_network(network, strict=False)
+
+
+def rule_matches(rule, lookup, names):
+    """Whether a policy rule's selector takes this lookup (the kernel's fib_rule_match, in short)."""
+    return _selects(rule, lookup, names) != rule.get("not", False)
+
+
+def _selects(rule, lookup, names):
+    if "src" in rule and not _in(lookup.src or ("0.0.0.0" if lookup.family == "ipv4" else "::"), rule["src"]):
+        return False
+    if "dst" in rule and not _in(lookup.dst, rule["dst"]):
+        return False
+    if "iif" in rule and rule["iif"] != (names.get(lookup.iif) if lookup.iif else "lo"):
+        return False  # a packet this host sends comes "from" lo
+    if "oif" in rule and (lookup.oif is None or rule["oif"] != names.get(lookup.oif)):
+        return False
+    if "fwmark" in rule and ((lookup.mark or 0) & rule["fwmask"]) != rule["fwmark"]:
+        return False
+    if rule.get("tos") and rule["tos"] != lookup.tos:
+        return False
+    if "ip_proto" in rule and (lookup.proto is None or rule["ip_proto"] != PROTOCOL_NUMBERS.get(lookup.proto)):
+        return False
+    for name in ("sport", "dport"):
+        if name in rule and not (getattr(lookup, name) is not None
+                                 and rule[name][0] <= getattr(lookup, name) <= rule[name][1]):
+            return False
+    return True
+
+
+def rule_text(rule, tables):
+    """'32766: from all lookup main', as `ip rule` prints it."""
+    parts = ["%d:" % rule["priority"]]
+    if rule.get("not"):
+        parts.append("not")
+    parts.append("from %s" % _short(rule.get("src", "all")))
+    if "dst" in rule:
+        parts.append("to %s" % _short(rule["dst"]))
+    if "fwmark" in rule:
+        mask = "" if rule["fwmask"] == 0xFFFFFFFF else "/0x%x" % rule["fwmask"]
+        parts.append("fwmark 0x%x%s" % (rule["fwmark"], mask))
+    for name in ("iif", "oif"):
+        if name in rule:
+            parts.append("%s %s" % (name, rule[name]))
+    if rule["action"] == "lookup":
+        parts.append("lookup %s" % tables.name(rule["table_id"]))
+    else:
+        parts.append(rule["action"])
+    return " ".join(parts)
+
+
+def _short(network):
+    return network[:-3] if network.endswith("/32") else network[:-4] if network.endswith("/128") else network
+
+
+class Router:
+    """Lookups in this network namespace, through one rtnetlink socket."""
+
+    def __init__(self, engine, tables=None):
+        self.engine = engine  # RtNetlink, or the `ip` command engine
+        self.tables = tables or rt_tables.RtTables()
+        self.names = dict((index, name) for index, name in socket.if_nameindex())
+        self.index_of = dict((name, index) for index, name in self.names.items())
+        self._rules = {}
+
+    def rules(self, family):
+        if family not in self._rules:
+            rules = sorted(self.engine.rules(family), key=lambda rule: rule["priority"])
+            for rule in rules:
+                rule["text"] = rule_text(rule, self.tables)
+            self._rules[family] = rules
+        return self._rules[family]
+
+    def lookup(self, specs):
+        lookups = [build(spec, self.index_of) for spec in specs]
+        return [self.explain(lookup, route, code)
+                for lookup, (route, code) in zip(lookups, self.engine.route_get(lookups))]
+
+    def explain(self, lookup, route, code):
+        answer = {"lookup": self._echo(lookup)}
+        if code:
+            answer["error"] = self._error(lookup, code)
+            return answer
+        answer.update({
+            "type": route["type"],
+            "dev": self.names.get(route.get("oif"), route.get("oif")),
+            "gateway": route.get("gateway"),
+            "prefsrc": route.get("prefsrc"),
+            "table": self.tables.name(route["table_id"]),
+            "metric": route.get("metric"),
+            "mtu": route.get("mtu"),
+            "flags": [name for bit, name in sorted(RTM_F_FLAGS.items()) if route["flags"] & bit],
+        })
+        matched = next((rule for rule in self.rules(lookup.family)
+                        if rule["action"] == "lookup" and rule["table_id"] == route["table_id"]
+                        and rule_matches(rule, lookup, self.names)), None)
+        answer["matched_rule"] = None if matched is None else {"priority": matched["priority"], "rule": matched["text"]}
+        answer["ip_route_get"] = self._line(lookup, answer)
+        return answer
+
+    def _echo(self, lookup):
+        echo = {"family": lookup.family, "dst": lookup.dst}
+        for name in ("src", "tos", "mark", "uid", "proto", "sport", "dport"):
+            if getattr(lookup, name):
+                echo[name] = getattr(lookup, name)
+        for name in ("iif", "oif"):
+            if getattr(lookup, name) is not None:
+                echo[name] = self.names.get(getattr(lookup, name))
+        return echo
+
+    def _line(self, lookup, answer):
+        """The answer as `ip route get` prints its first line (less the sending socket's uid)."""
+        words = [] if answer["type"] == "unicast" else [answer["type"]]
+        words.append(lookup.dst)
+        if lookup.src:
+            words += ["from", lookup.src]
+        if answer["gateway"]:
+            words += ["via", answer["gateway"]]
+        if answer["dev"]:
+            words += ["dev", str(answer["dev"])]
+        if answer["table"] != "main":
+            words += ["table", str(answer["table"])]
+        if answer["prefsrc"]:
+            words += ["src", answer["prefsrc"]]
+        if lookup.mark:
+            words += ["mark", "0x%x" % lookup.mark]
+        return " ".join(words)
+
+    def _error(self, lookup, code):
+        error = {"errno": code, "name": errno.errorcode.get(code, str(code)), "message": os.strerror(code)}
+        values = {"dst": lookup.dst, "src": lookup.src}
+        if lookup.iif is not None and code in (errno.EXDEV, errno.EINVAL) and lookup.src:
+            error["reverse_path"] = self.reverse_path(lookup)
+            error["explanation"] = error["reverse_path"]["explanation"]
+        elif lookup.iif is None and lookup.src and not self._is_local(lookup.src):
+            error["explanation"] = ("from=%s is not an address of this host: without iif the lookup is for a packet "
+                                    "this host sends, and it can only send from its own addresses; give iif to ask "
+                                    "about a packet arriving from %s" % (lookup.src, lookup.src))
+        else:
+            error["explanation"] = _PLAIN.get(code, "the kernel refused the lookup: %s" % os.strerror(code)) % values
+        return error
+
+    def _is_local(self, address):
+        probe = Lookup("ipv6" if ":" in address else "ipv4", address)
+        route, _code = self.engine.route_get([probe])[0]
+        return bool(route) and route["type"] == "local"
+
+    def reverse_path(self, lookup):
+        """The kernel's rp_filter check, redone: the route back to the source against the arrival interface."""
+        iif = self.names.get(lookup.iif, str(lookup.iif))
+        family = lookup.family
+        mode_value = sysctl.effective("rp_filter", sysctl.read("ipv4", "all", "rp_filter"),
+                                      sysctl.read("ipv4", iif, "rp_filter")) if family == "ipv4" else 0
+        mode = RP_MODES.get(mode_value, str(mode_value))
+        back, code = self.engine.route_get([Lookup(family, lookup.src, mark=lookup.mark)])[0]
+        back_dev = self.names.get(back.get("oif")) if back else None
+        check = {"mode": mode, "interface": iif, "route_back_dev": back_dev,
+                 "route_back": None if back is None else {"type": back["type"], "gateway": back.get("gateway")}}
+        if code or back["type"] in ("unreachable", "prohibit", "blackhole"):
+            rejected = mode != "off"
+            reason = "there is no route back to %s" % lookup.src
+        else:
+            rejected = mode == "strict" and back_dev != iif
+            reason = "the route back to %s leaves via %s" % (lookup.src, back_dev)
+        check["rejected"] = rejected
+        if rejected:
+            check["explanation"] = "rejected by rp_filter (%s on %s): %s" % (mode, iif, reason)
+        else:
+            check["explanation"] = (
+                "not the reverse-path filter (%s on %s, and %s): the source %s is itself local or a martian address, "
+                "or %s does not forward (net.%s.conf.%s.forwarding)" % (
+                    mode, iif, reason, lookup.src, iif, family, iif))
+        return check
+
+    def policy(self, family):
+        """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table
+        ...`), parsed."""
+        rules = self.rules(family)
+        wanted = set(rule["table_id"] for rule in rules if rule["action"] == "lookup")
+        tables = {}
+        for route in self.engine.routes(family):
+            if route["table_id"] in wanted and not route["flags"] & 0x200:
+                tables.setdefault(str(self.tables.name(route["table_id"])), []).append(self._route_entry(route))
+        return {"rules": [rule_view(rule, self.tables) for rule in rules],
+                "tables": tables}
+
+    def _route_entry(self, route):
+        destination = "default" if not route.get("dst_len") and not route.get("dst") else "%s/%d" % (
+            route.get("dst"), route.get("dst_len", 0))
+        entry = {"type": route["type"], "dst": destination, "dev": self.names.get(route.get("oif")),
+                 "gateway": route.get("gateway"), "prefsrc": route.get("prefsrc"), "metric": route.get("metric")}
+        return dict((key, value) for key, value in entry.items() if value is not None)
+
+
+def rule_view(rule, tables):
+    view = dict((key, value) for key, value in rule.items() if key not in ("family", "table_id", "text"))
+    view["rule"] = rule["text"]
+    if rule["action"] == "lookup":
+        view["table"] = tables.name(rule["table_id"])
+    return view

@@ -1,0 +1,247 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: route_lookup
+short_description: Ask the kernel how it routes a packet, explain the answer, many lookups at once
+version_added: 0.1.0
+description:
+  - Does what C(ip route get) does, for one lookup or a list of them (O(lookups)), and explains each answer.
+  - Each answer has the route type, device, gateway, preferred source, the table (by name where
+    C(/etc/iproute2/rt_tables) names it), the policy rule that sent the lookup to that table, metric, MTU, flags,
+    and the line C(ip route get) would print.
+  - "Errors are answers. When the kernel refuses a packet arriving on O(iif) (EXDEV on older kernels, EINVAL on newer
+    ones), the module redoes the reverse-path check itself: it takes the route back to the source and compares it
+    with O(iif) under that interface's effective rp_filter mode, and says for example C(rejected by rp_filter
+    (strict on b-srv): the route back to 198.51.100.13 leaves via a-srv)."
+  - O(engine=netlink) (the default) asks the kernel directly over rtnetlink, with many requests per system call, and
+    needs nothing installed on the host. O(engine=ip) uses C(ip -j route get) and C(ip -j rule) instead. Both give
+    the same answers; RV(engine) says which answered.
+  - Read-only. It never changes the host.
+author:
+  - packetpath developers (@packetpath)
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, so check mode runs it unchanged.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+options:
+  dst:
+    description: The destination address of a single lookup (without O(lookups)).
+    type: str
+  src:
+    description:
+      - The source address. Without O(iif) it must be an address of this host (a packet the host sends).
+    type: str
+  iif:
+    description: The interface the packet arrives on; the lookup is then for an arriving (forwarded or local) packet.
+    type: str
+  oif:
+    description: The interface the packet must leave by.
+    type: str
+  proto:
+    description: The protocol, for rules and routes that select by it.
+    type: str
+    choices: [tcp, udp, icmp, icmpv6, sctp, any]
+    default: any
+  sport:
+    description: The source port (one port).
+    type: str
+  dport:
+    description: The destination port (one port).
+    type: str
+  family:
+    description: V(ipv4) or V(ipv6); by default the family of O(dst).
+    type: str
+    choices: [ipv4, ipv6, both]
+  tos:
+    description: The TOS byte (0-255).
+    type: int
+  mark:
+    description: The firewall mark (C(fwmark)), decimal or C(0x) hex.
+    type: str
+  uid:
+    description: The user id of the sending socket, for C(uidrange) rules.
+    type: int
+  lookups:
+    description:
+      - Many lookups in one call, each a mapping with the options above (O(dst) required). They are asked in one go.
+    type: list
+    elements: dict
+  rules:
+    description:
+      - Also return the policy rules and the routes of the tables they lead to (C(ip rule) and
+        C(ip route list table ...)), parsed, per family in RV(policy).
+    type: bool
+    default: false
+  engine:
+    description: V(netlink) asks the kernel directly; V(ip) runs C(ip -j). V(auto) is netlink.
+    type: str
+    choices: [auto, netlink, ip]
+    default: auto
+  netns:
+    description: Work inside this network namespace (a name from C(ip netns list), a path, or a PID).
+    type: str
+notes:
+  - The kernel merges the C(local) and C(main) IPv4 tables while no policy rule other than the defaults exists; it
+    then reports local routes as table C(main), and so does this module (as C(ip route get) does).
+seealso:
+  - module: packetpath.linux.trace_results
+  - module: packetpath.linux.interface_sysctl
+"""
+
+EXAMPLES = r"""
+- name: How does the node route the client's packet arriving on its data interface?
+  packetpath.linux.route_lookup:
+    dst: 203.0.113.12
+    src: 198.51.100.13
+    iif: b-srv
+  register: route
+
+- name: Say it
+  ansible.builtin.debug:
+    msg: "{{ route.answers[0].error.explanation | default(route.answers[0].ip_route_get) }}"
+
+- name: Many lookups at once, with the policy rules and tables
+  packetpath.linux.route_lookup:
+    lookups:
+      - dst: 10.0.1.12
+        proto: tcp
+        dport: 8081
+      - dst: 10.0.1.12
+        mark: "0x1"
+      - dst: 2001:db8::1
+    rules: true
+"""
+
+RETURN = r"""
+engine:
+  description: Which engine answered, V(netlink) or V(ip).
+  returned: always
+  type: str
+answers:
+  description: One answer per lookup, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    lookup:
+      description: The lookup as asked.
+      type: dict
+    type:
+      description: unicast, local, broadcast, multicast, blackhole, unreachable, prohibit, throw, ...
+      type: str
+    dev:
+      description: The interface the packet leaves by (C(lo) for local delivery).
+      type: str
+    gateway:
+      description: The next hop, when not directly connected.
+      type: str
+    prefsrc:
+      description: The source address the host would use.
+      type: str
+    table:
+      description: The table that answered, by name where it has one.
+      type: raw
+    matched_rule:
+      description: The first policy rule whose selector takes the lookup and that leads to that table (C(priority),
+        C(rule) as C(ip rule) prints it).
+      type: dict
+    metric:
+      description: The route's metric, where the kernel says.
+      type: int
+    mtu:
+      description: The route's MTU, where set.
+      type: int
+    flags:
+      description: The answer's flags (cloned, ...).
+      type: list
+      elements: str
+    ip_route_get:
+      description: The first line C(ip route get) prints for it.
+      type: str
+      sample: "local 203.0.113.12 from 198.51.100.13 dev lo table local src 203.0.113.12 iif b-srv"
+    error:
+      description:
+        - When the kernel refused, C(errno), C(name), C(message) and the C(explanation) in plain words; for an
+          arriving packet refused with EXDEV or EINVAL also C(reverse_path) (C(mode), C(interface),
+          C(route_back_dev), C(rejected), C(explanation)).
+      type: dict
+policy:
+  description:
+    - With O(rules), per family the C(rules) (in priority order, each also as C(rule) text) and the C(tables) they
+      lead to with their routes.
+  returned: when rules=true
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.packetpath.linux.plugins.module_utils import netns
+from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import RouteLookupError, Router
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import RtNetlink
+
+LOOKUP_OPTIONS = ("dst", "src", "iif", "oif", "proto", "sport", "dport", "family", "tos", "mark", "uid")
+
+
+def argument_spec():
+    spec = dict(FLOW_ARGUMENT_SPEC)
+    spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(
+        tos={"type": "int"},
+        mark={"type": "str"},
+        uid={"type": "int"},
+        lookups={"type": "list", "elements": "dict"},
+        rules={"type": "bool", "default": False},
+        engine={"type": "str", "choices": ["auto", "netlink", "ip"], "default": "auto"},
+    )
+    return spec
+
+
+def lookup_specs(params):
+    given = [option for option in LOOKUP_OPTIONS if option != "proto" and params.get(option) not in (None, "")]
+    if params["lookups"]:
+        if given:
+            raise RouteLookupError("lookups: give the lookups either as a list or with %s, not both"
+                                   % ", ".join(given))
+        for index, spec in enumerate(params["lookups"]):
+            unknown = sorted(set(spec) - set(LOOKUP_OPTIONS))
+            if unknown:
+                raise RouteLookupError("lookups[%d]: unknown option %s (known: %s)"
+                                       % (index, ", ".join(unknown), ", ".join(LOOKUP_OPTIONS)))
+        return params["lookups"]
+    if not params["dst"] and not params["rules"]:
+        raise RouteLookupError("dst: required (or lookups, or rules=true)")
+    return [dict((option, params[option]) for option in LOOKUP_OPTIONS)] if params["dst"] else []
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    try:
+        specs = lookup_specs(params)
+        netns.enter(params["netns"])
+        tables = rt_tables.RtTables()
+        engine = IpCommand(ModuleCommandRunner(module), tables) if params["engine"] == "ip" else RtNetlink()
+        router = Router(engine, tables)
+        result = {"changed": False, "engine": engine.name, "answers": router.lookup(specs)}
+        if params["rules"]:
+            families = sorted(set(answer["lookup"]["family"] for answer in result["answers"])) or ["ipv4", "ipv6"]
+            result["policy"] = dict((family, router.policy(family)) for family in families)
+    except (RouteLookupError, netns.NetnsError) as exc:
+        module.fail_json(msg="%s; nothing was changed" % exc)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="route lookup failed: %s" % exc)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
