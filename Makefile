@@ -38,10 +38,14 @@ build: bootstrap  ## build the release tarball into build/
 	@mkdir -p $(BUILD)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 
-demo: collection  ## build the seed lab and survey every host over SSH (KEEP_LAB=1 leaves it up)
+DEMO_ARGS = -e port=8081 -e dst=203.0.113.12 -e probe_from=client -e report_dir=$(CURDIR)/build/demo-report
+
+demo: collection  ## the seed incident: diagnose port 8081 across the lab, then fix it and prove it (KEEP_LAB=1 keeps the lab)
 	@$(LAB) up seed
 	@trap '[ -n "$(KEEP_LAB)" ] || $(LAB) down' EXIT; \
-	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.preflight
+	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) && \
+	  echo "--- again, with remediate=true ---" && \
+	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) -e remediate=true
 
 test: sanity lint changelog-lint unit integration  ## everything CI runs
 	@echo "make test: all suites passed"

@@ -1,0 +1,73 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""report.html: each host's packet drawn on the netfilter hook diagram (inline SVG, nothing fetched)."""
+
+from html import escape
+
+# Where each step of a path sits on the diagram (x, y), and the arrows between them.
+NODES = {
+    "prerouting": (20, 60), "routing decision": (190, 60), "forward": (360, 60), "postrouting": (530, 60),
+    "input": (190, 160), "local delivery": (190, 240), "output": (360, 240), "re-route": (530, 160),
+}
+EDGES = [("prerouting", "routing decision"), ("routing decision", "forward"), ("forward", "postrouting"),
+         ("routing decision", "input"), ("input", "local delivery"), ("output", "re-route"),
+         ("re-route", "postrouting"), ("output", "postrouting")]
+WIDTH, HEIGHT = 150, 36
+
+
+def _steps(path):
+    return [step.split(" (")[0].strip() for step in (path or "").split("\u2192")]
+
+
+def svg(verdict):
+    steps = _steps(verdict.get("path"))
+    stopped = verdict.get("fate") not in ("delivered_local", "forwarded", "sent", None)
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="700" height="290" role="img" '
+             'aria-label="netfilter path of %s">' % escape(verdict["host"])]
+    for start, end in EDGES:
+        (x1, y1), (x2, y2) = NODES[start], NODES[end]
+        taken = start in steps and end in steps
+        parts.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%d"/>' % (
+            x1 + WIDTH // 2, y1 + HEIGHT // 2, x2 + WIDTH // 2, y2 + HEIGHT // 2, "#2a7" if taken else "#bbb",
+            4 if taken else 1))
+    last = steps[-1] if steps else None
+    for name, (x, y) in NODES.items():
+        colour = "#fdd" if stopped and name == last else "#dfd" if name in steps else "#f4f4f4"
+        parts.append('<rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="%s" stroke="#555"/>'
+                     '<text x="%d" y="%d" font-size="13" text-anchor="middle" font-family="sans-serif">%s</text>' % (
+                         x, y, WIDTH, HEIGHT, colour, x + WIDTH // 2, y + 23, escape(name)))
+        if stopped and name == last:
+            parts.append('<text x="%d" y="%d" font-size="26" fill="#c00" font-family="sans-serif">&#x2717;</text>'
+                         % (x + WIDTH - 22, y + 27))
+    parts.append('<text x="20" y="285" font-size="12" font-family="sans-serif">%s</text>'
+                 % escape(verdict.get("cause") or ""))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def page(report):
+    request = report["request"]
+    title = "Why does %s port %s fail?" % (request.get("proto", "tcp"), request.get("port"))
+    body = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>%s</title>"
+            "<style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
+            % escape(title), "<h1>%s</h1>" % escape(title),
+            "<p>Destination %s, probe from %s.</p>" % (
+                escape(str(request.get("dst"))), escape(str(request.get("probe_from") or "-"))),
+            "<table><tr><th>host</th><th>seen</th><th>last hop</th><th>fate</th><th>cause</th></tr>"]
+    for verdict in report["hosts"]:
+        body.append("<tr class=\"host\"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(
+            escape(str(value)) for value in (verdict["host"], "yes" if verdict["seen"] else "no",
+                                             verdict["last_hop"] or "-", verdict["fate"] or "-",
+                                             verdict["cause"] or "-")))
+    body.append("</table>")
+    for verdict in report["hosts"]:
+        body.append("<h2>%s</h2>" % escape(verdict["host"]))
+        if verdict["seen"]:
+            body.append(svg(verdict))
+        if verdict["evidence"].get("hops"):
+            body.append("<pre>%s</pre>" % escape(verdict["evidence"]["hops"]))
+        if verdict.get("fix"):
+            body.append("<p>Suggested fix:</p><pre>%s</pre>" % escape(verdict["fix"]["task"]))
+    body.append("</body></html>")
+    return "\n".join(body) + "\n"

@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: diagnosis_report
+short_description: Turn what the diagnose_port role gathered into a verdict per host and a report directory
+version_added: 0.1.0
+description:
+  - Used by the C(packetpath.linux.diagnose_port) role, on the controller (C(delegate_to) localhost, C(run_once)).
+  - From each host's preflight, trace, route lookups and interface audit, decides per host whether the probe's packets
+    were seen, their path, fate, where they stopped, the root cause in plain words, the evidence, and a suggested fix
+    as a task to run.
+  - Writes C(report.json) (schema in C(docs/diagnose_port.md)), C(report.md) and C(report.html) (each packet's path
+    drawn on the netfilter hook diagram as inline SVG, nothing fetched from the network) into O(report_dir).
+author:
+  - packetpath developers (@packetpath)
+attributes:
+  check_mode:
+    support: full
+    description: Computes the verdicts and writes no file.
+  diff_mode:
+    support: none
+    description: The report files are new each run; no diff is shown.
+options:
+  hosts:
+    description:
+      - Per host, a mapping with C(preflight), C(trace) (trace_results), C(routes) (route_lookup) and C(sysctl)
+        (interface_sysctl audit) results, as registered.
+    type: dict
+    required: true
+  request:
+    description: What was asked (C(port), C(proto), C(dst), C(probe_from), ...), copied into the report.
+    type: dict
+    required: true
+  probe:
+    description: The probe's result (packetpath.linux.probe), if there was a probe.
+    type: dict
+  probe_after_fix:
+    description: The probe's result after a remediation.
+    type: dict
+  report_dir:
+    description: The directory to write the report into (created if needed). Without it, nothing is written.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Verdicts and the report
+  packetpath.linux.diagnosis_report:
+    hosts: "{{ gathered }}"
+    request: {port: 8081, proto: tcp, dst: 203.0.113.12, probe_from: client}
+    probe: "{{ probe_result }}"
+    report_dir: /tmp/packetpath-report
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+report:
+  description: The report (the content of report.json).
+  returned: always
+  type: dict
+table:
+  description: The verdicts as a table for a terminal (host, seen, last hop, fate, cause).
+  returned: always
+  type: str
+files:
+  description: The files written.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.packetpath.linux.plugins.module_utils import diagnosis, diagnosis_html
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hosts={"type": "dict", "required": True},
+            request={"type": "dict", "required": True},
+            probe={"type": "dict"},
+            probe_after_fix={"type": "dict"},
+            report_dir={"type": "path"},
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    report = diagnosis.build_report(params["hosts"], params["request"], params["probe"], params["probe_after_fix"])
+    files = []
+    if params["report_dir"] and not module.check_mode:
+        try:
+            os.makedirs(params["report_dir"], exist_ok=True)
+            for name, text in (("report.json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
+                               ("report.md", diagnosis.markdown(report)), ("report.html", diagnosis_html.page(report))):
+                path = os.path.join(params["report_dir"], name)
+                with open(path, "w") as handle:
+                    handle.write(text)
+                files.append(path)
+        except OSError as exc:
+            module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
+    module.exit_json(changed=bool(files), report=report, table=diagnosis.table(report), files=files)
+
+
+if __name__ == "__main__":
+    main()
