@@ -1,0 +1,86 @@
+"""The main job, end to end over SSH: the diagnose_port playbook on the seed lab (the incident, then its fix) and on
+the kube lab (a service port through kube-proxy's chains on each backend)."""
+
+import json
+import os
+import re
+
+import pytest
+from labtools import ansible_playbook, in_netns, lab
+
+
+def diagnose(tmp_path, *extra):
+    report_dir = str(tmp_path / "report")
+    run = ansible_playbook("packetpath.linux.diagnose_port", "-e", "report_dir=%s" % report_dir, *extra)
+    with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    return run.stdout, report, dict((verdict["host"], verdict) for verdict in report["hosts"])
+
+
+def traces_left(netns):
+    """Lines of any trace of ours left in the host's rulesets (legacy, nft)."""
+    text = "\n".join(in_netns(netns, [command], check=False).stdout
+                     for command in ("iptables-legacy-save", "iptables-nft-save"))
+    text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
+    return [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
+
+
+def test_seed_the_incident_then_the_fix(tmp_path):
+    lab("up", "seed")
+    try:
+        args = ("-e", "port=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
+        output, report, hosts = diagnose(tmp_path, *args)
+        node = hosts["node"]
+        assert node["seen"] and node["fate"] == "vanished_after"
+        assert node["last_hop"] == "nat:KUBE-SEP-PPLABLOCAL9090:rule:1"
+        assert node["cause"] == ("rejected by rp_filter (strict on b-srv): the route back to 198.51.100.13 leaves "
+                                 "via a-srv")
+        assert (node["fix"]["kind"], node["fix"]["interface"]) == ("rp_filter", "b-srv")
+        assert "rp_filter: 2" in node["fix"]["task"]
+        error = node["evidence"]["route_lookup"]["error"]
+        assert error["reverse_path"]["route_back_dev"] == "a-srv"
+        assert node["evidence"]["sysctl"]["rp_filter"]["effective"] == 1
+        assert hosts["client"]["fate"] == "sent"
+        assert report["probe"]["summary"]["results"] == {"timeout": 3}
+        assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rejected by rp_filter", output)
+        assert traces_left("pp-node") == [] and traces_left("pp-client") == []
+        with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
+            html = handle.read()
+        assert html.count("<svg") == 2 and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+        _output, report, hosts = diagnose(tmp_path, *(args + ("-e", "remediate=true")))
+        assert report["probe_after_fix"]["summary"]["results"] == {"connected": 3}
+        assert in_netns("pp-node", ["sysctl", "-n", "net.ipv4.conf.b-srv.rp_filter"]).stdout.strip() == "2"
+        with open("/etc/netns/pp-node/sysctl.d/90-packetpath-interfaces.conf", encoding="utf-8") as handle:
+            assert "net.ipv4.conf.b-srv.rp_filter = 2" in handle.read()
+        assert traces_left("pp-node") == []
+    finally:
+        lab("down")
+
+
+@pytest.fixture(scope="module")
+def kube():
+    lab("up", "kube")
+    yield
+    lab("down")
+
+
+@pytest.mark.usefixtures("kube")
+@pytest.mark.parametrize("node,address,fate", [
+    ("node1", "198.51.100.11", "forwarded"),  # iptables-legacy: the kernel log
+    ("node2", "198.51.100.12", "dropped_by_rule"),  # iptables-nft: xtables-monitor under async
+    ("node3", "198.51.100.13", "forwarded"),  # nftables: nft monitor under async
+])
+def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
+    _output, report, hosts = diagnose(tmp_path, "-e", "port=30080", "-e", "dst=%s" % address, "-e", "probe_from=client",
+                                      "-e", "trace_hosts=client:%s" % node)
+    verdict = hosts[node]
+    assert verdict["seen"] and verdict["fate"] == fate, verdict
+    hops = verdict["evidence"]["hops"]
+    assert "KUBE-SERVICES" in hops and "KUBE-SVC-PPLABWEB" in hops and "KUBE-SEP-PPLABPOD" in hops
+    if fate == "dropped_by_rule":
+        assert "pplab: stray drop of the pod port" in verdict["cause"]
+        assert report["probe"]["summary"]["results"] == {"timeout": 3}
+    else:
+        assert report["probe"]["summary"]["results"] == {"connected": 3}
+    assert traces_left("pp-" + node) == []
