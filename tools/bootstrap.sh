@@ -9,7 +9,7 @@ python=${PYTHON:-python3}
 declare -A needs=(
   [iptables-legacy]=iptables [xtables-monitor]=iptables [nft]=nftables [ip]=iproute2
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
-  [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck
+  [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck [chromium]=chromium
 )
 missing=()
 for program in "${!needs[@]}"; do

@@ -59,6 +59,10 @@ def host_verdict(host, data):
         return verdict
     verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
     verdict["evidence"]["hops"] = packet.get("summary")
+    verdict["evidence"]["rewrites"] = [
+        {"hook": hop.get("hook"), "hop": "%s:%s" % (hop.get("table"), hop.get("chain")), "field": field,
+         "before": before, "after": after}
+        for hop in packet.get("hops") or [] for field, (before, after) in sorted((hop.get("rewrite") or {}).items())]
     fate = packet.get("fate")
     if fate in ("delivered_local", "forwarded", "sent"):
         verdict["cause"] = "passed (%s)" % fate.replace("_", " ")

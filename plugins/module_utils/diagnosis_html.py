@@ -6,10 +6,11 @@ from html import escape
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
-    "prerouting": (20, 60), "routing decision": (190, 60), "forward": (360, 60), "postrouting": (530, 60),
+    "prerouting": (20, 70), "routing decision": (190, 70), "forward": (360, 70), "postrouting": (530, 70),
     "input": (190, 160), "local delivery": (190, 240), "output": (360, 240), "re-route": (530, 160),
 }
 EDGES = [("prerouting", "routing decision"), ("routing decision", "forward"), ("forward", "postrouting"),
+         ("routing decision", "output"),
          ("routing decision", "input"), ("input", "local delivery"), ("output", "re-route"),
          ("re-route", "postrouting"), ("output", "postrouting")]
 WIDTH, HEIGHT = 150, 36
@@ -22,7 +23,7 @@ def _steps(path):
 def svg(verdict):
     steps = _steps(verdict.get("path"))
     stopped = verdict.get("fate") not in ("delivered_local", "forwarded", "sent", None)
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="700" height="290" role="img" '
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="700" height="300" role="img" '
              'aria-label="netfilter path of %s">' % escape(verdict["host"])]
     for start, end in EDGES:
         (x1, y1), (x2, y2) = NODES[start], NODES[end]
@@ -39,6 +40,11 @@ def svg(verdict):
         if stopped and name == last:
             parts.append('<text x="%d" y="%d" font-size="26" fill="#c00" font-family="sans-serif">&#x2717;</text>'
                          % (x + WIDTH - 22, y + 27))
+    for offset, rewrite in enumerate(verdict.get("evidence", {}).get("rewrites") or []):
+        x, y = NODES.get("re-route" if rewrite["field"] == "out" else rewrite["hook"], (20, 60))
+        parts.append('<text x="%d" y="%d" font-size="11" fill="#05a" font-family="sans-serif">%s %s &#x2192; %s</text>'
+                     % (x, y - 6 - 12 * offset, escape(rewrite["field"]), escape(str(rewrite["before"])),
+                        escape(str(rewrite["after"]))))
     parts.append('<text x="20" y="285" font-size="12" font-family="sans-serif">%s</text>'
                  % escape(verdict.get("cause") or ""))
     parts.append("</svg>")

@@ -4,6 +4,9 @@ the kube lab (a service port through kube-proxy's chains on each backend)."""
 import json
 import os
 import re
+import struct
+import subprocess
+import zlib
 
 import pytest
 from labtools import ansible_playbook, in_netns, lab
@@ -15,6 +18,31 @@ def diagnose(tmp_path, *extra):
     with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as handle:
         report = json.load(handle)
     return run.stdout, report, dict((verdict["host"], verdict) for verdict in report["hosts"])
+
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=900,1400"]
+
+
+def render(page, shot):
+    """Debian's chromium, headless: the DOM after rendering, and a screenshot."""
+    url = "file://%s" % page
+    dom = subprocess.run(CHROMIUM + ["--dump-dom", url], capture_output=True, text=True, timeout=60, check=True)
+    subprocess.run(CHROMIUM + ["--screenshot=%s" % shot, url], capture_output=True, timeout=60, check=True)
+    return dom.stdout, shot
+
+
+def colours(png):
+    """How many different byte values the screenshot's pixel data holds (a blank page has one or two)."""
+    with open(png, "rb") as handle:
+        data = handle.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat = 8, b""
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind == b"IDAT":
+            idat += data[offset + 8:offset + 8 + length]
+        offset += 12 + length
+    return len(set(zlib.decompress(idat)))
 
 
 def traces_left(netns):
@@ -47,6 +75,10 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
             html = handle.read()
         assert html.count("<svg") == 2 and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert "&#x2717;" in html  # the stop mark on the node's diagram
+        rendered, shot = render(tmp_path / "report" / "report.html", tmp_path / "shot.png")
+        assert "<h2>client</h2>" in rendered and "<h2>node</h2>" in rendered and rendered.count("<svg") == 2
+        assert colours(shot) > 20  # not blank: the diagram's boxes, the stop mark, the text
 
         _output, report, hosts = diagnose(tmp_path, *(args + ("-e", "remediate=true")))
         assert report["probe_after_fix"]["summary"]["results"] == {"connected": 3}
@@ -78,6 +110,11 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     assert verdict["seen"] and verdict["fate"] == fate, verdict
     hops = verdict["evidence"]["hops"]
     assert "KUBE-SERVICES" in hops and "KUBE-SVC-PPLABWEB" in hops and "KUBE-SEP-PPLABPOD" in hops
+    pod = "198.19.%s.10" % node[-1]
+    assert {"field": "dst", "before": address, "after": pod} in [
+        dict((k, r[k]) for k in ("field", "before", "after")) for r in verdict["evidence"]["rewrites"]]
+    with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
+        assert "dst %s &#x2192; %s" % (address, pod) in handle.read()  # the DNAT marked on the diagram
     if fate == "dropped_by_rule":
         assert "pplab: stray drop of the pod port" in verdict["cause"]
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
