@@ -81,9 +81,10 @@ integration: collection  ## lab tests: namespaces, SSH, modules against real ker
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
-bench: collection  ## trace parsing against grep on a generated 500 MB log; route lookups against ip -batch
+bench: collection  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping (50 hosts)
 	$(BIN)/python bench/trace_results_bench.py
 	$(BIN)/python bench/route_lookup_bench.py
+	$(BIN)/python bench/diagnose_bench.py
 
 lab-up: collection  ## build a lab: make lab-up TOPOLOGY=seed|kube|scale [HOSTS=50]
 	@$(LAB) up $(TOPOLOGY) $(if $(HOSTS),--hosts $(HOSTS),)

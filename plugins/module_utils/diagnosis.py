@@ -69,6 +69,7 @@ def host_verdict(host, data):
         return verdict
     if fate in ("dropped_by_rule", "dropped_by_policy"):
         verdict["cause"] = packet["hints"][0] if packet.get("hints") else "dropped by %s" % packet.get("last_hop")
+        verdict["evidence"]["dropped_by"] = packet.get("dropped_by")
         return verdict
     answer = _route_evidence(data.get("routes"), packet)
     if answer is not None:

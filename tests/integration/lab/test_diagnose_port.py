@@ -1,15 +1,18 @@
 """The main job, end to end over SSH: the diagnose_port playbook on the seed lab (the incident, then its fix) and on
 the kube lab (a service port through kube-proxy's chains on each backend)."""
 
+import glob
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
+import time
 import zlib
 
 import pytest
-from labtools import ansible_playbook, in_netns, lab
+from labtools import BIN, ENV, INVENTORY, ansible_playbook, in_netns, lab
 
 
 def diagnose(tmp_path, *extra):
@@ -46,11 +49,46 @@ def colours(png):
 
 
 def traces_left(netns):
-    """Lines of any trace of ours left in the host's rulesets (legacy, nft)."""
+    """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers."""
     text = "\n".join(in_netns(netns, [command], check=False).stdout
                      for command in ("iptables-legacy-save", "iptables-nft-save"))
     text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
-    return [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
+    left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
+    left += glob.glob("/run/packetpath/net-%d/expiry/*.json" % os.stat("/run/netns/" + netns).st_ino)
+    left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
+                                           check=False).stdout.split()
+             if "packetpath-expiry" in _cmdline(pid)]
+    return left
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
+    """ansible-playbook killed in the middle: the traces stay until their expiry removes them."""
+    lab("up", "seed")
+    try:
+        argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, "packetpath.linux.diagnose_port", "-e",
+                "port=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "diagnose_port_trace_expires=6",
+                "-e", "report_dir=%s" % tmp_path]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,  # pylint: disable=consider-using-with
+                                start_new_session=True)
+        deadline = time.time() + 60
+        while not (traces_left("pp-node") and traces_left("pp-client")):
+            assert time.time() < deadline and proc.poll() is None, "the run never switched the traces on"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)  # the playbook and the ssh processes it started
+        proc.wait()
+        assert traces_left("pp-node"), "the trace should still be on right after the kill"
+        time.sleep(9)  # the expiry is 6 seconds; the sleeper checks every second
+        assert traces_left("pp-node") == [] and traces_left("pp-client") == []
+    finally:
+        lab("down")
 
 
 def test_seed_the_incident_then_the_fix(tmp_path):
@@ -117,6 +155,8 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
         assert "dst %s &#x2192; %s" % (address, pod) in handle.read()  # the DNAT marked on the diagram
     if fate == "dropped_by_rule":
         assert "pplab: stray drop of the pod port" in verdict["cause"]
+        dropped = verdict["evidence"]["dropped_by"]
+        assert re.match(r"^filter:FORWARD:rule:0x[0-9a-f]+$", dropped["hop"]) and "-j DROP" in dropped["rule"]
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
     else:
         assert report["probe"]["summary"]["results"] == {"connected": 3}

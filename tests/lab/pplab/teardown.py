@@ -31,7 +31,15 @@ def _delete_netns(entry):
     # it holds the namespace, and with it the veth peers, until it ends.
     for pid in system.netns_pids(name):
         system.end_process(pid, system.start_time(pid))
+    # The collection keeps per-namespace records (expiry sleepers, log bindings) under
+    # /run/packetpath/net-<inode>; the sleepers just ended with the namespace's processes.
+    try:
+        records = "/run/packetpath/net-%d" % os.stat(os.path.join("/run/netns", name)).st_ino
+    except OSError:
+        records = None
     system.run(["ip", "netns", "del", name])
+    if records:
+        shutil.rmtree(records, ignore_errors=True)
 
 
 def _delete_root_link(entry):
