@@ -155,7 +155,7 @@ def choose_source(runner, source, flow):
     return BACKEND_SOURCE[backend], "this collection's trace rules are in %s" % backend
 
 
-def _lines(runner, source, path, duration, ready_file, window):
+def _lines(runner, source, path, duration, ready_file, stop_file, window):
     if source == "file":
         if not path:
             raise FetchError("source=file needs path")
@@ -173,7 +173,8 @@ def _lines(runner, source, path, duration, ready_file, window):
     program = runner.which(MONITOR_ARGV[source][0])
     if not program:
         raise FetchError("source=%s: %s is not installed on this host" % (source, MONITOR_ARGV[source][0]))
-    stream = trace_sources.Stream([program] + MONITOR_ARGV[source][1:], duration=duration, ready_file=ready_file)
+    stream = trace_sources.Stream([program] + MONITOR_ARGV[source][1:], duration=duration, ready_file=ready_file,
+                                  stop_file=stop_file)
     return stream.lines(), stream
 
 
@@ -290,9 +291,10 @@ class Fetch:
     """One fetch on this host: choose and open the source, read the host's ruleset, read the trace."""
 
     def __init__(self, runner, source="auto", path=None, fmt="auto", flow=None, since=None, until=None,
-                 max_packets=100, packet_id=None, duration=10, ready_file=None, host_ruleset=True,
+                 max_packets=100, packet_id=None, duration=10, ready_file=None, stop_file=None, host_ruleset=True,
                  this_netns_only=None):
         self.runner = runner
+        self.stop_file = stop_file
         self.source = source
         self.path = path
         self.fmt = fmt
@@ -310,7 +312,7 @@ class Fetch:
         window = TimeWindow(self.since, self.until, kernel_clock=False)  # bad times fail before anything runs
         source, reason = choose_source(self.runner, self.source, self.flow)
         window.kernel_clock = source in ("dmesg", "journal")
-        lines, stream = _lines(self.runner, source, self.path, self.duration, self.ready_file, window)
+        lines, stream = _lines(self.runner, source, self.path, self.duration, self.ready_file, self.stop_file, window)
         fmt = SOURCE_FORMAT.get(source) if self.fmt == "auto" else self.fmt
         if fmt is None:
             fmt, head = detect_format(lines)

@@ -225,13 +225,15 @@ class Stream:
 
     The program is ours (we started it): it is ended by its PID, SIGTERM first.
     `ready_file` is created once it runs and removed when it is done, so a playbook
-    running this under `async` can wait for it before sending traffic.
+    running this under `async` can wait for it before sending traffic; the capture
+    ends as soon as `stop_file` exists, so the playbook need not wait out `duration`.
     """
 
-    def __init__(self, argv, duration=None, ready_file=None, settle=0.3):
+    def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3):
         self.argv = argv
         self.duration = duration
         self.ready_file = ready_file
+        self.stop_file = stop_file
         self.settle = settle
         self.enough = lambda: False
         self.returncode = None
@@ -257,6 +259,9 @@ class Stream:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
                     break
+                if self.stop_file and os.path.exists(self.stop_file) and (
+                        deadline is None or deadline - time.time() > self.settle):
+                    deadline = time.time() + self.settle  # the last events of the probe are still coming in
                 ready, _w, _x = select.select([proc.stdout], [], [], 0.2 if timeout is None else min(0.2, timeout))
                 if not ready:
                     if proc.poll() is not None:

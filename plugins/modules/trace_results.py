@@ -105,6 +105,11 @@ options:
       - For live captures under C(async). A file the module creates once the monitor listens and removes when the
         capture ends, so the next task can wait for it (C(ansible.builtin.wait_for)) before sending traffic.
     type: path
+  stop_file:
+    description:
+      - For live captures under C(async). The capture ends as soon as this file exists (after a moment for the last
+        events), so a playbook can end it once its traffic is sent instead of waiting out O(duration).
+    type: path
   host_ruleset:
     description:
       - Read the host's ruleset when fetching, for the rule texts and verdicts of legacy lines and for which
@@ -348,6 +353,7 @@ def argument_spec():
         max_packets={"type": "int", "default": 100},
         duration={"type": "int", "default": 10},
         ready_file={"type": "path"},
+        stop_file={"type": "path"},
         host_ruleset={"type": "bool", "default": True},
         this_netns_only={"type": "bool"},
         query={"type": "str"},
@@ -385,6 +391,7 @@ def main():
             ModuleCommandRunner(module), source=params["source"], path=params["path"], fmt=params["format"],
             flow=flow, since=params["since"], until=params["until"], max_packets=params["max_packets"],
             packet_id=params["packet_id"], duration=params["duration"], ready_file=params["ready_file"],
+            stop_file=params["stop_file"],
             host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
         ).run()
     except (FlowError, FetchError, netns.NetnsError) as exc:
