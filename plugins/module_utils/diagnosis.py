@@ -47,13 +47,15 @@ def host_verdict(host, data):
     """The verdict for one host from its registered results."""
     preflight = data.get("preflight") or {}
     verdict = {"host": host, "traced": bool(data.get("trace")) and not data.get("trace", {}).get("failed"),
-               "seen": False, "packets": 0, "path": None, "last_hop": None, "fate": None, "cause": None,
-               "evidence": {}, "fix": None}
+               "seen": False, "packets": 0, "per_packet": [], "path": None, "last_hop": None, "fate": None,
+               "cause": None, "evidence": {}, "fix": None}
     if preflight.get("problems"):
         verdict["cause"] = "cannot be traced here: %s" % "; ".join(preflight["problems"])
         return verdict
     packet, packets = _first_packet(data.get("trace"))
     verdict["packets"] = len(packets)
+    verdict["per_packet"] = [dict((key, each.get(key)) for key in ("id", "path", "fate", "last_hop", "hints"))
+                             for each in packets]
     if packet is None:
         verdict["cause"] = "the probe's packets were not seen here"
         return verdict

@@ -107,6 +107,7 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         assert error["reverse_path"]["route_back_dev"] == "a-srv"
         assert node["evidence"]["sysctl"]["rp_filter"]["effective"] == 1
         assert hosts["client"]["fate"] == "sent"
+        assert [p["fate"] for p in node["per_packet"]] == ["vanished_after"] * node["packets"] and node["packets"] >= 3
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
         assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rejected by rp_filter", output)
         assert traces_left("pp-node") == [] and traces_left("pp-client") == []
