@@ -18,6 +18,22 @@ def clean_machine():
     assert machine_state() == before
 
 
+def _lab_for_the_module(topology):
+    """A lab up for one test module, down after its last test (also when one fails)."""
+
+    @pytest.fixture(scope="module")
+    def up():
+        lab("up", topology)
+        yield
+        lab("down")
+
+    return up
+
+
+seed = _lab_for_the_module("seed")
+kube = _lab_for_the_module("kube")
+
+
 @pytest.fixture
 def lab_down_after():
     yield

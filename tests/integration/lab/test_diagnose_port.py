@@ -129,13 +129,6 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         lab("down")
 
 
-@pytest.fixture(scope="module")
-def kube():
-    lab("up", "kube")
-    yield
-    lab("down")
-
-
 @pytest.mark.usefixtures("kube")
 @pytest.mark.parametrize("node,address,fate", [
     ("node1", "198.51.100.11", "forwarded"),  # iptables-legacy: the kernel log

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from labtools import connect, in_netns, lab, module
+from labtools import connect, in_netns, module
 
 NODE_ETC = "/etc/netns/pp-node/sysctl.d"  # the node's /etc/sysctl.d (ip netns exec binds it there)
 OUR_FILE = os.path.join(NODE_ETC, "90-packetpath-interfaces.conf")
@@ -30,13 +30,6 @@ def other_files():
             with open(path, "rb") as handle:
                 files[path] = hashlib.sha256(handle.read()).hexdigest()
     return files
-
-
-@pytest.fixture(scope="module")
-def seed():
-    lab("up", "seed")
-    yield
-    lab("down")
 
 
 @pytest.fixture(autouse=True)

@@ -3,18 +3,11 @@
 import json
 
 import pytest
-from labtools import ansible, in_netns, lab, module
+from labtools import ansible, in_netns, module
 
 
 def probe(host, check=False, **args):
     return module(host, "packetpath.linux.probe", args, check=check)
-
-
-@pytest.fixture(scope="module")
-def seed():
-    lab("up", "seed")
-    yield
-    lab("down")
 
 
 @pytest.mark.usefixtures("seed")

@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from labtools import in_netns, lab, module
+from labtools import in_netns, module
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 
@@ -13,13 +13,6 @@ def route_lookup(**args):
     result = module("node", "packetpath.linux.route_lookup", args)
     assert result["_status"] == "SUCCESS", result["_stdout"]
     return result
-
-
-@pytest.fixture(scope="module")
-def seed():
-    lab("up", "seed")
-    yield
-    lab("down")
 
 
 @pytest.mark.usefixtures("seed")

@@ -55,13 +55,6 @@ class LiveCapture(threading.Thread):
         os.rmdir(os.path.dirname(self.ready))
 
 
-@pytest.fixture(scope="module")
-def kube():
-    lab("up", "kube")
-    yield
-    lab("down")
-
-
 @pytest.mark.usefixtures("kube")
 class TestKube:
     @pytest.fixture(autouse=True)

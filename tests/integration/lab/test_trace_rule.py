@@ -7,17 +7,13 @@ import re
 import time
 
 import pytest
-from labtools import BIN, Monitor, connect, in_netns, journal, kernel_trace_since, lab, module, run, uptime
+from labtools import BIN, Monitor, connect, in_netns, journal, kernel_trace_since, module, run, uptime
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kube():
-    lab("up", "kube")
-    yield
-    lab("down")
+pytestmark = pytest.mark.usefixtures("kube")  # the kube lab, up for the whole module
 
 
 @pytest.fixture(autouse=True)
