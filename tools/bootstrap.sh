@@ -41,6 +41,8 @@ if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; the
   exit 0
 fi
 echo "bootstrap: building $venv from requirements-dev.txt"
+# `make` puts the venv first on PATH: resolve python3 (through the venv's link) before the venv goes.
+python=$(readlink -f "$(command -v "$python")")
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt

@@ -75,11 +75,16 @@ def record_path(flow_id):
     return hoststate.record_path(DIRECTORY, flow_id + ".json")
 
 
+def record(flow_id):
+    """The flow's record, also when its sleeper no longer runs (it was killed); None when there is none."""
+    return hoststate.read(record_path(flow_id))
+
+
 def current(flow_id):
     """The armed sleeper of a flow, or None (also when it has already fired)."""
-    record = hoststate.read(record_path(flow_id))
-    if record and _is_our_sleeper(record):
-        return record
+    found = record(flow_id)
+    if found and _is_our_sleeper(found):
+        return found
     return None
 
 
@@ -102,23 +107,22 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None):
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         close_fds=True, start_new_session=True,
     )
-    record = {
+    armed = {
         "pid": proc.pid,
         "started": _start_time(proc.pid),
         "flow_id": flow_id,
         "backend": backend,
         "expires_at": plan["expires_at"],
     }
-    hoststate.write(path, record)
-    return record
+    hoststate.write(path, armed)
+    return armed
 
 
 def cancel(flow_id):
     """End the flow's sleeper if it still runs; True when one was ended."""
-    path = record_path(flow_id)
-    record = hoststate.read(path)
-    hoststate.remove(path)
-    if record and _is_our_sleeper(record):
-        os.kill(record["pid"], signal.SIGTERM)
+    found = record(flow_id)
+    hoststate.remove(record_path(flow_id))
+    if found and _is_our_sleeper(found):
+        os.kill(found["pid"], signal.SIGTERM)
         return True
     return False

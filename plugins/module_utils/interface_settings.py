@@ -7,10 +7,10 @@ and returns a dict the module hands back as it is.  Runtime (`state`) and
 persistence (`persistent`) are separate, as in community.general's modprobe.
 """
 
-import fnmatch
 import os
 
 from ansible_collections.packetpath.linux.plugins.module_utils import sysctl
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl_boot import BootConfig
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import SysctlError
 
 DEFAULT_FILE = "90-packetpath-interfaces.conf"
@@ -23,19 +23,6 @@ def persistent_path(file_name, netns_name):
     if netns_name:
         return os.path.join("/etc/netns", netns_name, "sysctl.d", file_name)
     return os.path.join("/etc/sysctl.d", file_name)
-
-
-def _persisted(values, family, interface, name):
-    """The value our file gives an interface: its own line, else a glob line that matches it."""
-    exact = values.get(sysctl.sysctl_key(family, interface, name))
-    if exact is not None:
-        return exact
-    prefix, suffix = "net.%s.conf." % family, "." + name
-    for key, value in values.items():
-        pattern = key[len(prefix):-len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else None
-        if pattern and sysctl.is_glob(pattern) and fnmatch.fnmatch(interface.replace(".", "/"), pattern):
-            return value
-    return None
 
 
 class InterfaceSettings:
@@ -161,14 +148,15 @@ def _persist(task, persistent, check_mode):
 
 def audit(task, expect):
     """state=audit: configured, persisted and effective values per interface, drift, and compliance."""
-    values = sysctl.file_values(sysctl.read_file(task.path))
+    text = sysctl.read_file(task.path)
+    ours = BootConfig([(task.path, text)])
     report, drift, offenders = {}, [], []
     for key in task.settings:
         family, name = sysctl.family_and_name(key)
         all_value, default_value = sysctl.read(family, "all", name), sysctl.read(family, "default", name)
         for interface in task.concrete(family)[0]:
             own = sysctl.read(family, interface, name)
-            persisted = _persisted(values, family, interface, name)
+            persisted = (ours.value(family, interface, name) or (None,))[0]
             entry = {"all": all_value, "default": default_value, "interface": own,
                      "persistent": None if persisted is None else int(persisted)}
             if interface not in sysctl.SPECIAL:
@@ -182,4 +170,4 @@ def audit(task, expect):
                 offenders.append({"interface": interface, "key": key, "effective": entry["effective"],
                                   "expected": wanted})
     return {"changed": False, "interfaces": report, "drift": drift, "compliant": not offenders,
-            "offenders": offenders, "persistent_file": {"path": task.path, "values": values}}
+            "offenders": offenders, "persistent_file": {"path": task.path, "values": sysctl.file_values(text)}}

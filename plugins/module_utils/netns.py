@@ -39,6 +39,13 @@ def resolve(value):
     return path
 
 
+def named(value):
+    """The name under /run/netns (and /etc/netns) for a named namespace; None for this one, a path or a PID."""
+    if value and not str(value).isdigit() and not str(value).startswith("/"):
+        return str(value)
+    return None
+
+
 def enter(value):
     """Move this process into the namespace named by `value`; a no-op for None."""
     if value in (None, ""):

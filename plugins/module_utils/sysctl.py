@@ -41,8 +41,9 @@ def family_and_name(key):
     return family, key.split(".", 1)[1] if "." in key else key
 
 
-def check_settings(settings, option="settings"):
-    """{key: value} with known keys and allowed values, as ints."""
+def check_settings(settings, option="settings", allowed_lists=False):
+    """{key: value} with known keys and allowed values, as ints; with `allowed_lists`, {key: [values]}
+    (an expectation: a value or a list of the values allowed)."""
     if not isinstance(settings, dict) or not settings:
         raise SysctlError("%s=%r: give a mapping of keys to values, e.g. {rp_filter: 2}" % (option, settings))
     checked = {}
@@ -51,11 +52,14 @@ def check_settings(settings, option="settings"):
             raise SysctlError("%s: %r is not a conf key this module knows; known: %s"
                               % (option, key, ", ".join(sorted(KEYS))))
         allowed = KEYS[key][1]
-        values = value if isinstance(value, list) and option == "expect" else [value]
+        values = value if isinstance(value, list) and allowed_lists else [value]
+        if not values:
+            raise SysctlError("%s.%s=[]: list at least one allowed value" % (option, key))
         for item in values:
             if isinstance(item, bool) or str(item).strip() not in [str(a) for a in allowed]:
                 raise SysctlError("%s.%s=%r: must be one of %s" % (option, key, item, ", ".join(map(str, allowed))))
-        checked[key] = [int(str(v).strip()) for v in values] if option == "expect" else int(str(value).strip())
+        ints = [int(str(v).strip()) for v in values]
+        checked[key] = ints if allowed_lists else ints[0]
     return checked
 
 

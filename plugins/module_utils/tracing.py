@@ -133,7 +133,8 @@ def absent_all(runner, check_mode):
 
 
 def _remove(runner, selected, flow_ids, check_mode, result):
-    result.update({"changed": False, "removed": [], "warnings": [], "marker": marker()})
+    result.update({"changed": False, "removed": [], "nft_tables": [], "expiry": [], "warnings": [],
+                   "marker": marker()})
     before, after = [], []
     legacy_left = set()
     for backend in backends.installed(runner):
@@ -149,14 +150,39 @@ def _remove(runner, selected, flow_ids, check_mode, result):
             _apply(runner, actions, check_mode)
             result["changed"] = True
             result["removed"] += [r.as_dict() for r in going]
+            if len(actions) > len(going):  # the backend's own container went too
+                result["nft_tables"].append("inet %s" % backends.NFT_TABLE)
     for flow_id in flow_ids:
-        if check_mode:
-            result["changed"] = result["changed"] or expiry.current(flow_id) is not None
-        elif expiry.cancel(flow_id):
-            result["changed"] = True
+        record = expiry.record(flow_id)
+        if record is None:
+            continue
+        result["expiry"].append(_timer(flow_id, record))
+        result["changed"] = True
+        if not check_mode:
+            expiry.cancel(flow_id)
     restored = nflog.restore([f for f in nflog.PF if f not in legacy_left], check_mode)
     if restored:
         result["changed"] = True
         result["kernel_log"] = {"restored": restored}
     result["diff"] = _diff("trace rules of packetpath", before, after)
     return result
+
+
+def _timer(flow_id, record):
+    return {"flow_id": flow_id, "pid": record.get("pid"), "expires_at": _iso(record.get("expires_at")),
+            "running": expiry.current(flow_id) is not None}
+
+
+def leftovers(runner):
+    """What of this collection is on the host now (read-only): rules, our nft table, expiry records, and
+    kernel-log bindings waiting to be put back."""
+    found = {"rules": [], "nft_tables": [], "expiry": [], "kernel_log_bindings": sorted(nflog.changed_bindings())}
+    for backend in backends.installed(runner):
+        found["rules"] += [rule.as_dict() for rule in backend.list_rules()]
+        if backend.name == "nftables" and backend.table_exists:
+            found["nft_tables"].append("inet %s" % backends.NFT_TABLE)
+    for flow_id in expiry.armed_flows():
+        record = expiry.record(flow_id)
+        if record is not None:
+            found["expiry"].append(_timer(flow_id, record))
+    return found

@@ -230,13 +230,6 @@ def _since_uptime(value):
         raise SysctlError("martians_since=%r: the marker of trace_rule, or a mapping with uptime" % (value,))
 
 
-def _named_netns(value):
-    """The name under /etc/netns for a named namespace; None for the host's own or a PID/path."""
-    if value and not str(value).isdigit() and not str(value).startswith("/"):
-        return str(value)
-    return None
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -246,16 +239,16 @@ def main():
             if params["expect"]:
                 raise SysctlError("expect: goes with state=audit")
         else:
-            expect = sysctl.check_settings(params["expect"], "expect") if params["expect"] else None
+            expect = sysctl.check_settings(params["expect"], "expect", allowed_lists=True) if params["expect"] else None
             wanted = sysctl.check_settings(params["settings"]) if params["settings"] else {}
             if expect is None and not wanted:
                 raise SysctlError("settings: give the keys to audit (or expect)")
             expect = expect or dict((key, [value]) for key, value in wanted.items())
             settings = dict((key, wanted.get(key)) for key in set(wanted) | set(expect))
-        if params["netns"] and params["persistent"] != "ignore" and not _named_netns(params["netns"]):
+        if params["netns"] and params["persistent"] != "ignore" and not netns.named(params["netns"]):
             raise SysctlError("netns=%r: persistent needs a named namespace, whose files live in /etc/netns/<name>"
                               % params["netns"])
-        path = interface_settings.persistent_path(params["persistent_file"], _named_netns(params["netns"]))
+        path = interface_settings.persistent_path(params["persistent_file"], netns.named(params["netns"]))
         since = _since_uptime(params["martians_since"]) if params["martians_since"] is not None else None
         netns.enter(params["netns"])
         task = interface_settings.InterfaceSettings(params["interfaces"], settings, path)

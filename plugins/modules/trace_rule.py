@@ -221,6 +221,18 @@ removed:
   returned: state=absent, or state=present when the flow moved between backends
   type: list
   elements: dict
+nft_tables:
+  description: Our own nftables table, dropped because no rule of ours is left in it (C(inet packetpath)).
+  returned: state=absent
+  type: list
+  elements: str
+expiry:
+  description:
+    - The expiry records removed, with the sleeper ended where it still ran (C(flow_id), C(pid), C(expires_at),
+      C(running)). A record whose sleeper was killed is removed too.
+  returned: state=absent
+  type: list
+  elements: dict
 expires_at:
   description: When the host removes the trace by itself (UTC, ISO 8601); null for no expiry.
   returned: state=present

@@ -192,11 +192,50 @@ def record_traces():
         lab("down")
 
 
-PARTS = {"traces": record_traces, "journal": record_seed_journal, "routing": record_routing}
+# Reads every per-interface conf value of the namespace it runs in, as expectations.Snapshot holds them.
+READ_CONF = r"""
+import json, os
+names = {"ipv4": ["rp_filter", "log_martians", "forwarding", "accept_redirects"], "ipv6": ["forwarding"]}
+out = {}
+for family, wanted in names.items():
+    base = "/proc/sys/net/%s/conf" % family
+    for interface in sorted(os.listdir(base)):
+        for name in wanted:
+            with open(os.path.join(base, interface, name)) as handle:
+                out.setdefault(family, {}).setdefault(interface, {})[name] = int(handle.read())
+print(json.dumps(out, indent=1, sort_keys=True))
+"""
+
+
+def record_sysctl():
+    """The conf values of the seed's node (strict, the incident) and of kube's node1, and our sysctl.d file as
+    interface_sysctl writes it for a name and a glob."""
+    out = os.path.join(ROOT, "tests", "unit", "fixtures", "sysctl")
+    os.makedirs(out, exist_ok=True)
+    for topology, hosts in (("seed", ("node", "client")), ("kube", ("node1",))):
+        lab("up", topology)
+        try:
+            for host in hosts:
+                text = in_netns("pp-" + host, [sys.executable, "-c", READ_CONF]).stdout
+                with open(os.path.join(out, "conf-%s-%s.json" % (topology, host)), "w") as handle:
+                    handle.write(text)
+            if topology == "kube":
+                result = module("node1", "packetpath.linux.interface_sysctl", {
+                    "interfaces": ["eth1", "cni*"], "settings": {"rp_filter": 2, "log_martians": 1},
+                    "persistent": "present"})
+                assert result["_status"] == "CHANGED", result["_stdout"]
+                with open("/etc/netns/pp-node1/sysctl.d/90-packetpath-interfaces.conf") as source:
+                    with open(os.path.join(out, "90-packetpath-interfaces.conf"), "w") as handle:
+                        handle.write(source.read())
+        finally:
+            lab("down")
+
+
+PARTS = {"traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
 
 
 def main(parts):
-    """`make fixtures` records everything; `make fixtures ONLY=routing` (or traces, journal) one part."""
+    """`make fixtures` records everything; `make fixtures ONLY=routing` (or traces, journal, sysctl) one part."""
     for part in parts or list(PARTS):
         PARTS[part]()
     return 0

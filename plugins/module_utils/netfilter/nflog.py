@@ -88,6 +88,11 @@ def bind_kernel_logger(families, check_mode):
     return changes
 
 
+def changed_bindings():
+    """The families whose kernel-log binding we changed and have not put back yet."""
+    return list(hoststate.read(hoststate.record_path(RECORD)) or {})
+
+
 def restore(families, check_mode):
     """Put back the bindings we changed, for the families that have no legacy rule of ours left."""
     path = hoststate.record_path(RECORD)

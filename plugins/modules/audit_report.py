@@ -1,0 +1,127 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: audit_report
+short_description: Write the fleet's audit as JSON, JUnit XML and Markdown
+version_added: 0.1.0
+description:
+  - Takes the M(packetpath.linux.host_audit) result of every host (run it on the controller, once) and writes
+    C(<name>.json) (schema C(packetpath.linux/audit/v1), see C(docs/audit.md)), C(<name>.junit.xml) (one
+    testcase per host and check) and C(<name>.md) into O(report_dir).
+  - A host whose result has no checks (unreachable, failed) is reported with an error in every check.
+  - With O(before), the report says per host the status before and after, and the changes made (O(changes)).
+author:
+  - packetpath developers (@packetpath)
+attributes:
+  check_mode:
+    support: full
+    description: Writes nothing in check mode; run the task with C(check_mode=false) to keep the report.
+  diff_mode:
+    support: none
+    description: Nothing to show.
+options:
+  hosts:
+    description: The host_audit result per host (hosts that could not be audited with their failed result or null).
+    type: dict
+    required: true
+  checks:
+    description: The checks that were asked for (the testcases of a host that could not be audited).
+    type: list
+    elements: str
+    required: true
+  before:
+    description: The host_audit result per host before a remediation.
+    type: dict
+  changes:
+    description: Per host, the changes a remediation made (C(interface), C(key), C(before), C(after), C(why)).
+    type: dict
+  report_dir:
+    description: Where to write the files; nothing is written without it.
+    type: path
+  name:
+    description: The files' base name.
+    type: str
+    default: audit
+  title:
+    description: The report's title (and the JUnit C(testsuites) name).
+    type: str
+    default: packetpath audit
+seealso:
+  - module: packetpath.linux.host_audit
+"""
+
+EXAMPLES = r"""
+- name: The fleet's report on the controller
+  packetpath.linux.audit_report:
+    hosts: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars)
+                                                  | map(attribute='audit', default=none))) }}"
+    checks: [sysctl_expected, sysctl_drift, trace_leftovers]
+    report_dir: /var/lib/packetpath/audit
+  delegate_to: localhost
+  run_once: true
+  check_mode: false
+"""
+
+RETURN = r"""
+report:
+  description: The report (the content of the JSON file).
+  returned: always
+  type: dict
+table:
+  description: One line per host (status, failed checks, first finding) and a summary line.
+  returned: always
+  type: str
+files:
+  description: The files written.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.packetpath.linux.plugins.module_utils import audit_report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hosts={"type": "dict", "required": True},
+            checks={"type": "list", "elements": "str", "required": True},
+            before={"type": "dict"},
+            changes={"type": "dict"},
+            report_dir={"type": "path"},
+            name={"type": "str", "default": "audit"},
+            title={"type": "str", "default": "packetpath audit"},
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if "/" in params["name"] or params["name"] in ("", ".", ".."):
+        module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
+    report = audit_report.build(params["hosts"], params["checks"], params["before"], params["changes"],
+                                params["title"])
+    files = []
+    if params["report_dir"] and not module.check_mode:
+        texts = ((".json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
+                 (".junit.xml", audit_report.junit(report)), (".md", audit_report.markdown(report)))
+        try:
+            os.makedirs(params["report_dir"], exist_ok=True)
+            for suffix, text in texts:
+                path = os.path.join(params["report_dir"], params["name"] + suffix)
+                with open(path, "w") as handle:
+                    handle.write(text)
+                files.append(path)
+        except OSError as exc:
+            module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
+    module.exit_json(changed=False, report=report, table=audit_report.table(report), files=files)
+
+
+if __name__ == "__main__":
+    main()
