@@ -1,5 +1,6 @@
 """Helpers for tests against the lab: real namespaces, real sshd, real ansible-playbook."""
 
+import glob
 import json
 import os
 import re
@@ -179,3 +180,24 @@ print("sent")
 def send(netns, proto, address, port=0):
     """One UDP datagram or one ICMP(v6) echo request from inside a namespace."""
     return in_netns(netns, ["/usr/bin/python3", "-c", SEND, proto, address, str(port)]).stdout.strip()
+
+
+def traces_left(netns):
+    """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers."""
+    text = "\n".join(in_netns(netns, [command], check=False).stdout
+                     for command in ("iptables-legacy-save", "iptables-nft-save"))
+    text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
+    left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
+    left += glob.glob("/run/packetpath/net-%d/expiry/*.json" % os.stat("/run/netns/" + netns).st_ino)
+    left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
+                                           check=False).stdout.split()
+             if "packetpath-expiry" in _cmdline(pid)]
+    return left
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -1,7 +1,6 @@
 """The main job, end to end over SSH: the diagnose_port playbook on the seed lab (the incident, then its fix) and on
 the kube lab (a service port through kube-proxy's chains on each backend)."""
 
-import glob
 import json
 import os
 import re
@@ -12,7 +11,7 @@ import time
 import zlib
 
 import pytest
-from labtools import BIN, ENV, INVENTORY, ansible_playbook, in_netns, lab
+from labtools import BIN, ENV, INVENTORY, ansible_playbook, in_netns, lab, traces_left
 
 
 def diagnose(tmp_path, *extra):
@@ -46,27 +45,6 @@ def colours(png):
             idat += data[offset + 8:offset + 8 + length]
         offset += 12 + length
     return len(set(zlib.decompress(idat)))
-
-
-def traces_left(netns):
-    """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers."""
-    text = "\n".join(in_netns(netns, [command], check=False).stdout
-                     for command in ("iptables-legacy-save", "iptables-nft-save"))
-    text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
-    left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
-    left += glob.glob("/run/packetpath/net-%d/expiry/*.json" % os.stat("/run/netns/" + netns).st_ino)
-    left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
-                                           check=False).stdout.split()
-             if "packetpath-expiry" in _cmdline(pid)]
-    return left
-
-
-def _cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as handle:
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
