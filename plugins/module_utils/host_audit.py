@@ -65,8 +65,8 @@ class HostAudit:
                       {"values": self.rows})
 
     def sysctl_drift(self):
-        findings = ["%s: runtime %s, the boot writes %s (%s)" % (_sysctl_name(row), row["runtime"], row["persistent"],
-                                                                row["file"]) for row in self.drift]
+        findings = ["%s: runtime %s, the boot writes %s (%s)"
+                    % (_sysctl_name(row), row["runtime"], row["persistent"], row["file"]) for row in self.drift]
         return _check("sysctl_drift", findings,
                       "runtime matches the boot configuration (%d files)" % len(self.boot_files),
                       "%d values differ from what the boot writes" % len(self.drift),

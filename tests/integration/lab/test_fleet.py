@@ -200,3 +200,17 @@ def test_cleanup_after_a_killed_diagnosis_leaves_nothing_of_ours_and_every_forei
     twice = playbook(inventory, "cleanup")
     assert len(re.findall(r"^(?:client|node\d) +: ok=\d+ +changed=0 ", twice.stdout, flags=re.M)) == len(HOSTS)
     assert twice.stdout.count('"removed 0 rules, 0 nftables tables, 0 expiry timers"') == len(HOSTS)
+
+
+def test_a_host_that_cannot_be_reached_is_reported_as_not_audited(inventory, tmp_path):
+    extra = tmp_path / "gone.yml"
+    # An address on the management bridge where no host answers: SSH fails with no route to the host.
+    extra.write_text(yaml.safe_dump({"all": {"hosts": {"gone": {"ansible_host": "198.18.0.250"}}}}))
+    run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-i", str(extra), "packetpath.linux.audit",
+         "-e", "report_dir=%s" % tmp_path, "-e", "ansible_ssh_timeout=5"], check=False)
+    report = read_report(tmp_path)
+    gone = [entry for entry in report["hosts"] if entry["host"] == "gone"][0]
+    assert gone["status"] == "error" and "198.18.0.250" in gone["error"]
+    assert [check["status"] for check in gone["checks"]] == ["error"] * len(CHECKS)
+    assert report["summary"]["hosts_not_audited"] == 1 and report["summary"]["hosts_clean"] == len(HOSTS)
+    xmlschema.XMLSchema(XSD).validate(str(tmp_path / "audit.junit.xml"))
