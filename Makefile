@@ -96,10 +96,11 @@ integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules aga
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing|sysctl)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
-bench: collection  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping (50 hosts)
+bench: collection  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts)
 	$(BIN)/python bench/trace_results_bench.py
 	$(BIN)/python bench/route_lookup_bench.py
 	$(BIN)/python bench/diagnose_bench.py
+	$(BIN)/python bench/audit_bench.py
 
 lab-up: collection  ## build a lab: make lab-up TOPOLOGY=seed|kube|scale [HOSTS=50]
 	@$(LAB) up $(TOPOLOGY) $(if $(HOSTS),--hosts $(HOSTS),)

@@ -81,12 +81,9 @@ files:
   elements: str
 """
 
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import audit_report
+from ansible_collections.packetpath.linux.plugins.module_utils import audit_report, report_files
 
 
 def main():
@@ -109,15 +106,11 @@ def main():
                                 params["title"])
     files = []
     if params["report_dir"] and not module.check_mode:
-        texts = ((".json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
-                 (".junit.xml", audit_report.junit(report)), (".md", audit_report.markdown(report)))
+        name = params["name"]
         try:
-            os.makedirs(params["report_dir"], exist_ok=True)
-            for suffix, text in texts:
-                path = os.path.join(params["report_dir"], params["name"] + suffix)
-                with open(path, "w") as handle:
-                    handle.write(text)
-                files.append(path)
+            files = report_files.write(params["report_dir"], [
+                (name + ".json", report_files.as_json(report)), (name + ".junit.xml", audit_report.junit(report)),
+                (name + ".md", audit_report.markdown(report))])
         except OSError as exc:
             module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
     module.exit_json(changed=False, report=report, table=audit_report.table(report), files=files)

@@ -72,12 +72,9 @@ files:
   elements: str
 """
 
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import diagnosis, diagnosis_html
+from ansible_collections.packetpath.linux.plugins.module_utils import diagnosis, diagnosis_html, report_files
 
 
 def main():
@@ -96,13 +93,9 @@ def main():
     files = []
     if params["report_dir"] and not module.check_mode:
         try:
-            os.makedirs(params["report_dir"], exist_ok=True)
-            for name, text in (("report.json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
-                               ("report.md", diagnosis.markdown(report)), ("report.html", diagnosis_html.page(report))):
-                path = os.path.join(params["report_dir"], name)
-                with open(path, "w") as handle:
-                    handle.write(text)
-                files.append(path)
+            files = report_files.write(params["report_dir"], [
+                ("report.json", report_files.as_json(report)), ("report.md", diagnosis.markdown(report)),
+                ("report.html", diagnosis_html.page(report))])
         except OSError as exc:
             module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
     module.exit_json(changed=bool(files), report=report, table=diagnosis.table(report), files=files)
