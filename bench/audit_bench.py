@@ -16,7 +16,7 @@ from diagnose_bench import ENV, LAB, playbook
 
 RAW_COMMANDS = (
     "sysctl -a -r '^net\\.ipv[46]\\.conf\\.'",
-    "cat /etc/sysctl.conf /etc/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf",
+    "cat /etc/sysctl.conf /etc/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /run/sysctl.d/*.conf",
     "iptables-legacy-save",
     "iptables-nft-save",
     "nft list ruleset",
@@ -28,7 +28,7 @@ def raw_playbook(directory):
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("- name: Raw collection\n  hosts: all\n  gather_facts: false\n  tasks:\n")
         for number, command in enumerate(RAW_COMMANDS):
-            handle.write("    - name: Collect %d\n      ansible.builtin.shell: %s\n      changed_when: false\n"
+            handle.write("    - name: Collect %d\n      ansible.builtin.shell: %s\n      changed_when: false\n      failed_when: false\n"
                          % (number, json.dumps(command)))  # a JSON string is a YAML string
     return path
 
