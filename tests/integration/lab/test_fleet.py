@@ -124,18 +124,21 @@ def test_the_audit_finds_exactly_the_seeded_drift(inventory, tmp_path):
 def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory, tmp_path):
     wanted = json.dumps({"packetpath_expect_by_interface": {"mgmt0": {"rp_filter": 1}},
                          "packetpath_strict_sources": {"mgmt0": ["198.51.100.0/24"]}})
-    before = host_state("client")
-    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=client",
-                       "-e", "report_dir=%s" % tmp_path, check=False)
+    before = dict((host, host_state(host)) for host in HOSTS)
+    # One host per batch, no failure allowed: the client (first) refuses, and the run stops before the nodes.
+    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "remediate_serial=1",
+                       "-e", "remediate_max_fail_percentage=0", "-e", "report_dir=%s" % tmp_path, check=False)
     assert refused.returncode != 0
     assert ("strict rp_filter on mgmt0 would drop packets from 198.51.100.0/24: the route back to 198.51.100.1 "
             "leaves via eth1") in refused.stdout
-    assert host_state("client") == before
+    assert re.findall(r"^fatal: \[(\w+)\]", refused.stdout, flags=re.M) == ["client"]
+    assert "[node1]" not in refused.stdout
+    assert dict((host, host_state(host)) for host in HOSTS) == before
     # With force the same plan goes ahead (shown here in check mode, which changes nothing).
     forced = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=client", "-e", "force=true",
                       "-e", "report_dir=%s" % tmp_path, "--check", "--diff")
     assert "+net.ipv4.conf.mgmt0.rp_filter = 1" in forced.stdout
-    assert host_state("client") == before
+    assert dict((host, host_state(host)) for host in HOSTS) == before
 
 
 def test_remediation_in_check_mode_shows_the_change_and_makes_none(inventory, tmp_path):
