@@ -90,9 +90,22 @@ def host_verdict(host, data):
         verdict["fix"] = _rp_fix(reverse["interface"], host)
     elif error:
         verdict["cause"] = error.get("explanation") or error.get("message")
+    elif answer is not None and fate == "unknown":
+        # Nothing hooks the next step here, so the trace ends; the routing decision still says where it went.
+        verdict["cause"] = "%s: `%s` (the trace cannot follow it: no table hooks input or forward on this host)" % (
+            _where_routed(answer), answer.get("ip_route_get"))
     else:
         verdict["cause"] = (packet.get("hints") or ["vanished after %s" % packet.get("vanished_after")])[0]
     return verdict
+
+
+def _where_routed(answer):
+    kind = answer.get("type")
+    if kind == "local":
+        return "the routing decision hands it to the local stack"
+    if kind == "unicast":
+        return "the routing decision forwards it out of %s" % answer.get("dev")
+    return "the routing decision drops it (a %s route)" % kind
 
 
 def build_report(hosts, request, probe, probe_after=None):

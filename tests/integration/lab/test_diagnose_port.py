@@ -133,3 +133,17 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     else:
         assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert traces_left("pp-" + node) == []
+
+
+def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_path, lab_down_after):
+    """The scale lab's hosts hook nothing at input: the trace ends at raw PREROUTING, and the verdict says what the
+    route lookup it made answered (delivered locally), not only that a lookup would tell."""
+    lab("up", "scale", "--hosts", "2")
+    output, report, hosts = diagnose(tmp_path, "-e", "port=8081", "-e", "dst=198.18.0.12", "-e", "probe_from=h01")
+    h02 = hosts["h02"]
+    assert (h02["fate"], h02["last_hop"]) == ("unknown", "raw:PREROUTING:policy")
+    assert h02["cause"] == ("the routing decision hands it to the local stack: `local 198.18.0.12 from 198.18.0.11 dev "
+                            "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
+    assert report["probe"]["summary"]["results"] == {"connected": 3}
+    assert "probe: connected 3" in output
+
