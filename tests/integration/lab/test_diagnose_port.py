@@ -146,4 +146,3 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
                             "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
     assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert "probe: connected 3" in output
-
