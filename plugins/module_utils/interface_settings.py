@@ -16,13 +16,17 @@ from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import Sys
 DEFAULT_FILE = "90-packetpath-interfaces.conf"
 
 
+def sysctl_d(netns_name):
+    """The sysctl.d directory of /etc a host's boot reads; for a named network namespace, the one `ip netns exec`
+    binds over /etc/sysctl.d."""
+    return os.path.join("/etc/netns", netns_name, "sysctl.d") if netns_name else "/etc/sysctl.d"
+
+
 def persistent_path(file_name, netns_name):
-    """Our file; for a named network namespace, where `ip netns exec` shows it as /etc/sysctl.d."""
+    """Our file, in the sysctl.d directory of the host (or of the named network namespace)."""
     if "/" in file_name or file_name in (".", "..") or not file_name.endswith(".conf"):
         raise SysctlError("persistent_file=%r: a file name ending in .conf, without a directory" % file_name)
-    if netns_name:
-        return os.path.join("/etc/netns", netns_name, "sysctl.d", file_name)
-    return os.path.join("/etc/sysctl.d", file_name)
+    return os.path.join(sysctl_d(netns_name), file_name)
 
 
 class InterfaceSettings:

@@ -156,7 +156,7 @@ remediation:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import netns
+from ansible_collections.packetpath.linux.plugins.module_utils import interface_settings, netns
 from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils.expectations import DEFAULT_IGNORE, Expectations
 from ansible_collections.packetpath.linux.plugins.module_utils.host_audit import CHECKS, HostAudit
@@ -186,10 +186,10 @@ def main():
     try:
         wanted = Expectations(params["expect"], params["expect_by_interface"], params["ignore_interfaces"])
         sources = strict_sources.check(params["strict_sources"])
-        named = netns.named(params["netns"])
+        etc_sysctl_d = interface_settings.sysctl_d(netns.named(params["netns"]))
         netns.enter(params["netns"])
         audit = HostAudit(ModuleCommandRunner(module), wanted, sources, lambda: Router(RtNetlink(), rt_tables.RtTables()),
-                          "/etc/netns/%s/sysctl.d" % named if named else "/etc/sysctl.d")
+                          etc_sysctl_d)
         checks, facts = audit.run(params["checks"], params["require_pyroute2"])
         remediation = audit.remediation(params["force"])
     except (SysctlError, netns.NetnsError) as exc:
