@@ -23,13 +23,8 @@ description:
     C(packetpath.linux.remediate_rp_filter).
 author:
   - packetpath developers (@packetpath)
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing to show.
+extends_documentation_fragment:
+  - packetpath.linux.attributes.read_only
 options:
   expect:
     description:

@@ -17,13 +17,8 @@ description:
   - Lists, in plain words, the problems that stop a diagnosis on this host.
 author:
   - packetpath developers (@packetpath)
-attributes:
-  check_mode:
-    support: full
-    description: Never changes anything, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+extends_documentation_fragment:
+  - packetpath.linux.attributes.read_only
 options:
   fail_on_problems:
     description:

@@ -19,13 +19,8 @@ description:
   - Read-only. It never changes the host.
 author:
   - packetpath developers (@packetpath)
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+extends_documentation_fragment:
+  - packetpath.linux.attributes.read_only
 options:
   source:
     description:
