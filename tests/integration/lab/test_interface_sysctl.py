@@ -3,9 +3,9 @@
 import glob
 import hashlib
 import os
-import subprocess
 
 import pytest
+from ansible_collections.packetpath.linux.plugins.module_utils import sysctl_boot
 from labtools import connect, in_netns, module
 
 NODE_ETC = "/etc/netns/pp-node/sysctl.d"  # the node's /etc/sysctl.d (ip netns exec binds it there)
@@ -55,33 +55,19 @@ def test_set_loose_mode_now_and_persistently_then_nothing_to_do():
     assert other_files() == before_others
 
 
-def global_keys():
-    """Keys outside net.* that `sysctl --system` sets from the machine's own files: not per namespace."""
-    keys = set()
-    for path in glob.glob("/usr/lib/sysctl.d/*.conf") + glob.glob("/lib/sysctl.d/*.conf") + ["/etc/sysctl.conf"]:
-        with open(path, encoding="utf-8") as handle:
-            keys.update(line.split("=")[0].strip().lstrip("-") for line in handle
-                        if "=" in line and not line.lstrip().startswith(("#", ";")))
-    return dict((key, run_root(key)) for key in keys if not key.startswith("net."))
-
-
-def run_root(key):
-    return subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, check=False).stdout.strip()
+def boot_files():
+    """The node's own sysctl.d files in the order the boot applies them (the collection's boot-order reader), and
+    none of the machine's: those hold keys that are not per network namespace."""
+    return [path for path in sysctl_boot.config_files(NODE_ETC) if path.startswith(NODE_ETC + os.sep)]
 
 
 def test_the_file_survives_a_reboot_simulation_and_only_ours_changed():
     before_others = other_files()
     sysctl_module(interfaces=["all", "b-srv"], settings={"rp_filter": 2, "log_martians": 1}, persistent="present")
     in_netns("pp-node", ["sysctl", "-qw"] + ["%s=%s" % item for item in STRICT.items()])  # as after a reboot
-    machine_wide = global_keys()
-    try:
-        # `sysctl --system` in the host's namespace: what boot applies (the node's sysctl.d is its own).
-        in_netns("pp-node", ["sysctl", "-q", "--system"])
-    finally:
-        changed = dict((key, value) for key, value in machine_wide.items() if run_root(key) != value)
-        for key, value in changed.items():  # put back what the machine's own files set outside the lab
-            subprocess.run(["sysctl", "-qw", "%s=%s" % (key, value)], check=True)
-    assert changed == {}
+    assert OUR_FILE in boot_files()
+    for path in boot_files():  # what boot applies in the host's namespace, file by file
+        in_netns("pp-node", ["sysctl", "-q", "-p", path])
     assert node_value("net.ipv4.conf.b-srv.rp_filter") == "2" and node_value("net.ipv4.conf.all.log_martians") == "1"
     assert other_files() == before_others
 

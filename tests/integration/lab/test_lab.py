@@ -2,7 +2,10 @@
 
 import os
 import re
+import subprocess
 
+import pytest
+import sysctl_guard
 from labtools import (INVENTORY, ansible, ansible_playbook, connect, in_netns, journal, kill, lab, lab_up_in_background,
                       machine_state, wait_for_journal)
 
@@ -92,3 +95,20 @@ def test_fifty_hosts_answer_over_ssh(lab_down_after):
     ping = ansible("all", "-f", "25", "-m", "ansible.builtin.ping")
     assert ping.stdout.count("SUCCESS") == 50, ping.stdout[-2000:]
     assert os.path.exists(INVENTORY)
+
+
+def test_the_sysctl_guard_fails_when_a_watched_key_changes():
+    """The session's guard, shown on a scratch namespace so that nothing outside the lab changes."""
+    scratch = "pp-guard"
+    subprocess.run(["ip", "netns", "add", scratch], check=True)
+    try:
+        before = sysctl_guard.snapshot(scratch)
+        assert "net/ipv4/conf/all/rp_filter" in before and "kernel/pid_max" in before
+        sysctl_guard.assert_unchanged(before, sysctl_guard.snapshot(scratch))
+        old = before["net/ipv4/conf/all/rp_filter"]
+        new = "2" if old != "2" else "1"
+        in_netns(scratch, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=" + new])
+        with pytest.raises(AssertionError, match="net/ipv4/conf/all/rp_filter: %s -> %s" % (old, new)):
+            sysctl_guard.assert_unchanged(before, sysctl_guard.snapshot(scratch))
+    finally:
+        subprocess.run(["ip", "netns", "del", scratch], check=True)
