@@ -28,8 +28,8 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import Flow
-from ansible_collections.packetpath.linux.plugins.module_utils.trace_fetch import Fetch, TraceReader
-from ansible_collections.packetpath.linux.plugins.module_utils import trace_sources
+from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import Fetch, TraceReader
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import sources
 
 class NoHost:
     def which(self, name):
@@ -46,7 +46,7 @@ if mode == "fetch":
     summary = {"packets": [(p["id"], p["fate"], len(p["hops"])) for p in result["packets"]]}
 else:
     reader = TraceReader("kernel_log", max_packets=int(sys.argv[4]))
-    packets = reader.read(trace_sources.read_file(path))
+    packets = reader.read(sources.read_file(path))
     summary = {"stats": reader.stats, "kept_hops": sum(len(p["hops"]) for p in packets)}
 summary["seconds"] = time.perf_counter() - started
 summary["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

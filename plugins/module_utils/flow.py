@@ -12,6 +12,9 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.memo import Memo
+
 PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "sctp", "any")
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 FAMILIES = ("ipv4", "ipv6", "both")
@@ -33,57 +36,42 @@ FLOW_ARGUMENT_SPEC = {
 }
 
 
-class FlowError(ValueError):
-    """A flow option has a bad value; the message names the option and the value."""
-
-    def __init__(self, option, value, reason):
-        super(FlowError, self).__init__("%s=%r: %s" % (option, value, reason))
-        self.option = option
-        self.value = value
-
-
 def _network(option, value):
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise FlowError(option, value, "not an IPv4/IPv6 address or CIDR")
+        raise OptionError(option, value, "not an IPv4/IPv6 address or CIDR")
 
 
 def _ports(option, value):
     """'8081' -> (8081, 8081); '30000:32767' or '30000-32767' -> (30000, 32767)."""
     match = _PORT_RANGE.match(str(value).strip())
     if not match:
-        raise FlowError(option, value, "not a port or a port range like 30000:32767")
+        raise OptionError(option, value, "not a port or a port range like 30000:32767")
     low = int(match.group(1))
     high = int(match.group(2) or low)
     if not (1 <= low <= 65535 and 1 <= high <= 65535):
-        raise FlowError(option, value, "ports are 1-65535")
+        raise OptionError(option, value, "ports are 1-65535")
     if low > high:
-        raise FlowError(option, value, "the range runs backwards")
+        raise OptionError(option, value, "the range runs backwards")
     return low, high
 
 
 def _ifname(option, value):
     if not _IFNAME.fullmatch(value) or value in (".", ".."):
-        raise FlowError(option, value, "not an interface name (1-15 characters: letters, digits, _ . @ : -)")
+        raise OptionError(option, value, "not an interface name (1-15 characters: letters, digits, _ . @ : -)")
     return value
 
 
-_MEMBERSHIP = {}
+def _membership(key):
+    address, network = key
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(network)
+    except ValueError:
+        return False
 
 
-def _in_network(address, network):
-    key = (address, network)
-    known = _MEMBERSHIP.get(key)
-    if known is None:
-        if len(_MEMBERSHIP) > 4096:
-            _MEMBERSHIP.clear()
-        try:
-            known = ipaddress.ip_address(address) in ipaddress.ip_network(network)
-        except ValueError:
-            known = False
-        _MEMBERSHIP[key] = known
-    return known
+_IN_NETWORK = Memo(_membership)  # {(address, network): whether the address is in it}
 
 
 class Flow:
@@ -103,15 +91,15 @@ class Flow:
     def from_params(cls, params):
         proto = params.get("proto") or "any"
         if proto not in PROTOCOLS:
-            raise FlowError("proto", proto, "one of %s" % ", ".join(PROTOCOLS))
+            raise OptionError("proto", proto, "one of %s" % ", ".join(PROTOCOLS))
         networks = dict(
             (option, _network(option, params[option])) for option in ("src", "dst") if params.get(option)
         )
-        ports = dict((option, _ports(option, params[option])) for option in ("sport", "dport") if params.get(option))
+        ports = {option: _ports(option, params[option]) for option in ("sport", "dport") if params.get(option)}
         for option in ports:
             if proto not in PORT_PROTOCOLS:
-                raise FlowError(option, params[option], "ports need proto tcp, udp or sctp, not %s" % proto)
-        interfaces = dict((option, _ifname(option, params[option])) for option in ("iif", "oif") if params.get(option))
+                raise OptionError(option, params[option], "ports need proto tcp, udp or sctp, not %s" % proto)
+        interfaces = {option: _ifname(option, params[option]) for option in ("iif", "oif") if params.get(option)}
         families = cls._families(params.get("family"), proto, networks, params)
         return cls(
             proto=proto,
@@ -129,17 +117,17 @@ class Flow:
         """The address families the flow covers, from `family`, the addresses and the protocol."""
         versions = set(net.version for net in networks.values())
         if len(versions) > 1:
-            raise FlowError("dst", params["dst"], "src and dst are of different address families")
+            raise OptionError("dst", params["dst"], "src and dst are of different address families")
         by_address = {4: "ipv4", 6: "ipv6"}[versions.pop()] if versions else None
         by_proto = PROTOCOL_FAMILY.get(proto)
         if by_address and by_proto and by_address != by_proto:
-            raise FlowError("proto", proto, "is %s only, but the addresses are %s" % (by_proto, by_address))
+            raise OptionError("proto", proto, "is %s only, but the addresses are %s" % (by_proto, by_address))
         implied = by_address or by_proto
         if not implied:
             return ("ipv4", "ipv6") if family in (None, "both") else (family,)
         if family not in (None, implied):
             why = "the addresses are" if by_address else "proto %s is" % proto
-            raise FlowError("family", family, "%s %s only" % (why, implied))
+            raise OptionError("family", family, "%s %s only" % (why, implied))
         return (implied,)
 
     def matches(self, fields):
@@ -154,7 +142,7 @@ class Flow:
         if self.proto != "any" and proto is not None and proto != self.proto:
             return False
         for network, address in ((self.src, src), (self.dst, dst)):
-            if network and not (address and _in_network(address, network)):
+            if network and not (address and _IN_NETWORK[address, network]):
                 return False
         for wanted, port in ((self.sport, fields.get("sport")), (self.dport, fields.get("dport"))):
             if wanted and not (port is not None and wanted[0] <= port <= wanted[1]):

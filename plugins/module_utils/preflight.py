@@ -6,14 +6,14 @@ import os
 import platform
 from importlib import metadata
 
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import nflog
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.detect import parse_iptables_version
+from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import KERNEL_LOG_FILES
+from ansible_collections.packetpath.linux.plugins.module_utils.trace import nflog
+from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
 
 TOOLS = (
     "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "iptables-save",
     "xtables-monitor", "nft", "ip", "journalctl", "dmesg", "systemd-run",
 )
-KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
 
 
 def pyroute2_version():
@@ -26,7 +26,7 @@ def pyroute2_version():
 
 def survey(runner):
     """Everything the other modules will need to know about this host, read-only."""
-    tools = dict((name, runner.which(name)) for name in TOOLS)
+    tools = {name: runner.which(name) for name in TOOLS}
     version, backend = None, None
     if tools["iptables"]:
         rc, out, err = runner.run([tools["iptables"], "--version"])

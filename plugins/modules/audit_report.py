@@ -9,7 +9,7 @@ short_description: Write the fleet's audit as JSON, JUnit XML and Markdown
 version_added: 0.1.0
 description:
   - Takes the M(packetpath.linux.host_audit) result of every host (run it on the controller, once) and writes
-    C(<name>.json) (schema C(packetpath.linux/audit/v1), see C(docs/audit.md)), C(<name>.junit.xml) (one
+    C(<name>.json) (schema C(packetpath.linux/audit/v1), see C(docs/fleet.md)), C(<name>.junit.xml) (one
     testcase per host and check) and C(<name>.md) into O(report_dir).
   - A host whose result has no checks (unreachable, failed) is reported with an error in every check.
   - With O(before), the report says per host the status before and after, and the changes made (O(changes)).
@@ -83,7 +83,9 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import audit_report, report_files
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet import audit_report
 
 
 def main():
@@ -104,16 +106,16 @@ def main():
         module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
     report = audit_report.build(params["hosts"], params["checks"], params["before"], params["changes"],
                                 params["title"])
-    files = []
+    written = []
     if params["report_dir"] and not module.check_mode:
         name = params["name"]
         try:
-            files = report_files.write(params["report_dir"], [
-                (name + ".json", report_files.as_json(report)), (name + ".junit.xml", audit_report.junit(report)),
+            written = files.write(params["report_dir"], [
+                (name + ".json", files.as_json(report)), (name + ".junit.xml", audit_report.junit(report)),
                 (name + ".md", audit_report.markdown(report))])
-        except OSError as exc:
-            module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
-    module.exit_json(changed=False, report=report, table=audit_report.table(report), files=files)
+        except PacketpathError as exc:
+            module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, report=report, table=audit_report.table(report), files=written)
 
 
 if __name__ == "__main__":

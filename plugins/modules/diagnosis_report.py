@@ -74,7 +74,9 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import diagnosis, diagnosis_html, report_files
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
 
 
 def main():
@@ -89,16 +91,16 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    report = diagnosis.build_report(params["hosts"], params["request"], params["probe"], params["probe_after_fix"])
-    files = []
+    report = verdict.build_report(params["hosts"], params["request"], params["probe"], params["probe_after_fix"])
+    written = []
     if params["report_dir"] and not module.check_mode:
         try:
-            files = report_files.write(params["report_dir"], [
-                ("report.json", report_files.as_json(report)), ("report.md", diagnosis.markdown(report)),
-                ("report.html", diagnosis_html.page(report))])
-        except OSError as exc:
-            module.fail_json(msg="report_dir=%r: cannot write the report: %s" % (params["report_dir"], exc))
-    module.exit_json(changed=bool(files), report=report, table=diagnosis.table(report), files=files)
+            written = files.write(params["report_dir"], [
+                ("report.json", files.as_json(report)), ("report.md", verdict.markdown(report)),
+                ("report.html", html.page(report))])
+        except PacketpathError as exc:
+            module.fail_json(msg=str(exc))
+    module.exit_json(changed=bool(written), report=report, table=verdict.table(report), files=written)
 
 
 if __name__ == "__main__":

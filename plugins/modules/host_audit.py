@@ -151,14 +151,16 @@ remediation:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import interface_settings, netns
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils.expectations import DEFAULT_IGNORE, Expectations
-from ansible_collections.packetpath.linux.plugins.module_utils.host_audit import CHECKS, HostAudit
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables, strict_sources
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet import strict_sources
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet.expectations import DEFAULT_IGNORE, Expectations
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import CHECKS, HostAudit
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import RtNetlink
-from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import SysctlError
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import dropin
 
 
 def argument_spec():
@@ -181,15 +183,15 @@ def main():
     try:
         wanted = Expectations(params["expect"], params["expect_by_interface"], params["ignore_interfaces"])
         sources = strict_sources.check(params["strict_sources"])
-        etc_sysctl_d = interface_settings.sysctl_d(netns.named(params["netns"]))
+        etc_sysctl_d = dropin.sysctl_d(netns.named(params["netns"]))
         netns.enter(params["netns"])
         audit = HostAudit(ModuleCommandRunner(module), wanted, sources, lambda: Router(RtNetlink(), rt_tables.RtTables()),
                           etc_sysctl_d)
         checks, facts = audit.run(params["checks"], params["require_pyroute2"])
         remediation = audit.remediation(params["force"])
-    except (SysctlError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc)
-    except (IOError, OSError) as exc:
+    except PacketpathError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
         module.fail_json(msg="audit failed: %s" % exc)
     backend = next((check["details"].get("backend") for check in checks if check["name"] == "trace_backend"), None)
     module.exit_json(changed=False, checks=checks, compliant=all(check["status"] != "fail" for check in checks),

@@ -39,6 +39,7 @@ options:
   settings:
     description:
       - The values to set (O(state=present)), or the keys to audit (O(state=audit)), as a mapping.
+      - Required with O(state=present); with O(state=audit), give O(settings) or O(expect).
       - Keys under C(net.ipv4.conf.<iface>.) are named plainly (V(rp_filter), V(log_martians), V(accept_local),
         V(src_valid_mark), V(route_localnet), V(forwarding), V(accept_source_route), V(send_redirects),
         V(accept_redirects)); those under C(net.ipv6.conf.<iface>.) with C(ipv6.) (V(ipv6.forwarding),
@@ -201,10 +202,11 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import interface_settings, martians, netns, sysctl
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import SysctlError
-from ansible_collections.packetpath.linux.plugins.module_utils.trace_sources import SourceError, read_kernel_ring
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import read_kernel_ring
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf, dropin, interface, martians
 
 
 def argument_spec():
@@ -214,7 +216,7 @@ def argument_spec():
         settings={"type": "dict"},
         state={"type": "str", "choices": ["present", "audit"], "default": "present"},
         persistent={"type": "str", "choices": ["present", "absent", "ignore"], "default": "ignore"},
-        persistent_file={"type": "str", "default": interface_settings.DEFAULT_FILE},
+        persistent_file={"type": "str", "default": dropin.DEFAULT_FILE},
         missing={"type": "str", "choices": ["fail", "persist_only"], "default": "fail"},
         expect={"type": "dict"},
         martians_since={"type": "raw"},
@@ -227,41 +229,51 @@ def _since_uptime(value):
     try:
         return float(uptime)
     except (TypeError, ValueError):
-        raise SysctlError("martians_since=%r: the marker of trace_rule, or a mapping with uptime" % (value,))
+        raise OptionError("martians_since", value, "the marker of trace_rule, or a mapping with uptime")
+
+
+def settings_and_expectations(params):
+    """(the keys to set or read with their wanted values, the allowed values to audit against or None)."""
+    if params["state"] == "present":
+        if params["expect"]:
+            raise OptionError("expect", reason="goes with state=audit")
+        return conf.check_settings(params["settings"]), None
+    expect = conf.check_settings(params["expect"], "expect", allowed_lists=True) if params["expect"] else None
+    wanted = conf.check_settings(params["settings"]) if params["settings"] else {}
+    if expect is None and not wanted:
+        raise OptionError("settings", reason="give the keys to audit (or expect)")
+    expect = expect or {key: [value] for key, value in wanted.items()}
+    return {key: wanted.get(key) for key in set(wanted) | set(expect)}, expect
+
+
+def persistent_path(params):
+    if params["netns"] and params["persistent"] != "ignore" and not netns.named(params["netns"]):
+        raise OptionError("netns", params["netns"],
+                          "persistent needs a named namespace, whose files live in /etc/netns/<name>")
+    return dropin.persistent_path(params["persistent_file"], netns.named(params["netns"]))
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("state", "present", ("settings",)),
+                                        ("state", "audit", ("settings", "expect"), True)])
     params = module.params
     try:
-        if params["state"] == "present":
-            settings = sysctl.check_settings(params["settings"])
-            if params["expect"]:
-                raise SysctlError("expect: goes with state=audit")
-        else:
-            expect = sysctl.check_settings(params["expect"], "expect", allowed_lists=True) if params["expect"] else None
-            wanted = sysctl.check_settings(params["settings"]) if params["settings"] else {}
-            if expect is None and not wanted:
-                raise SysctlError("settings: give the keys to audit (or expect)")
-            expect = expect or dict((key, [value]) for key, value in wanted.items())
-            settings = dict((key, wanted.get(key)) for key in set(wanted) | set(expect))
-        if params["netns"] and params["persistent"] != "ignore" and not netns.named(params["netns"]):
-            raise SysctlError("netns=%r: persistent needs a named namespace, whose files live in /etc/netns/<name>"
-                              % params["netns"])
-        path = interface_settings.persistent_path(params["persistent_file"], netns.named(params["netns"]))
+        settings, expect = settings_and_expectations(params)
+        path = persistent_path(params)
         since = _since_uptime(params["martians_since"]) if params["martians_since"] is not None else None
         netns.enter(params["netns"])
-        task = interface_settings.InterfaceSettings(params["interfaces"], settings, path)
+        task = interface.InterfaceSettings(params["interfaces"], settings, path)
         if params["state"] == "present":
-            result = interface_settings.configure(task, params["persistent"], params["missing"], module.check_mode)
+            result = interface.configure(task, params["persistent"], params["missing"], module.check_mode)
         else:
-            result = interface_settings.audit(task, expect)
+            result = interface.audit(task, expect)
         if since is not None:
-            devices = set(name for _index, name in socket.if_nameindex())
+            devices = {name for _index, name in socket.if_nameindex()}
             result["martians"] = martians.parse(read_kernel_ring(ModuleCommandRunner(module)), since, devices)
-    except (SysctlError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc)
-    except (SourceError, IOError, OSError) as exc:
+    except PacketpathError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff", None)
     if module._diff and diff:

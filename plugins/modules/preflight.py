@@ -105,7 +105,7 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils.preflight import problems, survey
 
 

@@ -37,7 +37,7 @@ options:
     type: str
     required: true
   dport:
-    description: The destination port (tcp, udp).
+    description: The destination port; required with O(proto=tcp) and O(proto=udp).
     type: int
   src:
     description: The source address to bind to (one of the host's).
@@ -125,7 +125,9 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import netns, probing
+from ansible_collections.packetpath.linux.plugins.module_utils import probe
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
 
 
 def main():
@@ -144,22 +146,23 @@ def main():
             expect_reply={"type": "bool", "default": False},
             netns=netns.NETNS_ARGUMENT_SPEC["netns"],
         ),
+        required_if=[("proto", "tcp", ("dport",)), ("proto", "udp", ("dport",))],
         supports_check_mode=True,
     )
     params = module.params
     try:
-        probe = probing.Probe(params["proto"], params["dst"], dport=params["dport"], src=params["src"],
-                              sport=params["sport"], dev=params["dev"], mark=params["mark"], count=params["count"],
-                              interval=params["interval"], timeout=params["timeout"],
-                              expect_reply=params["expect_reply"])
+        sender = probe.Probe(params["proto"], params["dst"], dport=params["dport"], src=params["src"],
+                             sport=params["sport"], dev=params["dev"], mark=params["mark"], count=params["count"],
+                             interval=params["interval"], timeout=params["timeout"],
+                             expect_reply=params["expect_reply"])
         netns.enter(params["netns"])
-    except (probing.ProbeError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was sent" % exc)
+    except PacketpathError as exc:
+        module.fail_json(msg=str(exc))
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, msg="check mode: no probe sent", attempts=[],
-                         summary=probing.summary([]))
-    attempts = probe.run()
-    module.exit_json(changed=False, attempts=attempts, summary=probing.summary(attempts))
+                         summary=probe.summary([]))
+    attempts = sender.run()
+    module.exit_json(changed=False, attempts=attempts, summary=probe.summary(attempts))
 
 
 if __name__ == "__main__":

@@ -64,9 +64,48 @@ options:
     type: int
   lookups:
     description:
-      - Many lookups in one call, each a mapping with the options above (O(dst) required). They are asked in one go.
+      - Many lookups in one call, each a mapping with the options above. They are asked in one go.
+      - Mutually exclusive with the single-lookup options (all but O(proto)).
     type: list
     elements: dict
+    suboptions:
+      dst:
+        description: The destination address.
+        type: str
+        required: true
+      src:
+        description: As O(src).
+        type: str
+      iif:
+        description: As O(iif).
+        type: str
+      oif:
+        description: As O(oif).
+        type: str
+      proto:
+        description: As O(proto).
+        type: str
+        choices: [tcp, udp, icmp, icmpv6, sctp, any]
+        default: any
+      sport:
+        description: As O(sport).
+        type: str
+      dport:
+        description: As O(dport).
+        type: str
+      family:
+        description: As O(family).
+        type: str
+        choices: [ipv4, ipv6, both]
+      tos:
+        description: As O(tos).
+        type: int
+      mark:
+        description: As O(mark).
+        type: str
+      uid:
+        description: As O(uid).
+        type: int
   rules:
     description:
       - Also return the policy rules and the routes of the tables they lead to (C(ip rule) and
@@ -176,25 +215,26 @@ policy:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import netns
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import RouteLookupError, Router
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import RtNetlink
 
-LOOKUP_OPTIONS = ("dst", "src", "iif", "oif", "proto", "sport", "dport", "family", "tos", "mark", "uid")
+# One lookup: the flow selector's options plus what only a route lookup selects by.
+LOOKUP_ARGUMENT_SPEC = dict(FLOW_ARGUMENT_SPEC, tos={"type": "int"}, mark={"type": "str"}, uid={"type": "int"})
+SINGLE_LOOKUP = sorted(option for option in LOOKUP_ARGUMENT_SPEC if option != "proto")
 
 
 def argument_spec():
-    spec = dict(FLOW_ARGUMENT_SPEC)
+    spec = dict(LOOKUP_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
     spec.update(
-        tos={"type": "int"},
-        mark={"type": "str"},
-        uid={"type": "int"},
-        lookups={"type": "list", "elements": "dict"},
+        lookups={"type": "list", "elements": "dict",
+                 "options": dict(LOOKUP_ARGUMENT_SPEC, dst={"type": "str", "required": True})},
         rules={"type": "bool", "default": False},
         engine={"type": "str", "choices": ["auto", "netlink", "ip"], "default": "auto"},
     )
@@ -202,24 +242,16 @@ def argument_spec():
 
 
 def lookup_specs(params):
-    given = [option for option in LOOKUP_OPTIONS if option != "proto" and params.get(option) not in (None, "")]
     if params["lookups"]:
-        if given:
-            raise RouteLookupError("lookups: give the lookups either as a list or with %s, not both"
-                                   % ", ".join(given))
-        for index, spec in enumerate(params["lookups"]):
-            unknown = sorted(set(spec) - set(LOOKUP_OPTIONS))
-            if unknown:
-                raise RouteLookupError("lookups[%d]: unknown option %s (known: %s)"
-                                       % (index, ", ".join(unknown), ", ".join(LOOKUP_OPTIONS)))
         return params["lookups"]
     if not params["dst"] and not params["rules"]:
-        raise RouteLookupError("dst: required (or lookups, or rules=true)")
-    return [dict((option, params[option]) for option in LOOKUP_OPTIONS)] if params["dst"] else []
+        raise OptionError("dst", reason="required (or lookups, or rules=true)")
+    return [{option: params[option] for option in LOOKUP_ARGUMENT_SPEC}] if params["dst"] else []
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("lookups", option) for option in SINGLE_LOOKUP])
     params = module.params
     try:
         specs = lookup_specs(params)
@@ -230,10 +262,10 @@ def main():
         result = {"changed": False, "engine": engine.name, "answers": router.lookup(specs)}
         if params["rules"]:
             families = sorted(set(answer["lookup"]["family"] for answer in result["answers"])) or ["ipv4", "ipv6"]
-            result["policy"] = dict((family, router.policy(family)) for family in families)
-    except (RouteLookupError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc)
-    except (IOError, OSError) as exc:
+            result["policy"] = {family: router.policy(family) for family in families}
+    except PacketpathError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
         module.fail_json(msg="route lookup failed: %s" % exc)
     module.exit_json(**result)
 

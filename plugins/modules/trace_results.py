@@ -37,7 +37,8 @@ options:
     choices: [auto, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
     default: auto
   path:
-    description: The file to read with O(source=file), or another kernel log file with O(source=kernel_log).
+    description:
+      - The file to read with O(source=file) (required there), or another kernel log file with O(source=kernel_log).
     type: path
   format:
     description:
@@ -317,12 +318,11 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.packetpath.linux.plugins.module_utils import netns
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow, FlowError
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.backends import BackendError
-from ansible_collections.packetpath.linux.plugins.module_utils.trace_fetch import SOURCES, Fetch, FetchError
-from ansible_collections.packetpath.linux.plugins.module_utils.trace_sources import SourceError
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 
 try:
     import jmespath
@@ -359,21 +359,20 @@ def argument_spec():
 def check_options(params):
     for option, low, high in (("max_packets", 1, 10000), ("duration", 1, 600)):
         if not low <= params[option] <= high:
-            raise FetchError("%s=%r: must be %d-%d" % (option, params[option], low, high))
+            raise OptionError(option, params[option], "must be %d-%d" % (low, high))
     if params["path"] and params["source"] not in ("file", "kernel_log"):
-        raise FetchError("path=%r: goes with source=file or source=kernel_log, not source=%s"
-                         % (params["path"], params["source"]))
-    if params["source"] == "file" and not params["path"]:
-        raise FetchError("source=file: give path")
+        raise OptionError("path", params["path"], "goes with source=file or source=kernel_log, not source=%s"
+                          % params["source"])
     if params["query"]:
         try:
             jmespath.compile(params["query"])
         except jmespath.exceptions.ParseError as exc:
-            raise FetchError("query=%r: not a JMESPath expression: %s" % (params["query"], exc))
+            raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("source", "file", ("path",))])
     params = module.params
     if params["query"] and jmespath is None:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)
@@ -389,9 +388,7 @@ def main():
             stop_file=params["stop_file"],
             host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
         ).run()
-    except (FlowError, FetchError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc)
-    except (SourceError, BackendError) as exc:
+    except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings", []):
         module.warn(warning)

@@ -60,10 +60,12 @@ options:
   iif:
     description:
       - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
+      - Mutually exclusive with O(oif): a TRACE in C(raw) sees O(iif) at prerouting and O(oif) at output, never both.
     type: str
   oif:
     description:
       - Interface locally sent packets leave on (matched at output only). A trailing C(+) is a wildcard.
+      - Mutually exclusive with O(iif).
     type: str
   family:
     description:
@@ -255,11 +257,11 @@ kernel_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils import netns, tracing
-from ansible_collections.packetpath.linux.plugins.module_utils.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow, FlowError
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter import backends
-from ansible_collections.packetpath.linux.plugins.module_utils.netfilter.backends import BackendError
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
+from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
 FLOW_OPTIONS = ("src", "dst", "sport", "dport", "iif", "oif")
 
@@ -271,9 +273,9 @@ def argument_spec():
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         hooks={"type": "list", "elements": "str", "choices": list(backends.HOOKS)},
         backend={"type": "str", "choices": ["auto"] + list(backends.BACKENDS), "default": "auto"},
-        rate={"type": "int", "default": tracing.DEFAULT_RATE},
-        burst={"type": "int", "default": tracing.DEFAULT_BURST},
-        expires={"type": "int", "default": tracing.DEFAULT_EXPIRES},
+        rate={"type": "int", "default": rule.DEFAULT_RATE},
+        burst={"type": "int", "default": rule.DEFAULT_BURST},
+        expires={"type": "int", "default": rule.DEFAULT_EXPIRES},
         all={"type": "bool", "default": False},
     )
     return spec
@@ -281,55 +283,52 @@ def argument_spec():
 
 def hooks_for(params, flow):
     """The hooks to trace at; interfaces bind a flow to one side of the routing decision."""
-    if flow.iif and flow.oif:
-        raise FlowError("oif", params["oif"], "a TRACE in raw sees iif at prerouting and oif at output, never both")
     fitting = ["prerouting"] if flow.iif else (["output"] if flow.oif else list(backends.HOOKS))
     hooks = params["hooks"] or fitting
     for hook in hooks:
         if hook not in fitting:
             option = "iif" if flow.iif else "oif"
-            raise FlowError("hooks", hooks, "%s=%s cannot be matched at %s" % (option, params[option], hook))
+            raise OptionError("hooks", hooks, "%s=%s cannot be matched at %s" % (option, params[option], hook))
     return sorted(set(hooks))
 
 
 def check_bounds(params):
     for option, low, high in (("rate", 1, 10000), ("burst", 1, 10000), ("expires", 0, 86400)):
         if not low <= params[option] <= high:
-            raise FlowError(option, params[option], "must be %d-%d" % (low, high))
+            raise OptionError(option, params[option], "must be %d-%d" % (low, high))
+
+
+def switch(runner, params, check_mode):
+    """The task: every trace of ours off (all=true), or one flow's trace on or off."""
+    if params["all"]:
+        given = [option for option in FLOW_OPTIONS if params[option]]
+        if params["state"] != "absent" or given:
+            raise OptionError("all", True, "goes with state=absent and no flow options (got %s)"
+                              % ", ".join(["state=" + params["state"]] + given))
+        return rule.absent_all(runner, check_mode)
+    flow = Flow.from_params(params)
+    check_bounds(params)
+    if not flow.narrowed:
+        raise OptionError("proto", params["proto"], "alone selects every packet: give at least one of %s"
+                          % ", ".join(FLOW_OPTIONS))
+    if params["state"] == "absent":
+        return rule.absent(runner, flow, check_mode)
+    hooks = hooks_for(params, flow)
+    backend, reason = backends.choose(runner, params["backend"])
+    missing = backend.missing_tools()
+    if missing:
+        raise OptionError("backend", params["backend"], "%s needs %s, not installed on this host"
+                          % (backend.name, ", ".join(missing)))
+    return rule.present(backend, reason, flow, hooks, params["rate"], params["burst"], params["expires"], check_mode)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    runner = ModuleCommandRunner(module)
+    # A TRACE in raw sees iif at prerouting and oif at output, never both.
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("iif", "oif")])
     try:
-        netns.enter(params["netns"])
-        if params["all"]:
-            given = [option for option in FLOW_OPTIONS if params[option]]
-            if params["state"] != "absent" or given:
-                raise FlowError("all", True, "goes with state=absent and no flow options (got %s)"
-                                % ", ".join(["state=" + params["state"]] + given))
-            result = tracing.absent_all(runner, module.check_mode)
-        else:
-            flow = Flow.from_params(params)
-            check_bounds(params)
-            if not flow.narrowed:
-                raise FlowError("proto", params["proto"], "alone selects every packet: give at least one of %s"
-                                % ", ".join(FLOW_OPTIONS))
-            if params["state"] == "absent":
-                result = tracing.absent(runner, flow, module.check_mode)
-            else:
-                hooks = hooks_for(params, flow)
-                backend, reason = backends.choose(runner, params["backend"])
-                missing = backend.missing_tools()
-                if missing:
-                    raise FlowError("backend", params["backend"], "%s needs %s, not installed on this host"
-                                    % (backend.name, ", ".join(missing)))
-                result = tracing.present(backend, reason, flow, hooks, params["rate"], params["burst"],
-                                         params["expires"], module.check_mode)
-    except (FlowError, netns.NetnsError) as exc:
-        module.fail_json(msg="%s; nothing was changed" % exc)
-    except BackendError as exc:
+        netns.enter(module.params["netns"])
+        result = switch(ModuleCommandRunner(module), module.params, module.check_mode)
+    except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff")
     for warning in result.pop("warnings"):

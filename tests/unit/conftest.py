@@ -1,8 +1,5 @@
-import os
-
 import pytest
-
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+from recorded import fixture_path
 
 
 @pytest.fixture
@@ -10,7 +7,7 @@ def fixture_text():
     """Read a recorded fixture (real output from the lab or the seed) by its relative path."""
 
     def read(relative):
-        with open(os.path.join(FIXTURES, relative), encoding="utf-8") as handle:
+        with open(fixture_path(relative), encoding="utf-8") as handle:
             return handle.read()
 
     return read

@@ -15,9 +15,9 @@ import socket
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import ROUTE_TYPES
 
 # `ip` prints strerror(): turn it back into the number.
-_ERRNO_OF = dict((os.strerror(code), code) for code in (
+_ERRNO_OF = {os.strerror(code): code for code in (
     errno.EINVAL, errno.EXDEV, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.ENODEV, errno.EPERM,
-    errno.ENOENT, errno.ESRCH))
+    errno.ENOENT, errno.ESRCH)}
 
 
 class IpCommand:
@@ -27,7 +27,7 @@ class IpCommand:
         self.runner = runner
         self.ip = runner.which("ip")
         self.tables = tables
-        self.table_ids = dict((name, table_id) for table_id, name in tables.names.items())
+        self.table_ids = {name: table_id for table_id, name in tables.names.items()}
 
     def argv(self, lookup, names):
         argv = [self.ip, "-j", "-d", "-6" if lookup.family == "ipv6" else "-4", "route", "get", "to", lookup.dst]
@@ -44,7 +44,7 @@ class IpCommand:
         return argv
 
     def route_get(self, lookups):
-        names = dict((index, name) for index, name in socket.if_nameindex())
+        names = {index: name for index, name in socket.if_nameindex()}
         answers = []
         for lookup in lookups:
             rc, out, err = self.runner.run(self.argv(lookup, names))

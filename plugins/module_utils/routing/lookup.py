@@ -13,9 +13,10 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.packetpath.linux.plugins.module_utils import sysctl
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import PROTOCOL_NUMBERS, Lookup
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
 _PLAIN = {
@@ -28,10 +29,6 @@ _PLAIN = {
 RTM_F_FLAGS = {0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table", 0x2000: "fib_match"}
 
 
-class RouteLookupError(ValueError):
-    """A bad lookup option; the message names the option and the value."""
-
-
 def _address(option, value, family=None):
     """The address in its canonical text, checked by the C library (a lookup may be one of ten thousand)."""
     text = str(value).strip()
@@ -41,10 +38,9 @@ def _address(option, value, family=None):
         except (OSError, ValueError):
             continue
         if family and family != found:
-            raise RouteLookupError("%s=%r: is not %s" % (option, value, family))
+            raise OptionError(option, value, "is not %s" % family)
         return canonical
-    raise RouteLookupError("%s=%r: not an IPv4/IPv6 address (a lookup is for one address, not a network)"
-                           % (option, value))
+    raise OptionError(option, value, "not an IPv4/IPv6 address (a lookup is for one address, not a network)")
 
 
 def _number(option, value, high):
@@ -55,14 +51,14 @@ def _number(option, value, high):
     except ValueError:
         number = -1
     if not 0 <= number <= high:
-        raise RouteLookupError("%s=%r: must be 0-%d" % (option, value, high))
+        raise OptionError(option, value, "must be 0-%d" % high)
     return number
 
 
 def build(spec, index_of):
     """A lookup's options (the flow selector's names plus tos, mark, uid, family) -> Lookup."""
     if not spec.get("dst"):
-        raise RouteLookupError("dst: required for a route lookup")
+        raise OptionError("dst", reason="required for a route lookup")
     dst = _address("dst", spec["dst"], spec.get("family") if spec.get("family") != "both" else None)
     family = "ipv6" if ":" in dst else "ipv4"
     src = _address("src", spec["src"], family) if spec.get("src") else None
@@ -71,13 +67,13 @@ def build(spec, index_of):
         name = spec.get(option)
         if name:
             if name not in index_of:
-                raise RouteLookupError("%s=%r: no such interface in this network namespace" % (option, name))
+                raise OptionError(option, name, "no such interface in this network namespace")
             interfaces[option] = index_of[name]
     proto = spec.get("proto")
     proto = None if proto in (None, "any") else proto
-    ports = dict((option, _number(option, spec.get(option), 65535)) for option in ("sport", "dport"))
+    ports = {option: _number(option, spec.get(option), 65535) for option in ("sport", "dport")}
     if any(ports.values()) and proto not in ("tcp", "udp", "sctp"):
-        raise RouteLookupError("sport/dport: need proto tcp, udp or sctp (got proto=%s)" % (proto or "any"))
+        raise OptionError("sport/dport", reason="need proto tcp, udp or sctp (got proto=%s)" % (proto or "any"))
     return Lookup(family, dst, src=src, iif=interfaces.get("iif"), oif=interfaces.get("oif"),
                   tos=_number("tos", spec.get("tos"), 255) or 0, mark=_number("mark", spec.get("mark"), 0xFFFFFFFF),
                   uid=_number("uid", spec.get("uid"), 0xFFFFFFFF), proto=proto, sport=ports["sport"],
@@ -146,8 +142,8 @@ class Router:
     def __init__(self, engine, tables=None):
         self.engine = engine  # RtNetlink, or the `ip` command engine
         self.tables = tables or rt_tables.RtTables()
-        self.names = dict((index, name) for index, name in socket.if_nameindex())
-        self.index_of = dict((name, index) for index, name in self.names.items())
+        self.names = {index: name for index, name in socket.if_nameindex()}
+        self.index_of = {name: index for index, name in self.names.items()}
         self._rules = {}
 
     def rules(self, family):
@@ -236,8 +232,8 @@ class Router:
         """The kernel's rp_filter check, redone: the route back to the source against the arrival interface."""
         iif = self.names.get(lookup.iif, str(lookup.iif))
         family = lookup.family
-        mode_value = sysctl.effective("rp_filter", sysctl.read("ipv4", "all", "rp_filter"),
-                                      sysctl.read("ipv4", iif, "rp_filter")) if family == "ipv4" else 0
+        mode_value = conf.effective("rp_filter", conf.read("ipv4", "all", "rp_filter"),
+                                    conf.read("ipv4", iif, "rp_filter")) if family == "ipv4" else 0
         mode = RP_MODES.get(mode_value, str(mode_value))
         back, code = self.engine.route_get([Lookup(family, lookup.src, mark=lookup.mark)])[0]
         back_dev = self.names.get(back.get("oif")) if back else None
@@ -276,11 +272,11 @@ class Router:
             route.get("dst"), route.get("dst_len", 0))
         entry = {"type": route["type"], "dst": destination, "dev": self.names.get(route.get("oif")),
                  "gateway": route.get("gateway"), "prefsrc": route.get("prefsrc"), "metric": route.get("metric")}
-        return dict((key, value) for key, value in entry.items() if value is not None)
+        return {key: value for key, value in entry.items() if value is not None}
 
 
 def rule_view(rule, tables):
-    view = dict((key, value) for key, value in rule.items() if key not in ("family", "table_id", "text"))
+    view = {key: value for key, value in rule.items() if key not in ("family", "table_id", "text")}
     view["rule"] = rule["text"]
     if rule["action"] == "lookup":
         view["table"] = tables.name(rule["table_id"])

@@ -31,7 +31,7 @@ class RtTables:
                 try:
                     with open(path) as handle:
                         names.update(parse(handle.read()))
-                except (IOError, OSError):
+                except OSError:
                     continue
         self.names = names
 

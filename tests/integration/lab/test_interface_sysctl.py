@@ -5,7 +5,7 @@ import hashlib
 import os
 
 import pytest
-from ansible_collections.packetpath.linux.plugins.module_utils import sysctl_boot
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import boot
 from labtools import connect, in_netns, module
 
 NODE_ETC = "/etc/netns/pp-node/sysctl.d"  # the node's /etc/sysctl.d (ip netns exec binds it there)
@@ -58,7 +58,7 @@ def test_set_loose_mode_now_and_persistently_then_nothing_to_do():
 def boot_files():
     """The node's own sysctl.d files in the order the boot applies them (the collection's boot-order reader), and
     none of the machine's: those hold keys that are not per network namespace."""
-    return [path for path in sysctl_boot.config_files(NODE_ETC) if path.startswith(NODE_ETC + os.sep)]
+    return [path for path in boot.config_files(NODE_ETC) if path.startswith(NODE_ETC + os.sep)]
 
 
 def test_the_file_survives_a_reboot_simulation_and_only_ours_changed():

@@ -54,10 +54,16 @@ class TestSeed:
     ({"dst": "192.0.2.80", "dport": 8081, "count": 101}, "count=101: must be 1-100"),
     ({"dst": "192.0.2.80", "dport": 8081, "timeout": 31}, "timeout=31.0: must be more than 0 and at most 30"),
     ({"dst": "192.0.2.0/24", "dport": 8081}, "dst='192.0.2.0/24': not an IPv4/IPv6 address"),
-    ({"dst": "192.0.2.80"}, "dport: required for proto=tcp"),
     ({"proto": "icmp", "dst": "192.0.2.80", "sport": 5}, "ports go with tcp or udp"),
     ({"dst": "192.0.2.80", "dport": 8081, "src": "2001:db8::1"}, "src='2001:db8::1': not of the same family"),
 ])
 def test_bad_input_sends_nothing(args, message):
     result = probe("client", **args)
     assert result["_status"] == "FAILED" and message in result["msg"] and "nothing was sent" in result["msg"]
+
+
+@pytest.mark.usefixtures("seed")
+def test_a_missing_port_is_refused_by_the_argument_spec():
+    result = probe("client", dst="192.0.2.80")
+    assert result["_status"] == "FAILED"
+    assert "proto is tcp but all of the following are missing: dport" in result["msg"], result["msg"]

@@ -49,7 +49,8 @@ def test_a_foreign_source_without_iif_is_explained():
     ({"dst": "203.0.113.12", "iif": "nope0"}, "iif='nope0': no such interface"),
     ({"dst": "203.0.113.12", "mark": "banana"}, "mark='banana': must be 0-4294967295"),
     ({"dst": "203.0.113.12", "dport": "80"}, "sport/dport: need proto tcp, udp or sctp"),
-    ({"lookups": [{"dst": "203.0.113.12", "color": "red"}]}, "lookups[0]: unknown option color"),
+    ({"lookups": [{"dst": "203.0.113.12", "color": "red"}]}, "lookups.color. Supported parameters include"),
+    ({"lookups": [{"dst": "203.0.113.12"}], "dst": "192.0.2.1"}, "parameters are mutually exclusive: lookups|dst"),
     ({"rules": False}, "dst: required"),
 ])
 def test_bad_lookups_fail_clearly(args, message):

@@ -241,6 +241,7 @@ def test_legacy_binds_the_kernel_logger_where_none_is_and_restores_it():
     ({"proto": "tcp", "dport": "80", "rate": 0}, "rate=0: must be 1-10000"),
     ({"proto": "tcp"}, "proto='tcp': alone selects every packet"),
     ({"proto": "tcp", "dport": "80", "iif": "eth1", "hooks": ["output"]}, "iif=eth1 cannot be matched at output"),
+    ({"proto": "tcp", "dport": "80", "iif": "eth1", "oif": "eth2"}, "parameters are mutually exclusive: iif|oif"),
     ({"proto": "tcp", "dport": "80", "all": True}, "all=True: goes with state=absent and no flow options"),
     ({"proto": "tcp", "dport": "80", "netns": "no-such-ns"}, "netns='no-such-ns': /run/netns/no-such-ns does not exist"),
 ])

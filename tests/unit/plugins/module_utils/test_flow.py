@@ -1,6 +1,7 @@
 import pytest
 
-from ansible_collections.packetpath.linux.plugins.module_utils.flow import Flow, FlowError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import Flow
 
 
 def test_equal_selectors_give_equal_ids_and_a_port_range_reads_either_way():
@@ -42,7 +43,7 @@ def test_narrowed_means_something_more_than_a_protocol():
     ({"proto": "tcp", "iif": "../etc"}, "iif", "not an interface name"),
 ])
 def test_bad_values_name_the_option_and_the_value(params, option, reason):
-    with pytest.raises(FlowError) as raised:
+    with pytest.raises(OptionError) as raised:
         Flow.from_params(params)
     assert raised.value.option == option
     assert str(raised.value).startswith("%s=%r" % (option, params[option]))

@@ -1,35 +1,23 @@
 import json
 
+from replay import ReplayRunner
+
 from ansible_collections.packetpath.linux.plugins.module_utils import preflight
-
-
-class ReplayRunner:
-    """Answers `which` and `iptables --version` from what a lab host really had."""
-
-    def __init__(self, tools, version_output):
-        self.tools = tools
-        self.version_output = version_output
-        self.calls = []
-
-    def which(self, name):
-        return self.tools.get(name)
-
-    def run(self, argv, data=None):
-        self.calls.append(argv)
-        return 0, self.version_output, ""
 
 
 def test_survey_reads_the_backend_from_iptables_version(fixture_text):
     recorded = json.loads(fixture_text("preflight-lab-node.json"))
-    runner = ReplayRunner(recorded["tools"], fixture_text("iptables-version/iptables-1.8.9-legacy.txt"))
+    version = (recorded["tools"]["iptables"], "--version")
+    answer = (0, fixture_text("iptables-version/iptables-1.8.9-legacy.txt"), "")
+    runner = ReplayRunner(recorded["tools"], {version: answer})
     facts = preflight.survey(runner)
-    assert runner.calls == [[recorded["tools"]["iptables"], "--version"]]
+    assert runner.calls == [(list(version), None)]
     assert facts["iptables"] == {"version": "1.8.9", "backend": "iptables_legacy"}
     assert facts["tools"] == recorded["tools"]
 
 
 def test_survey_without_iptables_runs_nothing():
-    runner = ReplayRunner({}, "")
+    runner = ReplayRunner({}, {})
     facts = preflight.survey(runner)
     assert runner.calls == []
     assert facts["iptables"] == {"version": None, "backend": None}

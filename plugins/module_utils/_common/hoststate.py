@@ -1,0 +1,62 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small JSON records the collection keeps on a host, one directory per network namespace.
+
+Containers and network namespaces on one host share /run, so the records of
+one namespace (expiry sleepers, a log binding to restore) are kept apart by the
+namespace's inode.  /run is a tmpfs: the records vanish with the rules at reboot.
+"""
+
+import json
+import os
+
+ROOT = "/run/packetpath"
+
+
+def namespace_dir():
+    return os.path.join(ROOT, "net-%d" % os.stat("/proc/self/ns/net").st_ino)
+
+
+def record_path(*parts):
+    return os.path.join(namespace_dir(), *parts)
+
+
+def read(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write(path, data):
+    """Write atomically: a reader sees the old record or the new one, never half of one."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+    os.rename(tmp, path)
+
+
+def remove(path):
+    """Remove a record, and the directories it leaves empty up to ROOT."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return
+    directory = os.path.dirname(path)
+    while directory.startswith(ROOT):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+        directory = os.path.dirname(directory)
+
+
+def listdir(*parts):
+    try:
+        return sorted(os.listdir(record_path(*parts)))
+    except OSError:
+        return []

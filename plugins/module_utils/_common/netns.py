@@ -1,0 +1,60 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the rest of a module inside another network namespace.
+
+The module process itself enters the namespace (setns), so everything after it,
+commands it starts, /proc/sys/net and netlink sockets alike, sees that
+namespace.  Mount and PID namespaces are not changed.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import re
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/run/netns"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+NETNS_ARGUMENT_SPEC = {"netns": {"type": "str"}}
+
+
+def resolve(value):
+    """A named namespace, a /proc/<pid>/ns/net-like path, or a PID -> the path to open."""
+    value = str(value).strip()
+    if value.isdigit():
+        path = "/proc/%s/ns/net" % value
+    elif value.startswith("/"):
+        path = value
+    elif _NAME.fullmatch(value) and value not in (".", ".."):
+        path = os.path.join(NETNS_RUN_DIR, value)
+    else:
+        raise OptionError("netns", value, "not a namespace name, a path or a PID")
+    if not os.path.exists(path):
+        raise OptionError("netns", value, "%s does not exist" % path)
+    return path
+
+
+def named(value):
+    """The name under /run/netns (and /etc/netns) for a named namespace; None for this one, a path or a PID."""
+    if value and not str(value).isdigit() and not str(value).startswith("/"):
+        return str(value)
+    return None
+
+
+def enter(value):
+    """Move this process into the namespace named by `value`; a no-op for None."""
+    if value in (None, ""):
+        return None
+    path = resolve(value)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OptionError("netns", value, "cannot enter %s: %s" % (path, os.strerror(err)))
+    finally:
+        os.close(fd)
+    return path

@@ -1,0 +1,293 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where trace lines come from: log files (plain or gzipped), the journal, the kernel ring buffer,
+and the two monitors that print nft trace events while they run.
+
+Every source is a generator of text lines, read as they come (never the whole
+input in memory).  The journal and the ring buffer are turned into lines the
+kernel-log parser reads like dmesg's: `[uptime] message`, with the journal's
+wall time in front.
+"""
+
+import errno
+import gzip
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
+
+KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
+KMSG = "/dev/kmsg"
+CHUNK = 8 << 20
+NEARBY = 1 << 20  # how far apart the lines of one packet can be in a log file
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open(path):
+    try:
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == _GZIP_MAGIC
+        return gzip.open(path, "rb") if gzipped else open(path, "rb")
+    except OSError as exc:
+        raise HostError("path=%r: cannot read it: %s" % (path, exc.strerror or exc))
+
+
+def read_file(path):
+    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip."""
+    with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace") as handle:
+        yield from handle
+
+
+class _Block:
+    """Whole lines data[low:high] of a file, read in one piece; never copied."""
+
+    __slots__ = ("data", "low", "high")
+
+    def __init__(self, data, low, high):
+        self.data, self.low, self.high = data, low, high
+
+    def lines_with(self, needle, found):
+        """Add the start offset of every line that contains `needle` to `found`."""
+        data, high = self.data, self.high
+        at = data.find(needle, self.low, high)
+        while at >= 0:
+            found.add(max(data.rfind(b"\n", self.low, at) + 1, self.low))
+            end = data.find(b"\n", at, high)
+            at = data.find(needle, end, high) if end >= 0 else -1
+
+    def line_at(self, start):
+        end = self.data.find(b"\n", start, self.high)
+        return self.data[start:end + 1 if end >= 0 else self.high]
+
+
+def _blocks(path):
+    """The file in large blocks of whole lines; a line cut by a read is a small block of its own."""
+    with _open(path) as handle:
+        rest = b""
+        while True:
+            data = handle.read(CHUNK)
+            if not data:
+                if rest:
+                    yield _Block(rest, 0, len(rest))
+                return
+            first = data.find(b"\n") + 1
+            if rest or not first:
+                joined = rest + data[:first] if first else rest + data
+                if not first:
+                    rest = joined
+                    continue
+                yield _Block(joined, 0, len(joined))
+                first_line_end = first
+            else:
+                first_line_end = 0
+            cut = data.rfind(b"\n") + 1
+            if cut > first_line_end:
+                yield _Block(data, first_line_end, cut)
+            rest = data[cut:]
+
+
+def lines_of_packets(path, needles, packet_needles):
+    """The lines of a kernel-log file that can belong to the packets wanted, found with bytes.find.
+
+    `needles` are texts one line of every wanted packet contains (`SPT=40001 `); the
+    packet's other lines (before or after NAT changed those fields) are found by what
+    NAT leaves alone: `packet_needles(line)` gives those (`ID=57266 `) for a line
+    found.  A packet's lines lie close together, so they are looked for up to
+    NEARBY bytes before and after the line found.  Everything else is never decoded,
+    which is what makes fetching one packet out of a large log about as fast as grep.
+    The caller parses what comes out as usual.
+    """
+    window = []  # [block, offsets found], the recent blocks, oldest first
+    following = {}  # packet needle -> bytes read since its last line
+    for block in _blocks(path):
+        found = set()
+        for needle in needles:
+            block.lines_with(needle, found)
+        fresh = set()
+        for start in list(found):
+            fresh.update(n for n in packet_needles(block.line_at(start)) if n not in following)
+        for needle in fresh:
+            for earlier, earlier_found in window:
+                earlier.lines_with(needle, earlier_found)
+            following[needle] = 0
+        size = block.high - block.low
+        for needle in list(following):
+            before = len(found)
+            block.lines_with(needle, found)
+            following[needle] = 0 if len(found) > before or needle in fresh else following[needle] + size
+            if following[needle] > NEARBY:
+                del following[needle]
+        window.append((block, found))
+        while len(window) > 1 and sum(b.high - b.low for b, _found in window[1:]) >= NEARBY:
+            yield from _decoded(*window.pop(0))
+    for block, found in window:
+        yield from _decoded(block, found)
+
+
+def _decoded(block, found):
+    for start in sorted(found):
+        yield block.line_at(start).decode("utf-8", "replace")
+
+
+def kernel_log_file():
+    for path in KERNEL_LOG_FILES:
+        if os.path.isfile(path):
+            return path
+    raise HostError("source=kernel_log: neither %s exists on this host; try source=journal or "
+                    "source=dmesg" % " nor ".join(KERNEL_LOG_FILES))
+
+
+def _kmsg_line(record):
+    """'6,1234,2066621295,-;TRACE: ...' -> '[ 2066.621295] TRACE: ...' (continuation lines dropped)."""
+    head, _sep, message = record.partition(";")
+    fields = head.split(",")
+    if len(fields) < 3 or not fields[2].isdigit():
+        return None
+    micros = int(fields[2])
+    return "[%5d.%06d] %s\n" % (micros // 1000000, micros % 1000000, message.split("\n", 1)[0])
+
+
+def read_kernel_ring(runner):
+    """The kernel ring buffer, through /dev/kmsg (each reader has its own position: nothing is consumed)."""
+    try:
+        fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        fd = None
+    if fd is None:
+        rc, out, err = runner.run([runner.which("dmesg") or "dmesg"])
+        if rc != 0:
+            raise HostError("source=dmesg: neither %s nor dmesg could be read: %s" % (KMSG, err.strip()))
+        yield from out.splitlines(True)
+        return
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    return
+                if exc.errno == errno.EPIPE:  # overwritten while we read: go on with the next record
+                    continue
+                raise
+            if not record:
+                return
+            line = _kmsg_line(record.decode("utf-8", "replace"))
+            if line:
+                yield line
+    finally:
+        os.close(fd)
+
+
+def _journal_line(text):
+    """One `journalctl -o json` record -> '<RFC 3339> <host> kernel: [uptime] message'."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return text  # not JSON: the parser counts it
+    message = record.get("MESSAGE")
+    if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
+        message = bytes(message).decode("utf-8", "replace")
+    if not isinstance(message, str):
+        return None
+    stamp = ""
+    if record.get("__REALTIME_TIMESTAMP"):
+        moment = datetime.fromtimestamp(int(record["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
+        stamp = moment.isoformat()
+    uptime = record.get("_SOURCE_MONOTONIC_TIMESTAMP")
+    clock = "[%5d.%06d] " % divmod(int(uptime), 1000000) if uptime and uptime.isdigit() else ""
+    return "%s %s kernel: %s%s\n" % (stamp, record.get("_HOSTNAME", "-"), clock, message)
+
+
+def journal_args(journalctl, since_epoch):
+    argv = [journalctl, "-k", "-o", "json", "--no-pager"]
+    if since_epoch is not None:
+        argv.append("--since=@%d" % int(since_epoch))
+    return argv
+
+
+def read_journal(lines):
+    for text in lines:
+        line = _journal_line(text)
+        if line:
+            yield line
+
+
+class Stream:
+    """A program we start, read line by line until it ends, `duration` passes or `enough()` says so.
+
+    The program is ours (we started it): it is ended by its PID, SIGTERM first.
+    `ready_file` is created once it runs and removed when it is done, so a playbook
+    running this under `async` can wait for it before sending traffic; the capture
+    ends as soon as `stop_file` exists, so the playbook need not wait out `duration`.
+    """
+
+    def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3):
+        self.argv = argv
+        self.duration = duration
+        self.ready_file = ready_file
+        self.stop_file = stop_file
+        self.settle = settle
+        self.enough = lambda: False
+        self.returncode = None
+
+    def _start(self):
+        try:
+            # stderr joins stdout: a monitor's complaints are then counted and shown like unreadable lines.
+            return subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                    stdin=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C", LANG="C"))
+        except OSError as exc:
+            raise HostError("cannot start %s: %s" % (self.argv[0], exc))
+
+    def lines(self):
+        proc = self._start()
+        deadline = time.time() + self.duration if self.duration else None
+        buffered = b""
+        try:
+            if self.ready_file:
+                time.sleep(self.settle)  # the monitor subscribes to its netlink group right after it starts
+                with open(self.ready_file, "w") as handle:
+                    handle.write("%d\n" % proc.pid)
+            while True:
+                timeout = None if deadline is None else deadline - time.time()
+                if timeout is not None and timeout <= 0:
+                    break
+                if self.stop_file and os.path.exists(self.stop_file) and (
+                        deadline is None or deadline - time.time() > self.settle):
+                    deadline = time.time() + self.settle  # the last events of the probe are still coming in
+                ready, _w, _x = select.select([proc.stdout], [], [], 0.2 if timeout is None else min(0.2, timeout))
+                if not ready:
+                    if proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffered += chunk
+                *complete, buffered = buffered.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace") + "\n"
+                if self.enough():
+                    deadline = min(deadline or time.time() + self.settle, time.time() + self.settle)
+            if buffered:
+                yield buffered.decode("utf-8", "replace")
+        finally:
+            self._stop(proc)
+
+    def _stop(self, proc):
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.returncode = proc.returncode
+        proc.stdout.close()
+        if self.ready_file and os.path.exists(self.ready_file):
+            os.unlink(self.ready_file)

@@ -1,0 +1,215 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Send a few bounded test packets and say what came back: TCP connects, UDP datagrams, ICMP echoes.
+
+Sockets only (no shell, no ping or nc): a fixed source port lets a trace rule
+match exactly the probe's packets; SO_BINDTODEVICE and SO_MARK send them the
+way a given interface or policy route would.
+"""
+
+import errno
+import os
+import select
+import socket
+import struct
+import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+
+MAX_COUNT = 100
+MAX_TIMEOUT = 30.0
+MAX_INTERVAL = 10.0
+PAYLOAD = b"packetpath-probe"
+SO_MARK = 36
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+_UNREACHABLE = (errno.EHOSTUNREACH, errno.ENETUNREACH)
+_ECHO = {socket.AF_INET: (8, 0, socket.IPPROTO_ICMP), socket.AF_INET6: (128, 129, socket.IPPROTO_ICMPV6)}
+_UNREACHABLE_TYPE = {socket.AF_INET: 3, socket.AF_INET6: 1}
+
+
+class ProbeError(OptionError):
+    """A bad probe option: nothing was sent."""
+
+    consequence = "nothing was sent"
+
+
+def _family(address):
+    try:
+        socket.inet_pton(socket.AF_INET, address)
+        return socket.AF_INET
+    except (OSError, ValueError):
+        pass
+    try:
+        socket.inet_pton(socket.AF_INET6, address)
+        return socket.AF_INET6
+    except (OSError, ValueError):
+        raise ProbeError("dst", address, "not an IPv4/IPv6 address")
+
+
+class Probe:
+    """The options of one probe run, checked."""
+
+    def __init__(self, proto, dst, dport=None, src=None, sport=None, dev=None, mark=None, count=3, interval=0.2,
+                 timeout=2.0, expect_reply=False):
+        self.family = _family(dst)
+        if src and _family(src) != self.family:
+            raise ProbeError("src", src, "not of the same family as dst=%r" % (dst,))
+        if proto not in ("tcp", "udp", "icmp"):
+            raise ProbeError("proto", proto, "one of tcp, udp, icmp")
+        if proto in ("tcp", "udp") and not dport:
+            raise ProbeError("dport", reason="required for proto=%s" % proto)
+        if proto == "icmp" and (dport or sport):
+            option = "dport" if dport else "sport"
+            raise ProbeError(option, dport or sport, "ports go with tcp or udp, not icmp")
+        for option, value, high in (("dport", dport, 65535), ("sport", sport, 65535)):
+            if value is not None and not 1 <= value <= high:
+                raise ProbeError(option, value, "must be 1-%d" % high)
+        if not 1 <= count <= MAX_COUNT:
+            raise ProbeError("count", count, "must be 1-%d" % MAX_COUNT)
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise ProbeError("timeout", timeout, "must be more than 0 and at most %d seconds" % MAX_TIMEOUT)
+        if not 0 <= interval <= MAX_INTERVAL:
+            raise ProbeError("interval", interval, "must be 0-%d seconds" % MAX_INTERVAL)
+        if mark is not None and not 0 <= mark <= 0xFFFFFFFF:
+            raise ProbeError("mark", mark, "must be 0-4294967295")
+        if dev is not None and (not dev or len(dev) > 15 or "/" in dev or dev.strip() != dev):
+            raise ProbeError("dev", dev, "not an interface name")
+        self.proto, self.dst, self.dport, self.src, self.sport = proto, dst, dport, src, sport
+        self.dev, self.mark, self.count, self.interval, self.timeout = dev, mark, count, interval, timeout
+        self.expect_reply = expect_reply or proto == "icmp"
+
+    def _socket(self, kind, protocol=0):
+        sock = socket.socket(self.family, kind, protocol)
+        try:
+            if self.dev:
+                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.dev.encode() + b"\0")
+            if self.mark is not None:
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.mark)
+            if kind != socket.SOCK_RAW:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.src or self.sport:
+                    sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"), self.sport or 0))
+            elif self.src:
+                sock.bind((self.src, 0))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def run(self):
+        attempts = []
+        for number in range(self.count):
+            if number:
+                time.sleep(self.interval)
+            attempt = getattr(self, "_" + self.proto)(number)
+            attempt["attempt"] = number + 1
+            attempts.append(attempt)
+        return attempts
+
+    def _tcp(self, number):
+        started = time.time()
+        try:
+            sock = self._socket(socket.SOCK_STREAM)
+        except OSError as exc:
+            return _failed(exc, started)
+        try:
+            # No TIME_WAIT on close (RST instead), so the next attempt can use the same source port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.settimeout(self.timeout)
+            sock.connect((self.dst, self.dport))
+            result = {"result": "connected", "source_port": sock.getsockname()[1]}
+        except socket.timeout:
+            result = {"result": "timeout"}
+        except OSError as exc:
+            result = _failed(exc, started)
+        finally:
+            sock.close()
+        result["latency_ms"] = _ms(started)
+        return result
+
+    def _udp(self, number):
+        started = time.time()
+        try:
+            sock = self._socket(socket.SOCK_DGRAM)
+        except OSError as exc:
+            return _failed(exc, started)
+        try:
+            sock.connect((self.dst, self.dport))  # so that an ICMP port unreachable comes back as ECONNREFUSED
+            source_port = sock.getsockname()[1]
+            sock.send(PAYLOAD)
+            if not self.expect_reply:
+                return {"result": "sent", "source_port": source_port, "latency_ms": _ms(started)}
+            ready = select.select([sock], [], [], self.timeout)[0]
+            if not ready:
+                return {"result": "timeout", "source_port": source_port, "latency_ms": _ms(started)}
+            sock.recv(2048)
+            return {"result": "reply", "source_port": source_port, "latency_ms": _ms(started)}
+        except OSError as exc:
+            return _failed(exc, started)
+        finally:
+            sock.close()
+
+    def _icmp(self, number):
+        started = time.time()
+        request_type, reply_type, protocol = _ECHO[self.family]
+        ident = (os.getpid() + number) & 0xFFFF
+        try:
+            sock = self._socket(socket.SOCK_RAW, protocol)
+        except OSError as exc:
+            return _failed(exc, started)
+        try:
+            header = struct.pack("!BBHHH", request_type, 0, 0, ident, number + 1)
+            packet = header + PAYLOAD
+            if self.family == socket.AF_INET:  # the kernel sums ICMPv6 itself
+                packet = struct.pack("!BBHHH", request_type, 0, _checksum(packet), ident, number + 1) + PAYLOAD
+            sock.sendto(packet, (self.dst, 0))
+            deadline = started + self.timeout
+            while True:
+                left = deadline - time.time()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    return {"result": "timeout", "latency_ms": _ms(started)}
+                data, peer = sock.recvfrom(2048)
+                if self.family == socket.AF_INET:
+                    data = data[(data[0] & 0x0F) * 4:]  # raw IPv4 sockets hand over the IP header too
+                if len(data) >= 8 and data[0] == reply_type and struct.unpack("!HH", data[4:8]) == (ident, number + 1):
+                    return {"result": "reply", "from": peer[0], "latency_ms": _ms(started)}
+                if len(data) >= 8 and data[0] == _UNREACHABLE_TYPE[self.family] and PAYLOAD in data:
+                    # "Destination unreachable" quoting our echo request.
+                    return {"result": "unreachable", "from": peer[0], "latency_ms": _ms(started)}
+        except OSError as exc:
+            return _failed(exc, started)
+        finally:
+            sock.close()
+
+
+def _checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _ms(started):
+    return round((time.time() - started) * 1000.0, 3)
+
+
+def _failed(exc, started):
+    code = exc.errno
+    result = "refused" if code == errno.ECONNREFUSED else "unreachable" if code in _UNREACHABLE else "error"
+    outcome = {"result": result, "latency_ms": _ms(started)}
+    if result == "error" or code:
+        outcome["errno"] = errno.errorcode.get(code, str(code))
+        outcome["message"] = os.strerror(code) if code else str(exc)
+    return outcome
+
+
+def summary(attempts):
+    """How many attempts ended how, and the first and last result."""
+    counts = {}
+    for attempt in attempts:
+        counts[attempt["result"]] = counts.get(attempt["result"], 0) + 1
+    good = sum(counts.get(result, 0) for result in ("connected", "reply", "sent"))
+    return {"attempts": len(attempts), "results": counts, "succeeded": good, "failed": len(attempts) - good,
+            "first": attempts[0]["result"] if attempts else None, "last": attempts[-1]["result"] if attempts else None}

@@ -1,0 +1,80 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Our sysctl.d drop-in file: where it lives, and reading and rewriting only our lines in it."""
+
+import os
+import re
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+
+DEFAULT_FILE = "90-packetpath-interfaces.conf"
+
+
+def sysctl_d(netns_name):
+    """The sysctl.d directory of /etc a host's boot reads; for a named network namespace, the one `ip netns exec`
+    binds over /etc/sysctl.d."""
+    return os.path.join("/etc/netns", netns_name, "sysctl.d") if netns_name else "/etc/sysctl.d"
+
+
+def persistent_path(file_name, netns_name):
+    """Our file, in the sysctl.d directory of the host (or of the named network namespace)."""
+    if "/" in file_name or file_name in (".", "..") or not file_name.endswith(".conf"):
+        raise OptionError("persistent_file", file_name, "a file name ending in .conf, without a directory")
+    return os.path.join(sysctl_d(netns_name), file_name)
+
+
+HEADER = ("# Managed by packetpath.linux.interface_sysctl: it changes only the keys it sets here.\n"
+          "# Other lines are kept as they are.\n")
+_LINE = re.compile(r"^\s*-?\s*([A-Za-z0-9_.*?/\[\]@:-]+)\s*=\s*(\S+)\s*$")
+
+
+def read_file(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def file_values(text):
+    """{sysctl key: value text} of a sysctl.d file."""
+    values = {}
+    for line in (text or "").splitlines():
+        match = _LINE.match(line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def updated_file(text, wanted, removed):
+    """The file's text with `wanted` {key: value} set and `removed` keys gone; other lines untouched."""
+    lines = (text or HEADER).splitlines()
+    pending = dict(wanted)
+    out = []
+    for line in lines:
+        match = _LINE.match(line)
+        key = match.group(1) if match else None
+        if key in removed:
+            continue
+        if key in pending:
+            out.append("%s = %s" % (key, pending.pop(key)))
+            continue
+        out.append(line)
+    out.extend("%s = %s" % (key, value) for key, value in pending.items())
+    return "\n".join(out) + "\n"
+
+
+def write_file(path, text):
+    """Atomically: readers see the old file or the new one, never half of one."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    tmp = "%s.packetpath-tmp" % path
+    with open(tmp, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+
+
+def has_keys(text):
+    return bool(file_values(text))

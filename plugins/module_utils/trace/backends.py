@@ -1,0 +1,400 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""TRACE rules behind one interface: iptables-legacy, iptables-nft, native nftables.
+
+Callers say "trace this flow at these hooks"; only this package knows the
+commands.  Every rule we place carries the tag packetpath:<flow id> (an iptables
+comment, an nft rule comment inside our own table), and we list, compare and
+delete nothing but tagged rules: no flush, no restore, no reordering.
+"""
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Optional
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
+
+TAG_PREFIX = "packetpath:"
+HOOKS = ("prerouting", "output")
+BACKENDS = ("iptables_legacy", "iptables_nft", "nftables")
+
+
+def run_checked(runner, argv, stdin=None):
+    """Run a command; a failure raises HostError naming the command and what it said."""
+    rc, out, err = runner.run(argv, data=stdin)
+    if rc != 0:
+        raise HostError("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()))
+    return out
+
+
+@dataclass
+class Action:
+    """One command that changes the host: argv, and what to feed it on stdin."""
+
+    argv: list
+    stdin: Optional[str] = None
+
+    def as_plan(self):
+        return [list(self.argv), self.stdin]
+
+
+@dataclass
+class TraceRule:
+    """One rule of ours, as the backend itself lists it."""
+
+    backend: str
+    flow_id: str
+    hook: str
+    families: tuple
+    rate: Optional[int]
+    burst: Optional[int]
+    text: str
+    removal: Action  # deletes exactly this rule
+
+    @property
+    def unit(self):
+        return (self.hook, self.families)
+
+    def as_dict(self):
+        return {
+            "backend": self.backend,
+            "flow_id": self.flow_id,
+            "hook": self.hook,
+            "families": list(self.families),
+            "rate": self.rate,
+            "burst": self.burst,
+            "rule": self.text,
+        }
+
+
+class Backend:
+    """What every backend offers.  `units` says how a flow is split into rules."""
+
+    name = None
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def missing_tools(self):
+        raise NotImplementedError
+
+    def list_rules(self):
+        raise NotImplementedError
+
+    def units(self, flow, hooks):
+        raise NotImplementedError
+
+    def add(self, flow, unit, rate, burst):
+        """Return (Action, text) for one new rule; text is how the rule reads, for diffs."""
+        raise NotImplementedError
+
+    def remove(self, rules, last=False):
+        """Actions deleting `rules`; `last` when no rule of ours stays in this backend."""
+        return [rule.removal for rule in rules]
+
+    def _run(self, argv):
+        return run_checked(self.runner, argv)
+
+
+# -- iptables (both flavours) -------------------------------------------------
+
+_IPT_PROTO = {"icmpv6": "ipv6-icmp"}
+
+
+def _port(value):
+    low, high = value
+    return str(low) if low == high else "%d:%d" % (low, high)
+
+
+class IptablesBackend(Backend):
+    """One rule per hook and family in the raw table, inserted at the top."""
+
+    COMMANDS = {"ipv4": "iptables", "ipv6": "ip6tables"}
+    # Legacy tables that exist in this namespace.  Listing a legacy table that does not
+    # exist creates it (and its hooks), so legacy tables are looked up here first.
+    LEGACY_TABLE_NAMES = {"ipv4": "/proc/net/ip_tables_names", "ipv6": "/proc/net/ip6_tables_names"}
+
+    def __init__(self, runner, flavour):
+        super().__init__(runner)
+        self.flavour = flavour  # "legacy" or "nft"
+        self.name = "iptables_" + flavour
+        self._binaries = {}
+
+    def binary(self, family):
+        if family not in self._binaries:
+            command = self.COMMANDS[family]
+            path = self.runner.which("%s-%s" % (command, self.flavour))
+            if path is None and self.flavour == "legacy":
+                # iptables before 1.8 has no -legacy name: plain iptables is the legacy backend there.
+                plain = self.runner.which(command)
+                if plain and parse_iptables_version(self.runner.run([plain, "--version"])[1])[1] == self.name:
+                    path = plain
+            self._binaries[family] = path
+        return self._binaries[family]
+
+    def missing_tools(self):
+        return ["%s-%s" % (self.COMMANDS[f], self.flavour) for f in ("ipv4", "ipv6") if not self.binary(f)]
+
+    def _base(self, family):
+        argv = [self.binary(family), "-t", "raw"]
+        if self.flavour == "legacy":
+            argv[1:1] = ["-w", "5"]  # wait for the xtables lock instead of failing beside kube-proxy
+        return argv
+
+    def legacy_tables(self, family):
+        """The legacy tables loaded in this namespace (reading them creates none)."""
+        try:
+            with open(self.LEGACY_TABLE_NAMES[family]) as handle:
+                return handle.read().split()
+        except OSError:
+            return []
+
+    def _raw_table_exists(self, family):
+        if self.flavour != "legacy":
+            return True  # iptables-nft lists a missing table without creating it
+        return "raw" in self.legacy_tables(family)
+
+    def save(self, family):
+        """iptables-save of one family ('' where nothing is loaded: saving would not create tables, but
+        there is nothing to read)."""
+        if not self.binary(family) or (self.flavour == "legacy" and not self.legacy_tables(family)):
+            return ""
+        return run_checked(self.runner, [self.binary(family) + "-save"])
+
+    def list_rules(self):
+        rules = []
+        for family in ("ipv4", "ipv6"):
+            if not self.binary(family) or not self._raw_table_exists(family):
+                continue
+            for hook in HOOKS:
+                chain = hook.upper()
+                out = self._run(self._base(family) + ["-S", chain])
+                for line in out.splitlines():
+                    rule = self._parse(family, hook, chain, line)
+                    if rule:
+                        rules.append(rule)
+        return rules
+
+    def _parse(self, family, hook, chain, line):
+        if TAG_PREFIX not in line or not line.startswith("-A %s " % chain):
+            return None
+        words = shlex.split(line)
+        options = dict(zip(words, words[1:]))
+        tag = options.get("--comment", "")
+        if not tag.startswith(TAG_PREFIX):
+            return None
+        rate = options.get("--limit", "").split("/")[0]
+        removal = Action(self._base(family) + ["-D", chain] + words[2:])
+        return TraceRule(self.name, tag[len(TAG_PREFIX):], hook, (family,),
+                         int(rate) if rate.isdigit() else None,
+                         int(options["--limit-burst"]) if options.get("--limit-burst", "").isdigit() else None,
+                         self._command_text(family, line), removal)
+
+    def _command_text(self, family, rule):
+        """How an operator would type the rule: `ip6tables -t raw -A OUTPUT ...` tells the family apart."""
+        return "%s -t raw %s" % (self.COMMANDS[family], rule)
+
+    def units(self, flow, hooks):
+        return [(hook, (family,)) for hook in hooks for family in flow.families]
+
+    def match(self, flow, hook, family):
+        args = []
+        if flow.src:
+            args += ["-s", flow.src]
+        if flow.dst:
+            args += ["-d", flow.dst]
+        if flow.iif and hook == "prerouting":
+            args += ["-i", flow.iif]
+        if flow.oif and hook == "output":
+            args += ["-o", flow.oif]
+        if flow.proto != "any":
+            proto = _IPT_PROTO.get(flow.proto, flow.proto)
+            args += ["-p", proto]
+            if flow.sport or flow.dport:
+                args += ["-m", proto]
+            if flow.sport:
+                args += ["--sport", _port(flow.sport)]
+            if flow.dport:
+                args += ["--dport", _port(flow.dport)]
+        return args
+
+    def add(self, flow, unit, rate, burst):
+        hook, (family,) = unit
+        rule = self.match(flow, hook, family) + [
+            "-m", "comment", "--comment", TAG_PREFIX + flow.flow_id,
+            "-m", "limit", "--limit", "%d/sec" % rate, "--limit-burst", str(burst),
+            "-j", "TRACE",
+        ]
+        chain = hook.upper()
+        text = self._command_text(family, " ".join(shlex.quote(word) for word in ["-A", chain] + rule))
+        return Action(self._base(family) + ["-I", chain, "1"] + rule), text
+
+
+# -- native nftables -------------------------------------------------------------
+
+NFT_TABLE = "packetpath"
+NFT_CHAIN_PREFIX = {"prerouting": "pre_", "output": "out_"}
+# Below raw (-300): the trace is on before anything else of the host sees the packet.
+NFT_PRIORITY = -350
+_NFT_CHAIN = re.compile(r"^\s*chain (pre|out)_([0-9a-f]{12}) \{")
+_NFT_LIMIT = re.compile(r"limit rate (\d+)/second burst (\d+) packets")
+_NFT_PROTO = {"icmpv6": "ipv6-icmp"}
+
+
+def _nft_address(network):
+    address, _slash, prefix = network.partition("/")
+    return address if prefix in ("32", "128") else network
+
+
+class NftablesBackend(Backend):
+    """Our own table inet packetpath; one base chain per flow and hook, holding one rule."""
+
+    name = "nftables"
+    table_exists = False
+
+    def missing_tools(self):
+        return [] if self.runner.which("nft") else ["nft"]
+
+    def _nft(self):
+        return self.runner.which("nft")
+
+    def list_rules(self):
+        rc, out, err = self.runner.run([self._nft(), "-a", "list", "table", "inet", NFT_TABLE])
+        self.table_exists = rc == 0
+        if rc != 0:
+            if "No such file or directory" in err:
+                return []
+            raise HostError("nft list table inet %s failed (rc=%d): %s" % (NFT_TABLE, rc, err.strip()))
+        rules = []
+        chain = None
+        for line in out.splitlines():
+            found = _NFT_CHAIN.match(line)
+            if found:
+                chain = (found.group(1), found.group(2))
+                continue
+            if chain and "meta nftrace set 1" in line and TAG_PREFIX in line:
+                text = line.split(" # handle ")[0].strip()
+                limit = _NFT_LIMIT.search(text)
+                hook = "prerouting" if chain[0] == "pre" else "output"
+                name = "%s_%s" % chain
+                rules.append(TraceRule(
+                    self.name, chain[1], hook, (),
+                    int(limit.group(1)) if limit else None, int(limit.group(2)) if limit else None,
+                    "chain %s: %s" % (name, text),
+                    Action([self._nft(), "delete", "chain", "inet", NFT_TABLE, name]),
+                ))
+        return rules
+
+    def units(self, flow, hooks):
+        # The flow id fixes the families, and each flow has one chain per hook: the hook is the unit.
+        return [(hook, ()) for hook in hooks]
+
+    def match(self, flow, hook):
+        words = []
+        if len(flow.families) == 1 and not (flow.src or flow.dst):
+            words += ["meta", "nfproto", flow.families[0]]
+        for option, direction in (("src", "saddr"), ("dst", "daddr")):
+            value = getattr(flow, option)
+            if value:
+                words += ["ip6" if ":" in value else "ip", direction, _nft_address(value)]
+        if flow.iif and hook == "prerouting":
+            words += ["iifname", '"%s"' % flow.iif.replace("+", "*")]
+        if flow.oif and hook == "output":
+            words += ["oifname", '"%s"' % flow.oif.replace("+", "*")]
+        if flow.proto != "any":
+            if not (flow.sport or flow.dport):  # a port match implies the protocol; nft prints it so
+                words += ["meta", "l4proto", _NFT_PROTO.get(flow.proto, flow.proto)]
+            for option, field in (("sport", "sport"), ("dport", "dport")):
+                value = getattr(flow, option)
+                if value:
+                    words += [flow.proto, field, str(value[0]) if value[0] == value[1] else "%d-%d" % value]
+        return words
+
+    def add(self, flow, unit, rate, burst):
+        hook = unit[0]
+        chain = NFT_CHAIN_PREFIX[hook] + flow.flow_id
+        rule = " ".join(self.match(flow, hook) + [
+            "limit", "rate", "%d/second" % rate, "burst", str(burst), "packets",
+            "meta", "nftrace", "set", "1", "comment", '"%s%s"' % (TAG_PREFIX, flow.flow_id),
+        ])
+        script = "\n".join([
+            "add table inet %s" % NFT_TABLE,
+            "add chain inet %s %s { type filter hook %s priority %d; policy accept; }" % (NFT_TABLE, chain, hook, NFT_PRIORITY),
+            "add rule inet %s %s %s" % (NFT_TABLE, chain, rule),
+        ]) + "\n"
+        return Action([self._nft(), "-f", "-"], script), "chain %s: %s" % (chain, rule)
+
+    def remove(self, rules, last=False):
+        actions = [rule.removal for rule in rules]
+        if last and (rules or self.table_exists):
+            # The table is ours alone: it goes with its last flow (or, left empty, whenever we clean up).
+            actions.append(Action([self._nft(), "delete", "table", "inet", NFT_TABLE]))
+        return actions
+
+
+def make(name, runner):
+    if name == "nftables":
+        return NftablesBackend(runner)
+    if name in ("iptables_legacy", "iptables_nft"):
+        return IptablesBackend(runner, name.split("_", 1)[1])
+    raise OptionError("backend", name, "one of auto, %s" % ", ".join(BACKENDS))
+
+
+def installed(runner):
+    """Every backend whose tools this host has."""
+    return [b for b in (make(name, runner) for name in BACKENDS) if not b.missing_tools()]
+
+
+def _has_rules(runner, command):
+    """Whether an iptables-save of this flavour shows any rule at all (ours or not)."""
+    path = runner.which(command)
+    if not path:
+        return False, ""
+    rc, out, err = runner.run([path])
+    return rc == 0 and "\n-A " in "\n" + out, out + err
+
+
+def _native_nft_tables(runner, nft_save):
+    """Tables iptables-nft did not make: any inet/bridge/netdev/arp table, or one iptables-nft calls incompatible."""
+    rc, out, _err = runner.run([runner.which("nft"), "list", "tables"])
+    tables = [line.split(None, 2)[1:] for line in out.splitlines() if rc == 0 and line.startswith("table ")]
+    native = ["%s %s" % (family, name) for family, name in tables
+              if family not in ("ip", "ip6") and name != NFT_TABLE]
+    native += ["ip %s" % name for name in re.findall(r"# Table `(\w+)' is incompatible", nft_save)]
+    return native
+
+
+def choose(runner, requested):
+    """The backend to use, and why, in words for the result.
+
+    auto: where our rules already are; else the firewall the host really uses
+    (a native nftables ruleset, rules in iptables-legacy, rules in iptables-nft);
+    else what `iptables --version` says; else nft if it is installed.
+    """
+    if requested != "auto":
+        return make(requested, runner), "chosen by the backend option"
+    usable = installed(runner)
+    for backend in usable:
+        if backend.list_rules():
+            return backend, "rules of this collection are already in %s" % backend.name
+    legacy_used, _legacy_save = _has_rules(runner, "iptables-legacy-save")
+    nft_used, nft_save = _has_rules(runner, "iptables-nft-save")
+    by_name = {b.name: b for b in usable}
+    native = _native_nft_tables(runner, nft_save) if "nftables" in by_name else []
+    if native:
+        return by_name["nftables"], "the host's ruleset is native nftables (%s)" % ", ".join(native)
+    if legacy_used and "iptables_legacy" in by_name:
+        return by_name["iptables_legacy"], "the host's rules are in iptables-legacy"
+    if nft_used and "iptables_nft" in by_name:
+        return by_name["iptables_nft"], "the host's rules are in iptables-nft"
+    iptables = runner.which("iptables")
+    if iptables:
+        version_text = runner.run([iptables, "--version"])[1]
+        flavour = parse_iptables_version(version_text)[1]
+        if flavour in by_name:
+            return by_name[flavour], "no rules yet; `iptables --version` says %s" % version_text.strip()
+    if "nftables" in by_name:
+        return by_name["nftables"], "no iptables; nft is installed"
+    raise HostError("no trace backend: install iptables (legacy or nft) or nftables on this host")

@@ -1,0 +1,128 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A dead-man switch: the host removes a trace by itself when its time is up.
+
+Arming starts a detached sleeper (a new session, so the end of the SSH session
+or of the controller does not stop it) with the exact commands that delete the
+flow's rules.  Its PID and kernel start time are recorded per network namespace;
+cancelling checks both, and the marker in its command line, before it signals,
+so it can only ever end the sleeper it started.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
+
+MARKER = "packetpath-expiry"
+DIRECTORY = "expiry"
+
+# Runs on the target with the target's Python, stdlib only, detached from the module.
+SLEEPER = r"""
+import json, os, subprocess, sys, time
+plan = json.loads(sys.argv[2])
+while time.time() < plan["expires_at"]:
+    time.sleep(min(1.0, max(0.0, plan["expires_at"] - time.time())))
+for argv, stdin in plan["commands"]:
+    subprocess.run(argv, input=stdin, universal_newlines=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if plan.get("drop_empty_nft_table"):
+    nft, table = plan["drop_empty_nft_table"]
+    listed = subprocess.run([nft, "list", "table", "inet", table], universal_newlines=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if listed.returncode == 0 and "chain " not in listed.stdout:
+        subprocess.run([nft, "delete", "table", "inet", table], stderr=subprocess.DEVNULL)
+try:
+    with open(plan["record"]) as handle:
+        mine = json.load(handle).get("pid") == os.getpid()
+except (OSError, ValueError):
+    mine = False
+if mine:
+    os.unlink(plan["record"])
+    for directory in (os.path.dirname(plan["record"]), os.path.dirname(os.path.dirname(plan["record"]))):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+"""
+
+
+def _start_time(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def _is_our_sleeper(record):
+    pid = record.get("pid")
+    if not pid or _start_time(pid) != record.get("started"):
+        return False
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return MARKER.encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def record_path(flow_id):
+    return hoststate.record_path(DIRECTORY, flow_id + ".json")
+
+
+def record(flow_id):
+    """The flow's record, also when its sleeper no longer runs (it was killed); None when there is none."""
+    return hoststate.read(record_path(flow_id))
+
+
+def current(flow_id):
+    """The armed sleeper of a flow, or None (also when it has already fired)."""
+    found = record(flow_id)
+    if found and _is_our_sleeper(found):
+        return found
+    return None
+
+
+def armed_flows():
+    return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
+
+
+def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None):
+    """Start the sleeper; return its record (pid, expires_at, ...)."""
+    cancel(flow_id)
+    path = record_path(flow_id)
+    plan = {
+        "expires_at": time.time() + seconds,
+        "commands": [action.as_plan() for action in actions],
+        "record": path,
+        "drop_empty_nft_table": drop_empty_nft_table,
+    }
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # detached on purpose: never waited for
+        [sys.executable, "-c", SLEEPER, MARKER, json.dumps(plan)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        close_fds=True, start_new_session=True,
+    )
+    armed = {
+        "pid": proc.pid,
+        "started": _start_time(proc.pid),
+        "flow_id": flow_id,
+        "backend": backend,
+        "expires_at": plan["expires_at"],
+    }
+    hoststate.write(path, armed)
+    return armed
+
+
+def cancel(flow_id):
+    """End the flow's sleeper if it still runs; True when one was ended."""
+    found = record(flow_id)
+    hoststate.remove(record_path(flow_id))
+    if found and _is_our_sleeper(found):
+        os.kill(found["pid"], signal.SIGTERM)
+        return True
+    return False

@@ -1,0 +1,187 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Switch the TRACE of one flow on or off, idempotently, on whichever backend.
+
+Plain Python: it is handed a runner and a backend, decides what must change,
+does it (unless in check mode), and says what it did in a dict the module
+returns as it is.
+"""
+
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, expiry, nflog
+
+DEFAULT_RATE = 10
+DEFAULT_BURST = 20
+DEFAULT_EXPIRES = 900
+
+
+def _iso(epoch):
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+
+
+def marker():
+    """Where the trace starts, for the readers of the kernel log: wall time and uptime (dmesg's clock)."""
+    with open("/proc/uptime") as handle:
+        uptime = float(handle.read().split()[0])
+    now = time.time()
+    return {"time": _iso(now), "epoch": round(now, 3), "uptime": uptime}
+
+
+def _apply(runner, actions, check_mode):
+    if check_mode:
+        return
+    for action in actions:
+        backends.run_checked(runner, action.argv, action.stdin)
+
+
+def _diff(name, before, after):
+    return {
+        "before_header": "%s (before)" % name,
+        "after_header": "%s (after)" % name,
+        "before": "".join(line + "\n" for line in before),
+        "after": "".join(line + "\n" for line in after),
+    }
+
+
+def _legacy_kernel_log(backend, families, check_mode, result):
+    if backend.name != "iptables_legacy":
+        return
+    state = nflog.report()
+    result["kernel_log"] = dict(state, bound=nflog.bind_kernel_logger(families, check_mode))
+    result["warnings"].extend(nflog.warnings(state))
+    if result["kernel_log"]["bound"]:
+        result["changed"] = True
+
+
+def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
+    """Keep the dead-man switch in step with the rules: (expires_at, changed)."""
+    armed = expiry.current(flow.flow_id)
+    if not expires:
+        if armed and not check_mode:
+            expiry.cancel(flow.flow_id)
+        return None, armed is not None
+    if armed and not rebuilt:
+        return armed["expires_at"], False
+    if check_mode:
+        return time.time() + expires, True
+    drop_table = [backend.runner.which("nft"), backends.NFT_TABLE] if backend.name == "nftables" else None
+    record = expiry.arm(flow.flow_id, backend.name, expires, [r.removal for r in mine], drop_table)
+    return record["expires_at"], True
+
+
+def _remove_from_other_backends(backend, flow, check_mode):
+    """A flow lives in one backend at a time (its expiry follows it): take it out of the others."""
+    removed = []
+    for other in backends.installed(backend.runner):
+        if other.name == backend.name:
+            continue
+        rules = other.list_rules()
+        going = [r for r in rules if r.flow_id == flow.flow_id]
+        if going:
+            _apply(backend.runner, other.remove(going, last=len(going) == len(rules)), check_mode)
+            removed += [r.as_dict() for r in going]
+    return removed
+
+
+def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
+    moved = _remove_from_other_backends(backend, flow, check_mode)
+    rules = backend.list_rules()
+    mine = [r for r in rules if r.flow_id == flow.flow_id]
+    others = [r for r in rules if r.flow_id != flow.flow_id]
+    wanted = backend.units(flow, hooks)
+    result = {"changed": False, "backend": backend.name, "backend_reason": reason, "flow_id": flow.flow_id,
+              "flow": flow.describe(), "warnings": [], "marker": marker()}
+    if moved:
+        result["removed"] = moved
+    rebuilt = bool(moved) or sorted(r.unit for r in mine) != sorted(wanted) or any(
+        (r.rate, r.burst) != (rate, burst) for r in mine)
+    if rebuilt:
+        # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew.
+        additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
+        _apply(backend.runner, backend.remove(mine) + [action for action, _unused in additions], check_mode)
+        if check_mode:
+            after_texts = [r.text for r in others] + [text for _unused, text in additions]
+            result["rules"] = [{"backend": backend.name, "flow_id": flow.flow_id, "rule": text}
+                               for _unused, text in additions]
+        else:
+            after = backend.list_rules()
+            mine = [r for r in after if r.flow_id == flow.flow_id]
+            after_texts = [r.text for r in after]
+    else:
+        after_texts = [r.text for r in rules]
+    result.setdefault("rules", [r.as_dict() for r in mine])
+    expires_at, expiry_changed = _expiry(backend, flow, expires, mine, rebuilt, check_mode)
+    result["changed"] = rebuilt or expiry_changed
+    result["expires_at"] = _iso(expires_at)
+    _legacy_kernel_log(backend, flow.families, check_mode, result)
+    result["diff"] = _diff(backend.name, [r.text for r in rules], after_texts)
+    return result
+
+
+def absent(runner, flow, check_mode):
+    """Remove the flow's rules wherever they are (every backend), and its expiry."""
+    return _remove(runner, lambda rule: rule.flow_id == flow.flow_id, [flow.flow_id], check_mode,
+                   {"flow_id": flow.flow_id, "flow": flow.describe()})
+
+
+def absent_all(runner, check_mode):
+    """Remove every rule, table and expiry this collection placed on the host, and nothing else."""
+    return _remove(runner, lambda rule: True, expiry.armed_flows(), check_mode, {})
+
+
+def _remove(runner, selected, flow_ids, check_mode, result):
+    result.update({"changed": False, "removed": [], "nft_tables": [], "expiry": [], "warnings": [],
+                   "marker": marker()})
+    before, after = [], []
+    legacy_left = set()
+    for backend in backends.installed(runner):
+        rules = backend.list_rules()
+        going = [r for r in rules if selected(r)]
+        staying = [r for r in rules if not selected(r)]
+        before += ["%s: %s" % (backend.name, r.text) for r in rules]
+        after += ["%s: %s" % (backend.name, r.text) for r in staying]
+        if backend.name == "iptables_legacy":
+            legacy_left = set(f for r in staying for f in r.families)
+        actions = backend.remove(going, last=not staying)
+        if actions:
+            _apply(runner, actions, check_mode)
+            result["changed"] = True
+            result["removed"] += [r.as_dict() for r in going]
+            if len(actions) > len(going):  # the backend's own container went too
+                result["nft_tables"].append("inet %s" % backends.NFT_TABLE)
+    for flow_id in flow_ids:
+        record = expiry.record(flow_id)
+        if record is None:
+            continue
+        result["expiry"].append(_timer(flow_id, record))
+        result["changed"] = True
+        if not check_mode:
+            expiry.cancel(flow_id)
+    restored = nflog.restore([f for f in nflog.PF if f not in legacy_left], check_mode)
+    if restored:
+        result["changed"] = True
+        result["kernel_log"] = {"restored": restored}
+    result["diff"] = _diff("trace rules of packetpath", before, after)
+    return result
+
+
+def _timer(flow_id, record):
+    return {"flow_id": flow_id, "pid": record.get("pid"), "expires_at": _iso(record.get("expires_at")),
+            "running": expiry.current(flow_id) is not None}
+
+
+def leftovers(runner):
+    """What of this collection is on the host now (read-only): rules, our nft table, expiry records, and
+    kernel-log bindings waiting to be put back."""
+    found = {"rules": [], "nft_tables": [], "expiry": [], "kernel_log_bindings": sorted(nflog.changed_bindings())}
+    for backend in backends.installed(runner):
+        found["rules"] += [rule.as_dict() for rule in backend.list_rules()]
+        if backend.name == "nftables" and backend.table_exists:
+            found["nft_tables"].append("inet %s" % backends.NFT_TABLE)
+    for flow_id in expiry.armed_flows():
+        record = expiry.record(flow_id)
+        if record is not None:
+            found["expiry"].append(_timer(flow_id, record))
+    return found

@@ -1,0 +1,113 @@
+"""The route-lookup engines on the kernel's own bytes, recorded in the lab with `ip -j`'s view of the same state
+(tests/unit/fixtures/routing/, `make fixtures ONLY=routing`)."""
+
+import json
+import os
+import struct
+
+import pytest
+
+from recorded import fixture_path
+
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import rtnetlink
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build, rule_matches, rule_text
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.rt_tables import BUILT_IN, RtTables
+
+FIXTURE = fixture_path("routing", "seed-node-random-fib.json")
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    with open(FIXTURE, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def messages(hex_data):
+    data = bytes.fromhex(hex_data)
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _flags, _seq, _pid = rtnetlink._NLMSG.unpack_from(data, offset)
+        yield kind, data, offset + 16, offset + length
+        offset += (length + 3) & ~3
+
+
+def decoded_answer(entry):
+    kind, data, body, end = next(messages(entry["reply"]))
+    if kind == rtnetlink.NLMSG_ERROR:
+        return None, -struct.unpack_from("=i", data, body)[0]
+    return rtnetlink.decode_route(data, body, end), None
+
+
+class NoRunner:
+    def which(self, name):
+        return "/usr/sbin/" + name
+
+
+def test_decoded_netlink_answers_are_what_ip_route_get_printed(recorded):
+    names = dict((link["ifindex"], link["ifname"]) for link in recorded["links"])
+    tables = RtTables(dict(BUILT_IN))
+    kinds = set()
+    for entry in recorded["route_get"]:
+        route, code = decoded_answer(entry)
+        expected = entry["ip_route_get"]
+        if code:
+            assert "error" in expected and expected["error"].endswith(os.strerror(code)), entry["lookup"]
+            kinds.add("error")
+            continue
+        kinds.add(route["type"])
+        assert route["type"] == expected.get("type", "unicast"), entry["lookup"]
+        assert names.get(route.get("oif")) == expected.get("dev"), entry["lookup"]
+        assert route.get("gateway") == expected.get("gateway") and route.get("prefsrc") == expected.get("prefsrc")
+        assert str(tables.name(route["table_id"])) == str(expected.get("table", "main")), entry["lookup"]
+    assert {"unicast", "error"} <= kinds and len(kinds) >= 3
+
+
+def test_the_ip_engine_reads_ip_s_json_into_the_same_answers(recorded, monkeypatch):
+    monkeypatch.setattr("socket.if_nametoindex",
+                        lambda name: dict((l["ifname"], l["ifindex"]) for l in recorded["links"])[name])
+    engine = IpCommand(NoRunner(), RtTables(dict(BUILT_IN)))
+    for entry in recorded["route_get"]:
+        route, code = decoded_answer(entry)
+        if code:
+            continue
+        via_ip = engine.route(entry["ip_route_get"])
+        assert (via_ip["type"], via_ip.get("oif"), via_ip.get("gateway"), via_ip.get("prefsrc"),
+                via_ip["table_id"]) == (route["type"], route.get("oif"), route.get("gateway"), route.get("prefsrc"),
+                                        route["table_id"]), entry["lookup"]
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_rule_dumps_decode_to_what_ip_rule_prints(recorded, family):
+    decoded = [rtnetlink.decode_rule(data, body, end)
+               for chunk in recorded["rules"][family] for kind, data, body, end in messages(chunk)
+               if kind == rtnetlink.RTM_NEWRULE]
+    via_ip = [IpCommand(NoRunner(), RtTables(dict(BUILT_IN))).rule(entry) for entry in recorded["ip_rule"][family]]
+    assert len(decoded) == len(via_ip) >= 3
+    for ours, theirs in zip(decoded, via_ip):
+        for key in ("priority", "table_id", "src", "dst", "iif", "fwmark", "action"):
+            assert ours.get(key) == theirs.get(key), (key, ours, theirs)
+    tables = RtTables(dict(BUILT_IN))
+    texts = [rule_text(r, tables) for r in decoded]
+    assert texts[0] == "0: from all lookup local" and "32766: from all lookup main" in texts
+
+
+def test_the_matched_rule_leads_to_the_table_that_answered(recorded):
+    names = dict((link["ifindex"], link["ifname"]) for link in recorded["links"])
+    index_of = dict((name, index) for index, name in names.items())
+    rules = {}
+    for family in ("ipv4", "ipv6"):
+        rules[family] = sorted((rtnetlink.decode_rule(data, body, end)
+                                for chunk in recorded["rules"][family] for kind, data, body, end in messages(chunk)
+                                if kind == rtnetlink.RTM_NEWRULE), key=lambda rule: rule["priority"])
+    checked = 0
+    for entry in recorded["route_get"]:
+        route, code = decoded_answer(entry)
+        if code:
+            continue
+        lookup = build(entry["lookup"], index_of)
+        matching = [r for r in rules[lookup.family] if r["action"] == "lookup" and rule_matches(r, lookup, names)]
+        # The kernel walks the matching rules in order; the answer came from one of their tables.
+        assert route["table_id"] in [r["table_id"] for r in matching], entry["lookup"]
+        checked += 1
+    assert checked > 100

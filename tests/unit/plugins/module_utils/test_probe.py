@@ -1,0 +1,35 @@
+"""Probe options are checked before anything is sent; results are summed up as the module reports them."""
+
+import pytest
+
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import Probe, ProbeError, summary
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"proto": "tcp", "dst": "192.0.2.80"}, "dport: required for proto=tcp"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 70000}, "dport=70000: must be 1-65535"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "count": 0}, "count=0: must be 1-100"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "timeout": 0}, "timeout=0: must be more than 0"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "interval": 11}, "interval=11: must be 0-10"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "mark": -1}, "mark=-1"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "dev": "eth0/1"}, "dev='eth0/1'"),
+    ({"proto": "icmp", "dst": "192.0.2.80", "dport": 80}, "dport=80: ports go with tcp or udp"),
+    ({"proto": "sctp", "dst": "192.0.2.80", "dport": 80}, "proto='sctp'"),
+    ({"proto": "udp", "dst": "2001:db8::1", "dport": 53, "src": "192.0.2.1"}, "src='192.0.2.1'"),
+    ({"proto": "udp", "dst": "example.org", "dport": 53}, "dst='example.org': not an IPv4/IPv6 address"),
+])
+def test_bad_options(args, message):
+    with pytest.raises(ProbeError) as error:
+        Probe(**args)
+    assert message in str(error.value)
+
+
+def test_icmp_always_waits_for_the_reply():
+    assert Probe("icmp", "2001:db8::1").expect_reply
+    assert not Probe("udp", "192.0.2.1", dport=53).expect_reply
+
+
+def test_summary_counts_results():
+    attempts = [{"result": "timeout"}, {"result": "connected"}, {"result": "timeout"}]
+    assert summary(attempts) == {"attempts": 3, "results": {"timeout": 2, "connected": 1}, "succeeded": 1,
+                                 "failed": 2, "first": "timeout", "last": "timeout"}
