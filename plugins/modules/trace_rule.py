@@ -60,7 +60,8 @@ options:
   iif:
     description:
       - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
-      - Mutually exclusive with O(oif): a TRACE in C(raw) sees O(iif) at prerouting and O(oif) at output, never both.
+      - Mutually exclusive with O(oif), because a TRACE in C(raw) sees O(iif) at prerouting and O(oif) at output,
+        never both.
     type: str
   oif:
     description:

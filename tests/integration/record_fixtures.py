@@ -127,33 +127,33 @@ def record_seed_journal():
         lab("down")
 
 
-# Runs in the node's namespace: raw rtnetlink answers (hex) for lookups and the rule dumps, through the engine's
-# own encoder, so the decoder can be tested on the kernel's bytes.
+# Runs in the node's namespace: raw rtnetlink answers (hex) for lookups and the rule dumps, asked with the engine's
+# own pyroute2 messages, so the decoders can be tested on the kernel's bytes.
 NETLINK_CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import rtnetlink
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router, build
-nl = rtnetlink.RtNetlink()
-index_of = Router(nl).index_of
+engine = netlink.Pyroute2Engine()
+index_of = Router(engine).index_of
 out = {"route_get": [], "rules": {}}
 for spec in json.load(sys.stdin):
-    nl.sock.sendall(build(spec, index_of).encode(1))
-    out["route_get"].append({"lookup": spec, "reply": nl.sock.recv(65536).hex()})
+    engine.sock.sendall(netlink.request(build(spec, index_of), engine._next()))
+    out["route_get"].append({"lookup": spec, "reply": engine.sock.recv(65536).hex()})
 for family in ("ipv4", "ipv6"):
-    seq = nl._next()
-    head = rtnetlink._RTMSG.pack(rtnetlink.FAMILY[family], 0, 0, 0, 0, 0, 0, 0, 0)
-    nl.sock.sendall(rtnetlink._NLMSG.pack(16 + len(head), rtnetlink.RTM_GETRULE, 0x301, seq, 0) + head)
+    dump = fibmsg()
+    dump["family"] = netlink.FAMILY[family]
+    dump["header"].update(type=netlink.RTM_GETRULE, flags=netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP,
+                          sequence_number=engine._next())
+    dump.encode()
+    engine.sock.sendall(bytes(dump.data))
     chunks = []
     done = False
     while not done:
-        data = nl.sock.recv(1 << 20)
+        data = engine.sock.recv(1 << 20)
         chunks.append(data.hex())
-        offset = 0
-        while offset + 16 <= len(data):
-            length, kind = rtnetlink._NLMSG.unpack_from(data, offset)[:2]
-            done = done or kind == rtnetlink.NLMSG_DONE
-            offset += (length + 3) & ~3
+        done = any(message["header"]["type"] == netlink.NLMSG_DONE for message in engine.marshal.parse(data))
     out["rules"][family] = chunks
 print(json.dumps(out))
 """

@@ -44,17 +44,27 @@ def named(value):
     return None
 
 
+def _setns(fd):
+    """os.setns where Python has it (3.12+); the C library's setns(2) on the older Pythons targets may run."""
+    if hasattr(os, "setns"):
+        os.setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 def enter(value):
     """Move this process into the namespace named by `value`; a no-op for None."""
     if value in (None, ""):
         return None
     path = resolve(value)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     fd = os.open(path, os.O_RDONLY)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OptionError("netns", value, "cannot enter %s: %s" % (path, os.strerror(err)))
+        _setns(fd)
+    except OSError as exc:
+        raise OptionError("netns", value, "cannot enter %s: %s" % (path, exc.strerror))
     finally:
         os.close(fd)
     return path

@@ -125,8 +125,8 @@ class HostAudit:
         if required:
             return _check("pyroute2", ["pyroute2 is not installed (python3-pyroute2)"], "", "pyroute2 missing",
                           {"version": None})
-        return _skip("pyroute2", "pyroute2 is not installed; route_lookup uses its own netlink engine "
-                     "(require_pyroute2 makes this a finding)", {"version": None})
+        return _skip("pyroute2", "pyroute2 is not installed: route lookups fall back to `ip -j`, one process per "
+                     "lookup (require_pyroute2 makes this a finding)", {"version": None})
 
     def run(self, selected, require_pyroute2):
         facts = preflight.survey(self.runner)

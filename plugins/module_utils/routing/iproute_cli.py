@@ -12,7 +12,7 @@ import json
 import os
 import socket
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import ROUTE_TYPES
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import ROUTE_TYPES
 
 # `ip` prints strerror(): turn it back into the number.
 _ERRNO_OF = {os.strerror(code): code for code in (
@@ -44,7 +44,7 @@ class IpCommand:
         return argv
 
     def route_get(self, lookups):
-        names = {index: name for index, name in socket.if_nameindex()}
+        names = dict(socket.if_nameindex())
         answers = []
         for lookup in lookups:
             rc, out, err = self.runner.run(self.argv(lookup, names))

@@ -12,12 +12,19 @@ import errno
 import ipaddress
 import os
 import socket
+from dataclasses import dataclass
+from typing import Optional
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.rtnetlink import PROTOCOL_NUMBERS, Lookup
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
+FAMILY = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
+# rtmsg.rtm_type and fib_rule_hdr.action, as the kernel numbers them (linux/rtnetlink.h, linux/fib_rules.h).
+ROUTE_TYPES = ("unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable",
+               "prohibit", "throw", "nat", "xresolve")
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
 _PLAIN = {
     errno.ENETUNREACH: "no route to %(dst)s: no table the rules lead to has a route that covers it",
@@ -27,6 +34,23 @@ _PLAIN = {
     errno.ENODEV: "the interface given does not exist or is down",
 }
 RTM_F_FLAGS = {0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table", 0x2000: "fib_match"}
+
+
+@dataclass
+class Lookup:
+    """One `ip route get`: dst required; the rest optional (ints for iif/oif indexes, mark, uid; ports)."""
+
+    family: str
+    dst: str
+    src: Optional[str] = None
+    iif: Optional[int] = None
+    oif: Optional[int] = None
+    tos: int = 0
+    mark: Optional[int] = None
+    uid: Optional[int] = None
+    proto: Optional[str] = None
+    sport: Optional[int] = None
+    dport: Optional[int] = None
 
 
 def _address(option, value, family=None):
@@ -142,7 +166,7 @@ class Router:
     def __init__(self, engine, tables=None):
         self.engine = engine  # RtNetlink, or the `ip` command engine
         self.tables = tables or rt_tables.RtTables()
-        self.names = {index: name for index, name in socket.if_nameindex()}
+        self.names = dict(socket.if_nameindex())
         self.index_of = {name: index for index, name in self.names.items()}
         self._rules = {}
 

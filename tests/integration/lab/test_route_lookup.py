@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from labtools import in_netns, module
+from labtools import ansible_playbook, in_netns, module
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 
@@ -18,7 +18,7 @@ def route_lookup(**args):
 @pytest.mark.usefixtures("seed")
 def test_the_incident_rejected_by_strict_rp_filter_then_local_in_loose_mode():
     result = route_lookup(dst="203.0.113.12", src="198.51.100.13", iif="b-srv")
-    assert result["engine"] == "netlink"
+    assert result["engine"] == "pyroute2"
     error = result["answers"][0]["error"]
     assert error["name"] == "EINVAL"  # EXDEV on the seed's 4.x kernel: the number alone cannot name the cause
     assert error["explanation"] == ("rejected by rp_filter (strict on b-srv): the route back to 198.51.100.13 leaves "
@@ -58,21 +58,52 @@ def test_bad_lookups_fail_clearly(args, message):
     assert result["_status"] == "FAILED" and message in result["msg"], result["_stdout"]
 
 
+HIDE_PYROUTE2 = """---
+- name: route_lookup on a host where pyroute2 cannot be imported
+  hosts: node
+  gather_facts: false
+  environment:
+    PYTHONPATH: "{{ hide }}"
+  tasks:
+    - name: Look up with engine=auto
+      packetpath.linux.route_lookup:
+        lookups: "{{ lookup('ansible.builtin.file', lookups_file) | from_json }}"
+      register: found
+    - name: Keep the answers
+      ansible.builtin.copy:
+        content: "{{ found | to_json }}"
+        dest: "{{ answers_file }}"
+        mode: "0600"
+"""
+
+
+def route_lookup_without_pyroute2(tmp_path, lookups):
+    """engine=auto on the node with a `pyroute2` first on its path that cannot be imported: the `ip -j` fallback."""
+    hide = tmp_path / "hide"
+    (hide / "pyroute2").mkdir(parents=True)
+    (hide / "pyroute2" / "__init__.py").write_text("raise ImportError('pyroute2 hidden by the test')\n")
+    (tmp_path / "lookups.json").write_text(json.dumps(lookups))
+    (tmp_path / "play.yml").write_text(HIDE_PYROUTE2)
+    ansible_playbook(str(tmp_path / "play.yml"), "-e", "hide=%s lookups_file=%s answers_file=%s" % (
+        hide, tmp_path / "lookups.json", tmp_path / "answers.json"))
+    return json.loads((tmp_path / "answers.json").read_text())
+
+
 @pytest.mark.usefixtures("seed")
-def test_answers_equal_ip_route_get_on_random_routes_tables_and_rules():
+def test_answers_equal_ip_route_get_on_random_routes_tables_and_rules(tmp_path):
     rng = random.Random(20261124)
     apply_fib(in_netns, "pp-node", random_fib(rng))
     in_netns("pp-node", ["sysctl", "-qw"] + FORWARDING)
     lookups = random_lookups(rng, 2500)
     reference = json.loads(in_netns("pp-node", ["python3", "-c", LOOKUP_CHILD],
                                     stdin=json.dumps([ip_argv(l) for l in lookups]), timeout=300).stdout)
-    for engine in ("netlink", "ip"):
-        answers = route_lookup(lookups=lookups, engine=engine)["answers"] if engine == "netlink" else None
-        if answers is None:  # the ip engine is slow: a tenth of the lookups prove it gives the same answers
-            answers = route_lookup(lookups=lookups[::10], engine="ip")["answers"]
-            expected_set = reference[::10]
-        else:
-            expected_set = reference
+    through_pyroute2 = route_lookup(lookups=lookups, engine="netlink")
+    # The ip engine runs one process per lookup: a tenth of the lookups prove it gives the same answers.
+    fallback = route_lookup_without_pyroute2(tmp_path, lookups[::10])
+    assert (through_pyroute2["engine"], fallback["engine"]) == ("pyroute2", "ip")
+    for engine, answers, expected_set in (("pyroute2", through_pyroute2["answers"], reference),
+                                          ("ip", fallback["answers"], reference[::10])):
+        assert len(answers) == len(expected_set)
         mismatches = []
         for answer, expected in zip(answers, expected_set):
             ours = (answer["error"]["message"] if "error" in answer else

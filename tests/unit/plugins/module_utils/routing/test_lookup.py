@@ -3,13 +3,14 @@
 
 import json
 import os
-import struct
+import subprocess
+import sys
 
 import pytest
 
 from recorded import fixture_path
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import rtnetlink
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build, rule_matches, rule_text
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rt_tables import BUILT_IN, RtTables
@@ -23,20 +24,21 @@ def recorded():
         return json.load(handle)
 
 
-def messages(hex_data):
-    data = bytes.fromhex(hex_data)
-    offset = 0
-    while offset + 16 <= len(data):
-        length, kind, _flags, _seq, _pid = rtnetlink._NLMSG.unpack_from(data, offset)
-        yield kind, data, offset + 16, offset + length
-        offset += (length + 3) & ~3
+def parsed(hex_data):
+    """pyroute2's own reading of recorded netlink bytes."""
+    return list(netlink.Marshal().parse(bytes.fromhex(hex_data)))
 
 
 def decoded_answer(entry):
-    kind, data, body, end = next(messages(entry["reply"]))
-    if kind == rtnetlink.NLMSG_ERROR:
-        return None, -struct.unpack_from("=i", data, body)[0]
-    return rtnetlink.decode_route(data, body, end), None
+    message = parsed(entry["reply"])[0]
+    if message["header"]["type"] == netlink.NLMSG_ERROR:
+        return None, netlink.error_code(message)
+    return netlink.decode_route(message), None
+
+
+def decoded_rules(chunks):
+    return [netlink.decode_rule(message) for chunk in chunks for message in parsed(chunk)
+            if message["header"]["type"] == netlink.RTM_NEWRULE]
 
 
 class NoRunner:
@@ -79,9 +81,7 @@ def test_the_ip_engine_reads_ip_s_json_into_the_same_answers(recorded, monkeypat
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 def test_rule_dumps_decode_to_what_ip_rule_prints(recorded, family):
-    decoded = [rtnetlink.decode_rule(data, body, end)
-               for chunk in recorded["rules"][family] for kind, data, body, end in messages(chunk)
-               if kind == rtnetlink.RTM_NEWRULE]
+    decoded = decoded_rules(recorded["rules"][family])
     via_ip = [IpCommand(NoRunner(), RtTables(dict(BUILT_IN))).rule(entry) for entry in recorded["ip_rule"][family]]
     assert len(decoded) == len(via_ip) >= 3
     for ours, theirs in zip(decoded, via_ip):
@@ -97,9 +97,7 @@ def test_the_matched_rule_leads_to_the_table_that_answered(recorded):
     index_of = dict((name, index) for index, name in names.items())
     rules = {}
     for family in ("ipv4", "ipv6"):
-        rules[family] = sorted((rtnetlink.decode_rule(data, body, end)
-                                for chunk in recorded["rules"][family] for kind, data, body, end in messages(chunk)
-                                if kind == rtnetlink.RTM_NEWRULE), key=lambda rule: rule["priority"])
+        rules[family] = sorted(decoded_rules(recorded["rules"][family]), key=lambda rule: rule["priority"])
     checked = 0
     for entry in recorded["route_get"]:
         route, code = decoded_answer(entry)
@@ -111,3 +109,46 @@ def test_the_matched_rule_leads_to_the_table_that_answered(recorded):
         assert route["table_id"] in [r["table_id"] for r in matching], entry["lookup"]
         checked += 1
     assert checked > 100
+
+
+# Decodes the recorded answers with the pyroute2 on sys.path; prints its version and what it decoded.
+DECODE_WITH = r"""
+import json, sys
+from importlib import metadata
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
+recorded = json.load(open(sys.argv[1], encoding="utf-8"))
+def decode(hex_data):
+    for message in netlink.Marshal().parse(bytes.fromhex(hex_data)):
+        kind = message["header"]["type"]
+        if kind == netlink.NLMSG_ERROR:
+            yield {"errno": netlink.error_code(message)}
+        elif kind == netlink.RTM_NEWROUTE:
+            yield netlink.decode_route(message)
+        elif kind == netlink.RTM_NEWRULE:
+            yield netlink.decode_rule(message)
+print(json.dumps({"version": metadata.version("pyroute2"),
+                  "route_get": [next(decode(entry["reply"])) for entry in recorded["route_get"]],
+                  "rules": {family: [rule for chunk in chunks for rule in decode(chunk)]
+                            for family, chunks in recorded["rules"].items()}}))
+"""
+
+
+def pyroute2_range():
+    """The pyroute2 releases `make unit` installs under build/pyroute2/<version>: both ends of the supported range."""
+    directories = os.environ.get("PACKETPATH_PYROUTE2_DIRS", "").split()
+    assert directories, "PACKETPATH_PYROUTE2_DIRS is empty: run the unit tests through `make unit`"
+    return directories
+
+
+@pytest.mark.parametrize("directory", pyroute2_range(), ids=os.path.basename)
+def test_both_ends_of_the_pyroute2_range_decode_the_recorded_answers_alike(recorded, directory):
+    collections = netlink.__file__.split(os.sep + "ansible_collections" + os.sep, maxsplit=1)[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([directory, collections]))
+    done = subprocess.run([sys.executable, "-c", DECODE_WITH, FIXTURE], env=env, capture_output=True, text=True,
+                          check=True)
+    there = json.loads(done.stdout)
+    assert there["version"] == os.path.basename(directory)
+    here = [decoded_answer(entry) for entry in recorded["route_get"]]
+    assert there["route_get"] == [route if code is None else {"errno": code} for route, code in here]
+    for family, chunks in recorded["rules"].items():
+        assert there["rules"][family] == decoded_rules(chunks)
