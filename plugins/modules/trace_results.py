@@ -26,15 +26,22 @@ options:
     description:
       - Where to read the trace.
       - V(auto) follows the backend holding this collection's trace rules on the host (see
-        C(packetpath.linux.trace_rule)), V(iptables_legacy) -> V(dmesg), V(iptables_nft) -> V(xtables_monitor),
-        V(nftables) -> V(nft_monitor); RV(source_reason) says which.
+        C(packetpath.linux.trace_rule)), V(iptables_legacy) -> V(nflog), V(iptables_nft) -> V(xtables_monitor),
+        V(nftables) -> V(nft_monitor); RV(source_reason) says which. All three capture live, in the host's own
+        network namespace.
+      - V(nflog) reads legacy TRACE live from NFLOG group 0 of this network namespace, where trace_rule sends it
+        for the time of the trace (C(nf_log) bound to C(nfnetlink_log)): only this namespace's packets, whatever
+        other namespaces of the machine call their interfaces. It needs pyroute2, and fails clearly where another
+        program (ulogd) holds group 0.
       - V(kernel_log) reads C(/var/log/kern.log), else C(/var/log/messages) (or O(path)). V(journal) reads
         C(journalctl -k -o json). V(dmesg) reads the kernel ring buffer (C(/dev/kmsg), else C(dmesg)).
       - V(file) reads O(path), in any of the three formats (see O(format)); gzipped files (rotated logs) too.
-      - V(xtables_monitor) and V(nft_monitor) capture live for O(duration) seconds or until O(max_packets)
+      - V(nflog), V(xtables_monitor) and V(nft_monitor) capture live for O(duration) seconds or until O(max_packets)
         packets were seen. Run them under C(async) while another task sends the traffic (see EXAMPLES).
+      - V(kernel_log), V(journal) and V(dmesg) read legacy traces recorded earlier; the kernel log is shared by every
+        network namespace of the machine, so by default only hops on this host's interfaces are kept.
     type: str
-    choices: [auto, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
+    choices: [auto, nflog, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
     default: auto
   path:
     description:

@@ -20,10 +20,12 @@ description:
     process on the host that holds the exact delete commands. O(state=absent) cancels it.
   - Touches only rules and tables it placed itself. It never flushes, restores a whole table, or reorders other
     rules.
-  - For iptables-legacy, makes sure the kernel log path works. Where C(nf_log/2) or C(nf_log/10) is bound to
-    nothing, it binds the kernel-log logger and restores the old binding when the last legacy rule of the
-    collection goes; it warns where the binding sends the lines to NFLOG, and where the namespace is not the
-    initial one (then only C(nf_log_all_netns=1) in the initial namespace lets the lines through).
+  - For iptables-legacy, binds C(nf_log/2) and C(nf_log/10) of the namespace to C(nfnetlink_log) for the time of the
+    trace, so legacy TRACE arrives on NFLOG group 0 of this namespace only (C(packetpath.linux.trace_results)
+    C(source=nflog) reads it) instead of the kernel log that every namespace of the machine shares. It loads the
+    C(nfnetlink_log) module where it is not loaded yet, and says so. The binding found before is put back when the
+    last legacy rule of the collection goes, by O(state=absent) or by the expiry. Where C(nfnetlink_log) cannot be
+    had it binds the kernel-log logger instead and warns that other namespaces' lines can mix in.
 author:
   - packetpath developers (@packetpath)
 attributes:
@@ -247,11 +249,12 @@ marker:
   returned: always
   type: dict
   sample: {"time": "2026-11-24T18:50:12Z", "epoch": 1795546212.5, "uptime": 2601.7}
-kernel_log:
+nf_log:
   description:
-    - iptables-legacy only. The C(nf_log) bindings (C(bindings)), whether this is the initial namespace
-      (C(in_initial_netns)), C(nf_log_all_netns) where readable, bindings changed now (C(bound)) or
-      restored (C(restored)), each as a mapping of family to C([before, after]).
+    - iptables-legacy only. Where legacy TRACE goes (C(logger) V(nflog), or V(kernel_log) where nfnetlink_log cannot
+      be had), the C(nf_log) bindings (C(bindings)), whether this is the initial namespace (C(in_initial_netns)),
+      C(nf_log_all_netns) where readable, bindings changed now (C(bound)) or restored (C(restored)), each as a
+      mapping of family to C([before, after]).
   returned: when the legacy backend is used or a binding was restored
   type: dict
 """

@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,6 +80,7 @@ def machine_state():
         "etc_netns": sorted(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else None,
         "processes": sorted(processes),
         "nf_log_all_netns": run(["sysctl", "-n", "net.netfilter.nf_log_all_netns"]).stdout.strip(),
+        "nf_log_bindings": [run(["sysctl", "-n", "net.netfilter.nf_log.%d" % pf]).stdout.strip() for pf in (2, 10)],
         "lab_dir": os.path.exists(LAB_DIR),
     }
 
@@ -142,6 +145,13 @@ class Monitor:
         return self.proc.communicate(timeout=10)[0]
 
 
+def nflog_monitor(netns, seconds=10):
+    """The legacy twin of a Monitor: this namespace's TRACE lines, read from NFLOG by the collection's reader."""
+    script = os.path.join(ROOT, "tests", "integration", "nflog_monitor.py")
+    return Monitor(netns, ["/usr/bin/python3", script, os.path.join(ROOT, "build", "collections"), str(seconds)],
+                   seconds=seconds + 2)
+
+
 def uptime():
     with open("/proc/uptime", encoding="utf-8") as handle:
         return float(handle.read().split()[0])
@@ -188,7 +198,8 @@ def traces_left(netns):
                      for command in ("iptables-legacy-save", "iptables-nft-save"))
     text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
     left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
-    left += glob.glob("/run/packetpath/net-%d/expiry/*.json" % os.stat("/run/netns/" + netns).st_ino)
+    namespace_dir = "/run/packetpath/net-%d" % os.stat("/run/netns/" + netns).st_ino
+    left += glob.glob(namespace_dir + "/expiry/*.json") + glob.glob(namespace_dir + "/nf_log_binding.json")
     left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
                                            check=False).stdout.split()
              if "packetpath-expiry" in _cmdline(pid)]
@@ -201,3 +212,29 @@ def _cmdline(pid):
             return handle.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+class LiveCapture(threading.Thread):
+    """trace_results with a live source, running while the test sends traffic; waits for its ready_file."""
+
+    def __init__(self, host, **args):
+        super().__init__(daemon=True)
+        self.ready = os.path.join(tempfile.mkdtemp(prefix="pp-ready-"), "ready")
+        self.host, self.args, self.result = host, dict(args, ready_file=self.ready), None
+
+    def run(self):
+        result = module(self.host, "packetpath.linux.trace_results", self.args)
+        assert result["_status"] == "SUCCESS", result["_stdout"]
+        self.result = result
+
+    def __enter__(self):
+        self.start()
+        deadline = time.time() + 30
+        while not os.path.exists(self.ready):
+            assert time.time() < deadline, "the capture never said it was ready"
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        self.join(60)
+        os.rmdir(os.path.dirname(self.ready))

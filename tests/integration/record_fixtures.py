@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from labtools import ROOT, Monitor, connect, in_netns, kernel_trace_since, lab, module, send, uptime
+from labtools import ROOT, Monitor, connect, in_netns, lab, module, nflog_monitor, send
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
@@ -42,12 +42,11 @@ def record(host, case):
     address = address % suffix
     result = module(host, "packetpath.linux.trace_rule", dict(flow, expires=60, hooks=["prerouting"]))
     assert result["_status"] == "CHANGED", result["_stdout"]
-    if backend == "iptables_legacy":
-        since = uptime()
+    if backend == "iptables_legacy":  # the kernel log's lines, as NFLOG of the host's namespace delivers them
+        monitor = nflog_monitor("pp-" + host, seconds=3)
         probe(proto, address, port)
-        time.sleep(0.5)
-        lines = kernel_trace_since(since, "IN=eth1")
-        name = "%s-kube-%s-%s-dmesg.txt" % (backend, host, case)
+        lines = [line for line in monitor.stop().splitlines() if "IN=eth1" in line]
+        name = "%s-kube-%s-%s-nflog.txt" % (backend, host, case)
     else:
         argv = ["xtables-monitor", "--trace"] if backend == "iptables_nft" else ["nft", "monitor", "trace"]
         monitor = Monitor("pp-" + host, argv)

@@ -219,12 +219,12 @@ def read_journal(lines):
 
 
 class Stream:
-    """A program we start, read line by line until it ends, `duration` passes or `enough()` says so.
+    """A live source we start, read until it ends, `duration` passes or `enough()` says so.
 
-    The program is ours (we started it): it is ended by its PID, SIGTERM first.
-    `ready_file` is created once it runs and removed when it is done, so a playbook
-    running this under `async` can wait for it before sending traffic; the capture
-    ends as soon as `stop_file` exists, so the playbook need not wait out `duration`.
+    By default a program: read line by line, and ended by its PID (we started it), SIGTERM first.  `ready_file` is
+    created once it listens and removed when it is done, so a playbook running this under `async` can wait for it
+    before sending traffic; the capture ends as soon as `stop_file` exists, so the playbook need not wait out
+    `duration`.  Subclasses read another kind of source (a netlink socket) through `_start`, `_read` and `_end`.
     """
 
     def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3):
@@ -235,24 +235,56 @@ class Stream:
         self.settle = settle
         self.enough = lambda: False
         self.returncode = None
+        self._buffered = b""
 
     def _start(self):
+        """Open the source."""
         try:
             # stderr joins stdout: a monitor's complaints are then counted and shown like unreadable lines.
-            return subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+            proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     stdin=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C", LANG="C"))
         except OSError as exc:
             raise HostError("cannot start %s: %s" % (self.argv[0], exc))
+        if self.ready_file:
+            time.sleep(self.settle)  # the monitor subscribes to its netlink group right after it starts
+        return proc
+
+    def _read(self, source):
+        """The complete lines that arrived, or None at the end of the source."""
+        chunk = os.read(source.stdout.fileno(), 65536)
+        if not chunk:
+            return None
+        *complete, self._buffered = (self._buffered + chunk).split(b"\n")
+        return [line.decode("utf-8", "replace") + "\n" for line in complete]
+
+    def _end(self, source):
+        if source.poll() is None:
+            os.kill(source.pid, signal.SIGTERM)
+            try:
+                source.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.kill(source.pid, signal.SIGKILL)
+                source.wait()
+        self.returncode = source.returncode
+        source.stdout.close()
+
+    @staticmethod
+    def _readable(source):
+        """What select() waits on."""
+        return source.stdout
+
+    @staticmethod
+    def _ended(source):
+        return source.poll() is not None
 
     def lines(self):
-        proc = self._start()
+        source = self._start()
+        readable = self._readable(source)
         deadline = time.time() + self.duration if self.duration else None
-        buffered = b""
         try:
             if self.ready_file:
-                time.sleep(self.settle)  # the monitor subscribes to its netlink group right after it starts
                 with open(self.ready_file, "w") as handle:
-                    handle.write("%d\n" % proc.pid)
+                    handle.write("%d\n" % os.getpid())
             while True:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
@@ -260,34 +292,20 @@ class Stream:
                 if self.stop_file and os.path.exists(self.stop_file) and (
                         deadline is None or deadline - time.time() > self.settle):
                     deadline = time.time() + self.settle  # the last events of the probe are still coming in
-                ready, _w, _x = select.select([proc.stdout], [], [], 0.2 if timeout is None else min(0.2, timeout))
+                ready, _w, _x = select.select([readable], [], [], 0.2 if timeout is None else min(0.2, timeout))
                 if not ready:
-                    if proc.poll() is not None:
+                    if self._ended(source):
                         break
                     continue
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
+                lines = self._read(source)
+                if lines is None:
                     break
-                buffered += chunk
-                *complete, buffered = buffered.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", "replace") + "\n"
+                yield from lines
                 if self.enough():
                     deadline = min(deadline or time.time() + self.settle, time.time() + self.settle)
-            if buffered:
-                yield buffered.decode("utf-8", "replace")
+            if self._buffered:
+                yield self._buffered.decode("utf-8", "replace")
         finally:
-            self._stop(proc)
-
-    def _stop(self, proc):
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.returncode = proc.returncode
-        proc.stdout.close()
-        if self.ready_file and os.path.exists(self.ready_file):
-            os.unlink(self.ready_file)
+            self._end(source)
+            if self.ready_file and os.path.exists(self.ready_file):
+                os.unlink(self.ready_file)

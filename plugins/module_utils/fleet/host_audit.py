@@ -99,7 +99,7 @@ class HostAudit:
         findings += ["expiry timer of flow %s (pid %s, %s, due %s)" % (
             timer["flow_id"], timer["pid"], "running" if timer["running"] else "no longer running",
             timer["expires_at"]) for timer in found["expiry"]]
-        findings += ["kernel-log binding for %s not put back" % family for family in found["kernel_log_bindings"]]
+        findings += ["nf_log binding for %s not put back" % family for family in found["nf_log_bindings"]]
         return _check("trace_leftovers", findings, "no TRACE rule, table or timer of packetpath",
                       "%d leftovers of packetpath (run packetpath.linux.cleanup)" % len(findings), found)
 

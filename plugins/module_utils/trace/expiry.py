@@ -30,6 +30,28 @@ while time.time() < plan["expires_at"]:
 for argv, stdin in plan["commands"]:
     subprocess.run(argv, input=stdin, universal_newlines=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+nf_log = plan.get("nf_log")
+if nf_log:  # the last legacy flow of ours puts back the nf_log binding trace_rule found
+    directory = os.path.dirname(plan["record"])
+    others = []
+    for name in os.listdir(directory):
+        if name.endswith(".json") and os.path.join(directory, name) != plan["record"]:
+            try:
+                with open(os.path.join(directory, name)) as handle:
+                    others.append(json.load(handle).get("backend"))
+            except (OSError, ValueError):
+                others.append("iptables_legacy")
+    if "iptables_legacy" not in others:
+        try:
+            with open(nf_log["record"]) as handle:
+                bindings = json.load(handle)
+        except (OSError, ValueError):
+            bindings = {}
+        for family, value in bindings.items():
+            with open(nf_log["files"][family], "w") as handle:
+                handle.write(value)
+        if bindings:
+            os.unlink(nf_log["record"])
 if plan.get("drop_empty_nft_table"):
     nft, table = plan["drop_empty_nft_table"]
     listed = subprocess.run([nft, "list", "table", "inet", table], universal_newlines=True,
@@ -92,8 +114,9 @@ def armed_flows():
     return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
 
 
-def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None):
-    """Start the sleeper; return its record (pid, expires_at, ...)."""
+def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=None):
+    """Start the sleeper; return its record (pid, expires_at, ...).  `nf_log` (trace.nflog.restore_plan()) makes it
+    put back the nf_log binding when no other legacy flow of ours is left."""
     cancel(flow_id)
     path = record_path(flow_id)
     plan = {
@@ -101,6 +124,7 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None):
         "commands": [action.as_plan() for action in actions],
         "record": path,
         "drop_empty_nft_table": drop_empty_nft_table,
+        "nf_log": nf_log,
     }
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # detached on purpose: never waited for
         [sys.executable, "-c", SLEEPER, MARKER, json.dumps(plan)],

@@ -1,13 +1,14 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The path from a legacy TRACE rule to the kernel log.
+"""Where legacy TRACE goes: the logger bound to nf_log/<pf> of this network namespace (2 = IPv4, 10 = IPv6).
 
-Legacy TRACE prints through the logger bound to nf_log/<pf> (2 = IPv4,
-10 = IPv6).  Unbound ("NONE"), nothing may be printed: we bind the kernel-log
-logger and restore NONE when our last legacy rule goes.  Bound to
-nfnetlink_log, the lines go to NFLOG, not the kernel log: we say so and leave it.
-Outside the initial namespace nothing reaches the kernel log unless the initial
-namespace has nf_log_all_netns=1, which cannot be read from here: we say that too.
+For the time of a legacy trace, trace_rule binds it to nfnetlink_log: the hops then arrive on NFLOG group 0 of
+this namespace (capture/nflog_reader.py reads them), so a host reads its own packets and no other namespace's.
+The kernel log, the other way, is one for the whole machine: hosts that share interface names (pods, lab hosts)
+read each other's lines there, and outside the initial namespace nothing reaches it unless nf_log_all_netns=1 is
+set in the initial one.  The binding found before is recorded and put back when our last legacy rule goes
+(trace_rule state=absent, or the expiry).  Only where nfnetlink_log cannot be had is the kernel logger bound
+instead, with a warning that says so.
 """
 
 import os
@@ -15,10 +16,14 @@ import os
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
 
 NF_LOG = "/proc/sys/net/netfilter/nf_log/%d"
+LOGGERS = "/proc/net/netfilter/nf_log"  # per family: the bound logger and the ones that could be
 PF = {"ipv4": 2, "ipv6": 10}
+NFLOG = "nfnetlink_log"
 KERNEL_LOGGER = {"ipv4": "nf_log_ipv4", "ipv6": "nf_log_ipv6"}
 ALL_NETNS = "/proc/sys/net/netfilter/nf_log_all_netns"
 RECORD = "nf_log_binding.json"
+CROSS_TALK = ("legacy TRACE of this host goes to the kernel log, which every network namespace of the machine "
+              "shares: lines of other namespaces with the same interface names can mix in")
 
 
 def _read(path):
@@ -47,6 +52,15 @@ def in_initial_netns():
     return None
 
 
+def available(family):
+    """Whether nfnetlink_log can be bound for the family (it is registered: built in, or its module loaded)."""
+    for line in (_read(LOGGERS) or "").splitlines():
+        number, _sep, rest = line.strip().partition(" ")
+        if number == str(PF[family]):
+            return NFLOG in rest
+    return False
+
+
 def report():
     """The bindings and the namespace facts, as they are now."""
     all_netns = _read(ALL_NETNS)
@@ -57,39 +71,51 @@ def report():
     }
 
 
-def warnings(state):
-    found = []
-    for family, binding in state["bindings"].items():
-        if binding == "nfnetlink_log":
-            found.append("nf_log/%d is bound to nfnetlink_log: %s legacy TRACE goes to NFLOG, not the kernel log"
-                         % (PF[family], family))
-    if state["in_initial_netns"] is False:
-        found.append("this is not the initial network namespace: legacy TRACE output reaches the kernel log only "
-                     "if net.netfilter.nf_log_all_netns=1 is set in the initial namespace (not readable from here)")
-    elif state["nf_log_all_netns"] is False:
-        found.append("net.netfilter.nf_log_all_netns=0: legacy TRACE inside containers or other namespaces "
-                     "of this host prints nothing (this namespace is fine)")
-    return found
+def _load_nfnetlink_log(runner, families, notes):
+    """Load nfnetlink_log where it is a module not loaded yet; True when every family can then use it."""
+    if all(available(family) for family in families):
+        return True
+    modprobe = runner.which("modprobe")
+    if modprobe:
+        rc, _out, err = runner.run([modprobe, NFLOG])
+        if rc == 0:
+            notes.append("loaded the %s kernel module, so that legacy TRACE can be read in this namespace" % NFLOG)
+        else:
+            notes.append("modprobe %s failed: %s" % (NFLOG, err.strip()))
+    return all(available(family) for family in families)
 
 
-def bind_kernel_logger(families, check_mode):
-    """Bind the kernel-log logger where nothing is bound; return the changes as `family: [before, after]`."""
+def bind(runner, families, check_mode):
+    """Bind nfnetlink_log for the families (the kernel logger where it cannot be had).
+
+    Returns (changes as `family: [before, after]`, the logger the trace goes to, warnings)."""
+    notes = []
+    wanted = {family: NFLOG for family in families}
+    if not _load_nfnetlink_log(runner, families, notes):
+        wanted = {family: KERNEL_LOGGER[family] for family in families}
+        notes.append("%s cannot be had on this host: %s" % (NFLOG, CROSS_TALK))
     changes = {}
-    record = hoststate.read(hoststate.record_path(RECORD)) or {}
-    for family in families:
-        path = NF_LOG % PF[family]
-        if _read(path) == "NONE":
-            changes[family] = ["NONE", KERNEL_LOGGER[family]]
-            if not check_mode:
-                _write(path, KERNEL_LOGGER[family])
-                record[family] = "NONE"
-    if record and not check_mode:
-        hoststate.write(hoststate.record_path(RECORD), record)
-    return changes
+    path = hoststate.record_path(RECORD)
+    record = hoststate.read(path) or {}
+    for family, logger in wanted.items():
+        before = _read(NF_LOG % PF[family])
+        if before == logger or (logger != NFLOG and before not in ("NONE", None)):
+            continue  # already ours, or a kernel logger someone chose: leave it
+        changes[family] = [before, logger]
+        if not check_mode:
+            record.setdefault(family, before)  # the first binding we found is what goes back
+            _write(NF_LOG % PF[family], logger)
+    if changes and not check_mode:
+        hoststate.write(path, record)
+    logger = "nflog" if set(wanted.values()) == {NFLOG} else "kernel_log"
+    if logger == "kernel_log" and in_initial_netns() is False:
+        notes.append("this is not the initial network namespace: the kernel log gets legacy TRACE from here only "
+                     "if net.netfilter.nf_log_all_netns=1 is set in the initial namespace (not readable from here)")
+    return changes, logger, notes
 
 
 def changed_bindings():
-    """The families whose kernel-log binding we changed and have not put back yet."""
+    """The families whose binding we changed and have not put back yet."""
     return list(hoststate.read(hoststate.record_path(RECORD)) or {})
 
 
@@ -109,3 +135,10 @@ def restore(families, check_mode):
         else:
             hoststate.remove(path)
     return restored
+
+
+def restore_plan():
+    """What the expiry puts back when the last legacy flow of ours expires: {path of nf_log/<pf>: value}, and the
+    record to remove.  The sleeper runs stdlib only, so it gets paths and values, not this module."""
+    return {"record": hoststate.record_path(RECORD),
+            "files": {family: NF_LOG % pf for family, pf in PF.items()}}

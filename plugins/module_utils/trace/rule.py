@@ -45,13 +45,14 @@ def _diff(name, before, after):
     }
 
 
-def _legacy_kernel_log(backend, families, check_mode, result):
+def _legacy_logger(backend, families, check_mode, result):
+    """Legacy TRACE goes where nf_log is bound: NFLOG of this namespace for the time of the trace."""
     if backend.name != "iptables_legacy":
         return
-    state = nflog.report()
-    result["kernel_log"] = dict(state, bound=nflog.bind_kernel_logger(families, check_mode))
-    result["warnings"].extend(nflog.warnings(state))
-    if result["kernel_log"]["bound"]:
+    changes, logger, notes = nflog.bind(backend.runner, families, check_mode)
+    result["nf_log"] = dict(nflog.report(), bound=changes, logger=logger)
+    result["warnings"].extend(notes)
+    if changes:
         result["changed"] = True
 
 
@@ -67,7 +68,8 @@ def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
     if check_mode:
         return time.time() + expires, True
     drop_table = [backend.runner.which("nft"), backends.NFT_TABLE] if backend.name == "nftables" else None
-    record = expiry.arm(flow.flow_id, backend.name, expires, [r.removal for r in mine], drop_table)
+    nf_log = nflog.restore_plan() if backend.name == "iptables_legacy" else None
+    record = expiry.arm(flow.flow_id, backend.name, expires, [r.removal for r in mine], drop_table, nf_log)
     return record["expires_at"], True
 
 
@@ -115,7 +117,7 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     expires_at, expiry_changed = _expiry(backend, flow, expires, mine, rebuilt, check_mode)
     result["changed"] = rebuilt or expiry_changed
     result["expires_at"] = _iso(expires_at)
-    _legacy_kernel_log(backend, flow.families, check_mode, result)
+    _legacy_logger(backend, flow.families, check_mode, result)
     result["diff"] = _diff(backend.name, [r.text for r in rules], after_texts)
     return result
 
@@ -162,7 +164,7 @@ def _remove(runner, selected, flow_ids, check_mode, result):
     restored = nflog.restore([f for f in nflog.PF if f not in legacy_left], check_mode)
     if restored:
         result["changed"] = True
-        result["kernel_log"] = {"restored": restored}
+        result["nf_log"] = {"restored": restored}
     result["diff"] = _diff("trace rules of packetpath", before, after)
     return result
 
@@ -174,8 +176,8 @@ def _timer(flow_id, record):
 
 def leftovers(runner):
     """What of this collection is on the host now (read-only): rules, our nft table, expiry records, and
-    kernel-log bindings waiting to be put back."""
-    found = {"rules": [], "nft_tables": [], "expiry": [], "kernel_log_bindings": sorted(nflog.changed_bindings())}
+    nf_log bindings waiting to be put back."""
+    found = {"rules": [], "nft_tables": [], "expiry": [], "nf_log_bindings": sorted(nflog.changed_bindings())}
     for backend in backends.installed(runner):
         found["rules"] += [rule.as_dict() for rule in backend.list_rules()]
         if backend.name == "nftables" and backend.table_exists:

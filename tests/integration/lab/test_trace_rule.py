@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from labtools import BIN, Monitor, connect, in_netns, journal, kernel_trace_since, module, run, uptime
+from labtools import BIN, Monitor, connect, in_netns, journal, module, nflog_monitor, run, traces_left
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
@@ -48,14 +48,11 @@ def ours(host):
 def traced(host, address, port, until_nothing=False):
     """Send one SYN from the client to host:port and return the trace lines the host's backend produced."""
     backend = NODES[host][0]
-    if backend == "iptables_legacy":
-        since = uptime()
-        connect("pp-client", address, port, timeout=1)
-        time.sleep(0.3)
-        # The kernel log prints IPv6 addresses in full: 2001:0db8:0100:...
-        return kernel_trace_since(since, "IN=eth1", "DST=%s" % ipaddress.ip_address(address).exploded, "DPT=%d" % port)
-    argv = ["xtables-monitor", "--trace"] if backend == "iptables_nft" else ["nft", "monitor", "trace"]
-    monitor = Monitor("pp-" + host, argv)
+    if backend == "iptables_legacy":  # NFLOG of the host's own namespace (trace_rule bound nf_log there)
+        monitor = nflog_monitor("pp-" + host)
+    else:
+        argv = ["xtables-monitor", "--trace"] if backend == "iptables_nft" else ["nft", "monitor", "trace"]
+        monitor = Monitor("pp-" + host, argv)
     connect("pp-client", address, port, timeout=1)
     return [line for line in monitor.stop().splitlines() if "TRACE" in line or line.startswith("trace id")]
 
@@ -219,16 +216,36 @@ def test_netns_option_takes_the_pid_of_a_process_inside():
     assert in_netns("pp-pod3", ["nft", "list", "tables"]).stdout == ""
 
 
-def test_legacy_binds_the_kernel_logger_where_none_is_and_restores_it():
-    in_netns("pp-node1", ["sh", "-c", "echo NONE > /proc/sys/net/netfilter/nf_log/2"])
+def nf_log(netns, pf):
+    return in_netns(netns, ["cat", "/proc/sys/net/netfilter/nf_log/%d" % pf]).stdout.strip()
+
+
+def test_legacy_binds_nfnetlink_log_for_the_trace_and_restores_what_was_there():
+    in_netns("pp-node1", ["sh", "-c", "echo NONE > /proc/sys/net/netfilter/nf_log/2; "
+                                      "echo nf_log_ipv6 > /proc/sys/net/netfilter/nf_log/10"])
     result = trace_rule("node1", proto="tcp", dport="30080")
-    assert result["kernel_log"]["bound"] == {"ipv4": ["NONE", "nf_log_ipv4"]}
-    assert "not the initial network namespace" in result["_stderr"]
-    assert in_netns("pp-node1", ["cat", "/proc/sys/net/netfilter/nf_log/2"]).stdout.strip() == "nf_log_ipv4"
+    assert result["nf_log"]["bound"] == {"ipv4": ["NONE", "nfnetlink_log"], "ipv6": ["nf_log_ipv6", "nfnetlink_log"]}
+    assert result["nf_log"]["logger"] == "nflog"
+    assert (nf_log("pp-node1", 2), nf_log("pp-node1", 10)) == ("nfnetlink_log", "nfnetlink_log")
+    again = trace_rule("node1", proto="udp", dport="30080")  # a second legacy flow keeps the binding
+    assert again["nf_log"]["bound"] == {}
+    trace_rule("node1", state="absent", proto="udp", dport="30080")
+    assert nf_log("pp-node1", 2) == "nfnetlink_log", "put back while a legacy flow of ours is still traced"
     gone = trace_rule("node1", state="absent", proto="tcp", dport="30080")
-    assert gone["kernel_log"]["restored"] == {"ipv4": ["nf_log_ipv4", "NONE"]}
-    assert in_netns("pp-node1", ["cat", "/proc/sys/net/netfilter/nf_log/2"]).stdout.strip() == "NONE"
-    in_netns("pp-node1", ["sh", "-c", "echo nf_log_ipv4 > /proc/sys/net/netfilter/nf_log/2"])
+    assert gone["nf_log"]["restored"] == {"ipv4": ["nfnetlink_log", "NONE"], "ipv6": ["nfnetlink_log", "nf_log_ipv6"]}
+    assert (nf_log("pp-node1", 2), nf_log("pp-node1", 10)) == ("NONE", "nf_log_ipv6")
+
+
+def test_a_killed_legacy_trace_puts_the_binding_back_when_its_expiry_fires():
+    in_netns("pp-node1", ["sh", "-c", "echo NONE > /proc/sys/net/netfilter/nf_log/2"])
+    before_v6 = nf_log("pp-node1", 10)
+    trace_rule("node1", proto="tcp", dport="30081", expires=3)  # and nobody switches it off
+    assert nf_log("pp-node1", 2) == "nfnetlink_log"
+    deadline = time.monotonic() + 15
+    while (ours("node1") or nf_log("pp-node1", 2) != "NONE") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ours("node1") and (nf_log("pp-node1", 2), nf_log("pp-node1", 10)) == ("NONE", before_v6)
+    assert not traces_left("pp-node1")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,8 +13,6 @@ from .topology import MGMT_GATEWAY, MGMT_NETWORK
 
 MGMT_BRIDGE = "pp-mgmt"
 SWITCH_NETNS = "pp-switch"
-# Legacy TRACE from a non-initial namespace prints only with this set in the initial one.
-ROOT_SYSCTLS = {"net.netfilter.nf_log_all_netns": "1"}
 IPTABLES_COMMANDS = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
 FLAVOUR = {"iptables_legacy": "legacy", "iptables_nft": "nft", "nftables": "nft"}
 LISTENER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "listener.py")
@@ -57,14 +55,7 @@ class Builder:
         self.journal = journal
         self.log = log
 
-    # -- root namespace -------------------------------------------------
-    def root_sysctls(self):
-        for key, value in ROOT_SYSCTLS.items():
-            if not self.journal.has("root_sysctl", key=key):
-                old = system.run(["sysctl", "-n", key]).strip()
-                self.journal.record("root_sysctl", key=key, old=old)
-            system.run(["sysctl", "-qw", "%s=%s" % (key, value)])
-
+    # -- root namespace: nothing but the management bridge and the hosts' ports -------------
     def credentials(self):
         os.makedirs(path("logs"), exist_ok=True)
         os.makedirs(path("cp"), mode=0o700, exist_ok=True)
@@ -191,7 +182,6 @@ class Builder:
 
     # -- all of it ------------------------------------------------------
     def build(self):
-        self.root_sysctls()
         self.credentials()
         self.mgmt_bridge()
         for host in self.topo.hosts:

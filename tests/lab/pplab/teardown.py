@@ -60,6 +60,7 @@ def _remove_dir(entry):
 
 
 def _restore_root_sysctl(entry):
+    """Journals of labs built before the lab stopped setting nf_log_all_netns may still name it."""
     system.run(["sysctl", "-qw", "%s=%s" % (entry["key"], entry["old"])], check=False)
 
 

@@ -30,6 +30,15 @@ def test_kube_has_one_node_per_backend():
     assert [h.name for h in kube.hosts if not h.managed] == ["pod1", "pod2", "pod3"]
 
 
+def test_shared_names_gives_every_host_the_same_interface_names():
+    shared = load_shipped("shared-names")
+    backends = {h.name: h.backend for h in shared.managed_hosts}
+    assert backends == dict.fromkeys(["client", "router", "server"], "iptables_legacy")
+    names = {host: sorted(port.ifname for segment in shared.segments for port in segment.ports if port.host == host)
+             for host in ("client", "router", "server")}
+    assert names == {"client": ["eth0"], "router": ["eth0", "eth1"], "server": ["eth0"]}
+
+
 def test_scale_stamps_out_the_requested_hosts_with_distinct_addresses():
     scale = load_shipped("scale", 50)
     addresses = [h.mgmt_address for h in scale.managed_hosts]
