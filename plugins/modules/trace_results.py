@@ -30,7 +30,7 @@ options:
         V(nftables) -> V(nft_monitor); RV(source_reason) says which. All three capture live, in the host's own
         network namespace.
       - V(nflog) reads legacy TRACE live from NFLOG group 0 of this network namespace, where trace_rule sends it
-        for the time of the trace (C(nf_log) bound to C(nfnetlink_log)): only this namespace's packets, whatever
+        for the time of the trace (C(nf_log) bound to C(nfnetlink_log)), so only this namespace's packets, whatever
         other namespaces of the machine call their interfaces. It needs pyroute2, and fails clearly where another
         program (ulogd) holds group 0.
       - V(kernel_log) reads C(/var/log/kern.log), else C(/var/log/messages) (or O(path)). V(journal) reads
