@@ -16,6 +16,7 @@ from linux/netfilter/nfnetlink_log.h.
 """
 
 import errno
+import ipaddress
 import socket
 import struct
 import time
@@ -123,8 +124,9 @@ def _ip_words(payload, quoted=False):
     if len(payload) >= 40 and payload[0] >> 4 == 6:
         first, length, number, hops = struct.unpack_from("!IHBB", payload)
         proto = _IP_PROTOCOLS.get(number, str(number))
-        return (["SRC=%s" % socket.inet_ntop(socket.AF_INET6, payload[8:24]),
-                 "DST=%s" % socket.inet_ntop(socket.AF_INET6, payload[24:40]),
+        # In full, as the kernel log prints IPv6 (%pI6): 2001:0db8:0100:0000:...
+        return (["SRC=%s" % ipaddress.IPv6Address(payload[8:24]).exploded,
+                 "DST=%s" % ipaddress.IPv6Address(payload[24:40]).exploded,
                  "LEN=%d" % (length + 40), "TC=%d" % ((first >> 20) & 0xFF), "HOPLIMIT=%d" % hops,
                  "FLOWLBL=%d" % (first & 0xFFFFF), "PROTO=%s" % proto] + _transport(proto, payload[40:], quoted))
     return None
@@ -186,7 +188,9 @@ class NflogStream(Stream):
         self.sock.bind((0, 0))
         self.marshal = NflogMarshal()
         code = self._config([("NFULA_CFG_CMD", {"command": NFULNL_CFG_CMD_BIND})])
-        if code == errno.EBUSY:
+        # The kernel refuses a group that another socket holds with EPERM (seen here: a second socket binding
+        # group 0 gets EPERM, the same socket binding it twice EBUSY).
+        if code == errno.EPERM:
             self.sock.close()
             raise HostError("NFLOG group %d of this network namespace is taken by another program (ulogd or a "
                             "capture of another run?): the legacy trace cannot be read live here; stop it, or read "

@@ -2,7 +2,6 @@
 and the async pattern the documentation shows."""
 
 import os
-import time
 
 import pytest
 from labtools import LiveCapture, ROOT, ansible_playbook, connect, in_netns, lab, module
@@ -21,12 +20,6 @@ def trace_on(host, **flow):
 
 def trace_off(host):
     module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
-
-
-def fetch(host, **args):
-    result = module(host, "packetpath.linux.trace_results", args)
-    assert result["_status"] == "SUCCESS", result["_stdout"]
-    return result
 
 
 @pytest.mark.usefixtures("kube")
@@ -106,21 +99,20 @@ def test_seed_rp_filter_vanishes_at_the_routing_decision_until_loose_mode():
     lab("up", "seed")
     try:
         flow = {"proto": "tcp", "dport": "8081"}
-        marker = module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))["marker"]
-        assert connect("pp-client", "192.0.2.80", 8081, timeout=1.2) == "TimeoutError"
-        time.sleep(0.3)
-        result = fetch("node", since=marker, **flow)
-        assert result["stats"]["packets_elsewhere"] == 0  # the client traces nothing here
+        module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))
+        with LiveCapture("node", duration=3, **flow) as capture:
+            assert connect("pp-client", "192.0.2.80", 8081, timeout=1.2) == "TimeoutError"
+        result = capture.result
+        assert result["source"] == "nflog" and result["stats"]["packets_elsewhere"] == 0
         packet = result["packets"][0]
         assert packet["fate"] == "vanished_after" and packet["vanished_after"] == "nat PREROUTING"
         assert packet["last_hop"] == "nat:KUBE-SEP-PPLABLOCAL9090:rule:1"
         assert packet["hints"][0].startswith("died at the routing decision: check `route_lookup` with iif=b-srv "
                                              "src=198.51.100.13 dst=203.0.113.12")
         in_netns("pp-node", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.b-srv.rp_filter=2"])
-        marker = module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))["marker"]
-        assert connect("pp-client", "192.0.2.80", 8081, timeout=2).startswith("packetpath-lab node")
-        time.sleep(0.3)
-        result = fetch("node", since=marker, **flow)
+        with LiveCapture("node", duration=3, **flow) as capture:
+            assert connect("pp-client", "192.0.2.80", 8081, timeout=2).startswith("packetpath-lab node")
+        result = capture.result
         assert result["packets"][0]["fate"] == "delivered_local"
         assert result["packets"][0]["hops"][-1]["dport"] == 9090
     finally:
