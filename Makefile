@@ -38,7 +38,7 @@ build: bootstrap  ## build the release tarball into build/
 	@mkdir -p $(BUILD)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 
-DEMO_ARGS = -e port=8081 -e dst=203.0.113.12 -e probe_from=client -e report_dir=$(CURDIR)/build/demo-report
+DEMO_ARGS = -e trace_hosts=client:node -e dport=8081 -e dst=203.0.113.12 -e probe_from=client -e report_dir=$(CURDIR)/build/demo-report
 
 demo: collection  ## the seed incident: diagnose port 8081 across the lab, then fix it and prove it (KEEP_LAB=1 keeps the lab)
 	@$(LAB) up seed

@@ -49,7 +49,7 @@ def ping_playbook(count, directory):
 
 def measure(hosts, directory):
     limit = ",".join("h%02d" % number for number in range(1, hosts + 1))
-    diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "port=8081", "-e", "dst=198.18.0.12", "-e",
+    diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12", "-e",
                 "probe_from=h01", "-e", "report_dir=%s/report-%d" % (directory, hosts)]
     seconds, output = playbook(diagnose)
     tasks = tasks_per_host(output, "h03")

@@ -10,6 +10,7 @@ declare -A needs=(
   [iptables-legacy]=iptables [xtables-monitor]=iptables [nft]=nftables [ip]=iproute2
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
   [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck [chromium]=chromium
+  [unshare]=util-linux [sudo]=sudo  # the fleet tests: a host without tools, and runs with become
 )
 missing=()
 for program in "${!needs[@]}"; do

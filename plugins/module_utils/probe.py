@@ -56,7 +56,7 @@ class Probe:
             raise ProbeError("src", src, "not of the same family as dst=%r" % (dst,))
         if proto not in ("tcp", "udp", "icmp"):
             raise ProbeError("proto", proto, "one of tcp, udp, icmp")
-        if proto in ("tcp", "udp") and not dport:
+        if proto in ("tcp", "udp") and dport is None:
             raise ProbeError("dport", reason="required for proto=%s" % proto)
         if proto == "icmp" and (dport or sport):
             option = "dport" if dport else "sport"

@@ -28,6 +28,8 @@ options:
     description:
       - Per host, a mapping with C(preflight), C(trace) (trace_results), C(routes) (route_lookup) and C(sysctl)
         (interface_sysctl audit) results, as registered.
+      - A host of C(request.trace_hosts) missing here failed or was unreachable before it reported; it gets a row with
+        the error of its entry in O(last_results).
     type: dict
     required: true
   request:
@@ -39,6 +41,11 @@ options:
     type: dict
   probe_after_fix:
     description: The probe's result after a remediation.
+    type: dict
+  last_results:
+    description:
+      - Per host, its first registered result (the role's preflight). For a host missing from O(hosts), the C(msg) of
+        that result is the error its row shows.
     type: dict
   report_dir:
     description: The directory to write the report into (created if needed). Without it, nothing is written.
@@ -86,12 +93,17 @@ def main():
             request={"type": "dict", "required": True},
             probe={"type": "dict"},
             probe_after_fix={"type": "dict"},
+            last_results={"type": "dict"},
             report_dir={"type": "path"},
         ),
         supports_check_mode=True,
     )
     params = module.params
-    report = verdict.build_report(params["hosts"], params["request"], params["probe"], params["probe_after_fix"])
+    last = params["last_results"] or {}
+    unreported = {host: (last.get(host) or {}).get("msg") for host in params["request"].get("trace_hosts") or []
+                  if host not in params["hosts"]}
+    hosts = dict(params["hosts"], **dict.fromkeys(unreported))
+    report = verdict.build_report(hosts, params["request"], params["probe"], params["probe_after_fix"], unreported)
     written = []
     if params["report_dir"] and not module.check_mode:
         try:

@@ -25,6 +25,11 @@ options:
       - Fail the task when the host cannot be traced (see RV(problems)), instead of only reporting it.
     type: bool
     default: false
+  netns:
+    description:
+      - Survey inside this network namespace (a name from C(ip netns list), a path, or a PID), such as a container or a pod
+        seen from its host, as the other modules of the C(packetpath) action group take it.
+    type: str
 notes:
   - Runs on Python 3.8 or newer on the target. Needs no extra Python packages.
 """
@@ -108,15 +113,21 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.preflight import problems, survey
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"fail_on_problems": {"type": "bool", "default": False}},
+        argument_spec=dict(netns.NETNS_ARGUMENT_SPEC, fail_on_problems={"type": "bool", "default": False}),
         supports_check_mode=True,
     )
+    try:
+        netns.enter(module.params["netns"])
+    except PacketpathError as exc:
+        module.fail_json(msg=str(exc))
     facts = survey(ModuleCommandRunner(module))
     facts["problems"] = problems(facts)
     if module.params["fail_on_problems"] and facts["problems"]:

@@ -4,6 +4,8 @@
 
 from html import escape
 
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import probe_text
+
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
     "prerouting": (20, 70), "routing decision": (190, 70), "forward": (360, 70), "postrouting": (530, 70),
@@ -58,8 +60,10 @@ def page(report):
             "<style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em;overflow:auto}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
             % escape(title), "<h1>%s</h1>" % escape(title),
-            "<p>Destination %s, probe from %s.</p>" % (
-                escape(str(request.get("dst"))), escape(str(request.get("probe_from") or "-"))),
+            "<p>Destination %s, probe from %s: <span class=\"probe\">%s</span>.</p>" % (
+                escape(str(request.get("dst"))), escape(str(request.get("probe_from") or "-")),
+                escape(probe_text(report.get("probe")))),
+            "<p>Generated <time>%s</time>.</p>" % escape(str(report.get("generated_at"))),
             "<table><tr><th>host</th><th>seen</th><th>last hop</th><th>fate</th><th>cause</th></tr>"]
     for verdict in report["hosts"]:
         body.append("<tr class=\"host\"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(
@@ -67,6 +71,9 @@ def page(report):
                                              verdict["last_hop"] or "-", verdict["fate"] or "-",
                                              verdict["cause"] or "-")))
     body.append("</table>")
+    if report.get("probe_after_fix"):
+        body.append("<p>After the fix the probe says: <span class=\"probe-after-fix\">%s</span>.</p>"
+                    % escape(probe_text(report["probe_after_fix"])))
     for verdict in report["hosts"]:
         body.append("<h2>%s</h2>" % escape(verdict["host"]))
         if verdict["seen"]:

@@ -7,9 +7,10 @@ Input per host (what the diagnose_port role registered): preflight, the trace
 vanished.  Output: a stable report (see docs/diagnose_port.md for the schema).
 """
 
-import json
+import time
 
 SCHEMA_VERSION = 1
+NOT_REPORTED = "not reported: the host failed or could not be reached during the run"
 
 
 def _first_packet(trace):
@@ -43,12 +44,17 @@ def _rp_fix(interface, host):
     }
 
 
-def host_verdict(host, data):
-    """The verdict for one host from its registered results."""
-    preflight = data.get("preflight") or {}
-    verdict = {"host": host, "traced": bool(data.get("trace")) and not data.get("trace", {}).get("failed"),
+def host_verdict(host, data, error=None):
+    """The verdict for one host from its registered results; `data` None for a host that failed or went unreachable
+    before it reported (`error`: what it said last)."""
+    verdict = {"host": host, "traced": bool((data or {}).get("trace")) and not data.get("trace", {}).get("failed"),
                "seen": False, "packets": 0, "per_packet": [], "path": None, "last_hop": None, "fate": None,
                "cause": None, "evidence": {}, "fix": None}
+    if data is None:
+        verdict["cause"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
+        verdict["error"] = error or NOT_REPORTED
+        return verdict
+    preflight = data.get("preflight") or {}
     if preflight.get("problems"):
         verdict["cause"] = "cannot be traced here: %s" % "; ".join(preflight["problems"])
         return verdict
@@ -108,10 +114,16 @@ def _where_routed(answer):
     return "the routing decision drops it (a %s route)" % kind
 
 
-def build_report(hosts, request, probe, probe_after=None):
-    """The report: request, probe, one verdict per host (sorted), and the rerun after a remediation."""
-    verdicts = [host_verdict(host, data) for host, data in sorted(hosts.items())]
-    report = {"schema_version": SCHEMA_VERSION, "request": request, "probe": probe, "hosts": verdicts}
+def build_report(hosts, request, probe, probe_after=None, unreported=None, now=None):
+    """The report: request, probe, one verdict per host (sorted), and the rerun after a remediation.
+    `unreported`: {host: its last error} for hosts whose data is None."""
+    verdicts = [host_verdict(host, data, (unreported or {}).get(host)) for host, data in sorted(hosts.items())]
+    moment = time.time() if now is None else now
+    if str(request.get("port", "")).isdigit():  # templated values arrive as text on older ansible-core
+        request = dict(request, port=int(request["port"]))
+    report = {"schema_version": SCHEMA_VERSION,
+              "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
+              "request": request, "probe": probe, "hosts": verdicts}
     if probe_after is not None:
         report["probe_after_fix"] = probe_after
     return report
@@ -133,11 +145,22 @@ def table(report):
     return "\n".join(lines)
 
 
+def probe_text(probe):
+    """'3 attempts: timeout 3' (or 'no probe')."""
+    summary = (probe or {}).get("summary") or {}
+    results = summary.get("results") or {}
+    if not results:
+        return "no probe" if not (probe or {}).get("failed") else "the probe could not be sent: %s" % probe.get("msg")
+    return "%d attempts: %s" % (summary.get("attempts", sum(results.values())),
+                                ", ".join("%s %d" % item for item in sorted(results.items())))
+
+
 def markdown(report):
     request = report["request"]
-    probe = json.dumps((report.get("probe") or {}).get("summary"))
     lines = ["# Why does %s port %s fail?" % (request.get("proto", "tcp"), request.get("port")), "",
-             "Destination %s, probe from %s: %s." % (request.get("dst"), request.get("probe_from") or "-", probe), "",
+             "Destination %s, probe from %s: %s. Generated %s." % (
+                 request.get("dst"), request.get("probe_from") or "-", probe_text(report.get("probe")),
+                 report.get("generated_at")), "",
              "| host | seen | last hop | fate | cause |", "| --- | --- | --- | --- | --- |"]
     for verdict in report["hosts"]:
         lines.append("| %s | %s | %s | %s | %s |" % (verdict["host"], "yes" if verdict["seen"] else "no",
@@ -149,5 +172,5 @@ def markdown(report):
         if verdict["fix"]:
             lines += ["", "Suggested fix:", "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]
     if report.get("probe_after_fix"):
-        lines += ["", "After the fix the probe says: %s." % json.dumps(report["probe_after_fix"].get("summary"))]
+        lines += ["", "After the fix the probe says: %s." % probe_text(report["probe_after_fix"])]
     return "\n".join(lines) + "\n"

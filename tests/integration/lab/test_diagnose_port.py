@@ -52,7 +52,7 @@ def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
     lab("up", "seed")
     try:
         argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, "packetpath.linux.diagnose_port", "-e",
-                "port=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "diagnose_port_trace_expires=6",
+                "trace_hosts=all", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "diagnose_port_trace_expires=6",
                 "-e", "report_dir=%s" % tmp_path]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,  # pylint: disable=consider-using-with
                                 start_new_session=True)
@@ -72,7 +72,7 @@ def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
 def test_seed_the_incident_then_the_fix(tmp_path):
     lab("up", "seed")
     try:
-        args = ("-e", "port=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
+        args = ("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
         output, report, hosts = diagnose(tmp_path, *args)
         node = hosts["node"]
         assert node["seen"] and node["fate"] == "vanished_after"
@@ -114,7 +114,7 @@ def test_seed_the_incident_then_the_fix(tmp_path):
     ("node3", "198.51.100.13", "forwarded"),  # nftables: nft monitor under async
 ])
 def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
-    _output, report, hosts = diagnose(tmp_path, "-e", "port=30080", "-e", "dst=%s" % address, "-e", "probe_from=client",
+    _output, report, hosts = diagnose(tmp_path, "-e", "dport=30080", "-e", "dst=%s" % address, "-e", "probe_from=client",
                                       "-e", "trace_hosts=client:%s" % node)
     verdict = hosts[node]
     assert verdict["seen"] and verdict["fate"] == fate, verdict
@@ -139,7 +139,7 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
     """The scale lab's hosts hook nothing at input: the trace ends at raw PREROUTING, and the verdict says what the
     route lookup it made answered (delivered locally), not only that a lookup would tell."""
     lab("up", "scale", "--hosts", "2")
-    output, report, hosts = diagnose(tmp_path, "-e", "port=8081", "-e", "dst=198.18.0.12", "-e", "probe_from=h01")
+    output, report, hosts = diagnose(tmp_path, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12", "-e", "probe_from=h01")
     h02 = hosts["h02"]
     assert (h02["fate"], h02["last_hop"]) == ("unknown", "raw:PREROUTING:policy")
     assert h02["cause"] == ("the routing decision hands it to the local stack: `local 198.18.0.12 from 198.18.0.11 dev "

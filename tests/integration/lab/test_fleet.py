@@ -179,7 +179,7 @@ def test_cleanup_after_a_killed_diagnosis_leaves_nothing_of_ours_and_every_forei
     foreign = dict((host, foreign_rules(host)) for host in HOSTS)
     assert sum(len(rules) for rules in foreign.values()) > 30  # kube-proxy's chains on three backends
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, "packetpath.linux.diagnose_port",
-            "-e", "port=30080", "-e", "dst=198.51.100.12", "-e", "probe_from=client", "-e", "report_dir=%s" % tmp_path]
+            "-e", "trace_hosts=all", "-e", "dport=30080", "-e", "dst=198.51.100.12", "-e", "probe_from=client", "-e", "report_dir=%s" % tmp_path]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,  # pylint: disable=consider-using-with
                             start_new_session=True)
     deadline = time.time() + 90

@@ -25,7 +25,9 @@ def test_seed_up_twice_ssh_down_twice_leaves_the_machine_as_it_was(clean_machine
     ping = ansible("all", "-m", "ansible.builtin.ping")
     assert ping.stdout.count("SUCCESS") == 2, ping.stdout
     survey = ansible_playbook("packetpath.linux.preflight")
-    assert "client     True" in survey.stdout and "node       True" in survey.stdout, survey.stdout
+    # The host column is as wide as the longest host name: ROOT lines up under its heading.
+    rows = re.findall(r'^\s*"((?:HOST|client|node) +)(\S+)', survey.stdout, re.M)
+    assert [(len(first), rest) for first, rest in rows] == [(7, "ROOT"), (7, "True"), (7, "True")], survey.stdout
     assert survey.stdout.count("iptables_legacy") == 2
     assert "failed=0" in survey.stdout
 

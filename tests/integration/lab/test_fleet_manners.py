@@ -1,0 +1,150 @@
+"""The playbooks on an inventory as an SRE writes one: an untraceable first host, --limit, become, hosts that fail
+or cannot be reached, module_defaults for the action group, bad input, and the README's quick start."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+from labtools import BIN, ENV, INVENTORY, ROOT, run, traces_left
+
+pytestmark = pytest.mark.usefixtures("seed")
+
+# Runs a module with iptables and nft hidden (a non-executable file bound over each, in a mount namespace of the
+# module's own): the host then cannot be traced, and preflight says so.
+WITHOUT_TOOLS = """#!/bin/sh
+exec unshare --mount --propagation private sh -c \\
+  'for tool in /usr/sbin/iptables /usr/sbin/ip6tables /usr/sbin/nft; do mount --bind /dev/null "$tool"; done
+   exec /usr/bin/python3 "$@"' sh "$@"
+"""
+UNREACHABLE = {"gone": {"ansible_host": "198.18.0.250", "ansible_ssh_timeout": 5}}  # nothing answers there
+
+
+def inventory(tmp_path, host_vars=None, extra_hosts=None, all_vars=None):
+    """The lab's inventory with a few variables added."""
+    with open(INVENTORY, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    hosts = data["all"]["hosts"]
+    for host, values in (host_vars or {}).items():
+        hosts[host].update(values)
+    hosts.update(extra_hosts or {})
+    data["all"].setdefault("vars", {}).update(all_vars or {})
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def playbook(inventory_path, name, *args, cwd=None):
+    """ansible-playbook as a person runs it, from `cwd` (where the default report directories go)."""
+    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, "packetpath.linux." + name]
+                          + list(args), capture_output=True, text=True, timeout=600, cwd=cwd, check=False,
+                          env=dict(ENV, PWD=cwd or os.getcwd()))
+
+
+def diagnosis(tmp_path, inventory_path, *args):
+    done = playbook(inventory_path, "diagnose_port", "-e", "report_dir=%s" % (tmp_path / "report"), *args)
+    path = tmp_path / "report" / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    return done, report
+
+
+SEED = ("-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
+
+
+def test_the_probe_goes_out_when_the_first_traced_host_cannot_be_traced(tmp_path):
+    wrapper = tmp_path / "python-without-tools"
+    wrapper.write_text(WITHOUT_TOOLS)
+    wrapper.chmod(0o755)
+    hosts = inventory(tmp_path, host_vars={"client": {"ansible_python_interpreter": str(wrapper)}})
+    done, report = diagnosis(tmp_path, hosts, "-e", "trace_hosts=client:node", *SEED)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {entry["host"]: entry for entry in report["hosts"]}
+    assert rows["client"]["cause"].startswith("cannot be traced here: neither iptables nor nft"), rows["client"]
+    assert report["probe"]["summary"]["results"] == {"timeout": 3}  # the probe went out from the client anyway
+    assert rows["node"]["seen"] and rows["node"]["cause"].startswith("rejected by rp_filter (strict on b-srv)")
+    assert not traces_left("pp-node") and not traces_left("pp-client")
+
+
+def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
+    hosts = inventory(tmp_path, extra_hosts=UNREACHABLE)
+    done, report = diagnosis(tmp_path, hosts, "-e", "trace_hosts=client:node:gone", *SEED)
+    assert done.returncode != 0 and report is not None, done.stdout  # an unreachable host fails the run, and says so
+    rows = {entry["host"]: entry for entry in report["hosts"]}
+    assert sorted(rows) == ["client", "gone", "node"]
+    assert "198.18.0.250" in rows["gone"]["error"] and rows["gone"]["cause"].startswith("not reported")
+    assert rows["node"]["seen"]
+    assert "gone" in done.stdout.split("Where the packet died and why")[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "'trace_hosts' is undefined"),
+    (("-e", "trace_hosts=client:node", "-e", "dport=70000", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+     "dport=70000: must be 1-65535"),
+    (("-e", "trace_hosts=client:node", "-e", "dport=0", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+     "dport=0: must be 1-65535"),
+    (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=nobody"),
+     "probe_from=nobody: not a host of the inventory"),
+    (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
+      "-e", "family=ipv6"), "dst=203.0.113.12: not an ipv6 address"),
+])
+def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message):
+    done, _report = diagnosis(tmp_path, INVENTORY, *(args or SEED))
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Switch the trace on" not in done.stdout
+    assert not traces_left("pp-node") and not traces_left("pp-client")
+
+
+def test_audit_with_limit_covers_exactly_the_run_and_fails_on_findings(tmp_path):
+    expect = json.dumps({"packetpath_expect": {"rp_filter": [0, 2]}, "fail_on_findings": True,
+                         "report_dir": str(tmp_path)})
+    done = playbook(INVENTORY, "audit", "--limit", "node", "-e", expect)
+    assert done.returncode != 0 and "findings" in done.stdout, done.stdout
+    report = json.loads((tmp_path / "audit.json").read_text())
+    assert [entry["host"] for entry in report["hosts"]] == ["node"]
+    again = playbook(INVENTORY, "audit", "--limit", "client,localhost", "-e", expect)
+    report = json.loads((tmp_path / "audit.json").read_text())
+    assert again.returncode == 0, again.stdout
+    assert [entry["host"] for entry in report["hosts"]] == ["client"]
+
+
+def test_become_on_the_hosts_and_never_on_the_controller(tmp_path):
+    done = playbook(INVENTORY, "audit", "-b", "--become-user", "root", "-e", "report_dir=%s" % tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "audit.json").exists()
+    done, report = diagnosis(tmp_path, INVENTORY, "-b", "--become-user", "root", "-e", "trace_hosts=client:node", *SEED)
+    assert done.returncode == 0 and report["hosts"][1]["seen"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("namespace, outcome", [("pp-client", "ok=1"),
+                                                ("no-such", "netns='no-such': /run/netns/no-such does not exist")])
+def test_module_defaults_of_the_action_group_reach_every_member(tmp_path, namespace, outcome):
+    """preflight, the member that had no netns, takes the group's default like the others."""
+    play = tmp_path / "defaults.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "Survey a namespace from the node, through the group's defaults",
+        "hosts": "node", "gather_facts": False,
+        "module_defaults": {"group/packetpath.linux.packetpath": {"netns": namespace}},
+        "tasks": [{"name": "Survey", "packetpath.linux.preflight": {}}]}]))
+    done = run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, str(play)], check=False)
+    assert outcome in done.stdout, done.stdout
+    assert "Unsupported parameters" not in done.stdout
+    with open(os.path.join(ROOT, "meta", "runtime.yml"), encoding="utf-8") as handle:
+        members = yaml.safe_load(handle)["action_groups"]["packetpath"]
+    assert "audit_report" not in members and "diagnosis_report" not in members
+
+
+def test_the_readme_quick_start_runs_as_written(tmp_path):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    block = readme.split("<!-- quick-start:", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split() for line in block.strip().splitlines()]
+    assert len(commands) == 4 and all(argv[:3] == ["ansible-playbook", "-i", "inventory.yml"] for argv in commands)
+    hosts = inventory(tmp_path, all_vars={"ansible_become": True})
+    for argv in commands:
+        done = playbook(hosts, argv[3].split(".")[-1], *argv[4:], cwd=str(tmp_path))
+        assert done.returncode == 0, "%s\n%s%s" % (" ".join(argv), done.stdout, done.stderr)
+        assert "reserved name" not in done.stdout + done.stderr
+    assert (tmp_path / "packetpath-report" / "report.json").exists() and (tmp_path / "packetpath-audit" / "audit.json").exists()
+    assert not traces_left("pp-node") and not traces_left("pp-client")

@@ -1,0 +1,48 @@
+"""The fleet report of a diagnosis: every host of the run has a row, those that never reported with their error."""
+
+import json
+
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
+
+# As the lab's test_fleet recorded it for a host that does not answer.
+UNREACHABLE = ("Task failed: Failed to connect to the host via ssh: ssh: connect to host 198.18.0.250 port 22: "
+               "No route to host")
+REQUEST = {"port": "8081", "proto": "tcp", "dst": "203.0.113.12", "probe_from": "client"}
+
+
+def report(fixture_text, probe_after=None):
+    preflight = json.loads(fixture_text("preflight-lab-node.json"))
+    hosts = {"node": {"preflight": dict(preflight, problems=[]), "trace": {"packets": []}}, "gone": None}
+    probe = {"summary": summary([{"result": "timeout"}] * 3)}
+    return verdict.build_report(hosts, REQUEST, probe, probe_after, unreported={"gone": UNREACHABLE},
+                                now=1795546212.5)
+
+
+def test_a_host_that_never_reported_has_a_row_with_its_error(fixture_text):
+    built = report(fixture_text)
+    rows = {entry["host"]: entry for entry in built["hosts"]}
+    assert sorted(rows) == ["gone", "node"]
+    assert rows["gone"]["error"] == UNREACHABLE and not rows["gone"]["seen"]
+    assert rows["gone"]["cause"] == "%s: %s" % (verdict.NOT_REPORTED, UNREACHABLE)
+    assert rows["node"]["cause"] == "the probe's packets were not seen here"
+    assert "gone  no    -         -     not reported" in verdict.table(built)
+
+
+def test_the_report_says_when_and_what_the_probe_said_in_words(fixture_text):
+    built = report(fixture_text, probe_after={"summary": summary([{"result": "connected"}] * 3)})
+    assert built["generated_at"] == "2026-11-24T18:50:12Z"
+    assert built["request"]["port"] == 8081  # an integer, though the playbook's template gave text
+    text = verdict.markdown(built)
+    assert "probe from client: 3 attempts: timeout 3. Generated 2026-11-24T18:50:12Z." in text
+    assert "After the fix the probe says: 3 attempts: connected 3." in text
+    page = html.page(built)
+    assert '<span class="probe">3 attempts: timeout 3</span>' in page
+    assert '<span class="probe-after-fix">3 attempts: connected 3</span>' in page
+    assert "<time>2026-11-24T18:50:12Z</time>" in page
+
+
+def test_a_probe_that_could_not_be_sent_says_why():
+    assert verdict.probe_text({"failed": True, "msg": "probe_from unreachable"}) == (
+        "the probe could not be sent: probe_from unreachable")
+    assert verdict.probe_text(None) == "no probe"
