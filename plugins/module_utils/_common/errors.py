@@ -29,7 +29,3 @@ class OptionError(PacketpathError, ValueError):
 
 class HostError(PacketpathError):
     """The host refused or failed what the task asked of it."""
-
-    @classmethod
-    def from_os_error(cls, what, exc):
-        return cls("%s: %s" % (what, exc))
