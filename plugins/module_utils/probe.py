@@ -33,7 +33,7 @@ class ProbeError(OptionError):
     consequence = "nothing was sent"
 
 
-def _family(address):
+def _family(address, option="dst"):
     try:
         socket.inet_pton(socket.AF_INET, address)
         return socket.AF_INET
@@ -43,7 +43,7 @@ def _family(address):
         socket.inet_pton(socket.AF_INET6, address)
         return socket.AF_INET6
     except (OSError, ValueError):
-        raise ProbeError("dst", address, "not an IPv4/IPv6 address")
+        raise ProbeError(option, address, "not an IPv4/IPv6 address")
 
 
 class Probe:
@@ -52,7 +52,7 @@ class Probe:
     def __init__(self, proto, dst, dport=None, src=None, sport=None, dev=None, mark=None, count=3, interval=0.2,
                  timeout=2.0, expect_reply=False):
         self.family = _family(dst)
-        if src and _family(src) != self.family:
+        if src and _family(src, "src") != self.family:
             raise ProbeError("src", src, "not of the same family as dst=%r" % (dst,))
         if proto not in ("tcp", "udp", "icmp"):
             raise ProbeError("proto", proto, "one of tcp, udp, icmp")
@@ -72,7 +72,7 @@ class Probe:
             raise ProbeError("interval", interval, "must be 0-%d seconds" % MAX_INTERVAL)
         if mark is not None and not 0 <= mark <= 0xFFFFFFFF:
             raise ProbeError("mark", mark, "must be 0-4294967295")
-        if dev is not None and (not dev or len(dev) > 15 or "/" in dev or dev.strip() != dev):
+        if dev is not None and (not dev or len(dev) > 15 or "/" in dev or dev.split() != [dev]):
             raise ProbeError("dev", dev, "not an interface name")
         self.proto, self.dst, self.dport, self.src, self.sport = proto, dst, dport, src, sport
         self.dev, self.mark, self.count, self.interval, self.timeout = dev, mark, count, interval, timeout

@@ -102,7 +102,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if "/" in params["name"] or params["name"] in ("", ".", ".."):
+    if "/" in params["name"] or "\0" in params["name"] or params["name"] in ("", ".", ".."):
         module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
     report = audit_report.build(params["hosts"], params["checks"], params["before"], params["changes"],
                                 params["title"])

@@ -401,7 +401,10 @@ def main():
         module.warn(warning)
     if params["query"]:
         packets = result.pop("packets")
-        result["query_result"] = jmespath.search(params["query"], dict(result, packets=packets))
+        try:
+            result["query_result"] = jmespath.search(params["query"], dict(result, packets=packets))
+        except jmespath.exceptions.JMESPathError as exc:  # a type or function error shows only when it runs
+            module.fail_json(msg="query=%r: %s; nothing was changed" % (params["query"], exc))
     module.exit_json(**result)
 
 

@@ -7,6 +7,7 @@ Everything streams: memory grows with the packets kept, not with the input.
 """
 
 import ipaddress
+import math
 import re
 import socket
 import time
@@ -53,9 +54,13 @@ def moment(option, value):
         return (None if epoch is None else float(epoch)), (None if uptime is None else float(uptime))
     text = str(value).strip()
     try:
-        return float(text.lstrip("@")), None
+        seconds = float(text.lstrip("@"))
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # float() takes nan and inf; no line is ever that late or early
+            raise OptionError(option, value, "not a time (a finite number of seconds since the epoch)")
+        return seconds, None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(), None
     except ValueError:

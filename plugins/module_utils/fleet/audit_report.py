@@ -9,6 +9,7 @@ every check.  The XML keeps to the attributes of the common JUnit schema
 (Jenkins' junit-10.xsd).
 """
 
+import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -63,6 +64,18 @@ def build(hosts, checks, before=None, changes=None, title="packetpath audit"):
     }
 
 
+# XML 1.0 cannot carry most control characters, escaped or not: they become U+FFFD in the JUnit file.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_safe(element):
+    for node in element.iter():
+        node.attrib.update({key: _NOT_XML.sub("\ufffd", value) for key, value in node.attrib.items()})
+        if node.text:
+            node.text = _NOT_XML.sub("\ufffd", node.text)
+    return element
+
+
 def junit(report):
     summary = report["summary"]
     root = ET.Element("testsuites", name=report["title"], tests=str(summary["checks"]),
@@ -84,7 +97,7 @@ def junit(report):
                 ET.SubElement(case, "skipped", message=check["summary"])
             else:
                 ET.SubElement(case, "system-out").text = check["summary"]
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(_xml_safe(root), encoding="unicode") + "\n"
 
 
 def _status_line(entry):

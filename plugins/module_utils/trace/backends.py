@@ -8,6 +8,7 @@ comment, an nft rule comment inside our own table), and we list, compare and
 delete nothing but tagged rules: no flush, no restore, no reordering.
 """
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
@@ -244,8 +245,9 @@ _NFT_PROTO = {"icmpv6": "ipv6-icmp"}
 
 
 def _nft_address(network):
-    address, _slash, prefix = network.partition("/")
-    return address if prefix in ("32", "128") else network
+    """A single address as nft prints it (no prefix length); a network as it is (2001:db8::/32 stays a network)."""
+    parsed = ipaddress.ip_network(network)
+    return str(parsed.network_address) if parsed.prefixlen == parsed.max_prefixlen else network
 
 
 class NftablesBackend(Backend):

@@ -88,6 +88,13 @@ class TestKube:
     ({"since": "yesterday-ish"}, "since='yesterday-ish': not a time"),
     ({"dport": "80"}, "dport='80': ports need proto tcp, udp or sctp"),
     ({"query": "packets[?"}, "query='packets[?': not a JMESPath expression"),
+    # Errors a JMESPath expression shows only when it runs on the result, and times that are no time.
+    ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
+      "query": "abs(packets)"}, "query='abs(packets)': "),
+    ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
+      "query": "nosuchfn(@)"}, "query='nosuchfn(@)': "),
+    ({"since": "nan"}, "since='nan': not a time"),
+    ({"since": "inf"}, "since='inf': not a time"),
     ({"source": "file", "path": "/nonexistent/kern.log"}, "path='/nonexistent/kern.log': cannot read it"),
 ])
 def test_bad_input_fails_clearly(kube, args, message):

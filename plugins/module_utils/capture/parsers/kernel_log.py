@@ -83,7 +83,8 @@ def packet_key(text):
     """What NAT leaves alone, read straight off the header text without parsing it:
     (protocol, IP ID or IPv6 flow label, TCP SEQ, ICMP echo id, ICMP echo seq); None if it is no header."""
     proto_at = text.find(" PROTO=")
-    if proto_at < 0 or "SRC=" not in text or " DST=" not in text:
+    # What parse_fields needs, or the line is no packet's: a key for a header it rejects would reach the hops.
+    if proto_at < 0 or not _value(text, " SRC=", 0, proto_at) or not _value(text, " DST=", 0, proto_at):
         return None
     ident = _value(text, " ID=", 0, proto_at) or _value(text, "FLOWLBL=", 0, proto_at)
     proto = text[proto_at + 7:text.find(" ", proto_at + 7)].lower()

@@ -17,6 +17,10 @@ from ansible_collections.packetpath.linux.plugins.module_utils.probe import Prob
     ({"proto": "sctp", "dst": "192.0.2.80", "dport": 80}, "proto='sctp'"),
     ({"proto": "udp", "dst": "2001:db8::1", "dport": 53, "src": "192.0.2.1"}, "src='192.0.2.1'"),
     ({"proto": "udp", "dst": "example.org", "dport": 53}, "dst='example.org': not an IPv4/IPv6 address"),
+    # A bad source is named as the source, not as dst; an interface name has no white space anywhere.
+    ({"proto": "udp", "dst": "192.0.2.1", "dport": 53, "src": "bogus"}, "src='bogus': not an IPv4/IPv6 address"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "dev": "et h0"}, "dev='et h0': not an interface name"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 0}, "dport=0: must be 1-65535"),
 ])
 def test_bad_options(args, message):
     with pytest.raises(ProbeError) as error:

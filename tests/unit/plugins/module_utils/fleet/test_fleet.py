@@ -178,3 +178,11 @@ def test_markdown_and_table_show_before_and_after():
     table = audit_report.table(report).splitlines()
     assert table[2].split()[:2] == ["node", "findings"] and "findings -> clean" in table[3]
     assert table[-1] == "3 hosts: 1 clean, 1 with findings, 1 not audited; 3 findings"
+
+
+def test_junit_stays_valid_xml_whatever_a_host_or_a_finding_holds():
+    hosts = fleet()
+    hosts["node\x01"] = hosts.pop("node")
+    report = audit_report.build(hosts, ["sysctl_expected", "pyroute2"])
+    root = ET.fromstring(audit_report.junit(report))  # raises on a control character that reached the file
+    assert "node\ufffd" in [suite.get("name") for suite in root.iter("testsuite")]
