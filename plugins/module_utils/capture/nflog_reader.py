@@ -33,6 +33,7 @@ else:
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import Stream
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.netlink import error_code
 
 HAS_PYROUTE2 = PYROUTE2_IMPORT_ERROR is None
 NETLINK_NETFILTER = 12
@@ -180,8 +181,7 @@ class NflogStream(Stream):
             for answer in self.marshal.parse(self.sock.recv(RECV_SIZE)):
                 header = answer["header"]
                 if header["type"] == NLMSG_ERROR and header["sequence_number"] == self.sequence:
-                    error = header.get("error")
-                    return 0 if error is None else error.code
+                    return error_code(answer)
 
     def _start(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
