@@ -1,5 +1,6 @@
 """Helpers for tests against the lab: real namespaces, real sshd, real ansible-playbook."""
 
+import contextlib
 import glob
 import json
 import os
@@ -215,26 +216,53 @@ def _cmdline(pid):
 
 
 class LiveCapture(threading.Thread):
-    """trace_results with a live source, running while the test sends traffic; waits for its ready_file."""
+    """trace_results with a live source, running while the test sends traffic.
+
+    Entering waits for its ready_file; leaving writes its stop_file, so the capture ends as soon as the traffic is
+    sent: `duration` is only an upper bound, however slow the machine is to start several captures."""
 
     def __init__(self, host, **args):
         super().__init__(daemon=True)
-        self.ready = os.path.join(tempfile.mkdtemp(prefix="pp-ready-"), "ready")
-        self.host, self.args, self.result = host, dict(args, ready_file=self.ready), None
+        folder = tempfile.mkdtemp(prefix="pp-ready-")
+        self.ready, self.stop = os.path.join(folder, "ready"), os.path.join(folder, "stop")
+        args.setdefault("duration", 60)
+        self.host, self.args, self.result = host, dict(args, ready_file=self.ready, stop_file=self.stop), None
 
     def run(self):
         result = module(self.host, "packetpath.linux.trace_results", self.args)
         assert result["_status"] == "SUCCESS", result["_stdout"]
         self.result = result
 
+    def wait_ready(self):
+        deadline = time.time() + 60
+        while not os.path.exists(self.ready):
+            assert self.is_alive() or self.result, "the capture on %s ended before it was ready" % self.host
+            assert time.time() < deadline, "the capture on %s never said it was ready" % self.host
+            time.sleep(0.1)
+
     def __enter__(self):
         self.start()
-        deadline = time.time() + 30
-        while not os.path.exists(self.ready):
-            assert time.time() < deadline, "the capture never said it was ready"
-            time.sleep(0.1)
+        self.wait_ready()
         return self
 
     def __exit__(self, *exc):
-        self.join(60)
+        with open(self.stop, "w") as handle:
+            handle.write("done\n")
+        self.join(90)
+        os.unlink(self.stop)
         os.rmdir(os.path.dirname(self.ready))
+
+
+@contextlib.contextmanager
+def live_captures(hosts, **args):
+    """One LiveCapture per host, started together (each module start takes seconds), all ready before the body."""
+    captures = [LiveCapture(host, **args) for host in hosts]
+    for capture in captures:
+        capture.start()
+    try:
+        for capture in captures:
+            capture.wait_ready()
+        yield captures
+    finally:
+        for capture in captures:
+            capture.__exit__()

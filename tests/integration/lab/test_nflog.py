@@ -1,7 +1,7 @@
 """Legacy TRACE read live from NFLOG inside each host's namespace: every host reads its own packets only, even
 where all hosts name their interfaces alike, and nothing goes through the kernel log the machine shares."""
 
-from labtools import LiveCapture, connect, kernel_trace_since, lab, module, nflog_monitor, uptime
+from labtools import LiveCapture, connect, kernel_trace_since, lab, live_captures, module, nflog_monitor, uptime
 from recorded import fixture_path
 
 SHARED = ("client", "router", "server")
@@ -32,15 +32,9 @@ def test_three_legacy_hosts_named_alike_each_read_only_their_own_packets(lab_dow
     try:
         for host in SHARED:
             trace(host, proto="tcp", dport="8080:8090", hooks=["prerouting", "output"])
-        captures = [LiveCapture(host, duration=6, proto="tcp", dport="8080:8090") for host in SHARED]
-        for capture in captures:
-            capture.__enter__()
-        try:
+        with live_captures(SHARED, proto="tcp", dport="8080:8090") as captures:
             assert connect("pp-client", "198.18.20.2", 8080).startswith("packetpath-lab server")
             assert connect("pp-client", "198.18.20.2", 8090, timeout=1) == "TimeoutError"  # the client's own drop
-        finally:
-            for capture in captures:
-                capture.__exit__()
     finally:
         for host in SHARED:
             off(host)
@@ -94,8 +88,8 @@ def test_on_the_seed_nflog_gives_the_hops_the_kernel_log_gave(lab_down_after):
     lab("up", "seed")
     trace("client", proto="tcp", dport="8081", hooks=["output"])
     trace("node", proto="tcp", dport="8081", hooks=["prerouting"])
-    with LiveCapture("client", duration=4, proto="tcp", dport="8081") as client, \
-            LiveCapture("node", duration=4, proto="tcp") as node:
+    with LiveCapture("client", proto="tcp", dport="8081") as client, \
+            LiveCapture("node", proto="tcp") as node:
         assert connect("pp-client", "192.0.2.80", 8081, timeout=1.2) == "TimeoutError"
     assert labels(client.result["packets"][0]) == fixture_hops({"a-cli", "b-cli"})
     assert labels(node.result["packets"][0]) == fixture_hops({"b-srv"})

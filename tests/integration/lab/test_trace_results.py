@@ -32,7 +32,7 @@ class TestKube:
 
     def test_legacy_live_from_nflog_forwarded_through_kube_proxy_dnat(self):
         trace_on("node1", proto="tcp", dport=str(NODEPORT))
-        with LiveCapture("node1", duration=6, proto="tcp", dport=str(NODEPORT)) as capture:
+        with LiveCapture("node1", proto="tcp", dport=str(NODEPORT)) as capture:
             connect("pp-client", NODES["node1"][1], NODEPORT, timeout=1.5)
         result = capture.result
         assert result["source"] == "nflog" and "iptables_legacy" in result["source_reason"]
@@ -59,7 +59,7 @@ class TestKube:
 
     def test_nftables_live_capture_forwarded(self):
         trace_on("node3", proto="tcp", dport=str(NODEPORT))
-        with LiveCapture("node3", duration=6, proto="tcp", dport=str(NODEPORT)) as capture:
+        with LiveCapture("node3", proto="tcp", dport=str(NODEPORT)) as capture:
             connect("pp-client", NODES["node3"][1], NODEPORT, timeout=1.5)
         result = capture.result
         assert result["source"] == "nft_monitor" and result["ruleset"]["hooks_from"] == "host"
@@ -69,7 +69,7 @@ class TestKube:
 
     def test_query_runs_on_the_host(self):
         trace_on("node1", proto="udp", dport="9999")
-        with LiveCapture("node1", duration=4, proto="udp", query="packets[].[fate, path]") as capture:
+        with LiveCapture("node1", proto="udp", query="packets[].[fate, path]") as capture:
             in_netns("pp-client", ["python3", "-c", "import socket; s=socket.socket(socket.AF_INET, "
                                    "socket.SOCK_DGRAM); s.sendto(b'packetpath-lab', ('%s', 9999))" % NODES["node1"][1]])
         result = capture.result
@@ -107,7 +107,7 @@ def test_seed_rp_filter_vanishes_at_the_routing_decision_until_loose_mode():
     try:
         flow = {"proto": "tcp", "dport": "8081"}
         module("node", "packetpath.linux.trace_rule", dict(flow, hooks=["prerouting"]))
-        with LiveCapture("node", duration=3, **flow) as capture:
+        with LiveCapture("node", **flow) as capture:
             assert connect("pp-client", "192.0.2.80", 8081, timeout=1.2) == "TimeoutError"
         result = capture.result
         assert result["source"] == "nflog" and result["stats"]["packets_elsewhere"] == 0
@@ -117,7 +117,7 @@ def test_seed_rp_filter_vanishes_at_the_routing_decision_until_loose_mode():
         assert packet["hints"][0].startswith("died at the routing decision: check `route_lookup` with iif=b-srv "
                                              "src=198.51.100.13 dst=203.0.113.12")
         in_netns("pp-node", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.b-srv.rp_filter=2"])
-        with LiveCapture("node", duration=3, **flow) as capture:
+        with LiveCapture("node", **flow) as capture:
             assert connect("pp-client", "192.0.2.80", 8081, timeout=2).startswith("packetpath-lab node")
         result = capture.result
         assert result["packets"][0]["fate"] == "delivered_local"
