@@ -30,6 +30,7 @@ FLOW_ARGUMENT_SPEC = {
     "dst": {"type": "str"},
     "sport": {"type": "str"},
     "dport": {"type": "str"},
+    "port": {"type": "str"},
     "iif": {"type": "str"},
     "oif": {"type": "str"},
     "family": {"type": "str", "choices": list(FAMILIES)},
@@ -77,12 +78,14 @@ _IN_NETWORK = Memo(_membership)  # {(address, network): whether the address is i
 class Flow:
     """A validated, canonical flow; equal selectors give equal flow ids."""
 
-    def __init__(self, proto="any", src=None, dst=None, sport=None, dport=None, iif=None, oif=None, families=None):
+    def __init__(self, proto="any", src=None, dst=None, sport=None, dport=None, iif=None, oif=None, families=None,
+                 port=None):
         self.proto = proto
         self.src = src
         self.dst = dst
         self.sport = sport
         self.dport = dport
+        self.port = port  # as source or destination: a conversation in both directions
         self.iif = iif
         self.oif = oif
         self.families = families or ("ipv4", "ipv6")
@@ -95,10 +98,12 @@ class Flow:
         networks = dict(
             (option, _network(option, params[option])) for option in ("src", "dst") if params.get(option)
         )
-        ports = {option: _ports(option, params[option]) for option in ("sport", "dport") if params.get(option)}
+        ports = {option: _ports(option, params[option]) for option in ("sport", "dport", "port") if params.get(option)}
         for option in ports:
             if proto not in PORT_PROTOCOLS:
                 raise OptionError(option, params[option], "ports need proto tcp, udp or sctp, not %s" % proto)
+        if "port" in ports and ("sport" in ports or "dport" in ports):
+            raise OptionError("port", params["port"], "selects both directions; it goes without sport and dport")
         interfaces = {option: _ifname(option, params[option]) for option in ("iif", "oif") if params.get(option)}
         families = cls._families(params.get("family"), proto, networks, params)
         return cls(
@@ -107,6 +112,7 @@ class Flow:
             dst=str(networks["dst"]) if "dst" in networks else None,
             sport=ports.get("sport"),
             dport=ports.get("dport"),
+            port=ports.get("port"),
             iif=interfaces.get("iif"),
             oif=interfaces.get("oif"),
             families=families,
@@ -147,6 +153,9 @@ class Flow:
         for wanted, port in ((self.sport, fields.get("sport")), (self.dport, fields.get("dport"))):
             if wanted and not (port is not None and wanted[0] <= port <= wanted[1]):
                 return False
+        if self.port and not any(port is not None and self.port[0] <= port <= self.port[1]
+                                 for port in (fields.get("sport"), fields.get("dport"))):
+            return False
         for wanted, name in ((self.iif, fields.get("in")), (self.oif, fields.get("out"))):
             if wanted and not (name and (name == wanted or wanted.endswith("+") and name.startswith(wanted[:-1]))):
                 return False
@@ -155,10 +164,11 @@ class Flow:
     @property
     def narrowed(self):
         """True when the flow selects something narrower than "every packet"."""
-        return any((self.src, self.dst, self.sport, self.dport, self.iif, self.oif))
+        return any((self.src, self.dst, self.sport, self.dport, self.port, self.iif, self.oif))
 
     def canonical(self):
-        return {
+        both_ways = {"port": list(self.port)} if self.port else {}  # absent otherwise: older flow ids stay the same
+        return dict(both_ways, **{
             "proto": self.proto,
             "src": self.src,
             "dst": self.dst,
@@ -167,7 +177,7 @@ class Flow:
             "iif": self.iif,
             "oif": self.oif,
             "families": list(self.families),
-        }
+        })
 
     @property
     def flow_id(self):
@@ -181,6 +191,8 @@ class Flow:
 
         parts = [self.proto]
         parts.append("%s%s -> %s%s" % (self.src or "*", port(self.sport), self.dst or "*", port(self.dport)))
+        if self.port:
+            parts.append("port %s either way" % port(self.port)[1:])
         if self.iif:
             parts.append("in " + self.iif)
         if self.oif:

@@ -80,6 +80,9 @@ options:
   dport:
     description: Keep packets to this port or range.
     type: str
+  port:
+    description: Keep packets from or to this port or range (a conversation both ways). Goes without O(sport), O(dport).
+    type: str
   iif:
     description: Keep packets that arrived on this interface (a trailing C(+) is a wildcard).
     type: str
@@ -125,6 +128,17 @@ options:
         namespace on a host (pods, containers, a lab), so their packets appear in it too.
       - By default V(true) for the host's kernel log (V(kernel_log), V(journal), V(dmesg)), V(false) otherwise.
     type: bool
+  explain:
+    description:
+      - Decide on the host why the traced conversation stopped, and return it as RV(finding). The counters of
+        C(/proc/net/snmp), C(netstat) and C(snmp6) are read when the capture starts and when it ends (the probe's
+        window); the routing decision is redone where a packet vanished (after NAT, with its arrival interface,
+        through the policy rules and tables); the listening sockets are read where a packet was delivered locally.
+      - The causes and the evidence each needs are in the collection's docs (C(docs/diagnose_port.md)). Where the
+        evidence cannot decide, the finding says V(undecided) and lists what it ruled out.
+      - Read with O(port) (the probe's source port either way), so that replies are traced too.
+    type: bool
+    default: false
   query:
     description:
       - A JMESPath expression applied on the host to the result; only its value comes back (RV(query_result)),
@@ -315,6 +329,16 @@ ruleset:
   description: Whether the host's ruleset was read (C(read)), where the hook list came from (C(hooks_from)).
   returned: always
   type: dict
+finding:
+  description:
+    - With O(explain), the host's own verdict on the conversation. C(seen), C(role) (V(sent), V(forwarded),
+      V(delivered_local), V(stopped), V(not_seen)), C(requests) and C(replies) (packets per direction),
+      C(cause) (an id of the catalogue, V(undecided), or null where nothing stopped here), C(direction)
+      (V(request) or V(reply)), C(words), C(evidence) (what establishes it), C(fix) (C(module), C(args),
+      C(remediable), C(why); null where the fix is a rule only its owner can change), C(ruled_out), and C(counters)
+      (every counter that moved in the window, shared with all traffic of the namespace).
+  returned: when explain is true
+  type: dict
 query_result:
   description: The value of O(query) applied to the result.
   returned: when query is given
@@ -329,7 +353,12 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common import ne
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
 try:
     import jmespath
@@ -339,7 +368,7 @@ except ImportError:
 else:
     JMESPATH_IMPORT_ERROR = None
 
-FLOW_OPTIONS = ("src", "dst", "sport", "dport", "iif", "oif", "family")
+FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif", "family")
 
 
 def argument_spec():
@@ -359,6 +388,7 @@ def argument_spec():
         host_ruleset={"type": "bool", "default": True},
         this_netns_only={"type": "bool"},
         query={"type": "str"},
+        explain={"type": "bool", "default": False},
     )
     return spec
 
@@ -377,6 +407,15 @@ def check_options(params):
             raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
 
 
+def explain(module, packets, flow, before):
+    """The host's finding, from the packets just read and the evidence of this namespace."""
+    after = counters.snapshot()
+    tables = rt_tables.RtTables()
+    router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
+    evidence = finding.HostEvidence(router, before, after, conf.read)
+    return finding.explain(packets, flow.port if flow else None, evidence)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("source", "file", ("path",))])
@@ -388,6 +427,7 @@ def main():
         narrowed = params["proto"] != "any" or any(params[option] for option in FLOW_OPTIONS)
         flow = Flow.from_params(params) if narrowed else None
         netns.enter(params["netns"])
+        before = counters.snapshot() if params["explain"] else None
         result = Fetch(
             ModuleCommandRunner(module), source=params["source"], path=params["path"], fmt=params["format"],
             flow=flow, since=params["since"], until=params["until"], max_packets=params["max_packets"],
@@ -395,6 +435,8 @@ def main():
             stop_file=params["stop_file"],
             host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
         ).run()
+        if params["explain"]:
+            result["finding"] = explain(module, result["packets"], flow, before)
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings", []):

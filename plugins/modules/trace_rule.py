@@ -59,6 +59,13 @@ options:
   dport:
     description: Destination port, or a range.
     type: str
+  port:
+    description:
+      - A port or range as source B(or) destination, so a conversation is traced both ways, its replies too
+        (the probe's source port selects the probe's packets and the answers to them).
+      - Goes without O(sport) and O(dport). iptables match it with C(-m multiport --ports); nftables with two rules
+        in the flow's chain.
+    type: str
   iif:
     description:
       - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
@@ -267,7 +274,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
-FLOW_OPTIONS = ("src", "dst", "sport", "dport", "iif", "oif")
+FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif")
 
 
 def argument_spec():

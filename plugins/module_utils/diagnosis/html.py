@@ -4,7 +4,7 @@
 
 from html import escape
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import probe_text
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import cause_text, probe_text
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
@@ -48,7 +48,7 @@ def svg(verdict):
                      % (x, y - 6 - 12 * offset, escape(rewrite["field"]), escape(str(rewrite["before"])),
                         escape(str(rewrite["after"]))))
     parts.append('<text x="20" y="285" font-size="12" font-family="sans-serif">%s</text>'
-                 % escape(verdict.get("cause") or ""))
+                 % escape(verdict.get("words") or ""))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -64,12 +64,15 @@ def page(report):
                 escape(str(request.get("dst"))), escape(str(request.get("probe_from") or "-")),
                 escape(probe_text(report.get("probe")))),
             "<p>Generated <time>%s</time>.</p>" % escape(str(report.get("generated_at"))),
+            "<p class=\"way\"><strong>%s</strong> (%s)</p><p class=\"verdict\">%s</p>" % (
+                escape(report["verdict"]["line"]), escape(report["verdict"]["cause"] or "passed"),
+                escape(report["verdict"]["words"])),
             "<table><tr><th>host</th><th>seen</th><th>last hop</th><th>fate</th><th>cause</th></tr>"]
     for verdict in report["hosts"]:
         body.append("<tr class=\"host\"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(
             escape(str(value)) for value in (verdict["host"], "yes" if verdict["seen"] else "no",
                                              verdict["last_hop"] or "-", verdict["fate"] or "-",
-                                             verdict["cause"] or "-")))
+                                             cause_text(verdict))))
     body.append("</table>")
     if report.get("probe_after_fix"):
         body.append("<p>After the fix the probe says: <span class=\"probe-after-fix\">%s</span>.</p>"
@@ -81,6 +84,8 @@ def page(report):
         if verdict["evidence"].get("hops"):
             body.append("<pre>%s</pre>" % escape(verdict["evidence"]["hops"]))
         if verdict.get("fix"):
-            body.append("<p>Suggested fix:</p><pre>%s</pre>" % escape(verdict["fix"]["task"]))
+            body.append("<p>Fix (%s):</p><pre>%s</pre>" % (
+                "applied by remediate=true" if verdict["remediable"] else "suggested only",
+                escape(verdict["fix"]["task"])))
     body.append("</body></html>")
     return "\n".join(body) + "\n"

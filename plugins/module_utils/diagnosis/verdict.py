@@ -7,10 +7,15 @@ Input per host (what the diagnose_port role registered): preflight, the trace
 vanished.  Output: a stable report (see docs/diagnose_port.md for the schema).
 """
 
+import json
 import time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NOT_REPORTED = "not reported: the host failed or could not be reached during the run"
+# Where a host stands on the packet's way: the sender first, then routers, then the receiver. Hosts of one rank are
+# told apart by the TTL the request arrived with (each router takes one).
+ROLE_ORDER = {"sent": 0, "forwarded": 1, "stopped": 2, "delivered_local": 3, "not_seen": 4}
+ARROW = " \u2192 "
 
 
 def _first_packet(trace):
@@ -19,99 +24,85 @@ def _first_packet(trace):
     return (stopped or packets or [None])[0], packets
 
 
-def _route_evidence(routes, packet):
-    """The route answer for the packet's follow-up lookup, if one was made."""
-    for answer in (routes or {}).get("answers") or []:
-        asked = answer.get("lookup", {})
-        for check in packet.get("follow_up") or []:
-            if check.get("check") == "route_lookup" and asked.get("dst") == check.get("dst") and \
-                    asked.get("src") == check.get("src") and asked.get("iif") == check.get("iif"):
-                return answer
-    return None
-
-
-def _rp_fix(interface, host):
-    return {
-        "host": host,
-        "task": ("- name: Loose reverse-path filtering on %s\n"
-                 "  packetpath.linux.interface_sysctl:\n"
-                 "    interfaces: [%s]\n"
-                 "    settings:\n"
-                 "      rp_filter: 2\n"
-                 "    persistent: present\n" % (interface, interface)),
-        "kind": "rp_filter",
-        "interface": interface,
-    }
+def fix_task(fix, host):
+    """The structured fix as a task an operator can paste (YAML)."""
+    if not fix:
+        return None
+    args = "\n".join("    %s: %s" % (key, json.dumps(value)) for key, value in sorted(fix["args"].items()))
+    return "- name: %s (on %s)\n  %s:\n%s\n" % (fix["why"][:1].upper() + fix["why"][1:], host, fix["module"], args)
 
 
 def host_verdict(host, data, error=None):
-    """The verdict for one host from its registered results; `data` None for a host that failed or went unreachable
-    before it reported (`error`: what it said last)."""
-    verdict = {"host": host, "traced": bool((data or {}).get("trace")) and not data.get("trace", {}).get("failed"),
-               "seen": False, "packets": 0, "per_packet": [], "path": None, "last_hop": None, "fate": None,
-               "cause": None, "evidence": {}, "fix": None}
+    """The row for one host from what it gathered (its finding decided on the host); `data` None for a host that
+    failed or went unreachable before it reported (`error`: what it said last)."""
+    trace = (data or {}).get("trace") or {}
+    verdict = {"host": host, "traced": bool(trace) and not trace.get("failed"), "seen": False, "packets": 0,
+               "per_packet": [], "path": None, "last_hop": None, "fate": None, "role": "not_seen", "cause": None,
+               "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False, "ruled_out": []}
     if data is None:
-        verdict["cause"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
+        verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
         return verdict
     preflight = data.get("preflight") or {}
     if preflight.get("problems"):
-        verdict["cause"] = "cannot be traced here: %s" % "; ".join(preflight["problems"])
+        verdict["words"] = "cannot be traced here: %s" % "; ".join(preflight["problems"])
         return verdict
-    packet, packets = _first_packet(data.get("trace"))
+    packet, packets = _first_packet(trace)
     verdict["packets"] = len(packets)
     verdict["per_packet"] = [{key: each.get(key) for key in ("id", "path", "fate", "last_hop", "hints")}
                              for each in packets]
+    found = trace.get("finding") or {}
+    verdict["words"] = found.get("words") or "the probe's packets were not seen here"
     if packet is None:
-        verdict["cause"] = "the probe's packets were not seen here"
         return verdict
-    verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
+    verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"),
+                   ttl=packet["hops"][0].get("ttl") if packet.get("hops") else None)
+    for key in ("role", "cause", "direction", "fix", "remediable", "ruled_out", "requests", "replies", "counters"):
+        if key in found:
+            verdict[key] = found[key]
+    verdict["evidence"] = dict(found.get("evidence") or {})
     verdict["evidence"]["hops"] = packet.get("summary")
     verdict["evidence"]["rewrites"] = [
         {"hook": hop.get("hook"), "hop": "%s:%s" % (hop.get("table"), hop.get("chain")), "field": field,
          "before": before, "after": after}
         for hop in packet.get("hops") or [] for field, (before, after) in sorted((hop.get("rewrite") or {}).items())]
-    fate = packet.get("fate")
-    if fate in ("delivered_local", "forwarded", "sent"):
-        verdict["cause"] = "passed (%s)" % fate.replace("_", " ")
-        return verdict
-    if fate in ("dropped_by_rule", "dropped_by_policy"):
-        verdict["cause"] = packet["hints"][0] if packet.get("hints") else "dropped by %s" % packet.get("last_hop")
-        verdict["evidence"]["dropped_by"] = packet.get("dropped_by")
-        return verdict
-    answer = _route_evidence(data.get("routes"), packet)
-    if answer is not None:
-        verdict["evidence"]["route_lookup"] = answer
-    audit = data.get("sysctl") or {}
-    interface = next((c.get("interface") for c in packet.get("follow_up") or [] if c.get("check") == "rp_filter"),
-                     None)
-    if interface and audit.get("interfaces", {}).get(interface):
-        verdict["evidence"]["sysctl"] = audit["interfaces"][interface]
-    if audit.get("martians"):
-        verdict["evidence"]["martians"] = audit["martians"]
-    error = (answer or {}).get("error") or {}
-    reverse = error.get("reverse_path") or {}
-    if reverse.get("rejected"):
-        verdict["cause"] = reverse["explanation"]
-        verdict["fix"] = _rp_fix(reverse["interface"], host)
-    elif error:
-        verdict["cause"] = error.get("explanation") or error.get("message")
-    elif answer is not None and fate == "unknown":
-        # Nothing hooks the next step here, so the trace ends; the routing decision still says where it went.
-        verdict["cause"] = "%s: `%s` (the trace cannot follow it: no table hooks input or forward on this host)" % (
-            _where_routed(answer), answer.get("ip_route_get"))
-    else:
-        verdict["cause"] = (packet.get("hints") or ["vanished after %s" % packet.get("vanished_after")])[0]
+    if verdict["fix"]:
+        verdict["fix"] = dict(verdict["fix"], task=fix_task(verdict["fix"], host))
     return verdict
 
 
-def _where_routed(answer):
-    kind = answer.get("type")
-    if kind == "local":
-        return "the routing decision hands it to the local stack"
-    if kind == "unicast":
-        return "the routing decision forwards it out of %s" % answer.get("dev")
-    return "the routing decision drops it (a %s route)" % kind
+def _way(verdict):
+    return (ROLE_ORDER.get(verdict["role"], 4), -(verdict.get("ttl") or 0))
+
+
+def fleet_verdict(verdicts, probe):
+    """The packet's way across the hosts and the one finding on top: the first host on the way that names a cause
+    (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
+    way = sorted((v for v in verdicts if v["seen"]), key=_way)
+    culprit = next((v for v in way if v["cause"]), None)
+    marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
+    unseen = [v["host"] for v in verdicts if not v["seen"]]
+    line = ARROW.join(marks) or "no traced host saw the packet"
+    if culprit is not None:
+        words = "%s: %s" % (culprit["host"], culprit["words"])
+    elif way:
+        results = ((probe or {}).get("summary") or {}).get("results") or {}
+        failed = any(result != "connected" and result != "replied" for result in results)
+        words = ("no traced host saw the packet stop; it passed %s. Ruled out on the way: %s" % (
+            ", ".join(v["host"] for v in way),
+            "; ".join(r for v in way for r in v["ruled_out"]) or "a drop by any traced rule") if failed else
+            "the packet passed every traced host")
+    else:
+        words = "no traced host saw the packet: it died before the first of them, or the trace selects other packets"
+    return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
+            "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
+            "not_seen": unseen,
+            "culprit": culprit["host"] if culprit else None,
+            "cause": culprit["cause"] if culprit else (None if not way else "undecided"),
+            "direction": culprit["direction"] if culprit else None,
+            "words": words,
+            "evidence": culprit["evidence"] if culprit else {},
+            "fix": culprit["fix"] if culprit else None}
 
 
 def build_report(hosts, request, probe, probe_after=None, unreported=None, now=None):
@@ -123,26 +114,32 @@ def build_report(hosts, request, probe, probe_after=None, unreported=None, now=N
         request = dict(request, port=int(request["port"]))
     report = {"schema_version": SCHEMA_VERSION,
               "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
-              "request": request, "probe": probe, "hosts": verdicts}
+              "request": request, "probe": probe, "verdict": fleet_verdict(verdicts, probe), "hosts": verdicts}
     if probe_after is not None:
         report["probe_after_fix"] = probe_after
     return report
 
 
 def table(report):
-    """The terminal table: host, seen, last hop, fate, cause."""
+    """The terminal table: the fleet verdict on top, then host, seen, last hop, fate, cause."""
     rows = [("HOST", "SEEN", "LAST HOP", "FATE", "CAUSE")]
     for verdict in report["hosts"]:
         rows.append((verdict["host"], "yes" if verdict["seen"] else "no", verdict["last_hop"] or "-",
-                     verdict["fate"] or "-", verdict["cause"] or "-"))
+                     verdict["fate"] or "-", cause_text(verdict)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
-             for row in rows]
+    fleet = report["verdict"]
+    lines = ["%s  [%s]" % (fleet["line"], fleet["cause"] or "passed"), fleet["words"], ""]
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
+              for row in rows]
     for label, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
         results = ((report.get(key) or {}).get("summary") or {}).get("results")
         if results:
             lines.append("%s: %s" % (label, ", ".join("%s %d" % item for item in sorted(results.items()))))
     return "\n".join(lines)
+
+
+def cause_text(verdict):
+    return "%s: %s" % (verdict["cause"], verdict["words"]) if verdict["cause"] else (verdict["words"] or "-")
 
 
 def probe_text(probe):
@@ -161,16 +158,19 @@ def markdown(report):
              "Destination %s, probe from %s: %s. Generated %s." % (
                  request.get("dst"), request.get("probe_from") or "-", probe_text(report.get("probe")),
                  report.get("generated_at")), "",
+             "**%s** (%s): %s" % (report["verdict"]["line"], report["verdict"]["cause"] or "passed",
+                                  report["verdict"]["words"]), "",
              "| host | seen | last hop | fate | cause |", "| --- | --- | --- | --- | --- |"]
     for verdict in report["hosts"]:
         lines.append("| %s | %s | %s | %s | %s |" % (verdict["host"], "yes" if verdict["seen"] else "no",
                                                      verdict["last_hop"] or "-", verdict["fate"] or "-",
-                                                     (verdict["cause"] or "-").replace("|", "\\|")))
+                                                     cause_text(verdict).replace("|", "\\|")))
     for verdict in report["hosts"]:
         if verdict["evidence"].get("hops"):
             lines += ["", "## %s" % verdict["host"], "", "```", verdict["evidence"]["hops"], "```"]
         if verdict["fix"]:
-            lines += ["", "Suggested fix:", "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]
+            lines += ["", "Fix (%s):" % ("applied by remediate=true" if verdict["remediable"] else "suggested only"),
+                      "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]
     if report.get("probe_after_fix"):
         lines += ["", "After the fix the probe says: %s." % probe_text(report["probe_after_fix"])]
     return "\n".join(lines) + "\n"

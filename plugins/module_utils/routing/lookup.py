@@ -169,6 +169,7 @@ class Router:
         self.names = dict(socket.if_nameindex())
         self.index_of = {name: index for index, name in self.names.items()}
         self._rules = {}
+        self._routes = {}  # {family: {table id: [routes]}}, for decide()
 
     def rules(self, family):
         if family not in self._rules:
@@ -278,6 +279,47 @@ class Router:
                 "or %s does not forward (net.%s.conf.%s.forwarding)" % (
                     mode, iif, reason, lookup.src, iif, family, iif))
         return check
+
+    def decide(self, lookup):
+        """The routing decision redone from the policy rules and the tables they lead to: the route that covers
+        lookup.dst, its type, its table and the rule that chose the table. The kernel answers a refused lookup
+        with an errno only (a blackhole route and a martian both give EINVAL); this names which route refused.
+        Returns {type, table, rule, route}; type None where no table the rules lead to covers dst."""
+        address = ipaddress.ip_address(lookup.dst)
+        for rule in self.rules(lookup.family):
+            if not rule_matches(rule, lookup, self.names):
+                continue
+            if rule["action"] in ("blackhole", "unreachable", "prohibit"):  # the rule refuses by itself
+                return {"type": rule["action"], "table": None, "rule": rule["text"], "route": None}
+            if rule["action"] != "lookup":
+                continue
+            route = self._covering(lookup.family, rule["table_id"], address)
+            if route is not None and route["type"] != "throw":
+                return {"type": route["type"], "table": self.tables.name(rule["table_id"]), "rule": rule["text"],
+                        "route": self._route_entry(route)}
+        return {"type": None, "table": None, "rule": None, "route": None}
+
+    def _covering(self, family, table_id, address):
+        """The longest prefix of the table that covers the address (the lowest metric among equals)."""
+        best = None
+        for route in self._table(family, table_id):
+            prefix = route["network"]
+            if address in prefix and (best is None or (prefix.prefixlen, -route.get("metric", 0)) > (
+                    best["network"].prefixlen, -best.get("metric", 0))):
+                best = route
+        return best
+
+    def _table(self, family, table_id):
+        if family not in self._routes:
+            self._routes[family] = {}
+            default = "0.0.0.0/0" if family == "ipv4" else "::/0"
+            for route in self.engine.routes(family):
+                if route["flags"] & 0x200:  # cloned: a cache entry, not a route
+                    continue
+                route["network"] = ipaddress.ip_network(
+                    "%s/%d" % (route["dst"], route.get("dst_len", 0)) if route.get("dst") else default, strict=False)
+                self._routes[family].setdefault(route["table_id"], []).append(route)
+        return self._routes[family].get(table_id, [])
 
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table

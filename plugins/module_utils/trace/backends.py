@@ -215,6 +215,8 @@ class IptablesBackend(Backend):
             args += ["-p", proto]
             if flow.sport or flow.dport:
                 args += ["-m", proto]
+            if flow.port:  # multiport's --ports matches the source or the destination port
+                args += ["-m", "multiport", "--ports", _port(flow.port)]
             if flow.sport:
                 args += ["--sport", _port(flow.sport)]
             if flow.dport:
@@ -244,6 +246,10 @@ _NFT_LIMIT = re.compile(r"limit rate (\d+)/second burst (\d+) packets")
 _NFT_PROTO = {"icmpv6": "ipv6-icmp"}
 
 
+def _nft_ports(value):
+    return str(value[0]) if value[0] == value[1] else "%d-%d" % value
+
+
 def _nft_address(network):
     """A single address as nft prints it (no prefix length); a network as it is (2001:db8::/32 stays a network)."""
     parsed = ipaddress.ip_network(network)
@@ -270,13 +276,14 @@ class NftablesBackend(Backend):
                 return []
             raise HostError("nft list table inet %s failed (rc=%d): %s" % (NFT_TABLE, rc, err.strip()))
         rules = []
-        chain = None
+        chain, listed = None, set()
         for line in out.splitlines():
             found = _NFT_CHAIN.match(line)
             if found:
                 chain = (found.group(1), found.group(2))
                 continue
-            if chain and "meta nftrace set 1" in line and TAG_PREFIX in line:
+            if chain and "meta nftrace set 1" in line and TAG_PREFIX in line and chain not in listed:
+                listed.add(chain)  # a port either way is two rules in the chain; the chain is the unit
                 text = line.split(" # handle ")[0].strip()
                 limit = _NFT_LIMIT.search(text)
                 hook = "prerouting" if chain[0] == "pre" else "output"
@@ -294,6 +301,8 @@ class NftablesBackend(Backend):
         return [(hook, ()) for hook in hooks]
 
     def match(self, flow, hook):
+        """The rule's match words; one list per direction where the flow selects a port either way (nft has no
+        "source or destination port" in one rule)."""
         words = []
         if len(flow.families) == 1 and not (flow.src or flow.dst):
             words += ["meta", "nfproto", flow.families[0]]
@@ -306,27 +315,28 @@ class NftablesBackend(Backend):
         if flow.oif and hook == "output":
             words += ["oifname", '"%s"' % flow.oif.replace("+", "*")]
         if flow.proto != "any":
-            if not (flow.sport or flow.dport):  # a port match implies the protocol; nft prints it so
+            if not (flow.sport or flow.dport or flow.port):  # a port match implies the protocol; nft prints it so
                 words += ["meta", "l4proto", _NFT_PROTO.get(flow.proto, flow.proto)]
             for option, field in (("sport", "sport"), ("dport", "dport")):
                 value = getattr(flow, option)
                 if value:
-                    words += [flow.proto, field, str(value[0]) if value[0] == value[1] else "%d-%d" % value]
-        return words
+                    words += [flow.proto, field, _nft_ports(value)]
+            if flow.port:
+                return [words + [flow.proto, field, _nft_ports(flow.port)] for field in ("sport", "dport")]
+        return [words]
 
     def add(self, flow, unit, rate, burst):
         hook = unit[0]
         chain = NFT_CHAIN_PREFIX[hook] + flow.flow_id
-        rule = " ".join(self.match(flow, hook) + [
+        rules = [" ".join(words + [
             "limit", "rate", "%d/second" % rate, "burst", str(burst), "packets",
             "meta", "nftrace", "set", "1", "comment", '"%s%s"' % (TAG_PREFIX, flow.flow_id),
-        ])
+        ]) for words in self.match(flow, hook)]
         script = "\n".join([
             "add table inet %s" % NFT_TABLE,
             "add chain inet %s %s { type filter hook %s priority %d; policy accept; }" % (NFT_TABLE, chain, hook, NFT_PRIORITY),
-            "add rule inet %s %s %s" % (NFT_TABLE, chain, rule),
-        ]) + "\n"
-        return Action([self._nft(), "-f", "-"], script), "chain %s: %s" % (chain, rule)
+        ] + ["add rule inet %s %s %s" % (NFT_TABLE, chain, rule) for rule in rules]) + "\n"
+        return Action([self._nft(), "-f", "-"], script), "chain %s: %s" % (chain, "; ".join(rules))
 
     def remove(self, rules, last=False):
         actions = [rule.removal for rule in rules]

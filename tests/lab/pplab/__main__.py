@@ -12,9 +12,19 @@ TOPOLOGIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 
 def topology_path(name):
-    if os.path.sep in name or name.endswith(".yml"):
+    """A shipped topology by name (`seed`, `incidents/forwarding-off`), or a path to any file."""
+    if name.endswith(".yml") or os.path.isabs(name):
         return name
     return os.path.join(TOPOLOGIES, name + ".yml")
+
+
+def shipped():
+    """Every shipped topology's name, the incident catalogue's too."""
+    names = []
+    for folder in ("", "incidents"):
+        names += sorted(os.path.join(folder, f[:-4]) for f in os.listdir(os.path.join(TOPOLOGIES, folder))
+                        if f.endswith(".yml"))
+    return names
 
 
 def status():
@@ -44,8 +54,7 @@ def main(argv=None):
     if os.geteuid() != 0 and args.command in ("up", "down"):
         parser.error("the lab creates network namespaces: run it as root")
     if args.command == "validate":
-        names = sorted(f[:-4] for f in os.listdir(TOPOLOGIES) if f.endswith(".yml"))
-        loaded = {name: len(topology.load(topology_path(name)).hosts) for name in names}
+        loaded = {name: len(topology.load(topology_path(name)).hosts) for name in shipped()}
         print(json.dumps(loaded) if args.json else "\n".join("%s: %d hosts" % kv for kv in loaded.items()))
         return 0
     if args.command == "status":

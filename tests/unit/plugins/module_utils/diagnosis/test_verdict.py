@@ -24,8 +24,9 @@ def test_a_host_that_never_reported_has_a_row_with_its_error(fixture_text):
     rows = {entry["host"]: entry for entry in built["hosts"]}
     assert sorted(rows) == ["gone", "node"]
     assert rows["gone"]["error"] == UNREACHABLE and not rows["gone"]["seen"]
-    assert rows["gone"]["cause"] == "%s: %s" % (verdict.NOT_REPORTED, UNREACHABLE)
-    assert rows["node"]["cause"] == "the probe's packets were not seen here"
+    assert rows["gone"]["cause"] is None and rows["gone"]["words"] == "%s: %s" % (verdict.NOT_REPORTED, UNREACHABLE)
+    assert rows["node"]["words"] == "the probe's packets were not seen here"
+    assert built["verdict"]["cause"] is None and built["verdict"]["culprit"] is None
     assert "gone  no    -         -     not reported" in verdict.table(built)
 
 

@@ -16,4 +16,4 @@ from ansible_collections.packetpath.linux.plugins.module_utils.trace.backends im
 ])
 def test_addresses_keep_their_prefix_unless_they_are_one_host(src, written):
     flow = Flow.from_params({"proto": "tcp", "src": src, "dport": "8081"})
-    assert written in " ".join(NftablesBackend(None).match(flow, "prerouting"))
+    assert written in " ".join(NftablesBackend(None).match(flow, "prerouting")[0])

@@ -1,0 +1,69 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kernel's SNMP counters of this network namespace (what `nstat` reads), and what moved across a window.
+
+Counters corroborate, they do not prove: every packet of the namespace shares them, so a report says which moved,
+by how much, and that other traffic may have moved them too.
+"""
+
+FILES = ("/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6")
+
+# The counters that speak of a packet dying, by the cause they corroborate (nstat's names).
+BY_CAUSE = {
+    "rp_filter": ("TcpExtIPReversePathFilter",),
+    "no_route": ("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes"),
+    "forwarding_disabled": ("IpInAddrErrors", "Ip6InAddrErrors"),
+    "unreachable_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
+    "prohibit_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
+    "no_listener": ("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts", "IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
+    "martian_source": ("TcpExtIPReversePathFilter", "IpInAddrErrors"),
+    "conntrack_invalid": (),
+    "neighbour_failed": ("IpOutDiscards",),
+}
+
+
+def parse(text):
+    """{nstat name: value} from one of FILES: /proc/net/snmp and netstat hold header/value line pairs
+    ("Ip: Forwarding ..." then "Ip: 1 ..."); snmp6 holds "Ip6InReceives   12" lines."""
+    counters = {}
+    pending = {}
+    for line in text.splitlines():
+        prefix, _colon, rest = line.partition(":")
+        if _colon and " " not in prefix:
+            fields = rest.split()
+            if prefix not in pending:
+                pending[prefix] = fields
+                continue
+            names = pending.pop(prefix)
+            for name, value in zip(names, fields):
+                if value.lstrip("-").isdigit():
+                    counters[prefix + name] = int(value)
+        else:
+            words = line.split()
+            if len(words) == 2 and words[1].lstrip("-").isdigit():
+                counters[words[0]] = int(words[1])
+    return counters
+
+
+def snapshot(paths=FILES):
+    """Every counter of this network namespace's files (a file the kernel lacks, e.g. snmp6 without IPv6, is
+    skipped)."""
+    counters = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                counters.update(parse(handle.read()))
+        except OSError:
+            continue
+    return counters
+
+
+def moved(before, after):
+    """{name: increase} for the counters that went up between two snapshots."""
+    return {name: after[name] - before[name] for name in sorted(after)
+            if name in before and after[name] > before[name]}
+
+
+def corroborating(cause, delta):
+    """The moved counters that speak for `cause`."""
+    return {name: delta[name] for name in BY_CAUSE.get(cause, ()) if name in delta}

@@ -1,0 +1,61 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What listens in this network namespace, from the kernel's own socket tables (/proc/net/tcp, udp and their v6
+twins, per network namespace), and whether anything takes a given address and port."""
+
+import ipaddress
+import struct
+
+TABLES = {("tcp", "ipv4"): "/proc/net/tcp", ("tcp", "ipv6"): "/proc/net/tcp6",
+          ("udp", "ipv4"): "/proc/net/udp", ("udp", "ipv6"): "/proc/net/udp6"}
+# The `st` column: TCP_LISTEN for tcp; an unconnected udp socket stays TCP_CLOSE (7) and receives.
+LISTENING = {"tcp": "0A", "udp": "07"}
+
+
+def _address(hexadecimal):
+    """The kernel prints the address as host-order 32-bit words in hex: little-endian words on x86 and arm64."""
+    raw = bytes.fromhex(hexadecimal)
+    words = struct.unpack("<%dI" % (len(raw) // 4), raw)
+    return str(ipaddress.ip_address(struct.pack(">%dI" % len(words), *words)))
+
+
+def parse(text, proto):
+    """[{proto, address, port}] of the listening sockets in one table's text."""
+    found = []
+    for line in text.splitlines()[1:]:
+        words = line.split()
+        if len(words) < 4 or words[3] != LISTENING[proto]:
+            continue
+        address, _colon, port = words[1].partition(":")
+        found.append({"proto": proto, "address": _address(address), "port": int(port, 16)})
+    return found
+
+
+def listening(tables=None):
+    """Every listening socket of this network namespace, sorted and without duplicates (SO_REUSEPORT)."""
+    found = []
+    for (proto, _family), path in sorted((tables or TABLES).items()):
+        try:
+            with open(path) as handle:
+                found += parse(handle.read(), proto)
+        except OSError:
+            continue
+    unique = {(s["proto"], s["address"], s["port"]): s for s in found}
+    return [unique[key] for key in sorted(unique)]
+
+
+def _takes(socket, address):
+    """A socket bound to the address itself or to a wildcard of the address's family; a v6 wildcard also takes
+    IPv4 unless the socket is v6-only, which these tables do not say (the report says so)."""
+    bound = ipaddress.ip_address(socket["address"])
+    return bound == address or bound.is_unspecified and (bound.version == address.version or bound.version == 6)
+
+
+def takers(sockets, proto, address, port):
+    """The sockets that would receive `proto` to address:port, and the others that listen on that port or at that
+    address (what listens there instead)."""
+    wanted = ipaddress.ip_address(address)
+    same = [s for s in sockets if s["proto"] == proto and s["port"] == port and _takes(s, wanted)]
+    nearby = [s for s in sockets if s not in same and (
+        s["port"] == port or s["proto"] == proto and _takes(s, wanted))][:10]
+    return same, nearby

@@ -1,0 +1,191 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host decides on the host: from its traced packets (both directions) and the evidence read in its own
+network namespace, the cause the catalogue names, or "undecided" with what was ruled out.
+
+The packets are trace_results' (hops, fate, last hop). The evidence is asked through one object (HostEvidence
+live; the unit tests give recorded answers), so the decision reads the same whether the kernel answers now or
+answered in the lab.
+"""
+
+import errno
+
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, sockets
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
+
+PASSED = ("delivered_local", "forwarded", "sent")
+REFUSING_ROUTES = {"blackhole": "blackhole_route", "unreachable": "unreachable_route", "prohibit": "prohibit_route"}
+
+
+class HostEvidence:
+    """The evidence of this network namespace, read when asked: counter deltas over the capture, the listening
+    sockets, the routing decision and the interface settings."""
+
+    def __init__(self, router, before, after, read_sysctl):
+        self.router = router
+        self.delta = counters.moved(before, after)
+        self._read_sysctl = read_sysctl
+        self._listening = None
+
+    def listening(self):
+        if self._listening is None:
+            self._listening = sockets.listening()
+        return self._listening
+
+    def route(self, spec):
+        """The kernel's answer to the lookup and the decision redone from rules and tables."""
+        lookup = build(spec, self.router.index_of)
+        return self.router.lookup([spec])[0], self.router.decide(lookup)
+
+    def sysctl(self, family, interface, key):
+        return self._read_sysctl(family, interface, key)
+
+
+def _ports(hop):
+    return hop.get("sport"), hop.get("dport")
+
+
+def split_directions(packets, port):
+    """(requests, replies): the conversation's opener is the first packet; a packet whose first hop carries the
+    traced port on the same side as the opener's is a request, the other side a reply. Without a port either way
+    every packet is a request."""
+    if not packets or not port:
+        return list(packets), []
+    low, high = port
+    opener = packets[0]["hops"][0]
+    side = 0 if opener.get("sport") is not None and low <= opener["sport"] <= high else 1
+    requests, replies = [], []
+    for packet in packets:
+        value = _ports(packet["hops"][0])[side]
+        (requests if value is not None and low <= value <= high else replies).append(packet)
+    return requests, replies
+
+
+def _deciding(packets):
+    """The packet that tells the direction's story: the first that did not pass, else the first."""
+    return next((p for p in packets if p.get("fate") not in PASSED), packets[0] if packets else None)
+
+
+def explain(packets, port, evidence):
+    """The host's finding: {seen, role, cause, direction, words, evidence, fix, remediable, ruled_out}."""
+    requests, replies = split_directions(packets, port)
+    request, reply = _deciding(requests), _deciding(replies)
+    base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
+            "role": _role(request), "counters": evidence.delta}
+    if request is None:
+        return dict(base, cause=None, words="the packet was not seen here", direction=None, fix=None,
+                    remediable=False, evidence={}, ruled_out=[])
+    decided = _stopped(request, "request", evidence)
+    if decided is None and request.get("fate") == "delivered_local":
+        decided = _listener(request, evidence)
+    if decided is None and reply is not None and reply.get("fate") not in PASSED:
+        decided = _stopped(reply, "reply", evidence)
+    if decided is None and request.get("fate") == "delivered_local" and reply is not None:
+        decided = _reply_elsewhere(request, reply, evidence)
+    if decided is None:
+        return dict(base, cause=None, words="passed (%s)" % request["fate"].replace("_", " "), direction="request",
+                    fix=None, remediable=False, evidence={"path": request.get("path")}, ruled_out=[])
+    return dict(base, **decided)
+
+
+def _role(packet):
+    if packet is None:
+        return "not_seen"
+    return packet["fate"] if packet.get("fate") in PASSED else "stopped"
+
+
+def _stopped(packet, direction, evidence):
+    fate = packet.get("fate")
+    hop = packet["hops"][-1]
+    if fate in ("dropped_by_rule", "dropped_by_policy"):
+        facts = {"hop": packet["last_hop"], "rule": (packet.get("dropped_by") or {}).get("rule") or "-"}
+        proof = {"last_hop": packet["last_hop"], "rule": facts["rule"], "path": packet.get("path")}
+        if direction == "reply":
+            return causes.finding("reply_dropped", direction, proof, **facts)
+        if fate == "dropped_by_policy":
+            return causes.finding("policy_drop", direction, proof, **facts)
+        return causes.finding("rule_reject" if hop.get("verdict") == "reject" else "rule_drop", direction, proof,
+                              **facts)
+    if fate == "vanished_after" and hop.get("hook") == "prerouting" or fate == "unknown":
+        return _routing(packet, direction, evidence)
+    if fate in PASSED:
+        return None
+    return causes.undecided(direction, (packet.get("hints") or ["vanished after %s" % packet.get("last_hop")])[0],
+                            {"last_hop": packet.get("last_hop"), "path": packet.get("path"),
+                             "counters": evidence.delta},
+                            ["a rule's DROP or REJECT (the trace shows none)"])
+
+
+def _routing(packet, direction, evidence):
+    """The trace ends at (or cannot follow past) the routing decision: redo it with the packet's addresses as they
+    were there (after DNAT), on the input path with its arrival interface."""
+    hop = packet["hops"][-1]
+    family = "ipv6" if ":" in hop["dst"] else "ipv4"
+    spec = {"dst": hop["dst"], "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"),
+            "dport": hop.get("dport"), "sport": hop.get("sport")}
+    spec = {key: value for key, value in spec.items() if value is not None}
+    answer, decision = evidence.route(spec)
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
+             "decision": decision}
+    facts = {"dst": hop["dst"], "src": hop.get("src"), "interface": hop.get("in"), "family": family,
+             "table": decision["table"], "rule": decision["rule"],
+             "route": (decision["route"] or {}).get("dst") or "-"}
+    code = (answer.get("error") or {}).get("errno")
+    ruled_out = []
+    if decision["type"] in REFUSING_ROUTES:
+        cause = REFUSING_ROUTES[decision["type"]]
+        return causes.finding(cause, direction, dict(proof, counters=counters.corroborating(cause, evidence.delta)),
+                              **facts)
+    ruled_out.append("a blackhole, unreachable or prohibit route (the rules lead to %s)" % (
+        "%s in table %s" % (facts["route"], decision["table"]) if decision["type"] else "no route"))
+    if decision["type"] is None:
+        return causes.finding("no_route", direction, dict(proof, counters=counters.corroborating(
+            "no_route", evidence.delta)), ruled_out=ruled_out, **facts)
+    reverse = (answer.get("error") or {}).get("reverse_path") or {}
+    if code == errno.EXDEV and reverse.get("rejected"):
+        return causes.finding("rp_filter", direction, dict(proof, counters=counters.corroborating(
+            "rp_filter", evidence.delta)), ruled_out=ruled_out, explanation=reverse["explanation"], **facts)
+    ruled_out.append("rp_filter (%s)" % (reverse.get("explanation") or "the kernel accepts the lookup"))
+    if decision["type"] == "unicast" and hop.get("in"):
+        setting = evidence.sysctl(family, hop["in"], "forwarding")
+        proof["forwarding"] = {hop["in"]: setting}
+        if setting == 0:
+            return causes.finding("forwarding_disabled", direction, dict(proof, counters=counters.corroborating(
+                "forwarding_disabled", evidence.delta)), ruled_out=ruled_out, **facts)
+        ruled_out.append("forwarding (on for %s)" % hop["in"])
+    if not code and packet.get("fate") == "unknown":
+        return None if decision["type"] == "unicast" or decision["type"] == "local" else causes.undecided(
+            direction, "the routing decision gives a %s route" % decision["type"], proof, ruled_out)
+    return causes.undecided(
+        direction, "the packet vanished at the routing decision, and the evidence does not say why: the kernel "
+                   "answers %s" % ((answer.get("error") or {}).get("message") or "with a route"), proof, ruled_out)
+
+
+def _listener(packet, evidence):
+    """Delivered to the local stack: does anything take its post-NAT address and port?"""
+    hop = packet["hops"][-1]
+    proto, port = hop.get("proto"), hop.get("dport")
+    if proto not in sockets.LISTENING or port is None:
+        return None
+    takers, nearby = sockets.takers(evidence.listening(), proto, hop["dst"], port)
+    if takers:
+        return None
+    answer = "with a TCP reset" if proto == "tcp" else "with ICMP port unreachable"
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listening_instead": nearby,
+             "counters": counters.corroborating("no_listener", evidence.delta),
+             "note": "counters are shared by all traffic of the namespace; a v6 wildcard socket is counted as taking "
+                     "IPv4 too (v6-only is not in the kernel's tables)"}
+    return causes.finding("no_listener", "request", proof, proto=proto, dst=hop["dst"], port=port, answer=answer)
+
+
+def _reply_elsewhere(request, reply, evidence):
+    arrived = next((hop.get("in") for hop in request["hops"] if hop.get("in")), None)
+    left = next((hop.get("out") for hop in reversed(reply["hops"]) if hop.get("out")), None)
+    if not arrived or not left or arrived == left:
+        return None
+    first = reply["hops"][0]
+    answer, _decision = evidence.route({"dst": first["dst"]})
+    proof = {"request_in": arrived, "reply_out": left, "route_back": answer, "path": reply.get("path")}
+    return causes.finding("reply_routed_elsewhere", "reply", proof, out=left, in_=arrived, dst=first["dst"],
+                          route=answer.get("ip_route_get") or (answer.get("error") or {}).get("message"))

@@ -1,0 +1,49 @@
+"""The incident catalogue (tests/lab/topologies/incidents/): each small lab carries its truth (culprit host, cause
+id), and diagnose_port, run across all its hosts, must name that host and that cause, and blame no other host.
+Where the catalogue's fix is remediable, remediate=true applies it and the probe then succeeds."""
+
+import json
+import os
+
+import pytest
+import yaml
+from labtools import ROOT, ansible_playbook, lab, traces_left
+
+INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
+NAMES = sorted(name[:-4] for name in os.listdir(INCIDENTS) if name.endswith(".yml"))
+
+
+def truth(name):
+    with open(os.path.join(INCIDENTS, name + ".yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["incident"]
+
+
+def diagnose(tmp_path, probe, *extra):
+    report_dir = tmp_path / "report"
+    args = ["-e", "trace_hosts=all", "-e", "report_dir=%s" % report_dir]
+    for key, value in probe.items():
+        args += ["-e", "%s=%s" % ("dport" if key == "dport" else key, value)]
+    run = ansible_playbook("packetpath.linux.diagnose_port", *(args + list(extra)))
+    with open(report_dir / "report.json", encoding="utf-8") as handle:
+        return run.stdout, json.load(handle)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_after):
+    expected = truth(name)
+    lab("up", "incidents/" + name)
+    fixed = expected.get("fixed_by_remediate", False)
+    output, report = diagnose(tmp_path, expected["probe"], *(["-e", "remediate=true"] if fixed else []))
+    fleet = report["verdict"]
+    assert report["schema_version"] == 2
+    assert (fleet["culprit"], fleet["cause"]) == (expected["culprit"], expected["cause"]), output
+    blamed = {row["host"]: row["cause"] for row in report["hosts"] if row["cause"]}
+    assert blamed == {expected["culprit"]: expected["cause"]}, blamed
+    assert expected["culprit"] + " \u2717" in fleet["line"] and "[%s]" % expected["cause"] in output
+    results = report["probe"]["summary"]["results"]
+    assert "connected" not in results and "replied" not in results, results
+    if fixed:
+        assert fleet["fix"]["remediable"] and report["probe_after_fix"]["summary"]["results"] in (
+            {"connected": 3}, {"replied": 3}), report.get("probe_after_fix")
+    for host in ("client", "router", "server"):
+        assert traces_left("pp-" + host) == []
