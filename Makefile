@@ -39,13 +39,23 @@ build: bootstrap  ## build the release tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 
 DEMO_ARGS = -e trace_hosts=client:node -e dport=8081 -e dst=203.0.113.12 -e probe_from=client -e report_dir=$(CURDIR)/build/demo-report
+INCIDENTS := $(notdir $(basename $(wildcard tests/lab/topologies/incidents/*.yml)))
+# An incident's probe, from its topology file's `incident.probe` (proto, dst, dport, probe_from).
+INCIDENT_ARGS = $$($(BIN)/python -c 'import sys, yaml; p = yaml.safe_load(open(sys.argv[1]))["incident"]["probe"]; print(" ".join("-e %s=%s" % kv for kv in p.items()))' tests/lab/topologies/incidents/$(INCIDENT).yml) -e trace_hosts=all -e report_dir=$(CURDIR)/build/demo-report
 
-demo: collection  ## the seed incident: diagnose port 8081 across the lab, then fix it and prove it (KEEP_LAB=1 keeps the lab)
+demo: collection  ## the seed incident: diagnose, fix, prove (INCIDENT=<name> runs one of the incident catalogue; KEEP_LAB=1 keeps the lab)
+ifeq ($(INCIDENT),)
 	@$(LAB) up seed
 	@trap '[ -n "$(KEEP_LAB)" ] || $(LAB) down' EXIT; \
 	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) && \
 	  echo "--- again, with remediate=true ---" && \
 	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) -e remediate=true
+else
+	@test -f tests/lab/topologies/incidents/$(INCIDENT).yml || { echo "INCIDENT=$(INCIDENT): not an incident of the catalogue (one of: $(INCIDENTS))"; exit 2; }
+	@$(LAB) up incidents/$(INCIDENT)
+	@trap '[ -n "$(KEEP_LAB)" ] || $(LAB) down' EXIT; \
+	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(INCIDENT_ARGS) -e remediate=true
+endif
 
 test: sanity lint changelog-lint unit integration  ## everything CI runs
 	@echo "make test: all suites passed"

@@ -228,7 +228,9 @@ from ansible_collections.packetpath.linux.plugins.module_utils.routing import en
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 
 # One lookup: the flow selector's options plus what only a route lookup selects by.
-LOOKUP_ARGUMENT_SPEC = dict(FLOW_ARGUMENT_SPEC, tos={"type": "int"}, mark={"type": "str"}, uid={"type": "int"})
+# One lookup is one direction: the flow's `port` (either way) is for traces only.
+LOOKUP_ARGUMENT_SPEC = dict(((option, spec) for option, spec in FLOW_ARGUMENT_SPEC.items() if option != "port"),
+                            tos={"type": "int"}, mark={"type": "str"}, uid={"type": "int"})
 SINGLE_LOOKUP = sorted(option for option in LOOKUP_ARGUMENT_SPEC if option != "proto")
 
 

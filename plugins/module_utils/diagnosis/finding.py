@@ -8,8 +8,6 @@ live; the unit tests give recorded answers), so the decision reads the same whet
 answered in the lab.
 """
 
-import errno
-
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, sockets
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
@@ -84,9 +82,24 @@ def explain(packets, port, evidence):
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
         decided = _reply_elsewhere(request, reply, evidence)
     if decided is None:
-        return dict(base, cause=None, words="passed (%s)" % request["fate"].replace("_", " "), direction="request",
-                    fix=None, remediable=False, evidence={"path": request.get("path")}, ruled_out=[])
+        return dict(base, cause=None, words=_passed(request, evidence), direction="request", fix=None,
+                    remediable=False, evidence={"path": request.get("path")}, ruled_out=[])
     return dict(base, **decided)
+
+
+def _passed(packet, evidence):
+    """Words for a packet that did not stop here. Where no table hooks the next step (fate unknown), the
+    routing decision says where it went."""
+    if packet["fate"] != "unknown":
+        return "passed (%s)" % packet["fate"].replace("_", " ")
+    hop = packet["hops"][-1]
+    answer, _decision = evidence.route({key: value for key, value in (
+        ("dst", hop["dst"]), ("src", hop.get("src")), ("iif", hop.get("in"))) if value is not None})
+    where = ("hands it to the local stack" if answer.get("type") == "local" else
+             "forwards it out of %s" % answer.get("dev") if answer.get("type") == "unicast" else
+             "gives a %s route" % answer.get("type"))
+    return "the routing decision %s: `%s` (the trace cannot follow it: no table hooks input or forward on this " \
+           "host)" % (where, answer.get("ip_route_get"))
 
 
 def _role(packet):
@@ -143,7 +156,7 @@ def _routing(packet, direction, evidence):
         return causes.finding("no_route", direction, dict(proof, counters=counters.corroborating(
             "no_route", evidence.delta)), ruled_out=ruled_out, **facts)
     reverse = (answer.get("error") or {}).get("reverse_path") or {}
-    if code == errno.EXDEV and reverse.get("rejected"):
+    if reverse.get("rejected"):  # redone only where the kernel refused with EXDEV or EINVAL
         return causes.finding("rp_filter", direction, dict(proof, counters=counters.corroborating(
             "rp_filter", evidence.delta)), ruled_out=ruled_out, explanation=reverse["explanation"], **facts)
     ruled_out.append("rp_filter (%s)" % (reverse.get("explanation") or "the kernel accepts the lookup"))
@@ -155,7 +168,7 @@ def _routing(packet, direction, evidence):
                 "forwarding_disabled", evidence.delta)), ruled_out=ruled_out, **facts)
         ruled_out.append("forwarding (on for %s)" % hop["in"])
     if not code and packet.get("fate") == "unknown":
-        return None if decision["type"] == "unicast" or decision["type"] == "local" else causes.undecided(
+        return None if decision["type"] in ("unicast", "local") else causes.undecided(
             direction, "the routing decision gives a %s route" % decision["type"], proof, ruled_out)
     return causes.undecided(
         direction, "the packet vanished at the routing decision, and the evidence does not say why: the kernel "

@@ -77,17 +77,18 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         node = hosts["node"]
         assert node["seen"] and node["fate"] == "vanished_after"
         assert node["last_hop"] == "nat:KUBE-SEP-PPLABLOCAL9090:rule:1"
-        assert node["cause"] == ("rejected by rp_filter (strict on b-srv): the route back to 198.51.100.13 leaves "
-                                 "via a-srv")
-        assert (node["fix"]["kind"], node["fix"]["interface"]) == ("rp_filter", "b-srv")
-        assert "rp_filter: 2" in node["fix"]["task"]
+        assert node["cause"] == "rp_filter" and report["verdict"]["culprit"] == "node"
+        assert node["words"] == "rejected by rp_filter (strict on b-srv): the route back to 198.51.100.13 leaves via a-srv"
+        assert node["fix"]["args"] == {"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "persistent": "present"}
+        assert node["fix"]["remediable"] and '"rp_filter": 2' in node["fix"]["task"]
         error = node["evidence"]["route_lookup"]["error"]
-        assert error["reverse_path"]["route_back_dev"] == "a-srv"
-        assert node["evidence"]["sysctl"]["rp_filter"]["effective"] == 1
+        assert error["reverse_path"]["route_back_dev"] == "a-srv" and error["reverse_path"]["mode"] == "strict"
         assert hosts["client"]["fate"] == "sent"
         assert [p["fate"] for p in node["per_packet"]] == ["vanished_after"] * node["packets"] and node["packets"] >= 3
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
-        assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rejected by rp_filter", output)
+        assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rp_filter: rejected by rp_filter",
+                         output)
+        assert "client \u2192 node \u2717  [rp_filter]" in output
         assert traces_left("pp-node") == [] and traces_left("pp-client") == []
         with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
             html = handle.read()
@@ -126,9 +127,9 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
         assert "dst %s &#x2192; %s" % (address, pod) in handle.read()  # the DNAT marked on the diagram
     if fate == "dropped_by_rule":
-        assert "pplab: stray drop of the pod port" in verdict["cause"]
-        dropped = verdict["evidence"]["dropped_by"]
-        assert re.match(r"^filter:FORWARD:rule:0x[0-9a-f]+$", dropped["hop"]) and "-j DROP" in dropped["rule"]
+        assert verdict["cause"] == "rule_drop" and "pplab: stray drop of the pod port" in verdict["words"]
+        dropped = verdict["evidence"]
+        assert re.match(r"^filter:FORWARD:rule:0x[0-9a-f]+$", dropped["last_hop"]) and "-j DROP" in dropped["rule"]
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
     else:
         assert report["probe"]["summary"]["results"] == {"connected": 3}
@@ -142,7 +143,8 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
     output, report, hosts = diagnose(tmp_path, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12", "-e", "probe_from=h01")
     h02 = hosts["h02"]
     assert (h02["fate"], h02["last_hop"]) == ("unknown", "raw:PREROUTING:policy")
-    assert h02["cause"] == ("the routing decision hands it to the local stack: `local 198.18.0.12 from 198.18.0.11 dev "
-                            "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
+    assert h02["cause"] is None and h02["words"] == (
+        "the routing decision hands it to the local stack: `local 198.18.0.12 from 198.18.0.11 dev "
+        "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
     assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert "probe: connected 3" in output

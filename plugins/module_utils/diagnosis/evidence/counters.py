@@ -59,9 +59,9 @@ def snapshot(paths=FILES):
 
 
 def moved(before, after):
-    """{name: increase} for the counters that went up between two snapshots."""
-    return {name: after[name] - before[name] for name in sorted(after)
-            if name in before and after[name] > before[name]}
+    """{name: increase} for the counters that went up between two snapshots. The kernel prints IcmpMsg's per-type
+    counters only once they are not zero: one missing before counts from 0."""
+    return {name: after[name] - before.get(name, 0) for name in sorted(after) if after[name] > before.get(name, 0)}
 
 
 def corroborating(cause, delta):
