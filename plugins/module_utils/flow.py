@@ -167,8 +167,7 @@ class Flow:
         return any((self.src, self.dst, self.sport, self.dport, self.port, self.iif, self.oif))
 
     def canonical(self):
-        both_ways = {"port": list(self.port)} if self.port else {}  # absent otherwise: older flow ids stay the same
-        return dict(both_ways, **{
+        canonical = {
             "proto": self.proto,
             "src": self.src,
             "dst": self.dst,
@@ -177,7 +176,10 @@ class Flow:
             "iif": self.iif,
             "oif": self.oif,
             "families": list(self.families),
-        })
+        }
+        if self.port:  # absent otherwise, so that the flow ids of older selectors stay the same
+            canonical["port"] = list(self.port)
+        return canonical
 
     @property
     def flow_id(self):

@@ -333,7 +333,7 @@ finding:
   description:
     - With O(explain), the host's own verdict on the conversation. C(seen), C(role) (V(sent), V(forwarded),
       V(delivered_local), V(stopped), V(not_seen)), C(requests) and C(replies) (packets per direction),
-      C(cause) (an id of the catalogue, V(undecided), or null where nothing stopped here), C(direction)
+      C(ttl) (the request's on arrival), C(cause) (an id of the catalogue, V(undecided), or null where nothing stopped here), C(direction)
       (V(request) or V(reply)), C(words), C(evidence) (what establishes it), C(fix) (C(module), C(args),
       C(remediable), C(why); null where the fix is a rule only its owner can change), C(ruled_out), and C(counters)
       (every counter that moved in the window, shared with all traffic of the namespace).

@@ -9,7 +9,6 @@ a route, a listener).
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 INTERFACE_SYSCTL = "packetpath.linux.interface_sysctl"
 
@@ -98,7 +97,3 @@ def undecided(direction, words, evidence, ruled_out):
     """Where the evidence cannot decide: say so, and what was ruled out."""
     return {"cause": UNDECIDED, "direction": direction, "words": words, "evidence": evidence, "fix": None,
             "remediable": False, "ruled_out": list(ruled_out)}
-
-
-def describe(cause_id: str) -> Optional[Cause]:
-    return CATALOGUE.get(cause_id)

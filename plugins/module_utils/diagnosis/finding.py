@@ -23,8 +23,9 @@ class HostEvidence:
     def __init__(self, router, before, after, read_sysctl):
         self.router = router
         self.delta = counters.moved(before, after)
-        self._read_sysctl = read_sysctl
+        self.sysctl = read_sysctl  # (family, interface, key) -> value
         self._listening = None
+        self._routes = {}
 
     def listening(self):
         if self._listening is None:
@@ -32,16 +33,19 @@ class HostEvidence:
         return self._listening
 
     def route(self, spec):
-        """The kernel's answer to the lookup and the decision redone from rules and tables."""
-        lookup = build(spec, self.router.index_of)
-        return self.router.lookup([spec])[0], self.router.decide(lookup)
+        """The kernel's answer to the lookup and the decision redone from rules and tables (asked once per spec:
+        a packet that passes is looked up by _routing, then described by _passed)."""
+        key = tuple(sorted(spec.items()))
+        if key not in self._routes:
+            self._routes[key] = self.router.lookup([spec])[0], self.router.decide(build(spec, self.router.index_of))
+        return self._routes[key]
 
-    def sysctl(self, family, interface, key):
-        return self._read_sysctl(family, interface, key)
 
-
-def _ports(hop):
-    return hop.get("sport"), hop.get("dport")
+def route_spec(hop):
+    """The lookup for a packet as the hop saw it (after DNAT), on the input path with its arrival interface."""
+    spec = {"dst": hop["dst"], "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"),
+            "dport": hop.get("dport"), "sport": hop.get("sport")}
+    return {key: value for key, value in spec.items() if value is not None}
 
 
 def split_directions(packets, port):
@@ -55,7 +59,7 @@ def split_directions(packets, port):
     side = 0 if opener.get("sport") is not None and low <= opener["sport"] <= high else 1
     requests, replies = [], []
     for packet in packets:
-        value = _ports(packet["hops"][0])[side]
+        value = packet["hops"][0].get(("sport", "dport")[side])
         (requests if value is not None and low <= value <= high else replies).append(packet)
     return requests, replies
 
@@ -70,7 +74,9 @@ def explain(packets, port, evidence):
     requests, replies = split_directions(packets, port)
     request, reply = _deciding(requests), _deciding(replies)
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
-            "role": _role(request), "counters": evidence.delta}
+            "role": _role(request), "counters": evidence.delta,
+            # The TTL the request arrived with: each router takes one, so it orders the hosts on the way.
+            "ttl": request["hops"][0].get("ttl") if request else None}
     if request is None:
         return dict(base, cause=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence={}, ruled_out=[])
@@ -92,9 +98,7 @@ def _passed(packet, evidence):
     routing decision says where it went."""
     if packet["fate"] != "unknown":
         return "passed (%s)" % packet["fate"].replace("_", " ")
-    hop = packet["hops"][-1]
-    answer, _decision = evidence.route({key: value for key, value in (
-        ("dst", hop["dst"]), ("src", hop.get("src")), ("iif", hop.get("in"))) if value is not None})
+    answer, _decision = evidence.route(route_spec(packet["hops"][-1]))
     where = ("hands it to the local stack" if answer.get("type") == "local" else
              "forwards it out of %s" % answer.get("dev") if answer.get("type") == "unicast" else
              "gives a %s route" % answer.get("type"))
@@ -135,10 +139,7 @@ def _routing(packet, direction, evidence):
     were there (after DNAT), on the input path with its arrival interface."""
     hop = packet["hops"][-1]
     family = "ipv6" if ":" in hop["dst"] else "ipv4"
-    spec = {"dst": hop["dst"], "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"),
-            "dport": hop.get("dport"), "sport": hop.get("sport")}
-    spec = {key: value for key, value in spec.items() if value is not None}
-    answer, decision = evidence.route(spec)
+    answer, decision = evidence.route(route_spec(hop))
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
              "decision": decision}
     facts = {"dst": hop["dst"], "src": hop.get("src"), "interface": hop.get("in"), "family": family,

@@ -55,9 +55,9 @@ def host_verdict(host, data, error=None):
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
     if packet is None:
         return verdict
-    verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"),
-                   ttl=packet["hops"][0].get("ttl") if packet.get("hops") else None)
-    for key in ("role", "cause", "direction", "fix", "remediable", "ruled_out", "requests", "replies", "counters"):
+    verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
+    for key in ("role", "cause", "direction", "fix", "remediable", "ruled_out", "requests", "replies", "counters",
+                "ttl"):
         if key in found:
             verdict[key] = found[key]
     verdict["evidence"] = dict(found.get("evidence") or {})

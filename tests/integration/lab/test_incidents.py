@@ -22,7 +22,7 @@ def diagnose(tmp_path, probe, *extra):
     report_dir = tmp_path / "report"
     args = ["-e", "trace_hosts=all", "-e", "report_dir=%s" % report_dir]
     for key, value in probe.items():
-        args += ["-e", "%s=%s" % ("dport" if key == "dport" else key, value)]
+        args += ["-e", "%s=%s" % (key, value)]
     run = ansible_playbook("packetpath.linux.diagnose_port", *(args + list(extra)))
     with open(report_dir / "report.json", encoding="utf-8") as handle:
         return run.stdout, json.load(handle)
