@@ -83,22 +83,24 @@ def fleet_verdict(verdicts, probe):
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
     unseen = [v["host"] for v in verdicts if not v["seen"]]
     line = ARROW.join(marks) or "no traced host saw the packet"
+    results = ((probe or {}).get("summary") or {}).get("results") or {}
+    failed = any(result not in ("connected", "replied") for result in results)
+    cause = culprit["cause"] if culprit else "undecided" if way and failed else None
     if culprit is not None:
         words = "%s: %s" % (culprit["host"], culprit["words"])
-    elif way:
-        results = ((probe or {}).get("summary") or {}).get("results") or {}
-        failed = any(result != "connected" and result != "replied" for result in results)
-        words = ("no traced host saw the packet stop; it passed %s. Ruled out on the way: %s" % (
+    elif way and failed:
+        words = "no traced host saw the packet stop; it passed %s. Ruled out on the way: %s" % (
             ", ".join(v["host"] for v in way),
-            "; ".join(r for v in way for r in v["ruled_out"]) or "a drop by any traced rule") if failed else
-            "the packet passed every traced host")
+            "; ".join(r for v in way for r in v["ruled_out"]) or "a drop by any traced rule")
+    elif way:
+        words = "the packet passed every traced host"
     else:
         words = "no traced host saw the packet: it died before the first of them, or the trace selects other packets"
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
             "not_seen": unseen,
             "culprit": culprit["host"] if culprit else None,
-            "cause": culprit["cause"] if culprit else (None if not way else "undecided"),
+            "cause": cause,
             "direction": culprit["direction"] if culprit else None,
             "words": words,
             "evidence": culprit["evidence"] if culprit else {},

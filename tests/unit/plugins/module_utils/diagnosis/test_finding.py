@@ -81,3 +81,13 @@ def test_the_fleet_verdict_blames_the_host_that_stopped_it_and_not_those_it_neve
     assert (report["verdict"]["culprit"], report["verdict"]["cause"]) == ("node2", "rule_drop")
     assert report["verdict"]["line"] == "node2 \u2717  (not seen: pod)"
     assert [row["cause"] for row in report["hosts"]] == ["rule_drop", None]
+
+
+def test_a_run_whose_probe_connected_through_every_host_is_not_undecided():
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
+    packets = packets_of("nft-monitor-kube-node3-dnat.txt")  # forwarded, all of them
+    hosts = {"node3": {"trace": {"packets": packets, "finding": finding.explain(packets, None, NoEvidence())}}}
+    passed = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"connected": 3}}})["verdict"]
+    assert (passed["cause"], passed["culprit"], passed["words"]) == (None, None, "the packet passed every traced host")
+    failed = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"timeout": 3}}})["verdict"]
+    assert failed["cause"] == "undecided" and failed["words"].startswith("no traced host saw the packet stop")
