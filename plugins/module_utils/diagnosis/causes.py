@@ -52,9 +52,10 @@ CATALOGUE = {cause.id: cause for cause in (
           "the reply is dropped: {hop}: {rule}"),
     Cause("reply_routed_elsewhere", "the request arrived on one interface and the reply left by another",
           "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from"),
-    Cause("conntrack_invalid", "the trace ends inside a hook between raw and the next table and conntrack counts "
-                               "the packet invalid",
-          "conntrack found the packet invalid and it was dropped between {hook} raw and the next table"),
+    Cause("conntrack_invalid", "the trace's last hop is a rule that drops what conntrack classified INVALID "
+                               "(ctstate INVALID, ct state invalid)",
+          "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
+          "such packets: {rule}"),
     Cause("conntrack_full", "the trace ends inside a hook and the conntrack table is full",
           "the conntrack table is full ({count} of {max}): new flows are dropped"),
     Cause("neighbour_failed", "the packet left for a next hop whose neighbour entry is FAILED or INCOMPLETE",

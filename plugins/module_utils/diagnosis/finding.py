@@ -8,12 +8,25 @@ live; the unit tests give recorded answers), so the decision reads the same whet
 answered in the lab.
 """
 
+import re
+
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, sockets
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
 
 PASSED = ("delivered_local", "forwarded", "sent")
 REFUSING_ROUTES = {"blackhole": "blackhole_route", "unreachable": "unreachable_route", "prohibit": "prohibit_route"}
+# Where a neighbour entry in these states is the next hop, the kernel queued the packet, asked, and dropped it.
+UNANSWERED_NEIGHBOUR = ("failed", "incomplete")
+# The destination a DNAT rule writes (iptables `--to-destination A[:P]`, nft `dnat [ip|ip6] to A[:P]`; IPv6 in
+# brackets where a port follows). The trace logs the packet before the rule, so the last hop holds the old one.
+_DNAT_TO = re.compile(r"(?:--to-destination\s+|\bdnat\s+(?:ip6?\s+)?to\s+)"
+                      r"(?:\[(?P<bracketed>[0-9A-Fa-f:.]+)\]|(?P<v4>\d+\.\d+\.\d+\.\d+)|(?P<v6>[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*))"
+                      r"(?::(?P<port>\d+))?")
+# A REJECT target (iptables) or reject statement (nft): xtables-monitor and nft monitor print its verdict as drop.
+_REJECTS = re.compile(r"-j\s+REJECT\b|(?:^|\s)reject(?:\s|$)")
+# A rule that matches what conntrack classified invalid (iptables -m conntrack/-m state, nft ct state).
+_MATCHES_INVALID = re.compile(r"--(?:ct)?state\s+(?:\S+,)?INVALID\b|\bct state (?:\{[^}]*\binvalid\b[^}]*\}|invalid\b)")
 
 
 class HostEvidence:
@@ -40,11 +53,25 @@ class HostEvidence:
             self._routes[key] = self.router.lookup([spec])[0], self.router.decide(build(spec, self.router.index_of))
         return self._routes[key]
 
+    def neighbour(self, family, dev, address):
+        return self.router.neighbour(family, dev, address)
+
+
+def translated(hop):
+    """(dst, dport) after the hop's DNAT rule, or None where the hop is no DNAT."""
+    match = _DNAT_TO.search(hop.get("rule") or "") if hop.get("table") == "nat" else None
+    if match is None:
+        return None
+    address = match.group("bracketed") or match.group("v4") or match.group("v6")
+    return address, int(match.group("port")) if match.group("port") else hop.get("dport")
+
 
 def route_spec(hop):
-    """The lookup for a packet as the hop saw it (after DNAT), on the input path with its arrival interface."""
-    spec = {"dst": hop["dst"], "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"),
-            "dport": hop.get("dport"), "sport": hop.get("sport")}
+    """The lookup for a packet as the routing decision saw it (after the hop's DNAT, where it has one), on the
+    input path with its arrival interface."""
+    dst, dport = translated(hop) or (hop["dst"], hop.get("dport"))
+    spec = {"dst": dst, "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"), "dport": dport,
+            "sport": hop.get("sport")}
     return {key: value for key, value in spec.items() if value is not None}
 
 
@@ -87,6 +114,8 @@ def explain(packets, port, evidence):
         decided = _stopped(reply, "reply", evidence)
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
         decided = _reply_elsewhere(request, reply, evidence)
+    if decided is None and port and reply is None and request.get("fate") in ("forwarded", "sent"):
+        decided = _next_hop(request, evidence)  # traced both ways, and no reply came back
     if decided is None:
         return dict(base, cause=None, words=_passed(request, evidence), direction="request", fix=None,
                     remediable=False, evidence={"path": request.get("path")}, ruled_out=[])
@@ -118,12 +147,15 @@ def _stopped(packet, direction, evidence):
     if fate in ("dropped_by_rule", "dropped_by_policy"):
         facts = {"hop": packet["last_hop"], "rule": (packet.get("dropped_by") or {}).get("rule") or "-"}
         proof = {"last_hop": packet["last_hop"], "rule": facts["rule"], "path": packet.get("path")}
+        if _MATCHES_INVALID.search(facts["rule"]):
+            return causes.finding("conntrack_invalid", direction, dict(proof, counters=counters.corroborating(
+                "conntrack_invalid", evidence.delta)), **facts)
         if direction == "reply":
             return causes.finding("reply_dropped", direction, proof, **facts)
         if fate == "dropped_by_policy":
             return causes.finding("policy_drop", direction, proof, **facts)
-        return causes.finding("rule_reject" if hop.get("verdict") == "reject" else "rule_drop", direction, proof,
-                              **facts)
+        rejects = hop.get("verdict") == "reject" or _REJECTS.search(facts["rule"])
+        return causes.finding("rule_reject" if rejects else "rule_drop", direction, proof, **facts)
     if fate == "vanished_after" and hop.get("hook") == "prerouting" or fate == "unknown":
         return _routing(packet, direction, evidence)
     if fate in PASSED:
@@ -138,11 +170,14 @@ def _routing(packet, direction, evidence):
     """The trace ends at (or cannot follow past) the routing decision: redo it with the packet's addresses as they
     were there (after DNAT), on the input path with its arrival interface."""
     hop = packet["hops"][-1]
-    family = "ipv6" if ":" in hop["dst"] else "ipv4"
-    answer, decision = evidence.route(route_spec(hop))
+    spec = route_spec(hop)
+    family = "ipv6" if ":" in spec["dst"] else "ipv4"
+    answer, decision = evidence.route(spec)
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
              "decision": decision}
-    facts = {"dst": hop["dst"], "src": hop.get("src"), "interface": hop.get("in"), "family": family,
+    if spec["dst"] != hop["dst"]:
+        proof["translated_by"] = hop.get("rule")
+    facts = {"dst": spec["dst"], "src": hop.get("src"), "interface": hop.get("in"), "family": family,
              "table": decision["table"], "rule": decision["rule"],
              "route": (decision["route"] or {}).get("dst") or "-"}
     code = (answer.get("error") or {}).get("errno")
@@ -174,6 +209,26 @@ def _routing(packet, direction, evidence):
     return causes.undecided(
         direction, "the packet vanished at the routing decision, and the evidence does not say why: the kernel "
                    "answers %s" % ((answer.get("error") or {}).get("message") or "with a route"), proof, ruled_out)
+
+
+def _next_hop(packet, evidence):
+    """A request that left this host and got no reply: does its next hop answer ARP/NDP? The kernel queues a
+    packet for a neighbour it is still asking, and drops it when nobody answers; no hook sees that."""
+    hop = packet["hops"][-1]
+    if not hop.get("out"):
+        return None
+    spec = route_spec(hop)
+    family = "ipv6" if ":" in spec["dst"] else "ipv4"
+    answer, _decision = evidence.route(spec)
+    gateway = answer.get("gateway") or spec["dst"]
+    state = evidence.neighbour(family, hop["out"], gateway)
+    if not set(state) & set(UNANSWERED_NEIGHBOUR):
+        return None
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
+             "neighbour": {"address": gateway, "dev": hop["out"], "state": state},
+             "counters": counters.corroborating("neighbour_failed", evidence.delta)}
+    return causes.finding("neighbour_failed", "request", proof, gateway=gateway, dev=hop["out"],
+                          state=",".join(name.upper() for name in state))
 
 
 def _listener(packet, evidence):

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import ROUTE_TYPES
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import NUD_STATES, ROUTE_TYPES
 
 # `ip` prints strerror(): turn it back into the number.
 _ERRNO_OF = {os.strerror(code): code for code in (
@@ -68,10 +68,7 @@ class IpCommand:
         return route
 
     def rules(self, family):
-        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4", "rule"])
-        if rc != 0:
-            raise OSError(errno.EIO, err.strip())
-        return [self.rule(entry) for entry in json.loads(out or "[]")]
+        return [self.rule(entry) for entry in self._json(family, "rule")]
 
     def rule(self, entry):
         rule = {"priority": entry.get("priority", 0), "not": bool(entry.get("not")), "tos": 0}
@@ -90,13 +87,21 @@ class IpCommand:
             rule["fwmask"] = int(str(entry.get("fwmask", "0xffffffff")), 0)
         return rule
 
-    def routes(self, family):
-        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4", "route", "show", "table",
-                                        "all"])
+    def _json(self, family, *words):
+        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4"] + list(words))
         if rc != 0:
             raise OSError(errno.EIO, err.strip())
+        return json.loads(out or "[]")
+
+    def neighbours(self, family):
+        bits = {name.upper(): bit for bit, name in NUD_STATES.items()}
+        return [{"dst": entry.get("dst"), "ifindex": socket.if_nametoindex(entry["dev"]) if entry.get("dev") else 0,
+                 "state": sum(bits.get(name, 0) for name in entry.get("state", [])), "lladdr": entry.get("lladdr")}
+                for entry in self._json(family, "neigh", "show")]
+
+    def routes(self, family):
         routes = []
-        for entry in json.loads(out or "[]"):
+        for entry in self._json(family, "route", "show", "table", "all"):
             route = self.route(entry)
             route["flags"] = 0
             destination = entry.get("dst", "default")

@@ -26,6 +26,9 @@ ROUTE_TYPES = ("unspec", "unicast", "local", "broadcast", "anycast", "multicast"
                "prohibit", "throw", "nat", "xresolve")
 RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
+# ndmsg.ndm_state bits (linux/neighbour.h), as `ip neigh` names them.
+NUD_STATES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay", 0x10: "probe", 0x20: "failed",
+              0x40: "noarp", 0x80: "permanent"}
 _PLAIN = {
     errno.ENETUNREACH: "no route to %(dst)s: no table the rules lead to has a route that covers it",
     errno.EHOSTUNREACH: "%(dst)s is covered by an unreachable route (or forwarding is off on the arrival interface)",
@@ -170,6 +173,7 @@ class Router:
         self.index_of = {name: index for index, name in self.names.items()}
         self._rules = {}
         self._routes = {}  # {family: {table id: [routes]}}, for decide()
+        self._neighbours = {}
 
     def rules(self, family):
         if family not in self._rules:
@@ -320,6 +324,15 @@ class Router:
                     "%s/%d" % (route["dst"], route.get("dst_len", 0)) if route.get("dst") else default, strict=False)
                 self._routes[family].setdefault(route["table_id"], []).append(route)
         return self._routes[family].get(table_id, [])
+
+    def neighbour(self, family, dev, address):
+        """The neighbour entry's state names for `address` on `dev` (ARP/NDP), [] where the kernel has none."""
+        if family not in self._neighbours:
+            self._neighbours[family] = {
+                (self.names.get(entry["ifindex"]), entry["dst"]): [
+                    name for bit, name in sorted(NUD_STATES.items()) if entry["state"] & bit]
+                for entry in self.engine.neighbours(family) if entry.get("dst")}
+        return self._neighbours[family].get((dev, address), [])
 
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table

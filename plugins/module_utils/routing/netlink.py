@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Route lookups and rule and route dumps through pyroute2's netlink messages, many requests per system call.
+"""Route lookups and rule, route and neighbour dumps through pyroute2's netlink messages, many requests per system call.
 
 One `route get` at a time costs a round trip each (IPRoute().route('get') answers ~3,200/s here).  The kernel
 handles every netlink message in a buffer it is sent, one after the other, and queues the answers: so the
@@ -18,9 +18,10 @@ import traceback
 
 try:
     from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, nlmsg
-    from pyroute2.netlink.rtnl import RTM_GETROUTE, RTM_GETRULE, RTM_NEWROUTE, RTM_NEWRULE
+    from pyroute2.netlink.rtnl import RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE
     from pyroute2.netlink.rtnl.fibmsg import fibmsg
     from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
@@ -140,6 +141,12 @@ def decode_rule(message):
     return rule
 
 
+def decode_neighbour(message):
+    """A neighbour dump entry -> {dst, ifindex, state (NUD bits), lladdr}."""
+    return {"dst": message.get_attr("NDA_DST"), "ifindex": message["ifindex"], "state": message["state"],
+            "lladdr": message.get_attr("NDA_LLADDR")}
+
+
 def error_code(message):
     """The errno of an NLMSG_ERROR answer (0 for an acknowledgement)."""
     error = message["header"].get("error")
@@ -228,3 +235,6 @@ class Pyroute2Engine:
 
     def routes(self, family):
         return self.dump(RouteMessage, RTM_GETROUTE, RTM_NEWROUTE, family, decode_route)
+
+    def neighbours(self, family):
+        return self.dump(ndmsg, RTM_GETNEIGH, RTM_NEWNEIGH, family, decode_neighbour)

@@ -79,7 +79,11 @@ def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((), "'trace_hosts' is undefined"),
+    ((), "trace_hosts=: required"),
+    (("-e", "trace_hosts=", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+     "trace_hosts=: required"),
+    (("-e", "trace_hosts=nosuchgroup", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+     "trace_hosts=nosuchgroup: names no host of the inventory"),
     (("-e", "trace_hosts=client:node", "-e", "dport=70000", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
      "dport=70000: must be 1-65535"),
     (("-e", "trace_hosts=client:node", "-e", "dport=0", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),

@@ -18,7 +18,7 @@ BY_CAUSE = {
     "no_listener": ("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts", "IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
     "martian_source": ("TcpExtIPReversePathFilter", "IpInAddrErrors"),
     "conntrack_invalid": (),
-    "neighbour_failed": ("IpOutDiscards",),
+    "neighbour_failed": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
 }
 
 

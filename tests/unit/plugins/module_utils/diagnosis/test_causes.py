@@ -1,0 +1,37 @@
+"""The docs' catalogue table is the catalogue: the same ids, evidence, words and remediability, and the incident
+labs it names are the labs whose truth is that cause."""
+
+import os
+
+import yaml
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
+INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
+
+
+def docs_rows():
+    with open(os.path.join(ROOT, "docs", "diagnose_port.md"), encoding="utf-8") as handle:
+        lines = [line for line in handle if line.startswith("| `")]
+    return {cells[0].strip("`"): cells for cells in
+            ([cell.strip() for cell in line.strip().strip("|").split(" | ")] for line in lines)
+            if cells[0].strip("`") in causes.CATALOGUE}
+
+
+def proving_labs():
+    labs = {"rp_filter": ["seed"]}  # the original incident, `make demo`
+    for name in sorted(os.listdir(INCIDENTS)):
+        with open(os.path.join(INCIDENTS, name), encoding="utf-8") as handle:
+            labs.setdefault(yaml.safe_load(handle)["incident"]["cause"], []).append(name[:-4])
+    return labs
+
+
+def test_the_docs_table_is_the_catalogue_and_names_the_labs_that_prove_it():
+    rows, labs = docs_rows(), proving_labs()
+    assert sorted(rows) == sorted(causes.CATALOGUE)
+    assert set(labs) <= set(causes.CATALOGUE), set(labs) - set(causes.CATALOGUE)
+    for cause_id, cause in causes.CATALOGUE.items():
+        _id, evidence, words, _fix, remediable, proved_by = rows[cause_id]
+        assert (evidence, words, remediable) == (cause.evidence, cause.words, "yes" if cause.remediable else "no")
+        named = [part.strip().strip("`") for part in proved_by.split(",")] if cause_id in labs else []
+        assert named == labs.get(cause_id, []), (cause_id, proved_by)
