@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 
-from labtools import ROOT, Monitor, connect, in_netns, lab, module, nflog_monitor, send
+import yaml
+from labtools import ROOT, Monitor, connect, in_netns, lab, live_captures, module, nflog_monitor, send
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
@@ -230,11 +231,50 @@ def record_sysctl():
             lab("down")
 
 
-PARTS = {"traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
+# Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, rule texts that
+# the monitors print): the culprit's trace_results with explain, as the role runs it.
+EXPLAINED = ("conntrack-invalid", "dnat-no-route", "forward-reject", "neighbour-failed", "policy-drop",
+             "prohibit-route-v6", "reply-routed-elsewhere", "unreachable-route")
+SPORT = 48080
+
+
+def record_incidents():
+    """For each incident of EXPLAINED: the culprit traced both ways by the probe's source port, a live capture with
+    explain, one probe from probe_from; the module's packets and finding, unedited, and the culprit's socket
+    tables."""
+    out = os.path.join(ROOT, "tests", "unit", "fixtures", "incidents")
+    os.makedirs(out, exist_ok=True)
+    for name in EXPLAINED:
+        with open(os.path.join(ROOT, "tests", "lab", "topologies", "incidents", name + ".yml"), encoding="utf-8") as handle:
+            truth = yaml.safe_load(handle)["incident"]
+        probe_args = truth["probe"]
+        flow = {"proto": probe_args["proto"], "port": str(SPORT)}
+        lab("up", "incidents/" + name)
+        try:
+            assert module(truth["culprit"], "packetpath.linux.trace_rule", dict(flow, expires=60))["_status"] == "CHANGED"
+            with live_captures([truth["culprit"]], explain=True, max_packets=20, **flow) as (capture,):
+                module(probe_args["probe_from"], "packetpath.linux.probe", {
+                    "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
+                    "sport": SPORT, "count": 2, "timeout": 1})
+            module(truth["culprit"], "packetpath.linux.trace_rule", dict(flow, state="absent"))
+            result = {key: capture.result[key] for key in ("packets", "finding")}
+            # The socket tables, which a finding names only where nothing listens.
+            result["proc_net"] = {path: in_netns("pp-" + truth["culprit"], ["cat", path]).stdout
+                                  for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6")}
+            assert result["finding"]["cause"] == truth["cause"], result["finding"]
+            with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as handle:
+                json.dump({"incident": truth, "port": SPORT, "result": result}, handle, indent=1, sort_keys=True)
+                handle.write("\n")
+        finally:
+            lab("down")
+
+
+PARTS = {"incidents": record_incidents, "traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
 
 
 def main(parts):
-    """`make fixtures` records everything; `make fixtures ONLY=routing` (or traces, journal, sysctl) one part."""
+    """`make fixtures` records everything; `make fixtures ONLY=routing` (or incidents, traces, journal, sysctl) one
+    part."""
     for part in parts or list(PARTS):
         PARTS[part]()
     return 0

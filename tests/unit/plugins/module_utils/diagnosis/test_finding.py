@@ -1,9 +1,14 @@
-"""The host's finding from recorded traces: a rule's drop names the rule; the catalogue's words and fixes."""
+"""The host's finding from recorded traces: a rule's drop names the rule; the catalogue's words and fixes; each
+incident's culprit decides its cause again from what it recorded in the lab."""
+
+import json
+import os
 
 import pytest
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import sources
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import TraceReader, detect_format
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import sockets
 from recorded import fixture_path
 
 
@@ -91,3 +96,54 @@ def test_a_run_whose_probe_connected_through_every_host_is_not_undecided():
     assert (passed["cause"], passed["culprit"], passed["words"]) == (None, None, "the packet passed every traced host")
     failed = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"timeout": 3}}})["verdict"]
     assert failed["cause"] == "undecided" and failed["words"].startswith("no traced host saw the packet stop")
+
+
+class RecordedEvidence:
+    """The culprit's own answers, as trace_results recorded them in the lab (`make fixtures ONLY=incidents`): the
+    routing answers and neighbour states its finding holds, its socket tables. Asking for anything else, or for a
+    lookup of another address, fails the test: the decision must ask what the host was asked."""
+
+    def __init__(self, recorded):
+        found = recorded["finding"]
+        self.evidence, self.delta = found["evidence"], found["counters"]
+        self.proc_net = recorded["proc_net"]
+
+    def route(self, spec):
+        answer = self.evidence.get("route_lookup") or self.evidence["route_back"]
+        assert answer["lookup"]["dst"] == spec["dst"], (answer["lookup"], spec)
+        return answer, self.evidence.get("decision")
+
+    def neighbour(self, family, dev, address):
+        recorded = self.evidence["neighbour"]
+        assert (recorded["dev"], recorded["address"]) == (dev, address)
+        return recorded["state"]
+
+    def listening(self):
+        return [entry for path, text in sorted(self.proc_net.items())
+                for entry in sockets.parse(text, "udp" if "udp" in path else "tcp")]
+
+    def sysctl(self, family, interface, key):
+        return self.evidence["forwarding"][interface]
+
+
+INCIDENTS = sorted(name[:-5] for name in os.listdir(fixture_path("incidents")))
+
+
+@pytest.mark.parametrize("name", INCIDENTS)
+def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name):
+    with open(fixture_path("incidents", name + ".json"), encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    port = recorded["port"]
+    found = finding.explain(recorded["result"]["packets"], (port, port), RecordedEvidence(recorded["result"]))
+    assert found["cause"] == recorded["incident"]["cause"], found["words"]
+    assert found["words"] == recorded["result"]["finding"]["words"]
+
+
+def test_a_dnat_rule_s_new_destination_is_what_the_routing_decision_is_asked_about():
+    assert finding.translated({"table": "nat", "dport": 80,
+                               "rule": "-A PREROUTING -d 198.18.20.80/32 -j DNAT --to-destination 198.18.30.2:8080"}) \
+        == ("198.18.30.2", 8080)
+    assert finding.translated({"table": "nat", "dport": 80, "rule": "ip6 daddr 2001:db8::1 dnat ip6 to [2001:db8::2]:81"}) \
+        == ("2001:db8::2", 81)
+    assert finding.translated({"table": "nat", "dport": 80, "rule": "dnat to 198.18.30.2"}) == ("198.18.30.2", 80)
+    assert finding.translated({"table": "filter", "rule": "-j DNAT --to-destination 198.18.30.2"}) is None
