@@ -110,7 +110,7 @@ integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules aga
 	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python -m pytest -q tests/integration
 
 
-fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|traces|journal|routing|sysctl)
+fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|neighbours|traces|journal|routing|sysctl)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
 bench: collection $(PYROUTE2_DIRS)  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts)

@@ -269,7 +269,49 @@ def record_incidents():
             lab("down")
 
 
-PARTS = {"incidents": record_incidents, "traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
+# The neighbour tables of the namespace it runs in, as the kernel sends them (pyroute2 ndmsg dumps, both families).
+NEIGHBOUR_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
+engine = netlink.Pyroute2Engine()
+out = {}
+for family in ("ipv4", "ipv6"):
+    dump = ndmsg()
+    dump["family"] = netlink.FAMILY[family]
+    dump["header"].update(type=netlink.RTM_GETNEIGH, flags=netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP,
+                          sequence_number=engine._next())
+    dump.encode()
+    engine.sock.sendall(bytes(dump.data))
+    chunks, done = [], False
+    while not done:
+        data = engine.sock.recv(1 << 20)
+        chunks.append(data.hex())
+        done = any(message["header"]["type"] == netlink.NLMSG_DONE for message in engine.marshal.parse(data))
+    out[family] = chunks
+print(json.dumps(out))
+"""
+
+
+def record_neighbours():
+    """The router of incidents/neighbour-failed after one probe: its next hop FAILED, the client REACHABLE; the
+    kernel's netlink bytes and `ip -j neigh`'s view of the same table."""
+    lab("up", "incidents/neighbour-failed")
+    try:
+        connect("pp-client", "198.18.20.2", 8080, timeout=5)
+        time.sleep(4)  # three ARP probes a second apart, then FAILED
+        collections = os.path.join(ROOT, "build", "collections")
+        raw = {"netlink": json.loads(in_netns("pp-router", ["python3", "-c", NEIGHBOUR_CHILD, collections]).stdout),
+               "ip_neigh": {family: json.loads(in_netns("pp-router", ["ip", "-j", flag, "neigh", "show"]).stdout)
+                            for family, flag in (("ipv4", "-4"), ("ipv6", "-6"))},
+               "links": json.loads(in_netns("pp-router", ["ip", "-j", "link"]).stdout)}
+        write("../routing/neighbour-failed-router-neigh.json", [json.dumps(raw, indent=1, sort_keys=True)])
+    finally:
+        lab("down")
+
+
+PARTS = {"incidents": record_incidents, "neighbours": record_neighbours, "traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
 
 
 def main(parts):

@@ -12,7 +12,13 @@ from recorded import fixture_path
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build, rule_matches, rule_text
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
+    NUD_STATES,
+    Router,
+    build,
+    rule_matches,
+    rule_text,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.rt_tables import BUILT_IN, RtTables
 
 FIXTURE = fixture_path("routing", "seed-node-random-fib.json")
@@ -152,3 +158,56 @@ def test_both_ends_of_the_pyroute2_range_decode_the_recorded_answers_alike(recor
     assert there["route_get"] == [route if code is None else {"errno": code} for route, code in here]
     for family, chunks in recorded["rules"].items():
         assert there["rules"][family] == decoded_rules(chunks)
+
+
+NEIGHBOURS = fixture_path("routing", "neighbour-failed-router-neigh.json")
+# Decodes the recorded neighbour dumps with the pyroute2 on sys.path.
+DECODE_NEIGHBOURS = r"""
+import json, sys
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
+recorded = json.load(open(sys.argv[1], encoding="utf-8"))
+print(json.dumps({family: [netlink.decode_neighbour(message) for chunk in chunks
+                           for message in netlink.Marshal().parse(bytes.fromhex(chunk))
+                           if message["header"]["type"] == netlink.RTM_NEWNEIGH]
+                  for family, chunks in recorded["netlink"].items()}))
+"""
+
+
+class RecordedIp:
+    """`ip -j neigh show` as it answered in the lab, by family."""
+
+    def __init__(self, recorded):
+        self.recorded = recorded
+
+    def which(self, name):
+        return "/usr/sbin/" + name
+
+    def run(self, argv, data=None):
+        return 0, json.dumps(self.recorded["ip_neigh"]["ipv6" if "-6" in argv else "ipv4"]), ""
+
+
+def neighbour_view(entries, names):
+    """(dev, dst, states) as `ip neigh` shows them: it hides NOARP entries (loopback's)."""
+    return sorted((names[entry["ifindex"]], entry["dst"], tuple(
+        name for bit, name in sorted(NUD_STATES.items()) if entry["state"] & bit)) for entry in entries
+        if entry["state"] != 0x40)
+
+
+@pytest.mark.parametrize("directory", pyroute2_range(), ids=os.path.basename)
+def test_neighbour_dumps_decode_to_what_ip_neigh_printed_and_the_router_names_the_failed_next_hop(directory,
+                                                                                                  monkeypatch):
+    with open(NEIGHBOURS, encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    collections = netlink.__file__.split(os.sep + "ansible_collections" + os.sep, maxsplit=1)[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([directory, collections]))
+    decoded = json.loads(subprocess.run([sys.executable, "-c", DECODE_NEIGHBOURS, NEIGHBOURS], env=env,
+                                        capture_output=True, text=True, check=True).stdout)
+    names = {link["ifindex"]: link["ifname"] for link in recorded["links"]}
+    monkeypatch.setattr("socket.if_nametoindex", {name: index for index, name in names.items()}.__getitem__)
+    via_ip = IpCommand(RecordedIp(recorded), RtTables(dict(BUILT_IN)))
+    for family in ("ipv4", "ipv6"):
+        assert neighbour_view(decoded[family], names) == neighbour_view(via_ip.neighbours(family), names)
+    router = Router(via_ip, RtTables(dict(BUILT_IN)))
+    router.names = names
+    assert router.neighbour("ipv4", "eth1", "198.18.20.9") == ["failed"]
+    assert router.neighbour("ipv4", "eth1", "198.18.20.2") == []
