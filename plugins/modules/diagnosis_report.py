@@ -9,9 +9,9 @@ short_description: Turn what the diagnose_port role gathered into a verdict per 
 version_added: 0.1.0
 description:
   - Used by the C(packetpath.linux.diagnose_port) role, on the controller (C(delegate_to) localhost, C(run_once)).
-  - From each host's preflight, trace, route lookups and interface audit, decides per host whether the probe's packets
-    were seen, their path, fate, where they stopped, the root cause in plain words, the evidence, and a suggested fix
-    as a task to run.
+  - From each host's trace and the finding the host decided on itself, puts the hosts in the order the packet met
+    them, names the culprit host and the cause (a catalogue id, with its words, evidence and fix as a task to run),
+    and reports per host whether the probe's packets were seen, their path, fate and where they stopped.
   - Writes C(report.json) (schema in C(docs/diagnose_port.md)), C(report.md) and C(report.html) (each packet's path
     drawn on the netfilter hook diagram as inline SVG, nothing fetched from the network) into O(report_dir).
 author:
@@ -26,8 +26,8 @@ attributes:
 options:
   hosts:
     description:
-      - Per host, a mapping with C(preflight), C(trace) (trace_results), C(routes) (route_lookup) and C(sysctl)
-        (interface_sysctl audit) results, as registered.
+      - Per host, a mapping with C(trace) (the trace_results result, with its C(finding)), or C(arm_error) (why the
+        host could not be armed: it is reported as not traced).
       - A host of C(request.trace_hosts) missing here failed or was unreachable before it reported; it gets a row with
         the error of its entry in O(last_results).
     type: dict
@@ -44,7 +44,7 @@ options:
     type: dict
   last_results:
     description:
-      - Per host, its first registered result (the role's preflight). For a host missing from O(hosts), the C(msg) of
+      - Per host, its first registered result (the role's arming). For a host missing from O(hosts), the C(msg) of
         that result is the error its row shows.
     type: dict
   report_dir:

@@ -36,12 +36,16 @@ options:
       - V(kernel_log) reads C(/var/log/kern.log), else C(/var/log/messages) (or O(path)). V(journal) reads
         C(journalctl -k -o json). V(dmesg) reads the kernel ring buffer (C(/dev/kmsg), else C(dmesg)).
       - V(file) reads O(path), in any of the three formats (see O(format)); gzipped files (rotated logs) too.
+      - V(capture) ends the live capture C(packetpath.linux.trace_rule) O(packetpath.linux.trace_rule#module:capture=true)
+        started for the same flow options, reads what it caught and removes its spool; with O(explain), the counters
+        are compared with those read when it started. In check mode it reads what was caught so far, and leaves the
+        capture running.
       - V(nflog), V(xtables_monitor) and V(nft_monitor) capture live for O(duration) seconds or until O(max_packets)
         packets were seen. Run them under C(async) while another task sends the traffic (see EXAMPLES).
       - V(kernel_log), V(journal) and V(dmesg) read legacy traces recorded earlier; the kernel log is shared by every
         network namespace of the machine, so by default only hops on this host's interfaces are kept.
     type: str
-    choices: [auto, nflog, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
+    choices: [auto, capture, nflog, kernel_log, journal, dmesg, file, xtables_monitor, nft_monitor]
     default: auto
   path:
     description:
@@ -352,6 +356,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters
@@ -416,6 +421,32 @@ def explain(module, packets, flow, before):
     return finding.explain(packets, flow.port if flow else None, evidence)
 
 
+def fetch(module, params, flow, source, path, fmt):
+    return Fetch(
+        ModuleCommandRunner(module), source=source, path=path, fmt=fmt,
+        flow=flow, since=params["since"], until=params["until"], max_packets=params["max_packets"],
+        packet_id=params["packet_id"], duration=params["duration"], ready_file=params["ready_file"],
+        stop_file=params["stop_file"],
+        host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
+    ).run()
+
+
+def read_capture(module, flow):
+    """The live capture trace_rule started for the flow: ended, read, explained, removed (check mode: read so
+    far, left running)."""
+    if flow is None:
+        raise OptionError("source", "capture", "give the flow options the capture was started with")
+    found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
+    result = fetch(module, module.params, flow, "file", spool_path, found["format"])
+    result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
+        found["source"], flow.flow_id))
+    if module.params["explain"]:
+        result["finding"] = explain(module, result["packets"], flow, found["counters"])
+    if not module.check_mode:
+        spool.discard(flow.flow_id)
+    return result
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("source", "file", ("path",))])
@@ -427,16 +458,13 @@ def main():
         narrowed = params["proto"] != "any" or any(params[option] for option in FLOW_OPTIONS)
         flow = Flow.from_params(params) if narrowed else None
         netns.enter(params["netns"])
-        before = counters.snapshot() if params["explain"] else None
-        result = Fetch(
-            ModuleCommandRunner(module), source=params["source"], path=params["path"], fmt=params["format"],
-            flow=flow, since=params["since"], until=params["until"], max_packets=params["max_packets"],
-            packet_id=params["packet_id"], duration=params["duration"], ready_file=params["ready_file"],
-            stop_file=params["stop_file"],
-            host_ruleset=params["host_ruleset"], this_netns_only=params["this_netns_only"],
-        ).run()
-        if params["explain"]:
-            result["finding"] = explain(module, result["packets"], flow, before)
+        if params["source"] == "capture":
+            result = read_capture(module, flow)
+        else:
+            before = counters.snapshot() if params["explain"] else None
+            result = fetch(module, params, flow, params["source"], params["path"], params["format"])
+            if params["explain"]:
+                result["finding"] = explain(module, result["packets"], flow, before)
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings", []):

@@ -124,6 +124,18 @@ options:
         the host, on every backend and family, and nothing else.
     type: bool
     default: false
+  capture:
+    description:
+      - With O(state=present), also start a live capture of the flow's trace in the host's namespace (NFLOG for
+        iptables-legacy, C(xtables-monitor --trace), C(nft monitor trace)), and read the namespace's kernel
+        counters. The task returns once the capture listens; the capture runs on after it, detached, and writes to
+        a spool in the namespace's state directory under C(/run/packetpath).
+      - Read it with C(packetpath.linux.trace_results) O(source=capture) and the same flow options: that ends it.
+        It also ends when the trace expires, and O(state=absent) ends it and removes its spool.
+      - So a diagnosis costs a host three module executions (arm, collect, trace off) and no polling.
+      - Needs O(expires) (the capture's upper bound) and, for iptables-legacy, NFLOG (C(nfnetlink_log)).
+    type: bool
+    default: false
 notes:
   - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
     chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.
@@ -256,6 +268,15 @@ marker:
   returned: always
   type: dict
   sample: {"time": "2026-11-24T18:50:12Z", "epoch": 1795546212.5, "uptime": 2601.7}
+capture:
+  description:
+    - With O(capture=true) and O(state=present), the live capture started (C(pid), C(source), C(format),
+      C(expires_at) as epoch seconds); in check mode C(would_start) names the source.
+    - With O(state=absent), whether a capture of the flow (or of any flow, O(all=true)) was ended and its spool
+      removed (C(discarded)).
+  returned: when O(capture=true), and with O(state=absent)
+  type: dict
+  sample: {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor", "expires_at": 1795546512.5}
 nf_log:
   description:
     - iptables-legacy only. Where legacy TRACE goes (C(logger) V(nflog), or V(kernel_log) where nfnetlink_log cannot
@@ -271,6 +292,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, spool
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
@@ -288,6 +311,7 @@ def argument_spec():
         burst={"type": "int", "default": rule.DEFAULT_BURST},
         expires={"type": "int", "default": rule.DEFAULT_EXPIRES},
         all={"type": "bool", "default": False},
+        capture={"type": "bool", "default": False},
     )
     return spec
 
@@ -316,21 +340,53 @@ def switch(runner, params, check_mode):
         if params["state"] != "absent" or given:
             raise OptionError("all", True, "goes with state=absent and no flow options (got %s)"
                               % ", ".join(["state=" + params["state"]] + given))
-        return rule.absent_all(runner, check_mode)
+        result = rule.absent_all(runner, check_mode)
+        result["capture"] = {"discarded": _discard(spool.captured_flows(), check_mode)}
+        result["changed"] = result["changed"] or bool(result["capture"]["discarded"])
+        return result
     flow = Flow.from_params(params)
     check_bounds(params)
     if not flow.narrowed:
         raise OptionError("proto", params["proto"], "alone selects every packet: give at least one of %s"
                           % ", ".join(FLOW_OPTIONS))
     if params["state"] == "absent":
-        return rule.absent(runner, flow, check_mode)
+        result = rule.absent(runner, flow, check_mode)
+        result["capture"] = {"discarded": _discard([flow.flow_id], check_mode)}
+        result["changed"] = result["changed"] or bool(result["capture"]["discarded"])
+        return result
+    if params["capture"] and not params["expires"]:
+        raise OptionError("capture", True, "needs expires (the capture's upper bound), not expires=0")
     hooks = hooks_for(params, flow)
     backend, reason = backends.choose(runner, params["backend"])
     missing = backend.missing_tools()
     if missing:
         raise OptionError("backend", params["backend"], "%s needs %s, not installed on this host"
                           % (backend.name, ", ".join(missing)))
-    return rule.present(backend, reason, flow, hooks, params["rate"], params["burst"], params["expires"], check_mode)
+    result = rule.present(backend, reason, flow, hooks, params["rate"], params["burst"], params["expires"],
+                          check_mode)
+    if params["capture"]:
+        result["capture"] = _capture(runner, backend.name, flow, params["expires"], result, check_mode)
+        result["changed"] = True
+    return result
+
+
+def _capture(runner, backend, flow, expires, result, check_mode):
+    """Start the flow's live capture, with the namespace's counters as they are now."""
+    if (result.get("nf_log") or {}).get("logger") == "kernel_log":
+        raise OptionError("capture", True, "legacy TRACE goes to the kernel log here (no nfnetlink_log), which every "
+                          "namespace shares: read it with packetpath.linux.trace_results source=dmesg instead")
+    if check_mode:
+        return {"would_start": fetch.BACKEND_SOURCE[backend]}
+    # Ends a little before the expiry, which then removes the spool.
+    found = spool.start(runner, backend, flow.flow_id, max(1, expires - 2), {"counters": counters.snapshot()})
+    return {key: found[key] for key in ("pid", "source", "format", "expires_at")}
+
+
+def _discard(flow_ids, check_mode):
+    """The flows whose capture was ended and its spool removed."""
+    if check_mode:
+        return [flow_id for flow_id in flow_ids if spool.record(flow_id) is not None]
+    return [flow_id for flow_id in flow_ids if spool.discard(flow_id)]
 
 
 def main():

@@ -21,6 +21,17 @@ def record_path(*parts):
     return os.path.join(namespace_dir(), *parts)
 
 
+def start_time(pid):
+    """A process's kernel start time (clock ticks since boot), None where it is gone or a zombie: with the PID,
+    it names the process we started and no other that got its number later."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
 def read(path):
     try:
         with open(path) as handle:

@@ -26,7 +26,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.capture.parsers.x
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends
 
 PARSERS = {"kernel_log": KernelLogParser, "xtables_monitor": XtablesMonitorParser, "nft_monitor": NftMonitorParser}
-SOURCES = ("auto", "nflog", "kernel_log", "journal", "dmesg", "file", "xtables_monitor", "nft_monitor")
+SOURCES = ("auto", "capture", "nflog", "kernel_log", "journal", "dmesg", "file", "xtables_monitor", "nft_monitor")
 LIVE_SOURCES = ("nflog", "xtables_monitor", "nft_monitor")
 # NFLOG messages are written out as the kernel log's lines for the same hops: one legacy parser either way.
 SOURCE_FORMAT = {"nflog": "kernel_log", "kernel_log": "kernel_log", "journal": "kernel_log", "dmesg": "kernel_log",
@@ -187,6 +187,13 @@ def _lines(runner, source, path, duration, ready_file, stop_file, window):
     stream = sources.Stream([program] + MONITOR_ARGV[source][1:], duration=duration, ready_file=ready_file,
                             stop_file=stop_file)
     return stream.lines(), stream
+
+
+def live_lines(runner, backend, duration, ready_file, stop_file):
+    """(source, lines not read yet) of the live source that follows a backend's trace in this namespace."""
+    source = BACKEND_SOURCE[backend]
+    lines, _stream = _lines(runner, source, None, duration, ready_file, stop_file, TimeWindow(None, None, False))
+    return source, lines
 
 
 def _host_ruleset(runner, fmt):

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """From what each host's modules said to a verdict per host: seen or not, where it stopped, why, and the fix.
 
-Input per host (what the diagnose_port role registered): preflight, the trace
-(trace_results), route lookups and interface audits for the packets that
-vanished.  Output: a stable report (see docs/diagnose_port.md for the schema).
+Input per host (what the diagnose_port role registered): why it could not be armed (`arm_error`), else its trace
+(trace_results, with the finding the host decided). Output: a stable report (see docs/diagnose_port.md for the
+schema).
 """
 
 import json
@@ -43,9 +43,8 @@ def host_verdict(host, data, error=None):
         verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
         return verdict
-    preflight = data.get("preflight") or {}
-    if preflight.get("problems"):
-        verdict["words"] = "cannot be traced here: %s" % "; ".join(preflight["problems"])
+    if data.get("arm_error"):
+        verdict["words"] = "cannot be traced here: %s" % data["arm_error"]
         return verdict
     packet, packets = _first_packet(trace)
     verdict["packets"] = len(packets)

@@ -58,6 +58,18 @@ if plan.get("drop_empty_nft_table"):
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     if listed.returncode == 0 and "chain " not in listed.stdout:
         subprocess.run([nft, "delete", "table", "inet", table], stderr=subprocess.DEVNULL)
+# A live capture of the flow (trace_rule capture=true) has ended by now; its spool goes with the trace.
+capture = os.path.join(os.path.dirname(os.path.dirname(plan["record"])), "capture")
+flow_id = os.path.basename(plan["record"])[:-len(".json")]
+for suffix in (".lines", ".ready", ".stop", ".done", ".json"):
+    try:
+        os.unlink(os.path.join(capture, flow_id + suffix))
+    except OSError:
+        pass
+try:
+    os.rmdir(capture)
+except OSError:
+    pass
 try:
     with open(plan["record"]) as handle:
         mine = json.load(handle).get("pid") == os.getpid()
@@ -73,18 +85,9 @@ if mine:
 """
 
 
-def _start_time(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
 def _is_our_sleeper(record):
     pid = record.get("pid")
-    if not pid or _start_time(pid) != record.get("started"):
+    if not pid or hoststate.start_time(pid) != record.get("started"):
         return False
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
@@ -133,7 +136,7 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
     )
     armed = {
         "pid": proc.pid,
-        "started": _start_time(proc.pid),
+        "started": hoststate.start_time(proc.pid),
         "flow_id": flow_id,
         "backend": backend,
         "expires_at": plan["expires_at"],

@@ -110,9 +110,9 @@ def test_seed_the_incident_then_the_fix(tmp_path):
 
 @pytest.mark.usefixtures("kube")
 @pytest.mark.parametrize("node,address,fate", [
-    ("node1", "198.51.100.11", "forwarded"),  # iptables-legacy: the kernel log
-    ("node2", "198.51.100.12", "dropped_by_rule"),  # iptables-nft: xtables-monitor under async
-    ("node3", "198.51.100.13", "forwarded"),  # nftables: nft monitor under async
+    ("node1", "198.51.100.11", "forwarded"),  # iptables-legacy: NFLOG of the namespace
+    ("node2", "198.51.100.12", "dropped_by_rule"),  # iptables-nft: xtables-monitor, detached
+    ("node3", "198.51.100.13", "forwarded"),  # nftables: nft monitor, detached
 ])
 def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     _output, report, hosts = diagnose(tmp_path, "-e", "dport=30080", "-e", "dst=%s" % address, "-e", "probe_from=client",

@@ -12,7 +12,7 @@ from labtools import BIN, ENV, INVENTORY, ROOT, run, traces_left
 pytestmark = pytest.mark.usefixtures("seed")
 
 # Runs a module with iptables and nft hidden (a non-executable file bound over each, in a mount namespace of the
-# module's own): the host then cannot be traced, and preflight says so.
+# module's own): the host then cannot be traced, and arming it says so.
 WITHOUT_TOOLS = """#!/bin/sh
 exec unshare --mount --propagation private sh -c \\
   'for tool in /usr/sbin/iptables /usr/sbin/ip6tables /usr/sbin/nft; do mount --bind /dev/null "$tool"; done
@@ -60,7 +60,7 @@ def test_the_probe_goes_out_when_the_first_traced_host_cannot_be_traced(tmp_path
     done, report = diagnosis(tmp_path, hosts, "-e", "trace_hosts=client:node", *SEED)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {entry["host"]: entry for entry in report["hosts"]}
-    assert rows["client"]["words"].startswith("cannot be traced here: neither iptables nor nft"), rows["client"]
+    assert rows["client"]["words"].startswith("cannot be traced here: no trace backend"), rows["client"]
     assert report["probe"]["summary"]["results"] == {"timeout": 3}  # the probe went out from the client anyway
     assert rows["node"]["seen"] and rows["node"]["cause"] == "rp_filter" and rows["node"]["words"].startswith(
         "rejected by rp_filter (strict on b-srv)")

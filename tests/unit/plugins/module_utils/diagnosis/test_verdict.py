@@ -1,6 +1,5 @@
 """The fleet report of a diagnosis: every host of the run has a row, those that never reported with their error."""
 
-import json
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
@@ -11,9 +10,8 @@ UNREACHABLE = ("Task failed: Failed to connect to the host via ssh: ssh: connect
 REQUEST = {"port": "8081", "proto": "tcp", "dst": "203.0.113.12", "probe_from": "client"}
 
 
-def report(fixture_text, probe_after=None):
-    preflight = json.loads(fixture_text("preflight-lab-node.json"))
-    hosts = {"node": {"preflight": dict(preflight, problems=[]), "trace": {"packets": []}}, "gone": None}
+def report(_fixture_text, probe_after=None):
+    hosts = {"node": {"arm_error": None, "trace": {"packets": []}}, "gone": None}
     probe = {"summary": summary([{"result": "timeout"}] * 3)}
     return verdict.build_report(hosts, REQUEST, probe, probe_after, unreported={"gone": UNREACHABLE},
                                 now=1795546212.5)

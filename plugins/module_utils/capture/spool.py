@@ -1,0 +1,137 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A live capture that outlives the module that starts it.
+
+trace_rule (capture=true) switches the trace on and starts the capture in the same execution; trace_results
+(source=capture) ends it and reads what it wrote. Between the two the playbook sends its probe, so one diagnosis
+costs a host three module executions (arm, collect, trace off) and no polling.
+
+The capture is the live source trace_results would read (NFLOG of the namespace, xtables-monitor or nft monitor),
+run by a detached grandchild of the module (a new session; its standard streams on /dev/null, so the module's SSH
+session ends) that writes the lines to a spool file in the namespace's state directory. Everything it runs is
+imported before the fork: the module's own files are gone once the module has returned. It ends when its stop
+file appears, or when the trace's expiry comes (its `duration`), whatever happens to the play. Its PID and kernel
+start time are recorded, so only the process we started is ever signalled.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch
+
+DIRECTORY = "capture"
+READY_TIMEOUT = 20  # seconds for the reader to open its source
+END_TIMEOUT = 10  # seconds for it to drain its last lines after the stop file
+
+
+def paths(flow_id):
+    """The capture's files: its record, the spool of lines, and the ready, stop and done markers."""
+    base = hoststate.record_path(DIRECTORY, flow_id)
+    return {"record": base + ".json", "lines": base + ".lines", "ready": base + ".ready", "stop": base + ".stop",
+            "done": base + ".done"}
+
+
+def record(flow_id):
+    return hoststate.read(paths(flow_id)["record"])
+
+
+def running(found):
+    """The recorded reader is still the process we started (a PID is reused; its start time is not)."""
+    return bool(found) and hoststate.start_time(found.get("pid")) == found.get("started")
+
+
+def captured_flows():
+    return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
+
+
+def _serve(lines, files):
+    """The grandchild: write the source's lines to the spool until the source ends, then say so."""
+    with open(files["lines"], "w", encoding="utf-8") as spool:
+        for line in lines:
+            spool.write(line)
+            spool.flush()
+    with open(files["done"], "w", encoding="utf-8") as done:
+        done.write("%d\n" % os.getpid())
+
+
+def _detach(lines, files):
+    """Fork twice; the grandchild reads `lines` (a generator not started yet) into the spool. Returns in the
+    module only."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)  # pylint: disable=protected-access  # the first child ends at once; no cleanup of the module's
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 65536)
+        # SIGTERM (discard) ends the reader through its finally: the monitor program it started goes with it.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+        _serve(lines, files)
+    finally:
+        os._exit(0)  # pylint: disable=protected-access  # never return into the module's code
+
+
+def start(runner, backend, flow_id, duration, extra):
+    """Start the live capture of a flow's trace on `backend`, for at most `duration` seconds, and return its record
+    once the reader listens. An earlier capture of the flow is ended first."""
+    discard(flow_id)
+    files = paths(flow_id)
+    os.makedirs(os.path.dirname(files["record"]), 0o700, exist_ok=True)
+    source, lines = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
+    _detach(lines, files)
+    deadline = time.time() + READY_TIMEOUT
+    while not os.path.exists(files["ready"]):
+        if time.time() > deadline or os.path.exists(files["done"]):
+            discard(flow_id)
+            raise HostError("the live capture did not start listening within %d s" % READY_TIMEOUT)
+        time.sleep(0.05)
+    with open(files["ready"]) as handle:
+        pid = int(handle.read().split()[0])
+    found = dict(extra, pid=pid, started=hoststate.start_time(pid), flow_id=flow_id, lines=files["lines"],
+                 source=source, format=fetch.SOURCE_FORMAT[source], backend=backend,
+                 expires_at=time.time() + duration)
+    hoststate.write(files["record"], found)
+    return found
+
+
+def collect(flow_id, stop=True):
+    """End the flow's capture (its stop file; it drains what is still coming) and return (record, spool path);
+    with stop=false (check mode), what it wrote so far. The files stay until discard()."""
+    files = paths(flow_id)
+    found = record(flow_id)
+    if found is None:
+        raise HostError("no capture of this flow on this host: start one with packetpath.linux.trace_rule "
+                        "capture=true (it also ends when the trace expires, and is removed when it is switched off)")
+    if stop:
+        with open(files["stop"], "w") as handle:
+            handle.write("stop\n")
+        deadline = time.time() + END_TIMEOUT
+        while running(found) and not os.path.exists(files["done"]) and time.time() < deadline:
+            time.sleep(0.05)
+    if not os.path.exists(files["lines"]):
+        raise HostError("the capture wrote nothing at %s" % files["lines"])
+    return found, files["lines"]
+
+
+def discard(flow_id):
+    """End the flow's capture if it still runs (only the process we started), and remove its files. True when
+    there was one."""
+    files = paths(flow_id)
+    found = record(flow_id)
+    if running(found):
+        os.kill(found["pid"], signal.SIGTERM)
+    existed = found is not None
+    for name in ("lines", "ready", "stop", "done", "record"):
+        if os.path.exists(files[name]):
+            existed = True
+        hoststate.remove(files[name])
+    return existed

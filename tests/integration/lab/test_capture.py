@@ -1,0 +1,81 @@
+"""A diagnosis's three executions per host: trace_rule capture=true arms (trace on, a detached live capture, the
+counters), trace_results source=capture collects, trace_rule state=absent ends whatever is left. Nothing of a capture
+outlives its trace: not when it is collected, not when the trace is switched off without collecting, not when the
+play dies and the expiry fires."""
+
+import os
+import time
+
+import pytest
+from labtools import in_netns, module, send, traces_left
+
+pytestmark = pytest.mark.usefixtures("kube")
+
+NODES = {"node1": "198.51.100.11", "node2": "198.51.100.12", "node3": "198.51.100.13"}  # legacy, iptables-nft, nft
+FLOW = {"proto": "udp", "dport": "9999"}
+
+
+def capture_files(host):
+    """The capture spool and records of the host's namespace."""
+    inode = os.stat("/run/netns/pp-" + host).st_ino
+    directory = "/run/packetpath/net-%d/capture" % inode
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def alive(pid):
+    """The process runs (a zombie where PID 1 does not reap has ended)."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("host", sorted(NODES))
+def test_arm_then_collect_reads_the_packets_and_leaves_nothing(host):
+    armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    assert armed["capture"]["source"] == {"node1": "nflog", "node2": "xtables_monitor", "node3": "nft_monitor"}[host]
+    assert capture_files(host) and alive(armed["capture"]["pid"])
+    send("pp-client", "udp", NODES[host], 9999)
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", explain=True))
+    assert got["_status"] == "SUCCESS", got["_stdout"]
+    assert got["source"] == "capture" and got["packets"], got["_stdout"]
+    # The counters were read when the capture started, and again now.
+    assert got["finding"]["seen"] and got["finding"]["counters"].get("IpInReceives", 0) >= 1, got["finding"]
+    assert capture_files(host) == [] and not alive(armed["capture"]["pid"])
+    module(host, "packetpath.linux.trace_rule", dict(FLOW, state="absent"))
+    assert traces_left("pp-" + host) == []
+
+
+def test_switching_the_trace_off_ends_a_capture_nobody_collected():
+    armed = module("node3", "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True))
+    pid = armed["capture"]["pid"]
+    off = module("node3", "packetpath.linux.trace_rule", dict(FLOW, state="absent"))
+    assert off["_status"] == "CHANGED" and off["capture"]["discarded"] == [armed["flow_id"]], off["_stdout"]
+    deadline = time.time() + 5
+    while alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid) and capture_files("node3") == [] and traces_left("pp-node3") == []
+    assert in_netns("pp-node3", ["pgrep", "-f", "nft monitor trace"], check=False).stdout == ""
+
+
+def test_a_capture_ends_with_its_trace_when_the_play_dies():
+    armed = module("node2", "packetpath.linux.trace_rule", dict(FLOW, expires=4, capture=True))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    deadline = time.time() + 20
+    while (traces_left("pp-node2") or capture_files("node2")) and time.time() < deadline:
+        time.sleep(0.5)
+    assert traces_left("pp-node2") == [] and capture_files("node2") == []
+    assert not alive(armed["capture"]["pid"])
+    assert in_netns("pp-node2", ["pgrep", "-f", "xtables-monitor --trace"], check=False).stdout == ""
+
+
+def test_check_mode_starts_nothing_and_bad_input_changes_nothing():
+    checked = module("node3", "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True), check=True)
+    assert checked["capture"] == {"would_start": "nft_monitor"} and capture_files("node3") == []
+    never = module("node3", "packetpath.linux.trace_rule", dict(FLOW, expires=0, capture=True))
+    assert never["_status"] == "FAILED" and "capture=True: needs expires" in never["msg"], never["_stdout"]
+    nothing = module("node3", "packetpath.linux.trace_results", dict(FLOW, source="capture"))
+    assert nothing["_status"] == "FAILED" and "no capture of this flow" in nothing["msg"], nothing["_stdout"]
+    assert traces_left("pp-node3") == [] and capture_files("node3") == []
