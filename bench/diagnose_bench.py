@@ -1,7 +1,13 @@
-"""`make bench`: a diagnose_port run across the `scale` lab against a playbook of as many ansible.builtin.ping tasks
-per host, in the same run, with forks 25: our modules' own cost over Ansible's. For 10 and for 50 hosts.
+"""`make bench`: diagnose_port against playbooks of ansible.builtin.ping tasks on the same hosts, in the same run.
 
-Target (issue #7): at most 2x the ping baseline. The lab is torn down at the end, also on failure.
+- A 3-host incident lab (incidents/forward-drop): the time to the verdict against 3 ping tasks per host, and the
+  remote module executions per host, counted by the targets themselves (every module run starts the host's Python
+  through a wrapper that notes the network namespace it runs in). Target (issue #14): at most 3 per traced host,
+  plus the probe on probe_from.
+- The `scale` lab, 10 and 50 hosts with forks 25: against as many ping tasks per host as the diagnosis ran. Target
+  (issue #7): at most 2x.
+
+The labs are torn down at the end, also on failure.
 """
 
 import os
@@ -57,17 +63,54 @@ def measure(hosts, directory):
     return seconds, baseline, tasks
 
 
+# The targets' Python, noting each start: one line per remote module execution, with the namespace's inode.
+COUNTING_PYTHON = """#!/bin/sh
+echo "$(stat -L -c %%i /proc/self/ns/net)" >> %s
+exec /usr/bin/python3 "$@"
+"""
+INCIDENT_HOSTS = ("client", "router", "server")
+
+
+def measure_incident(directory):
+    """(seconds to the verdict, seconds for 3 pings per host, {host: remote executions})."""
+    log = os.path.join(directory, "executions.log")
+    wrapper = os.path.join(directory, "counting-python")
+    with open(wrapper, "w", encoding="utf-8") as handle:
+        handle.write(COUNTING_PYTHON % log)
+    os.chmod(wrapper, 0o755)
+    counting = ["-e", "ansible_python_interpreter=%s" % wrapper]
+    subprocess.run(LAB + ["up", "incidents/forward-drop"], env=ENV, check=True, capture_output=True)
+    seconds, _output = playbook(["packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080",
+                                 "-e", "dst=198.18.20.2", "-e", "probe_from=client",
+                                 "-e", "report_dir=%s/report-incident" % directory] + counting)
+    inode = {host: str(os.stat("/run/netns/pp-" + host).st_ino) for host in INCIDENT_HOSTS}
+    with open(log, encoding="utf-8") as handle:
+        started = handle.read().split()
+    executions = {host: started.count(inode[host]) for host in INCIDENT_HOSTS}
+    baseline, _output = playbook([ping_playbook(3, directory), "-l", ",".join(INCIDENT_HOSTS)] + counting)
+    subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
+    return seconds, baseline, executions
+
+
 def main():
     subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
     results = {}
     try:
+        with tempfile.TemporaryDirectory() as directory:
+            incident = measure_incident(directory)
         subprocess.run(LAB + ["up", "scale", "--hosts", "50"], env=ENV, check=True, capture_output=True)
         with tempfile.TemporaryDirectory() as directory:
             for hosts in (10, 50):
                 results[hosts] = measure(hosts, directory)
     finally:
         subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
-    print("diagnose_port on the scale lab (iptables-nft hosts: live capture under async), forks 25")
+    seconds, baseline, executions = incident
+    print("diagnose_port on a 3-host incident lab (forward-drop): %.1f s to the verdict vs %.1f s for 3 ping tasks "
+          "per host: %.2fx" % (seconds, baseline, seconds / baseline))
+    print("  remote module executions per host: %s (target <= 3 per traced host, plus the probe on client: %s)" % (
+        ", ".join("%s %d" % item for item in sorted(executions.items())),
+        "met" if executions["client"] <= 4 and max(executions["router"], executions["server"]) <= 3 else "MISSED"))
+    print("diagnose_port on the scale lab (iptables-nft hosts: trace_rule capture=true, detached), forks 25")
     for hosts, (seconds, baseline, tasks) in sorted(results.items()):
         ratio = seconds / baseline
         print("  %2d hosts: %5.1f s vs %5.1f s for %d ping tasks per host: %.2fx (target <= 2x: %s)" % (
