@@ -27,7 +27,7 @@ options:
   hosts:
     description:
       - Per host, a mapping with C(trace) (the trace_results result, with its C(finding)), or C(arm_error) (why the
-        host could not be armed: it is reported as not traced).
+        host could not be armed; it is reported as not traced).
       - A host of C(request.trace_hosts) missing here failed or was unreachable before it reported; it gets a row with
         the error of its entry in O(last_results).
     type: dict

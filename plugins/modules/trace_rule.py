@@ -130,7 +130,8 @@ options:
         iptables-legacy, C(xtables-monitor --trace), C(nft monitor trace)), and read the namespace's kernel
         counters. The task returns once the capture listens; the capture runs on after it, detached, and writes to
         a spool in the namespace's state directory under C(/run/packetpath).
-      - Read it with C(packetpath.linux.trace_results) O(source=capture) and the same flow options: that ends it.
+      - Read it with C(packetpath.linux.trace_results) O(packetpath.linux.trace_results#module:source=capture) and
+        the same flow options, which ends it.
         It also ends when the trace expires, and O(state=absent) ends it and removes its spool.
       - So a diagnosis costs a host three module executions (arm, collect, trace off) and no polling.
       - Needs O(expires) (the capture's upper bound) and, for iptables-legacy, NFLOG (C(nfnetlink_log)).

@@ -245,7 +245,8 @@ def record_incidents():
     out = os.path.join(ROOT, "tests", "unit", "fixtures", "incidents")
     os.makedirs(out, exist_ok=True)
     for name in EXPLAINED:
-        with open(os.path.join(ROOT, "tests", "lab", "topologies", "incidents", name + ".yml"), encoding="utf-8") as handle:
+        topology = os.path.join(ROOT, "tests", "lab", "topologies", "incidents", name + ".yml")
+        with open(topology, encoding="utf-8") as handle:
             truth = yaml.safe_load(handle)["incident"]
         probe_args = truth["probe"]
         flow = {"proto": probe_args["proto"], "port": str(SPORT)}
@@ -311,7 +312,8 @@ def record_neighbours():
         lab("down")
 
 
-PARTS = {"incidents": record_incidents, "neighbours": record_neighbours, "traces": record_traces, "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
+PARTS = {"incidents": record_incidents, "neighbours": record_neighbours, "traces": record_traces,
+         "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
 
 
 def main(parts):

@@ -16,7 +16,6 @@ start time are recorded, so only the process we started is ever signalled.
 
 import os
 import signal
-import sys
 import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
@@ -58,6 +57,10 @@ def _serve(lines, files):
         done.write("%d\n" % os.getpid())
 
 
+def _end_quietly(_signum, _frame):
+    raise SystemExit(0)
+
+
 def _detach(lines, files):
     """Fork twice; the grandchild reads `lines` (a generator not started yet) into the spool. Returns in the
     module only."""
@@ -74,7 +77,7 @@ def _detach(lines, files):
             os.dup2(null, fd)
         os.closerange(3, 65536)
         # SIGTERM (discard) ends the reader through its finally: the monitor program it started goes with it.
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+        signal.signal(signal.SIGTERM, _end_quietly)
         _serve(lines, files)
     finally:
         os._exit(0)  # pylint: disable=protected-access  # never return into the module's code
