@@ -290,7 +290,7 @@ nf_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, spool
@@ -395,7 +395,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("iif", "oif")])
     try:
         netns.enter(module.params["netns"])
-        result = switch(ModuleCommandRunner(module), module.params, module.check_mode)
+        with hoststate.namespace_lock():
+            result = switch(ModuleCommandRunner(module), module.params, module.check_mode)
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff")

@@ -7,8 +7,14 @@ one namespace (expiry sleepers, a log binding to restore) are kept apart by the
 namespace's inode.  /run is a tmpfs: the records vanish with the rules at reboot.
 """
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
+import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 
 ROOT = "/run/packetpath"
 
@@ -45,10 +51,36 @@ def write(path, data):
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, sort_keys=True)
-    os.rename(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".record-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, sort_keys=True)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def namespace_lock(timeout=60):
+    """One writer per network namespace: every change of ours (rules, the nf_log binding, records, the expiry, a
+    capture) happens under an exclusive flock on the namespace itself (/proc/self/ns/net), so nothing is left on
+    disk for it, and two runs on one namespace take turns. The expiry sleeper takes it too before it deletes."""
+    fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise HostError("another change of packetpath's in this network namespace has held its lock for "
+                                    "%d s; nothing was changed" % timeout)
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove(path):

@@ -9,6 +9,7 @@ namespace.  Mount and PID namespaces are not changed.
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import re
 
@@ -22,26 +23,38 @@ NETNS_ARGUMENT_SPEC = {"netns": {"type": "str"}}
 
 
 def resolve(value):
-    """A named namespace, a /proc/<pid>/ns/net-like path, or a PID -> the path to open."""
-    value = str(value).strip()
-    if value.isdigit():
-        path = "/proc/%s/ns/net" % value
-    elif value.startswith("/"):
-        path = value
-    elif _NAME.fullmatch(value) and value not in (".", ".."):
-        path = os.path.join(NETNS_RUN_DIR, value)
+    """A named namespace, a /proc/<pid>/ns/net-like path, or a PID -> the path to open. The one check of every
+    module's netns option: what passes here names a network namespace file, exactly as given."""
+    text = str(value)
+    if not text.strip():
+        raise OptionError("netns", value, "empty: leave netns out for the host's own namespace")
+    if text != text.strip():
+        raise OptionError("netns", value, "has spaces around it")
+    if text.isdigit():
+        path = "/proc/%s/ns/net" % text
+    elif text.startswith("/"):
+        path = text
+    elif _NAME.fullmatch(text) and text not in (".", ".."):
+        path = os.path.join(NETNS_RUN_DIR, text)
     else:
         raise OptionError("netns", value, "not a namespace name, a path or a PID")
-    if not os.path.exists(path):
-        raise OptionError("netns", value, "%s does not exist" % path)
+    try:
+        found = os.stat(path)
+    except OSError as exc:
+        raise OptionError("netns", value, "%s: %s" % (path, "does not exist" if exc.errno == errno.ENOENT
+                                                      else exc.strerror))
+    # A FIFO or a plain file would hang or fail in setns: namespace files live on nsfs, as our own does.
+    if found.st_dev != os.stat("/proc/self/ns/net").st_dev:
+        raise OptionError("netns", value, "%s is not a namespace file" % path)
     return path
 
 
 def named(value):
     """The name under /run/netns (and /etc/netns) for a named namespace; None for this one, a path or a PID."""
-    if value and not str(value).isdigit() and not str(value).startswith("/"):
-        return str(value)
-    return None
+    if value is None:
+        return None
+    resolve(value)
+    return None if str(value).isdigit() or str(value).startswith("/") else str(value)
 
 
 def _setns(fd):
@@ -56,8 +69,8 @@ def _setns(fd):
 
 
 def enter(value):
-    """Move this process into the namespace named by `value`; a no-op for None."""
-    if value in (None, ""):
+    """Move this process into the namespace named by `value`; a no-op for None (an empty string is refused)."""
+    if value is None:
         return None
     path = resolve(value)
     fd = os.open(path, os.O_RDONLY)

@@ -16,8 +16,10 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import time
+import zlib
 from datetime import datetime, timezone
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
@@ -26,11 +28,15 @@ KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
 KMSG = "/dev/kmsg"
 CHUNK = 8 << 20
 NEARBY = 1 << 20  # how far apart the lines of one packet can be in a log file
+MAX_LINE = 64 << 10  # characters; a kernel-log or monitor line is well under 1 KiB
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _open(path):
+    """The file as bytes, through gzip where it starts with gzip's magic. Only a regular file: a FIFO would hang."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise HostError("path=%r: not a regular file; nothing was read" % path)
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == _GZIP_MAGIC
         return gzip.open(path, "rb") if gzipped else open(path, "rb")
@@ -39,9 +45,23 @@ def _open(path):
 
 
 def read_file(path):
-    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip."""
-    with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace") as handle:
-        yield from handle
+    """Lines of a log file; a gzipped one (a rotated kern.log.2.gz) is read through gzip. A line longer than
+    MAX_LINE is cut there (the parsers count it as unreadable): one endless line must not take the memory."""
+    try:
+        with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace") as handle:
+            while True:
+                line = handle.readline(MAX_LINE)
+                if not line:
+                    return
+                if len(line) == MAX_LINE and not line.endswith("\n"):
+                    while True:  # the rest of an overlong line, dropped
+                        rest = handle.readline(MAX_LINE)
+                        if not rest or rest.endswith("\n"):
+                            break
+                    line += "\n"
+                yield line
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise HostError("path=%r: starts like gzip but cannot be read as gzip: %s" % (path, exc))
 
 
 class _Block:
@@ -80,7 +100,7 @@ def _blocks(path):
             if rest or not first:
                 joined = rest + data[:first] if first else rest + data
                 if not first:
-                    rest = joined
+                    rest = joined[:NEARBY]  # an endless line keeps only its head
                     continue
                 yield _Block(joined, 0, len(joined))
                 first_line_end = first

@@ -91,6 +91,11 @@ class Backend:
         """Return (Action, text) for one new rule; text is how the rule reads, for diffs."""
         raise NotImplementedError
 
+    def planned_removal(self, flow, unit, rate, burst):
+        """The Action that will delete the rule add() makes, known before it is inserted (the expiry is armed
+        with it first)."""
+        raise NotImplementedError
+
     def remove(self, rules, last=False):
         """Actions deleting `rules`; `last` when no rule of ours stays in this backend."""
         return [rule.removal for rule in rules]
@@ -223,16 +228,22 @@ class IptablesBackend(Backend):
                 args += ["--dport", _port(flow.dport)]
         return args
 
-    def add(self, flow, unit, rate, burst):
+    def _rule(self, flow, unit, rate, burst):
         hook, (family,) = unit
-        rule = self.match(flow, hook, family) + [
+        return family, hook.upper(), self.match(flow, hook, family) + [
             "-m", "comment", "--comment", TAG_PREFIX + flow.flow_id,
             "-m", "limit", "--limit", "%d/sec" % rate, "--limit-burst", str(burst),
             "-j", "TRACE",
         ]
-        chain = hook.upper()
+
+    def add(self, flow, unit, rate, burst):
+        family, chain, rule = self._rule(flow, unit, rate, burst)
         text = self._command_text(family, " ".join(shlex.quote(word) for word in ["-A", chain] + rule))
         return Action(self._base(family) + ["-I", chain, "1"] + rule), text
+
+    def planned_removal(self, flow, unit, rate, burst):
+        family, chain, rule = self._rule(flow, unit, rate, burst)
+        return Action(self._base(family) + ["-D", chain] + rule)
 
 
 # -- native nftables -------------------------------------------------------------
@@ -337,6 +348,9 @@ class NftablesBackend(Backend):
             "add chain inet %s %s { type filter hook %s priority %d; policy accept; }" % (NFT_TABLE, chain, hook, NFT_PRIORITY),
         ] + ["add rule inet %s %s %s" % (NFT_TABLE, chain, rule) for rule in rules]) + "\n"
         return Action([self._nft(), "-f", "-"], script), "chain %s: %s" % (chain, "; ".join(rules))
+
+    def planned_removal(self, flow, unit, rate, burst):
+        return Action([self._nft(), "delete", "chain", "inet", NFT_TABLE, NFT_CHAIN_PREFIX[unit[0]] + flow.flow_id])
 
     def remove(self, rules, last=False):
         actions = [rule.removal for rule in rules]

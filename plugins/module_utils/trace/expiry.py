@@ -23,10 +23,12 @@ DIRECTORY = "expiry"
 
 # Runs on the target with the target's Python, stdlib only, detached from the module.
 SLEEPER = r"""
-import json, os, subprocess, sys, time
+import fcntl, json, os, subprocess, sys, time
 plan = json.loads(sys.argv[2])
 while time.time() < plan["expires_at"]:
     time.sleep(min(1.0, max(0.0, plan["expires_at"] - time.time())))
+lock = os.open("/proc/self/ns/net", os.O_RDONLY)
+fcntl.flock(lock, fcntl.LOCK_EX)  # hoststate.namespace_lock: one writer per namespace
 for argv, stdin in plan["commands"]:
     subprocess.run(argv, input=stdin, universal_newlines=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

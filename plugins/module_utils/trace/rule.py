@@ -56,8 +56,9 @@ def _legacy_logger(backend, families, check_mode, result):
         result["changed"] = True
 
 
-def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
-    """Keep the dead-man switch in step with the rules: (expires_at, changed)."""
+def _expiry(backend, flow, expires, removals, rebuilt, check_mode):
+    """Keep the dead-man switch in step with the rules: (expires_at, changed). `removals` delete every rule of the
+    flow that is or is about to be in place."""
     armed = expiry.current(flow.flow_id)
     if not expires:
         if armed and not check_mode:
@@ -69,7 +70,7 @@ def _expiry(backend, flow, expires, mine, rebuilt, check_mode):
         return time.time() + expires, True
     drop_table = [backend.runner.which("nft"), backends.NFT_TABLE] if backend.name == "nftables" else None
     nf_log = nflog.restore_plan() if backend.name == "iptables_legacy" else None
-    record = expiry.arm(flow.flow_id, backend.name, expires, [r.removal for r in mine], drop_table, nf_log)
+    record = expiry.arm(flow.flow_id, backend.name, expires, removals, drop_table, nf_log)
     return record["expires_at"], True
 
 
@@ -100,8 +101,13 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     rebuilt = bool(moved) or sorted(r.unit for r in mine) != sorted(wanted) or any(
         (r.rate, r.burst) != (rate, burst) for r in mine)
     if rebuilt:
-        # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew.
+        # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew. The expiry is armed
+        # first, with the deletes of the rules there and of those about to go in: a kill at any point of what
+        # follows leaves no rule of ours without a deadline.
         additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
+        expires_at, expiry_changed = _expiry(
+            backend, flow, expires, [r.removal for r in mine] + [
+                backend.planned_removal(flow, unit, rate, burst) for unit in wanted], True, check_mode)
         _apply(backend.runner, backend.remove(mine) + [action for action, _unused in additions], check_mode)
         if check_mode:
             after_texts = [r.text for r in others] + [text for _unused, text in additions]
@@ -113,8 +119,8 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
             after_texts = [r.text for r in after]
     else:
         after_texts = [r.text for r in rules]
+        expires_at, expiry_changed = _expiry(backend, flow, expires, [r.removal for r in mine], False, check_mode)
     result.setdefault("rules", [r.as_dict() for r in mine])
-    expires_at, expiry_changed = _expiry(backend, flow, expires, mine, rebuilt, check_mode)
     result["changed"] = rebuilt or expiry_changed
     result["expires_at"] = _iso(expires_at)
     _legacy_logger(backend, flow.families, check_mode, result)

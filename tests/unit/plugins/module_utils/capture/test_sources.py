@@ -1,0 +1,51 @@
+"""File sources on odd input: a FIFO is refused instead of hanging, a file with gzip's magic that is no gzip fails
+by name instead of a traceback, and one endless line is cut instead of taking the memory. The good lines around
+are the seed's real kernel-log lines."""
+
+import gzip
+import os
+
+import pytest
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import sources
+from recorded import fixture_path
+
+SEED = fixture_path("traces", "legacy-seed-dmesg.txt")
+
+
+def seed_lines():
+    with open(SEED, encoding="utf-8") as handle:
+        return handle.readlines()
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(HostError, match="not a regular file; nothing was read"):
+        list(sources.read_file(str(fifo)))
+
+
+def test_gzip_s_magic_without_gzip_fails_by_name(tmp_path):
+    fake = tmp_path / "kern.log.2.gz"
+    fake.write_bytes(b"\x1f\x8b" + b"not gzip at all\n" * 10)
+    with pytest.raises(HostError, match="starts like gzip but cannot be read as gzip"):
+        list(sources.read_file(str(fake)))
+
+
+def test_a_real_gzip_reads_as_the_plain_file(tmp_path):
+    packed = tmp_path / "kern.log.2.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as handle:
+        handle.writelines(seed_lines())
+    assert list(sources.read_file(str(packed))) == seed_lines()
+
+
+def test_an_endless_line_is_cut_and_the_lines_after_it_are_read(tmp_path):
+    good = seed_lines()
+    log = tmp_path / "kern.log"
+    with open(log, "w", encoding="utf-8") as handle:
+        handle.write(good[0])
+        handle.write("x" * (3 * sources.MAX_LINE + 17) + "\n")
+        handle.writelines(good[1:])
+    read = list(sources.read_file(str(log)))
+    assert read[0] == good[0] and read[2:] == good[1:]
+    assert len(read[1]) == sources.MAX_LINE + 1 and read[1].endswith("\n")
