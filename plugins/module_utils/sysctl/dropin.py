@@ -4,6 +4,7 @@
 
 import os
 import re
+import tempfile
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 
@@ -69,11 +70,15 @@ def write_file(path, text):
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    tmp = "%s.packetpath-tmp" % path
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)  # a full disk leaves no empty temp file behind
+        raise
 
 
 def has_keys(text):

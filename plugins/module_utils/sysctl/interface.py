@@ -9,7 +9,7 @@ persistence (`persistent`) are separate, as in community.general's modprobe.
 
 import os
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf, dropin
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl.boot import BootConfig
 
@@ -72,21 +72,26 @@ def configure(task, persistent, missing, check_mode):
     if missing_names and persistent != "present":
         raise OptionError("missing", "persist_only", "needs persistent=present (got persistent=%s)" % persistent)
     before = task.runtime()
+    planned = [(conf.family_and_name(key), interface, task.settings[key])
+               for interface, values in sorted(before.items()) for key, current in sorted(values.items())
+               if current != task.settings[key]]
+    # The file first: where it cannot be written (a full or immutable directory), nothing has changed yet.
+    file_result, file_changed = _persist(task, persistent, check_mode)
     changed_keys = []
-    for interface, values in sorted(before.items()):
-        for key, current in sorted(values.items()):
-            wanted = task.settings[key]
-            if current != wanted:
-                family, name = conf.family_and_name(key)
-                changed_keys.append(conf.sysctl_key(family, interface, name))
-                if not check_mode:
-                    conf.write(family, interface, name, wanted)
+    for (family, name), interface, wanted in planned:
+        key = conf.sysctl_key(family, interface, name)
+        if not check_mode:
+            try:
+                conf.write(family, interface, name, wanted)
+            except OSError as exc:
+                raise HostError("%s: cannot be set to %s: %s; changed before it: %s" % (
+                    key, wanted, exc.strerror or exc, ", ".join(file_changed + changed_keys) or "nothing"))
+        changed_keys.append(key)
     if check_mode:
         after = {i: {k: task.settings[k] for k in v} for i, v in before.items()}
     else:
         after = task.runtime()
     result = {"changed": False, "before": before, "after": after, "missing": missing_names}
-    file_result, file_changed = _persist(task, persistent, check_mode)
     changed_keys += file_changed
     result.update(changed=bool(changed_keys), changed_keys=changed_keys, persistent_file=file_result,
                   effective=task.effective() if not check_mode else _effective_after(task, after))
@@ -128,10 +133,13 @@ def _persist(task, persistent, check_mode):
     changed_keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     result.update(after_text=after, changed=after != before)
     if result["changed"] and not check_mode:
-        if after is None:
-            os.unlink(task.path)
-        else:
-            dropin.write_file(task.path, after)
+        try:
+            if after is None:
+                os.unlink(task.path)
+            else:
+                dropin.write_file(task.path, after)
+        except OSError as exc:
+            raise HostError("%s: cannot be written: %s; nothing was changed" % (task.path, exc.strerror or exc))
     return result, ["file:" + key for key in changed_keys]
 
 

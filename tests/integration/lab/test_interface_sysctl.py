@@ -164,3 +164,19 @@ def test_seed_martians_then_loose_mode_lets_the_connection_through():
         assert connect("pp-client", "192.0.2.80", 8081, timeout=2).startswith("packetpath-lab node")
     finally:
         module("node", "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+
+
+def test_a_file_that_cannot_be_written_changes_nothing_at_runtime_either():
+    """The file is written first, atomically: where it cannot be (here its name is taken by a directory), the
+    module fails by name, no runtime value has changed and no temp file is left."""
+    os.mkdir(OUR_FILE)
+    try:
+        before = {key: node_value(key) for key in STRICT}
+        listing = sorted(os.listdir(NODE_ETC))
+        result = sysctl_module(interfaces=["all", "b-srv"], settings={"rp_filter": 2}, persistent="present")
+        assert result["_status"] == "FAILED" and "cannot be written" in result["msg"], result["_stdout"]
+        assert "nothing was changed" in result["msg"]
+        assert {key: node_value(key) for key in STRICT} == before
+        assert sorted(os.listdir(NODE_ETC)) == listing and os.listdir(OUR_FILE) == []
+    finally:
+        os.rmdir(OUR_FILE)
