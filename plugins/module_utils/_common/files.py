@@ -4,6 +4,7 @@
 
 import json
 import os
+import tempfile
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 
@@ -13,14 +14,23 @@ def as_json(report):
 
 
 def write(directory, texts):
-    """Write [(file name, text)] into `directory`, made if missing; return the paths."""
+    """Write [(file name, text)] into `directory`, made if missing; return the paths. Each file is written to a
+    temp file of its own and renamed over the old one: a reader sees the old report or the new one, and a symlink
+    planted at a report's name is replaced, never written through."""
     paths = []
     try:
         os.makedirs(directory, exist_ok=True)
         for name, text in texts:
             path = os.path.join(directory, name)
-            with open(path, "w") as handle:
-                handle.write(text)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % name)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
             paths.append(path)
     except OSError as exc:
         raise HostError("report_dir=%r: cannot write the report: %s" % (directory, exc))

@@ -301,9 +301,17 @@ class Stream:
         source = self._start()
         readable = self._readable(source)
         deadline = time.time() + self.duration if self.duration else None
+        created = False
         try:
             if self.ready_file:
-                with open(self.ready_file, "w") as handle:
+                # Created here, exclusively and not through a symlink; removed only because we created it.
+                try:
+                    fd = os.open(self.ready_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                except OSError as exc:
+                    raise HostError("ready_file=%r: %s; it is created by the capture, give a path that does not "
+                                    "exist yet" % (self.ready_file, exc.strerror or exc))
+                created = True
+                with os.fdopen(fd, "w") as handle:
                     handle.write("%d\n" % os.getpid())
             while True:
                 timeout = None if deadline is None else deadline - time.time()
@@ -327,5 +335,5 @@ class Stream:
                 yield self._buffered.decode("utf-8", "replace")
         finally:
             self._end(source)
-            if self.ready_file and os.path.exists(self.ready_file):
+            if created:
                 os.unlink(self.ready_file)

@@ -49,3 +49,25 @@ def test_an_endless_line_is_cut_and_the_lines_after_it_are_read(tmp_path):
     read = list(sources.read_file(str(log)))
     assert read[0] == good[0] and read[2:] == good[1:]
     assert len(read[1]) == sources.MAX_LINE + 1 and read[1].endswith("\n")
+
+
+def test_a_ready_file_that_exists_is_refused_and_left_as_it_was(tmp_path):
+    """The ready file is the capture's own: created exclusively, not through a symlink, removed only if made."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "ready"
+    link.symlink_to(victim)
+    for ready in (victim, link):
+        stream = sources.Stream(["true"], duration=1, ready_file=str(ready))
+        with pytest.raises(HostError, match="ready_file=.*give a path that does not exist yet"):
+            list(stream.lines())
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+
+
+def test_a_ready_file_of_ours_is_made_and_removed(tmp_path):
+    ready = tmp_path / "ready"
+    seen = []
+    stream = sources.Stream(["echo", "one line"], duration=5, ready_file=str(ready))
+    for line in stream.lines():
+        seen.append((line, ready.exists()))
+    assert seen == [("one line\n", True)] and not ready.exists()

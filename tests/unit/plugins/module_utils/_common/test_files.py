@@ -1,0 +1,30 @@
+"""Report files on the controller: each is replaced whole, never written through a symlink at its name, and
+nothing is left behind when writing fails."""
+
+import os
+
+import pytest
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
+
+
+def test_a_symlink_at_a_report_s_name_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "report.json").symlink_to(victim)
+    written = files.write(str(report_dir), [("report.json", "{}\n"), ("report.md", "# r\n")])
+    assert written == [str(report_dir / "report.json"), str(report_dir / "report.md")]
+    assert victim.read_text() == "precious\n" and not (report_dir / "report.json").is_symlink()
+    assert (report_dir / "report.json").read_text() == "{}\n"
+    assert sorted(os.listdir(report_dir)) == ["report.json", "report.md"]
+
+
+def test_a_report_that_cannot_be_written_fails_by_name_and_leaves_no_temp_file(tmp_path):
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "report.json").mkdir()  # its name is taken by a directory
+    with pytest.raises(HostError, match="report_dir=.*cannot write the report"):
+        files.write(str(report_dir), [("report.json", "{}\n")])
+    assert os.listdir(report_dir) == ["report.json"]
