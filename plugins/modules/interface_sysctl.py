@@ -234,6 +234,9 @@ def _since_uptime(value):
 
 def settings_and_expectations(params):
     """(the keys to set or read with their wanted values, the allowed values to audit against or None)."""
+    if not params["interfaces"]:
+        raise OptionError("interfaces", params["interfaces"], "empty: name at least one interface, all, default or a "
+                          "glob")
     if params["state"] == "present":
         if params["expect"]:
             raise OptionError("expect", reason="goes with state=audit")

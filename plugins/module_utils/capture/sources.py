@@ -61,7 +61,7 @@ def read_file(path):
                     line += "\n"
                 yield line
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise HostError("path=%r: starts like gzip but cannot be read as gzip: %s" % (path, exc))
+        raise HostError("path=%r: starts like gzip but cannot be read as gzip: %s; nothing was read" % (path, exc))
 
 
 class _Block:

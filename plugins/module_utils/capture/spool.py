@@ -113,7 +113,8 @@ def collect(flow_id, stop=True):
     found = record(flow_id)
     if found is None:
         raise HostError("no capture of this flow on this host: start one with packetpath.linux.trace_rule "
-                        "capture=true (it also ends when the trace expires, and is removed when it is switched off)")
+                        "capture=true (it also ends when the trace expires, and is removed when it is switched off); "
+                        "nothing was read")
     if stop:
         with open(files["stop"], "w") as handle:
             handle.write("stop\n")

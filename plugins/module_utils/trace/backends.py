@@ -272,6 +272,7 @@ class NftablesBackend(Backend):
 
     name = "nftables"
     table_exists = False
+    foreign_chains = ()
 
     def missing_tools(self):
         return [] if self.runner.which("nft") else ["nft"]
@@ -288,6 +289,9 @@ class NftablesBackend(Backend):
             raise HostError("nft list table inet %s failed (rc=%d): %s" % (NFT_TABLE, rc, err.strip()))
         rules = []
         chain, listed = None, set()
+        # A chain in our table that is not one of ours (someone added it): the table is then not ours to delete.
+        self.foreign_chains = [line.split()[1] for line in out.splitlines()
+                               if line.strip().startswith("chain ") and not _NFT_CHAIN.match(line)]
         for line in out.splitlines():
             found = _NFT_CHAIN.match(line)
             if found:
@@ -354,7 +358,7 @@ class NftablesBackend(Backend):
 
     def remove(self, rules, last=False):
         actions = [rule.removal for rule in rules]
-        if last and (rules or self.table_exists):
+        if last and (rules or self.table_exists) and not self.foreign_chains:
             # The table is ours alone: it goes with its last flow (or, left empty, whenever we clean up).
             actions.append(Action([self._nft(), "delete", "table", "inet", NFT_TABLE]))
         return actions

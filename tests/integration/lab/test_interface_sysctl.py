@@ -140,6 +140,8 @@ def test_persistent_absent_removes_our_lines_and_then_the_file():
     ({"interfaces": ["b srv"], "settings": {"rp_filter": 2}}, "interfaces: 'b srv' is not an interface name"),
     ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "persistent_file": "../passwd"},
      "persistent_file='../passwd'"),
+    ({"interfaces": [], "settings": {"rp_filter": 2}}, "interfaces=[]: empty"),
+    ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "netns": "pp-node "}, "netns='pp-node ': has spaces"),
 ])
 def test_bad_values_change_nothing(args, message):
     result = sysctl_module(**args)

@@ -281,3 +281,15 @@ def test_a_missing_binary_for_the_chosen_backend_fails_clearly_and_changes_nothi
     assert "FAILED" in proc.stdout, proc.stdout + proc.stderr
     assert "backend='nftables': nftables needs nft, not installed on this host; nothing was changed" in proc.stdout
     assert ruleset("node3") == before
+
+
+def test_our_nft_table_is_kept_when_someone_else_put_a_chain_in_it():
+    trace_rule("node3", proto="tcp", dport="30080", expires=60)
+    in_netns("pp-node3", ["nft", "add", "chain", "inet", "packetpath", "someone_elses"])
+    try:
+        result = trace_rule("node3", state="absent", proto="tcp", dport="30080")
+        assert result["changed"] and result["nft_tables"] == [], result["_stdout"]
+        listing = in_netns("pp-node3", ["nft", "list", "table", "inet", "packetpath"]).stdout
+        assert "chain someone_elses" in listing and "nftrace" not in listing
+    finally:
+        in_netns("pp-node3", ["nft", "delete", "table", "inet", "packetpath"], check=False)
