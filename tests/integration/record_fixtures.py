@@ -127,6 +127,22 @@ def record_seed_journal():
         lab("down")
 
 
+# A dump as the kernel answers it: the hex of every chunk up to NLMSG_DONE (for the children below).
+RAW_DUMP = r"""
+def raw_dump(engine, message_class, kind, family):
+    dump = message_class()
+    dump["family"] = netlink.FAMILY[family]
+    dump["header"].update(type=kind, flags=netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, sequence_number=engine._next())
+    dump.encode()
+    engine.sock.sendall(bytes(dump.data))
+    chunks, done = [], False
+    while not done:
+        data = engine.sock.recv(1 << 20)
+        chunks.append(data.hex())
+        done = any(message["header"]["type"] == netlink.NLMSG_DONE for message in engine.marshal.parse(data))
+    return chunks
+"""
+
 # Runs in the node's namespace: raw rtnetlink answers (hex) for lookups and the rule dumps, asked with the engine's
 # own pyroute2 messages, so the decoders can be tested on the kernel's bytes.
 NETLINK_CHILD = r"""
@@ -142,19 +158,7 @@ for spec in json.load(sys.stdin):
     engine.sock.sendall(netlink.request(build(spec, index_of), engine._next()))
     out["route_get"].append({"lookup": spec, "reply": engine.sock.recv(65536).hex()})
 for family in ("ipv4", "ipv6"):
-    dump = fibmsg()
-    dump["family"] = netlink.FAMILY[family]
-    dump["header"].update(type=netlink.RTM_GETRULE, flags=netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP,
-                          sequence_number=engine._next())
-    dump.encode()
-    engine.sock.sendall(bytes(dump.data))
-    chunks = []
-    done = False
-    while not done:
-        data = engine.sock.recv(1 << 20)
-        chunks.append(data.hex())
-        done = any(message["header"]["type"] == netlink.NLMSG_DONE for message in engine.marshal.parse(data))
-    out["rules"][family] = chunks
+    out["rules"][family] = raw_dump(engine, fibmsg, netlink.RTM_GETRULE, family)
 print(json.dumps(out))
 """
 
@@ -168,7 +172,7 @@ def record_routing():
         in_netns("pp-node", ["sysctl", "-qw"] + FORWARDING)
         lookups = random_lookups(rng, 200) + [{"dst": "203.0.113.12", "src": "198.51.100.13", "iif": "b-srv"}]
         collections = os.path.join(ROOT, "build", "collections")
-        raw = json.loads(in_netns("pp-node", ["python3", "-c", NETLINK_CHILD, collections],
+        raw = json.loads(in_netns("pp-node", ["python3", "-c", RAW_DUMP + NETLINK_CHILD, collections],
                                   stdin=json.dumps(lookups)).stdout)
         reference = json.loads(in_netns("pp-node", ["python3", "-c", LOOKUP_CHILD],
                                         stdin=json.dumps([ip_argv(l) for l in lookups])).stdout)
@@ -277,21 +281,7 @@ sys.path.insert(0, sys.argv[1])
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
 engine = netlink.Pyroute2Engine()
-out = {}
-for family in ("ipv4", "ipv6"):
-    dump = ndmsg()
-    dump["family"] = netlink.FAMILY[family]
-    dump["header"].update(type=netlink.RTM_GETNEIGH, flags=netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP,
-                          sequence_number=engine._next())
-    dump.encode()
-    engine.sock.sendall(bytes(dump.data))
-    chunks, done = [], False
-    while not done:
-        data = engine.sock.recv(1 << 20)
-        chunks.append(data.hex())
-        done = any(message["header"]["type"] == netlink.NLMSG_DONE for message in engine.marshal.parse(data))
-    out[family] = chunks
-print(json.dumps(out))
+print(json.dumps({family: raw_dump(engine, ndmsg, netlink.RTM_GETNEIGH, family) for family in ("ipv4", "ipv6")}))
 """
 
 
@@ -303,7 +293,8 @@ def record_neighbours():
         connect("pp-client", "198.18.20.2", 8080, timeout=5)
         time.sleep(4)  # three ARP probes a second apart, then FAILED
         collections = os.path.join(ROOT, "build", "collections")
-        raw = {"netlink": json.loads(in_netns("pp-router", ["python3", "-c", NEIGHBOUR_CHILD, collections]).stdout),
+        child = ["python3", "-c", RAW_DUMP + NEIGHBOUR_CHILD, collections]
+        raw = {"netlink": json.loads(in_netns("pp-router", child).stdout),
                "ip_neigh": {family: json.loads(in_netns("pp-router", ["ip", "-j", flag, "neigh", "show"]).stdout)
                             for family, flag in (("ipv4", "-4"), ("ipv6", "-6"))},
                "links": json.loads(in_netns("pp-router", ["ip", "-j", "link"]).stdout)}
