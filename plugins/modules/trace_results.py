@@ -166,6 +166,14 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: End the capture trace_rule (capture=true) started for this flow, read it, and decide on this host
+  packetpath.linux.trace_results:
+    source: capture
+    proto: tcp
+    port: 48081
+    explain: true
+  register: live
+
 - name: Switch the trace on for the probe's own packets
   packetpath.linux.trace_rule:
     proto: tcp

@@ -176,6 +176,13 @@ EXAMPLES = r"""
     proto: tcp
     dport: 8081
 
+- name: Trace a probe's packets and their replies, and capture them live from now on (read with trace_results)
+  packetpath.linux.trace_rule:
+    proto: tcp
+    port: 48081
+    expires: 300
+    capture: true
+
 - name: Emergency cleanup, every trace of this collection on the host
   packetpath.linux.trace_rule:
     state: absent

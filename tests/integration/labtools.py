@@ -194,13 +194,15 @@ def send(netns, proto, address, port=0):
 
 
 def traces_left(netns):
-    """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers."""
+    """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers, a
+    capture's files."""
     text = "\n".join(in_netns(netns, [command], check=False).stdout
                      for command in ("iptables-legacy-save", "iptables-nft-save"))
     text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
     left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
     namespace_dir = "/run/packetpath/net-%d" % os.stat("/run/netns/" + netns).st_ino
     left += glob.glob(namespace_dir + "/expiry/*.json") + glob.glob(namespace_dir + "/nf_log_binding.json")
+    left += glob.glob(namespace_dir + "/capture/*")  # a live capture's record and spool (trace_rule capture=true)
     left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
                                            check=False).stdout.split()
              if "packetpath-expiry" in _cmdline(pid)]

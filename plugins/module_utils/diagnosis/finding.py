@@ -175,9 +175,12 @@ def _routing(packet, direction, evidence):
     answer, decision = evidence.route(spec)
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
              "decision": decision}
+    destination = spec["dst"]
     if spec["dst"] != hop["dst"]:
         proof["translated_by"] = hop.get("rule")
-    facts = {"dst": spec["dst"], "src": hop.get("src"), "interface": hop.get("in"), "family": family,
+        destination = "%s (written by %s's DNAT; the packet came for %s)" % (spec["dst"], packet["last_hop"],
+                                                                           hop["dst"])
+    facts = {"dst": destination, "src": hop.get("src"), "interface": hop.get("in"), "family": family,
              "table": decision["table"], "rule": decision["rule"],
              "route": (decision["route"] or {}).get("dst") or "-"}
     code = (answer.get("error") or {}).get("errno")

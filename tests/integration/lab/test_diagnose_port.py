@@ -148,3 +148,15 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
         "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
     assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert "probe: connected 3" in output
+
+
+def test_check_mode_arms_nothing_and_says_so(tmp_path):
+    """--check: the request is checked, nothing is switched on or captured, nothing is sent, no file is written."""
+    lab("up", "seed")
+    try:
+        done = ansible_playbook("packetpath.linux.diagnose_port", "--check", "-e", "trace_hosts=all", "-e", "dport=8081",
+                                "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "report_dir=%s" % tmp_path)
+        assert done.returncode == 0 and "the probe's packets were not seen here" in done.stdout, done.stdout
+        assert traces_left("pp-node") == [] and traces_left("pp-client") == [] and os.listdir(tmp_path) == []
+    finally:
+        lab("down")
