@@ -347,8 +347,11 @@ finding:
       V(delivered_local), V(stopped), V(not_seen)), C(requests) and C(replies) (packets per direction),
       C(ttl) (the request's on arrival), C(cause) (an id of the catalogue, V(undecided), or null where nothing stopped here), C(direction)
       (V(request) or V(reply)), C(words), C(evidence) (what establishes it), C(fix) (C(module), C(args),
-      C(remediable), C(why); null where the fix is a rule only its owner can change), C(ruled_out), and C(counters)
-      (every counter that moved in the window, shared with all traffic of the namespace).
+      C(remediable), C(why); null where the fix is a rule only its owner can change), C(ruled_out), C(counters)
+      (every counter that moved in the window, shared with all traffic of the namespace, conntrack's statistics
+      among them), and C(conntrack) (C(table) with the namespace's C(count) and the machine's C(max), and
+      C(entries), the request's conversation as conntrack holds it (C(orig), C(reply), C(status), C(state),
+      C(nat), C(replied)); null where conntrack or pyroute2 is missing).
   returned: when explain is true
   type: dict
 query_result:

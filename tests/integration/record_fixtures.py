@@ -237,8 +237,8 @@ def record_sysctl():
 
 # Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, rule texts that
 # the monitors print): the culprit's trace_results with explain, as the role runs it.
-EXPLAINED = ("conntrack-invalid", "dnat-no-route", "forward-reject", "neighbour-failed", "policy-drop",
-             "prohibit-route-v6", "reply-routed-elsewhere", "unreachable-route")
+EXPLAINED = ("conntrack-invalid", "dnat-no-route", "forward-reject", "martian-source", "neighbour-failed",
+             "policy-drop", "prohibit-route-v6", "reply-routed-elsewhere", "unreachable-route")
 SPORT = 48080
 
 
@@ -263,9 +263,10 @@ def record_incidents():
                     "sport": SPORT, "count": 2, "timeout": 1})
             module(truth["culprit"], "packetpath.linux.trace_rule", dict(flow, state="absent"))
             result = {key: capture.result[key] for key in ("packets", "finding")}
-            # The socket tables, which a finding names only where nothing listens.
+            # The socket tables, which a finding names only where nothing listens, and conntrack's statistics.
             result["proc_net"] = {path: in_netns("pp-" + truth["culprit"], ["cat", path]).stdout
-                                  for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6")}
+                                  for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6",
+                                               "/proc/net/stat/nf_conntrack")}
             assert result["finding"]["cause"] == truth["cause"], result["finding"]
             with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as handle:
                 json.dump({"incident": truth, "port": SPORT, "result": result}, handle, indent=1, sort_keys=True)

@@ -41,8 +41,8 @@ def resolve(value):
     try:
         found = os.stat(path)
     except OSError as exc:
-        raise OptionError("netns", value, "%s: %s" % (path, "does not exist" if exc.errno == errno.ENOENT
-                                                      else exc.strerror))
+        raise OptionError("netns", value, "%s does not exist" % path if exc.errno == errno.ENOENT
+                          else "%s: %s" % (path, exc.strerror))
     # A FIFO or a plain file would hang or fail in setns: namespace files live on nsfs, as our own does.
     if found.st_dev != os.stat("/proc/self/ns/net").st_dev:
         raise OptionError("netns", value, "%s is not a namespace file" % path)

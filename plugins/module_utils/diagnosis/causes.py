@@ -28,8 +28,9 @@ CATALOGUE = {cause.id: cause for cause in (
           "rejected by {hop}: {rule}"),
     Cause("policy_drop", "the trace's last hop is a chain's policy DROP",
           "dropped by the policy of {hop}: no rule of the chain accepted it"),
-    Cause("rp_filter", "the trace ends at the routing decision; the kernel refuses the lookup with EXDEV and the "
-                       "route back to the source leaves by another interface (or none)",
+    Cause("rp_filter", "the trace ends at the routing decision; the kernel refuses the input lookup (EXDEV; "
+                       "EINVAL on newer kernels) and the route back to the source leaves by another interface (or "
+                       "none)",
           "{explanation}", remediable=True),
     Cause("blackhole_route", "the trace ends at the routing decision; the rules lead to a blackhole route",
           "the routing decision drops it: {route} in table {table}, chosen by rule `{rule}`"),
@@ -60,8 +61,10 @@ CATALOGUE = {cause.id: cause for cause in (
           "the conntrack table is full ({count} of {max}): new flows are dropped"),
     Cause("neighbour_failed", "the packet left for a next hop whose neighbour entry is FAILED or INCOMPLETE",
           "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})"),
-    Cause("martian_source", "the kernel logged the packet's source as martian on the arrival interface",
-          "the source {src} is martian on {interface}: {line}"),
+    Cause("martian_source", "the trace ends at the routing decision; the kernel refuses the input lookup, and the "
+                            "source is an address of this host (accept_local off), a loopback address "
+                            "(route_localnet off) or no unicast address",
+          "the kernel drops it as a martian source on {interface}: {reason}"),
 )}
 
 UNDECIDED = "undecided"

@@ -11,7 +11,7 @@ answered in the lab.
 import re
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, sockets
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import conntrack, counters, sockets
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
 
 PASSED = ("delivered_local", "forwarded", "sent")
@@ -55,6 +55,10 @@ class HostEvidence:
 
     def neighbour(self, family, dev, address):
         return self.router.neighbour(family, dev, address)
+
+    def conntrack(self, hop):
+        """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded)."""
+        return {"table": conntrack.fill(), "entries": conntrack.flow_entries(hop)}
 
 
 def translated(hop):
@@ -103,7 +107,9 @@ def explain(packets, port, evidence):
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
             "role": _role(request), "counters": evidence.delta,
             # The TTL the request arrived with: each router takes one, so it orders the hosts on the way.
-            "ttl": request["hops"][0].get("ttl") if request else None}
+            "ttl": request["hops"][0].get("ttl") if request else None,
+            # The request as conntrack holds it (state, NAT, whether a reply came), where conntrack is loaded.
+            "conntrack": evidence.conntrack(request["hops"][0]) if request else None}
     if request is None:
         return dict(base, cause=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence={}, ruled_out=[])
@@ -195,6 +201,11 @@ def _routing(packet, direction, evidence):
         return causes.finding("no_route", direction, dict(proof, counters=counters.corroborating(
             "no_route", evidence.delta)), ruled_out=ruled_out, **facts)
     reverse = (answer.get("error") or {}).get("reverse_path") or {}
+    if reverse.get("martian"):  # checked before rp_filter by the kernel, and whatever rp_filter says
+        return causes.finding("martian_source", direction, dict(proof, counters=counters.corroborating(
+            "martian_source", evidence.delta)), ruled_out=ruled_out, reason=reverse["martian"], **facts)
+    ruled_out.append("a martian source (%s is no local, loopback or non-unicast address here)" % facts["src"]
+                     if reverse else "a martian source (the kernel accepts the lookup)")
     if reverse.get("rejected"):  # redone only where the kernel refused with EXDEV or EINVAL
         return causes.finding("rp_filter", direction, dict(proof, counters=counters.corroborating(
             "rp_filter", evidence.delta)), ruled_out=ruled_out, explanation=reverse["explanation"], **facts)

@@ -56,7 +56,7 @@ def host_verdict(host, data, error=None):
         return verdict
     verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
     for key in ("role", "cause", "direction", "fix", "remediable", "ruled_out", "requests", "replies", "counters",
-                "ttl"):
+                "ttl", "conntrack"):
         if key in found:
             verdict[key] = found[key]
     verdict["evidence"] = dict(found.get("evidence") or {})

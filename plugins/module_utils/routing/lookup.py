@@ -36,7 +36,13 @@ _PLAIN = {
                   "prohibited'",
     errno.ENODEV: "the interface given does not exist or is down",
 }
+_ZERONET = ipaddress.ip_network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 RTM_F_FLAGS = {0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table", 0x2000: "fib_match"}
+
+
+def _effective_on(interface, key):
+    return conf.effective(key, conf.read("ipv4", "all", key), conf.read("ipv4", interface, key))
 
 
 @dataclass
@@ -261,13 +267,19 @@ class Router:
         """The kernel's rp_filter check, redone: the route back to the source against the arrival interface."""
         iif = self.names.get(lookup.iif, str(lookup.iif))
         family = lookup.family
-        mode_value = conf.effective("rp_filter", conf.read("ipv4", "all", "rp_filter"),
-                                    conf.read("ipv4", iif, "rp_filter")) if family == "ipv4" else 0
+        mode_value = _effective_on(iif, "rp_filter") if family == "ipv4" else 0
         mode = RP_MODES.get(mode_value, str(mode_value))
         back, code = self.engine.route_get([Lookup(family, lookup.src, mark=lookup.mark)])[0]
         back_dev = self.names.get(back.get("oif")) if back else None
         check = {"mode": mode, "interface": iif, "route_back_dev": back_dev,
                  "route_back": None if back is None else {"type": back["type"], "gateway": back.get("gateway")}}
+        martian = self._martian_source(lookup, iif, back)
+        if martian:
+            # The kernel refuses these before (and whatever) rp_filter: fib_validate_source, ip_route_input_slow.
+            check.update(rejected=False, martian=martian, explanation=(
+                "not the reverse-path filter: the kernel takes %s for a martian source on %s: %s" % (
+                    lookup.src, iif, martian)))
+            return check
         if code or back["type"] in ("unreachable", "prohibit", "blackhole"):
             rejected = mode != "off"
             reason = "there is no route back to %s" % lookup.src
@@ -279,10 +291,27 @@ class Router:
             check["explanation"] = "rejected by rp_filter (%s on %s): %s" % (mode, iif, reason)
         else:
             check["explanation"] = (
-                "not the reverse-path filter (%s on %s, and %s): the source %s is itself local or a martian address, "
-                "or %s does not forward (net.%s.conf.%s.forwarding)" % (
+                "not the reverse-path filter (%s on %s, and %s), nor a martian source (%s is no address of this "
+                "host nor of a martian range): %s may not forward (net.%s.conf.%s.forwarding)" % (
                     mode, iif, reason, lookup.src, iif, family, iif))
         return check
+
+    @staticmethod
+    def _martian_source(lookup, iif, back):
+        """Why the kernel takes an arriving packet's source for a martian, whatever rp_filter says, or None: not
+        a unicast address, a loopback address without route_localnet, or an address of this very host without
+        accept_local (a duplicate address). IPv6 input has no such check."""
+        if lookup.family != "ipv4":
+            return None
+        address = ipaddress.ip_address(lookup.src)
+        if address in _ZERONET or address == _LIMITED_BROADCAST or address.is_multicast:
+            return "%s is no unicast source address" % lookup.src
+        if address.is_loopback and not _effective_on(iif, "route_localnet"):
+            return "%s is a loopback address and route_localnet is off on %s" % (lookup.src, iif)
+        if back is not None and back["type"] == "local" and not _effective_on(iif, "accept_local"):
+            return "%s is an address of this host too (the route to it is local), and accept_local is off on %s" % (
+                lookup.src, iif)
+        return None
 
     def decide(self, lookup):
         """The routing decision redone from the policy rules and the tables they lead to: the route that covers

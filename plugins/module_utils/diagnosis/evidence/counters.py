@@ -6,7 +6,11 @@ Counters corroborate, they do not prove: every packet of the namespace shares th
 by how much, and that other traffic may have moved them too.
 """
 
+# conntrack's own statistics (per CPU, in hex; what `conntrack -S` sums), where conntrack is loaded.
+CONNTRACK_STAT = "/proc/net/stat/nf_conntrack"
 FILES = ("/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6")
+CONNTRACK_NAMES = {"invalid": "NfctInvalid", "drop": "NfctDrop", "early_drop": "NfctEarlyDrop",
+                   "insert_failed": "NfctInsertFailed"}
 
 # The counters that speak of a packet dying, by the cause they corroborate (nstat's names).
 BY_CAUSE = {
@@ -17,7 +21,8 @@ BY_CAUSE = {
     "prohibit_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
     "no_listener": ("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts", "IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
     "martian_source": ("TcpExtIPReversePathFilter", "IpInAddrErrors"),
-    "conntrack_invalid": (),
+    "conntrack_invalid": ("NfctInvalid",),
+    "conntrack_full": ("NfctDrop", "NfctEarlyDrop"),
     "neighbour_failed": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
 }
 
@@ -45,14 +50,27 @@ def parse(text):
     return counters
 
 
-def snapshot(paths=FILES):
-    """Every counter of this network namespace's files (a file the kernel lacks, e.g. snmp6 without IPv6, is
-    skipped)."""
+def parse_conntrack_stat(text):
+    """{nstat-like name: sum over the CPUs} of /proc/net/stat/nf_conntrack's columns that count drops."""
+    lines = text.split("\n")
+    names = lines[0].split()
+    totals = {}
+    for line in lines[1:]:
+        for name, value in zip(names, line.split()):
+            if name in CONNTRACK_NAMES:
+                totals[CONNTRACK_NAMES[name]] = totals.get(CONNTRACK_NAMES[name], 0) + int(value, 16)
+    return totals
+
+
+def snapshot(paths=FILES + (CONNTRACK_STAT,)):
+    """Every counter of this network namespace's files (a file the kernel lacks, e.g. snmp6 without IPv6 or the
+    conntrack statistics without conntrack, is skipped)."""
     counters = {}
     for path in paths:
+        parser = parse_conntrack_stat if path.endswith("/stat/nf_conntrack") else parse
         try:
             with open(path) as handle:
-                counters.update(parse(handle.read()))
+                counters.update(parser(handle.read()))
         except OSError:
             continue
     return counters

@@ -1,5 +1,7 @@
 """The evidence readers on what a lab namespace's /proc/net said: counters that moved, and who listens."""
 
+import json
+
 import pytest
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, sockets
 from recorded import fixture_path
@@ -61,3 +63,13 @@ def test_who_takes_a_packet(proto, address, port, takes):
     assert bool(same) == takes
     if proto == "udp" and port == 8080:
         assert {"proto": "tcp", "address": "::", "port": 8080} in nearby  # what listens there instead
+
+
+def test_conntrack_s_statistics_are_summed_over_the_cpus_and_corroborate_an_invalid_drop():
+    # The router of incidents/conntrack-invalid after the probe: it could not place the server's SYN-ACKs.
+    with open(fixture_path("incidents", "conntrack-invalid.json"), encoding="utf-8") as handle:
+        recorded = json.load(handle)["result"]
+    stats = counters.parse_conntrack_stat(recorded["proc_net"][counters.CONNTRACK_STAT])
+    assert set(stats) == set(counters.CONNTRACK_NAMES.values()) and stats["NfctInvalid"] >= 2
+    assert recorded["finding"]["evidence"]["counters"]["NfctInvalid"] >= 2
+    assert counters.corroborating("conntrack_invalid", recorded["finding"]["counters"])["NfctInvalid"] >= 2

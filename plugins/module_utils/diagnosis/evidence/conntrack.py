@@ -1,0 +1,67 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Conntrack's side of this network namespace: the probe's flow as conntrack holds it (state, NAT mapping, whether
+a reply was seen) and how full the table is. Read through pyroute2's ctnetlink (the kernel filters the dump by the
+flow's tuple); where pyroute2 or the conntrack module is missing there is nothing to read, and the evidence says so.
+"""
+
+import socket
+
+try:
+    from pyroute2.conntrack import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import IPSBIT_TO_NAME, NFCTAttrTuple
+except ImportError:  # pragma: no cover - the ip -j fallback has no conntrack reader
+    Conntrack = None
+
+_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_%s"
+# enum tcp_conntrack (linux/netfilter/nf_conntrack_tcp.h): the TCP state conntrack tracks the flow in.
+TCP_STATES = ("none", "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack", "time_wait",
+              "close", "syn_sent2")
+_PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+
+
+def fill():
+    """{count, max} of this namespace's table (count is the namespace's, max the machine's), None where conntrack
+    is not loaded here."""
+    values = {}
+    for key in ("count", "max"):
+        try:
+            with open(_SYSCTL % key) as handle:
+                values[key] = int(handle.read())
+        except (OSError, ValueError):
+            return None
+    return values
+
+
+def is_full(table):
+    return bool(table) and table["max"] > 0 and table["count"] >= table["max"]
+
+
+def _tuple(value):
+    return {"src": value.saddr, "dst": value.daddr, "sport": value.sport, "dport": value.dport}
+
+
+def flow_entries(hop):
+    """The conntrack entries whose original direction is the packet of `hop` (as it arrived here, before any NAT of
+    this host): [{orig, reply, status, state, nat, replied, timeout}], or None where there is no reader."""
+    proto = _PROTOCOLS.get(hop.get("proto"))
+    if Conntrack is None or proto is None or fill() is None:
+        return None
+    family = socket.AF_INET6 if ":" in hop["dst"] else socket.AF_INET
+    wanted = NFCTAttrTuple(family=family, saddr=hop.get("src"), daddr=hop["dst"], proto=proto,
+                           sport=hop.get("sport"), dport=hop.get("dport"))
+    entries = []
+    with Conntrack() as table:
+        for entry in table.dump_entries(tuple_orig=wanted):
+            status = [name.lower() for bit, name in sorted(IPSBIT_TO_NAME.items()) if entry.status & bit]
+            entries.append({
+                "orig": _tuple(entry.tuple_orig), "reply": _tuple(entry.tuple_reply), "status": status,
+                "state": TCP_STATES[entry.protoinfo.state] if entry.protoinfo is not None and
+                entry.protoinfo.state < len(TCP_STATES) else None,
+                # The reply tuple is the original one turned round, unless NAT rewrote an address or a port.
+                "nat": (entry.tuple_reply.saddr, entry.tuple_reply.sport) != (entry.tuple_orig.daddr,
+                                                                              entry.tuple_orig.dport)
+                or (entry.tuple_reply.daddr, entry.tuple_reply.dport) != (entry.tuple_orig.saddr,
+                                                                          entry.tuple_orig.sport),
+                "replied": "seen_reply" in status, "timeout": entry.timeout})
+    return entries
