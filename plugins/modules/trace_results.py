@@ -351,7 +351,7 @@ finding:
       (every counter that moved in the window, shared with all traffic of the namespace, conntrack's statistics
       among them), and C(conntrack) (C(table) with the namespace's C(count) and the machine's C(max), and
       C(entries), the request's conversation as conntrack holds it (C(orig), C(reply), C(status), C(state),
-      C(nat), C(replied)); null where conntrack or pyroute2 is missing).
+      C(nat), C(reply_seen), conntrack saw a reply, even one a filter then dropped); null where conntrack or pyroute2 is missing).
   returned: when explain is true
   type: dict
 query_result:

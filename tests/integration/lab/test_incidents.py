@@ -47,3 +47,21 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
             {"connected": 3}, {"replied": 3}), report.get("probe_after_fix")
     for host in ("client", "router", "server"):
         assert traces_left("pp-" + host) == []
+
+
+def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_down_after):
+    # reply-dropped's server has a stateful input (ct state established,related accept): conntrack took the SYN,
+    # saw the SYN-ACK go out (SYN_RECV) before the output filter dropped it. The client and the router need no
+    # conntrack, and track nothing.
+    expected = truth("reply-dropped")
+    lab("up", "incidents/reply-dropped")
+    _output, report = diagnose(tmp_path, expected["probe"])
+    rows = {row["host"]: row for row in report["hosts"]}
+    entries = rows["server"]["conntrack"]["entries"]
+    wanted = {"src": "198.18.10.2", "dst": "198.18.20.2", "sport": report["request"]["probe_sport"], "dport": 8080}
+    assert entries and all(entry["orig"] == wanted for entry in entries), entries
+    assert all(entry["state"] == "syn_recv" and entry["reply_seen"] and not entry["nat"] for entry in entries), entries
+    assert rows["server"]["conntrack"]["table"]["count"] >= len(entries) > 0
+    for host in ("client", "router"):
+        assert rows[host]["conntrack"] == {"table": {"count": 0, "max": rows[host]["conntrack"]["table"]["max"]},
+                                           "entries": []}, rows[host]["conntrack"]

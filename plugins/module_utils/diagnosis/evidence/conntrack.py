@@ -5,6 +5,7 @@ a reply was seen) and how full the table is. Read through pyroute2's ctnetlink (
 flow's tuple); where pyroute2 or the conntrack module is missing there is nothing to read, and the evidence says so.
 """
 
+import ipaddress
 import socket
 
 try:
@@ -37,22 +38,30 @@ def is_full(table):
     return bool(table) and table["max"] > 0 and table["count"] >= table["max"]
 
 
+def _canonical(address):
+    return str(ipaddress.ip_address(address)) if address else address
+
+
 def _tuple(value):
     return {"src": value.saddr, "dst": value.daddr, "sport": value.sport, "dport": value.dport}
 
 
 def flow_entries(hop):
     """The conntrack entries whose original direction is the packet of `hop` (as it arrived here, before any NAT of
-    this host): [{orig, reply, status, state, nat, replied, timeout}], or None where there is no reader."""
+    this host): [{orig, reply, status, state, nat, reply_seen, timeout}], or None where there is no reader."""
     proto = _PROTOCOLS.get(hop.get("proto"))
     if Conntrack is None or proto is None or fill() is None:
         return None
     family = socket.AF_INET6 if ":" in hop["dst"] else socket.AF_INET
-    wanted = NFCTAttrTuple(family=family, saddr=hop.get("src"), daddr=hop["dst"], proto=proto,
-                           sport=hop.get("sport"), dport=hop.get("dport"))
+    # The kernel filters by protocol and ports; the addresses are compared here, because pyroute2 (0.7.2 and
+    # 0.9.7 alike) encodes an IPv6 address filter that the kernel refuses with EINVAL.
+    wanted = NFCTAttrTuple(family=family, proto=proto, sport=hop.get("sport"), dport=hop.get("dport"))
+    addresses = (_canonical(hop.get("src")), _canonical(hop["dst"]))
     entries = []
     with Conntrack() as table:
         for entry in table.dump_entries(tuple_orig=wanted):
+            if (_canonical(entry.tuple_orig.saddr), _canonical(entry.tuple_orig.daddr)) != addresses:
+                continue
             status = [name.lower() for bit, name in sorted(IPSBIT_TO_NAME.items()) if entry.status & bit]
             entries.append({
                 "orig": _tuple(entry.tuple_orig), "reply": _tuple(entry.tuple_reply), "status": status,
@@ -63,5 +72,5 @@ def flow_entries(hop):
                                                                               entry.tuple_orig.dport)
                 or (entry.tuple_reply.daddr, entry.tuple_reply.dport) != (entry.tuple_orig.saddr,
                                                                           entry.tuple_orig.sport),
-                "replied": "seen_reply" in status, "timeout": entry.timeout})
+                "reply_seen": "seen_reply" in status, "timeout": entry.timeout})
     return entries
