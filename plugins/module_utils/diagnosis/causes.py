@@ -57,7 +57,8 @@ CATALOGUE = {cause.id: cause for cause in (
                                "(ctstate INVALID, ct state invalid)",
           "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
           "such packets: {rule}"),
-    Cause("conntrack_full", "the trace ends inside a hook and the conntrack table is full",
+    Cause("conntrack_full", "the packet vanished without a rule's verdict, conntrack's own drop counter (NfctDrop: "
+                            "it could not track a new flow) moved in the window, and the table is at least 90% full",
           "the conntrack table is full ({count} of {max}): new flows are dropped"),
     Cause("neighbour_failed", "the packet left for a next hop whose neighbour entry is FAILED or INCOMPLETE",
           "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})"),
@@ -86,6 +87,11 @@ def fix(cause_id, **facts):
                        "mistake, which only its owner knows)",
                 "args": {"argv": ["ip", "-6" if facts.get("family") == "ipv6" else "-4", "route", "del",
                                   facts["route"], "table", str(facts["table"])]}}
+    if cause_id == "conntrack_full":
+        return {"module": "ansible.builtin.command", "remediable": False,
+                "why": "raise the machine's conntrack limit (suggested only: it is machine-wide and costs kernel "
+                       "memory; first find what filled the table)",
+                "args": {"argv": ["sysctl", "-w", "net.netfilter.nf_conntrack_max=%d" % (2 * facts["max"])]}}
     return None
 
 

@@ -18,6 +18,9 @@ PASSED = ("delivered_local", "forwarded", "sent")
 REFUSING_ROUTES = {"blackhole": "blackhole_route", "unreachable": "unreachable_route", "prohibit": "prohibit_route"}
 # Where a neighbour entry in these states is the next hop, the kernel queued the packet, asked, and dropped it.
 UNANSWERED_NEIGHBOUR = ("failed", "incomplete")
+# The share of conntrack's limit that counts as full: flows end and begin between the drop and the reading, so the
+# drop counter decides and the fill confirms.
+CONNTRACK_FULL_SHARE = 0.9
 # The destination a DNAT rule writes (iptables `--to-destination A[:P]`, nft `dnat [ip|ip6] to A[:P]`; IPv6 in
 # brackets where a port follows). The trace logs the packet before the rule, so the last hop holds the old one.
 _DNAT_TO = re.compile(r"(?:--to-destination\s+|\bdnat\s+(?:ip6?\s+)?to\s+)"
@@ -55,6 +58,9 @@ class HostEvidence:
 
     def neighbour(self, family, dev, address):
         return self.router.neighbour(family, dev, address)
+
+    def conntrack_table(self):
+        return conntrack.fill()
 
     def conntrack(self, hop):
         """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded)."""
@@ -165,6 +171,10 @@ def _stopped(packet, direction, evidence):
             return causes.finding("policy_drop", direction, proof, **facts)
         rejects = hop.get("verdict") == "reject" or _REJECTS.search(facts["rule"])
         return causes.finding("rule_reject" if rejects else "rule_drop", direction, proof, **facts)
+    if fate in ("vanished_after", "unknown"):
+        full = _conntrack_full(packet, direction, evidence)
+        if full is not None:
+            return full
     if fate == "vanished_after" and hop.get("hook") == "prerouting" or fate == "unknown":
         return _routing(packet, direction, evidence)
     if fate in PASSED:
@@ -173,6 +183,17 @@ def _stopped(packet, direction, evidence):
                             {"last_hop": packet.get("last_hop"), "path": packet.get("path"),
                              "counters": evidence.delta},
                             ["a rule's DROP or REJECT (the trace shows none)"])
+
+
+def _conntrack_full(packet, direction, evidence):
+    """Gone without a verdict while conntrack could not track new flows: its drop counter moved (it counts nothing
+    else) and the table is full. Checked before the routing decision, which such a packet never reaches."""
+    moved = counters.corroborating("conntrack_full", evidence.delta)
+    table = evidence.conntrack_table()
+    if not moved.get("NfctDrop") or not table or table["count"] < CONNTRACK_FULL_SHARE * table["max"]:
+        return None
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "counters": moved, "table": table}
+    return causes.finding("conntrack_full", direction, proof, count=table["count"], max=table["max"])
 
 
 def _routing(packet, direction, evidence):
@@ -187,8 +208,8 @@ def _routing(packet, direction, evidence):
     destination = spec["dst"]
     if spec["dst"] != hop["dst"]:
         proof["translated_by"] = hop.get("rule")
-        destination = "%s (written by %s's DNAT; the packet came for %s)" % (spec["dst"], packet["last_hop"],
-                                                                           hop["dst"])
+        destination = "%s (written by %s's DNAT; the packet came for %s)" % (
+            spec["dst"], packet["last_hop"], hop["dst"])
     facts = {"dst": destination, "src": hop.get("src"), "interface": hop.get("in"), "family": family,
              "table": decision["table"], "rule": decision["rule"],
              "route": (decision["route"] or {}).get("dst") or "-"}
@@ -207,7 +228,7 @@ def _routing(packet, direction, evidence):
     if reverse.get("martian"):  # checked before rp_filter by the kernel, and whatever rp_filter says
         return causes.finding("martian_source", direction, dict(proof, counters=counters.corroborating(
             "martian_source", evidence.delta)), ruled_out=ruled_out, reason=reverse["martian"], **facts)
-    ruled_out.append("a martian source (%s is no local, loopback or non-unicast address here)" % facts["src"]
+    ruled_out.append(("a martian source (%s is no local, loopback or non-unicast address here)" % facts["src"])
                      if reverse else "a martian source (the kernel accepts the lookup)")
     if reverse.get("rejected"):  # redone only where the kernel refused with EXDEV or EINVAL
         return causes.finding("rp_filter", direction, dict(proof, counters=counters.corroborating(

@@ -16,6 +16,10 @@ SWITCH_NETNS = "pp-switch"
 IPTABLES_COMMANDS = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
 FLAVOUR = {"iptables_legacy": "legacy", "iptables_nft": "nft", "nftables": "nft"}
 LISTENER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "listener.py")
+CONNTRACK_FILL = os.path.join(os.path.dirname(LISTENER), "conntrack_fill.py")
+# 262144 entries take ~1 s and ~80 MB of kernel memory here; a machine whose limit is far above that is refused
+# rather than filled.
+CONNTRACK_FILL_LIMIT = 1 << 21
 SSHD_CONFIG = """\
 Port 22
 HostKey {run}/ssh_host_ed25519_key
@@ -171,6 +175,15 @@ class Builder:
         if proc.poll() is not None:
             raise system.CommandError("listener of %s exited with %s" % (host.name, proc.returncode))
 
+    def fill_conntrack(self, host):
+        """The namespace's conntrack table full to the machine's limit (read-only in a namespace), with entries
+        conntrack may not evict; they go with the namespace."""
+        limit = int(system.run(["cat", "/proc/sys/net/netfilter/nf_conntrack_max"], netns=host.netns))
+        if limit > CONNTRACK_FILL_LIMIT:
+            raise system.CommandError("%s: nf_conntrack_max is %d here, more than the lab fills (%d)" % (
+                host.name, limit, CONNTRACK_FILL_LIMIT))
+        system.run([sys.executable, CONNTRACK_FILL, "--count", str(limit)], netns=host.netns)
+
     def wait_ssh(self, host):
         def accepting():
             try:
@@ -198,6 +211,8 @@ class Builder:
                 self.start_listener(host)
             if host.managed:
                 self.start_sshd(host)
+            if host.conntrack_fill:
+                self.fill_conntrack(host)
         for host in self.topo.managed_hosts:
             self.wait_ssh(host)
         inventory.write(self.topo, path("inventory.yml"))

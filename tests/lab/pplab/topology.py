@@ -66,6 +66,7 @@ class Host:
     ip6tables: list = field(default_factory=list)
     nft: str = ""
     listeners: list = field(default_factory=list)
+    conntrack_fill: bool = False  # fill the namespace's conntrack table to the machine's limit (conntrack_fill.py)
 
     @property
     def netns(self):
@@ -132,7 +133,8 @@ def _parse_host(name, spec, index):
         raise TopologyError("%s: host names are 1-10 lower-case letters or digits, starting with a letter" % where)
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
-    known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners"}
+    known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
+             "conntrack_fill"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -148,6 +150,7 @@ def _parse_host(name, spec, index):
         ip6tables=_expect(spec, "ip6tables", list, where, []),
         nft=_expect(spec, "nft", str, where, ""),
         listeners=_expect(spec, "listeners", list, where, []),
+        conntrack_fill=_expect(spec, "conntrack_fill", bool, where, False),
     )
     if host.backend not in BACKENDS:
         raise TopologyError("%s.backend: %r is not one of %s" % (where, host.backend, ", ".join(BACKENDS)))

@@ -115,6 +115,9 @@ class RecordedEvidence:
     def conntrack(self, hop):
         return self.conntrack_view
 
+    def conntrack_table(self):
+        return self.conntrack_view["table"]
+
     def route(self, spec):
         answer = self.evidence.get("route_lookup") or self.evidence["route_back"]
         assert answer["lookup"]["dst"] == spec["dst"], (answer["lookup"], spec)
