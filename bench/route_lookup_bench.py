@@ -1,8 +1,9 @@
 """`make bench`: route lookups through pyroute2, batched and one at a time, against `ip -batch`, in one run, in a
 namespace of our own; and route_lookup's start-up on a target with pyroute2 0.7 against a bare Python start.
 
-A namespace gets 1,000 routes; 10,000 `route get`s are answered (a) by the engine (pyroute2 messages, 256 to a
-send, pyroute2's marshal reading the answers), once for the netlink part alone and once explained by the Router,
+A namespace gets 1,000 routes; 10,000 `route get`s are answered (a) by the engine (pyroute2 messages, each shape
+encoded once by pyroute2 and its values written in place after, 256 to a send, pyroute2's marshal reading the
+answers), once for the netlink part alone and once explained by the Router,
 (b) by pyroute2's IPRoute.route('get') one at a time, and (c) by `ip -batch` reading the same 10,000 commands.
 Target (issue #17): at least 10,000 lookups/s batched.  The namespace is deleted at the end, also on failure.
 """

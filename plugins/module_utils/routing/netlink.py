@@ -14,6 +14,7 @@ encode and decode with their own types.
 
 import errno
 import socket
+import struct
 import traceback
 
 try:
@@ -65,8 +66,22 @@ if HAS_PYROUTE2:
         msg_map[RTM_NEWROUTE] = RouteMessage
 
 
+def attributes(lookup):
+    """[(attribute name, value)] of a lookup's RTM_GETROUTE, in the order they are written: the message's shape."""
+    values = [("RTA_DST", lookup.dst)]
+    if lookup.src:
+        values.append(("RTA_SRC", lookup.src))
+    values += [(name, getattr(lookup, option)) for option, name in _LOOKUP_NUMBERS
+               if getattr(lookup, option) is not None]
+    if lookup.proto:
+        values.append(("RTA_IP_PROTO", PROTOCOL_NUMBERS[lookup.proto]))
+    values += [(name, getattr(lookup, option)) for option, name in (("sport", "RTA_SPORT"), ("dport", "RTA_DPORT"))
+               if getattr(lookup, option)]
+    return values
+
+
 def request(lookup, sequence):
-    """The RTM_GETROUTE message of one lookup, encoded."""
+    """The RTM_GETROUTE message of one lookup, encoded by pyroute2."""
     bits = 32 if lookup.family == "ipv4" else 128
     message = RouteMessage()
     message["family"] = FAMILY[lookup.family]
@@ -74,21 +89,61 @@ def request(lookup, sequence):
     message["src_len"] = bits if lookup.src else 0
     message["tos"] = lookup.tos or 0
     message["flags"] = RTM_F_LOOKUP_TABLE
-    attrs = [("RTA_DST", lookup.dst)]
-    if lookup.src:
-        attrs.append(("RTA_SRC", lookup.src))
-    attrs += [(name, getattr(lookup, option)) for option, name in _LOOKUP_NUMBERS
-              if getattr(lookup, option) is not None]
-    if lookup.proto:
-        attrs.append(("RTA_IP_PROTO", PROTOCOL_NUMBERS[lookup.proto]))
-    attrs += [(name, getattr(lookup, option)) for option, name in (("sport", "RTA_SPORT"), ("dport", "RTA_DPORT"))
-              if getattr(lookup, option)]
-    message["attrs"] = attrs
+    message["attrs"] = attributes(lookup)
     message["header"]["type"] = RTM_GETROUTE
     message["header"]["flags"] = NLM_F_REQUEST
     message["header"]["sequence_number"] = sequence
     message.encode()
     return bytes(message.data)
+
+
+class Requests:
+    """RTM_GETROUTE requests, each shape encoded once by pyroute2. The messages of one shape (family and which
+    selectors are set) differ only in the values of their fields, so pyroute2 encodes the first one, and the next
+    ones are its bytes with the sequence number and each value written in place, at the offsets read from the
+    attribute headers pyroute2 wrote. Encoding every message through pyroute2 took ~40% of a batch (10,000 lookups:
+    1.5 s of 3.7 s under cProfile with 0.9.7), which kept 0.9.7 under 10,000 lookups/s."""
+
+    _TOS = 16 + 3  # struct rtmsg after the 16-byte netlink header: family, dst_len, src_len, tos
+    # The value of an attribute as its payload: addresses, then numbers in the widths RouteMessage declares.
+    _FORMATS = {"RTA_IIF": "=I", "RTA_OIF": "=I", "RTA_MARK": "=I", "RTA_UID": "=I", "RTA_IP_PROTO": "=B",
+                "RTA_SPORT": "!H", "RTA_DPORT": "!H"}
+
+    def __init__(self):
+        self._shapes = {}
+
+    def encode(self, lookup, sequence):
+        values = attributes(lookup)
+        shape = (lookup.family,) + tuple(name for name, _value in values)
+        known = self._shapes.get(shape)
+        if known is None:
+            data = request(lookup, sequence)
+            offsets = self._payloads(data)
+            if len(offsets) == len(values):  # else pyroute2 wrote another layout: it encodes this shape each time
+                self._shapes[shape] = (data, offsets)
+            return data
+        template, offsets = known
+        data = bytearray(template)
+        struct.pack_into("=I", data, 8, sequence)
+        data[self._TOS] = lookup.tos or 0
+        family = FAMILY[lookup.family]
+        for (name, value), offset in zip(values, offsets):
+            if name in ("RTA_DST", "RTA_SRC"):
+                packed = socket.inet_pton(family, value)
+                data[offset:offset + len(packed)] = packed
+            else:
+                struct.pack_into(self._FORMATS[name], data, offset, value)
+        return bytes(data)
+
+    @staticmethod
+    def _payloads(data):
+        """The payload offset of each attribute pyroute2 wrote, in order (struct rtattr: length, type)."""
+        offsets, offset = [], 16 + 12
+        while offset + 4 <= len(data):
+            length = struct.unpack_from("=H", data, offset)[0]
+            offsets.append(offset + 4)
+            offset += (length + 3) & ~3
+        return offsets
 
 
 def decode_route(message):
@@ -168,6 +223,7 @@ class Pyroute2Engine:
                 continue
         self.sock.bind((0, 0))
         self.marshal = Marshal()
+        self.requests = Requests()
         self.sequence = 0
 
     def close(self):
@@ -186,7 +242,7 @@ class Pyroute2Engine:
         for start in range(0, len(lookups), BATCH):
             chunk = lookups[start:start + BATCH]
             first = self.sequence + 1
-            self.sock.sendall(b"".join(request(lookup, self._next()) for lookup in chunk))
+            self.sock.sendall(b"".join(self.requests.encode(lookup, self._next()) for lookup in chunk))
             replies = [None] * len(chunk)
             waiting = len(chunk)
             while waiting:

@@ -211,3 +211,40 @@ def test_neighbour_dumps_decode_to_what_ip_neigh_printed_and_the_router_names_th
     router.names = names
     assert router.neighbour("ipv4", "eth1", "198.18.20.9") == ["failed"]
     assert router.neighbour("ipv4", "eth1", "198.18.20.2") == []
+
+
+# Encodes lookups of every shape both ways with the pyroute2 on sys.path: by pyroute2 each time (request), and from
+# the shape's first message with the values written in place (Requests). Prints the version and the mismatches.
+ENCODE_WITH = r"""
+import itertools, json, sys
+from importlib import metadata
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Lookup
+requests = netlink.Requests()
+lookups = []
+for number, (family, src, iif, oif, mark, uid, proto, ports, tos) in enumerate(itertools.product(
+        ("ipv4", "ipv6"), (False, True), (None, 3), (None, 7), (None, 0, 0x1ff), (None, 1000), (None, "tcp", "udp"),
+        (None, (40000 + 7, 8080)), (0, 0x10))):
+    for turn in range(2):  # the second of each shape comes from the first one's bytes
+        value = number * 2 + turn
+        dst = "198.18.%d.%d" % (value // 250 % 250, value % 250) if family == "ipv4" else "2001:db8::%x" % value
+        source = ("198.19.0.%d" % (value % 250) if family == "ipv4" else "2001:db8:1::%x" % value) if src else None
+        lookups.append(Lookup(family, dst, src=source, iif=iif, oif=oif, mark=mark, uid=uid, proto=proto,
+                              sport=ports and ports[0] + turn, dport=ports and ports[1] + turn, tos=tos))
+mismatches = [repr(lookup) for sequence, lookup in enumerate(lookups, 1)
+              if requests.encode(lookup, sequence) != netlink.request(lookup, sequence)]
+print(json.dumps({"version": metadata.version("pyroute2"), "lookups": len(lookups),
+                  "templated": len(requests._shapes), "mismatches": mismatches[:5]}))
+"""
+
+
+@pytest.mark.parametrize("directory", pyroute2_range(), ids=os.path.basename)
+def test_a_request_written_from_its_shape_s_first_message_is_what_pyroute2_encodes(directory):
+    collections = netlink.__file__.split(os.sep + "ansible_collections" + os.sep, maxsplit=1)[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([directory, collections]))
+    there = json.loads(subprocess.run([sys.executable, "-c", ENCODE_WITH], env=env, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert there["version"] == os.path.basename(directory)
+    # 1,152 combinations twice; a shape is the family and which selectors are set (not tos, not the mark's value)
+    assert (there["lookups"], there["templated"]) == (2304, 256)
+    assert there["mismatches"] == [], there["mismatches"]
