@@ -64,10 +64,11 @@ class HostEvidence:
 
     def conntrack(self, hop):
         """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded)."""
+        table = self.conntrack_table()
         try:
-            return {"table": conntrack.fill(), "entries": conntrack.flow_entries(hop)}
+            return {"table": table, "entries": conntrack.flow_entries(hop)}
         except Exception as exc:  # pylint: disable=broad-except  # context only: it must not cost the finding
-            return {"table": conntrack.fill(), "entries": None, "error": "conntrack could not be read: %s" % exc}
+            return {"table": table, "entries": None, "error": "conntrack could not be read: %s" % exc}
 
 
 def translated(hop):
