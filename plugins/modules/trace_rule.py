@@ -261,7 +261,8 @@ nft_tables:
 expiry:
   description:
     - The expiry records removed, with the sleeper ended where it still ran (C(flow_id), C(pid), C(expires_at),
-      C(running)). A record whose sleeper was killed is removed too.
+      C(running)). A record whose sleeper was killed is removed too, and so is one the expiry kept because a
+      delete still failed after 3 attempts (its C(failed) lists each command, C(rc), C(stderr) and C(attempts)).
   returned: state=absent
   type: list
   elements: dict

@@ -96,9 +96,11 @@ class HostAudit:
         found = rule.leftovers(self.runner)
         findings = ["%s rule of flow %s: %s" % (rule["backend"], rule["flow_id"], rule["rule"]) for rule in found["rules"]]
         findings += ["nftables table %s" % table for table in found["nft_tables"]]
-        findings += ["expiry timer of flow %s (pid %s, %s, due %s)" % (
+        findings += ["expiry timer of flow %s (pid %s, %s, due %s)%s" % (
             timer["flow_id"], timer["pid"], "running" if timer["running"] else "no longer running",
-            timer["expires_at"]) for timer in found["expiry"]]
+            timer["expires_at"], "".join("; its delete `%s` failed %d times: %s" % (
+                " ".join(failure["argv"]), failure["attempts"], failure["stderr"] or "rc %s" % failure["rc"])
+                for failure in timer.get("failed", ()))) for timer in found["expiry"]]
         findings += ["nf_log binding for %s not put back" % family for family in found["nf_log_bindings"]]
         return _check("trace_leftovers", findings, "no TRACE rule, table or timer of packetpath",
                       "%d leftovers of packetpath (run packetpath.linux.cleanup)" % len(findings), found)

@@ -24,14 +24,24 @@ DIRECTORY = "expiry"
 # Runs on the target with the target's Python, stdlib only, detached from the module.
 SLEEPER = r"""
 import fcntl, json, os, subprocess, sys, time
+ATTEMPTS = 3
 plan = json.loads(sys.argv[2])
 while time.time() < plan["expires_at"]:
     time.sleep(min(1.0, max(0.0, plan["expires_at"] - time.time())))
 lock = os.open("/proc/self/ns/net", os.O_RDONLY)
 fcntl.flock(lock, fcntl.LOCK_EX)  # hoststate.namespace_lock: one writer per namespace
+failed = []
 for argv, stdin in plan["commands"]:
-    subprocess.run(argv, input=stdin, universal_newlines=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for attempt in range(1, ATTEMPTS + 1):  # a lock held by another writer passes; a missing rule does not
+        done = subprocess.run(argv, input=stdin, universal_newlines=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode == 0:
+            break
+        if attempt < ATTEMPTS:
+            time.sleep(attempt)
+    else:
+        failed.append({"argv": argv, "rc": done.returncode, "stderr": done.stderr.strip()[-300:],
+                       "attempts": ATTEMPTS})
 nf_log = plan.get("nf_log")
 if nf_log:  # the last legacy flow of ours puts back the nf_log binding trace_rule found
     directory = os.path.dirname(plan["record"])
@@ -74,10 +84,19 @@ except OSError:
     pass
 try:
     with open(plan["record"]) as handle:
-        mine = json.load(handle).get("pid") == os.getpid()
+        kept = json.load(handle)
+    mine = kept.get("pid") == os.getpid()
 except (OSError, ValueError):
     mine = False
-if mine:
+if mine and failed:
+    # The record stays, saying what could not be deleted: trace_rule's leftovers and the audit show it, and
+    # trace_rule state=absent (or all) removes what is left and the record with it.
+    kept.update(failed=failed, fired_at=time.time())
+    temporary = "%s.%d.tmp" % (plan["record"], os.getpid())
+    with open(temporary, "w") as handle:
+        json.dump(kept, handle)
+    os.rename(temporary, plan["record"])
+elif mine:
     os.unlink(plan["record"])
     for directory in (os.path.dirname(plan["record"]), os.path.dirname(os.path.dirname(plan["record"]))):
         try:

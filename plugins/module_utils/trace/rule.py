@@ -176,8 +176,11 @@ def _remove(runner, selected, flow_ids, check_mode, result):
 
 
 def _timer(flow_id, record):
-    return {"flow_id": flow_id, "pid": record.get("pid"), "expires_at": _iso(record.get("expires_at")),
-            "running": expiry.current(flow_id) is not None}
+    timer = {"flow_id": flow_id, "pid": record.get("pid"), "expires_at": _iso(record.get("expires_at")),
+             "running": expiry.current(flow_id) is not None}
+    if record.get("failed"):  # the expiry fired and some deletes failed after their retries
+        timer["failed"] = record["failed"]
+    return timer
 
 
 def leftovers(runner):
