@@ -152,7 +152,8 @@ def test_a_delete_the_expiry_cannot_do_is_tried_three_times_and_kept_for_the_aud
                 kept += record.get("failed", [])
         assert kept and all(failure["attempts"] == 3 and failure["rc"] != 0 for failure in kept), kept
         assert sleepers(host) == {}, "the expiry ended, keeping its record"
-        audit = module(host, "packetpath.linux.host_audit", {"checks": ["trace_leftovers"]})
+        audit = module(host, "packetpath.linux.host_audit", {"expect": {"rp_filter": [0, 1, 2]},
+                                                             "checks": ["trace_leftovers"]})
         assert "failed 3 times" in json.dumps(audit), audit["_stdout"]
     finally:
         cleaned = module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
