@@ -34,10 +34,6 @@ def fill():
     return values
 
 
-def is_full(table):
-    return bool(table) and table["max"] > 0 and table["count"] >= table["max"]
-
-
 def _canonical(address):
     return str(ipaddress.ip_address(address)) if address else address
 
