@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Conntrack's side of this network namespace: the probe's flow as conntrack holds it (state, NAT mapping, whether
 a reply was seen) and how full the table is. Read through pyroute2's ctnetlink (the kernel filters the dump by the
-flow's tuple); where pyroute2 or the conntrack module is missing there is nothing to read, and the evidence says so.
+flow's protocol and ports); where pyroute2 or the conntrack module is missing there is nothing to read, and the
+evidence says so.
 """
 
 import ipaddress
