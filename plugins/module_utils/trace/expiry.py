@@ -25,6 +25,9 @@ DIRECTORY = "expiry"
 SLEEPER = r"""
 import fcntl, json, os, subprocess, sys, time
 ATTEMPTS = 3
+# What iptables (both flavours) and nft answer for a rule, chain or table that is not there: never inserted (a kill
+# before the insert) or removed by someone else. Nothing of ours is left then: not a failure.
+GONE = ("does a matching rule exist", "No chain/target/match by that name", "No such file or directory")
 plan = json.loads(sys.argv[2])
 while time.time() < plan["expires_at"]:
     time.sleep(min(1.0, max(0.0, plan["expires_at"] - time.time())))
@@ -32,10 +35,10 @@ lock = os.open("/proc/self/ns/net", os.O_RDONLY)
 fcntl.flock(lock, fcntl.LOCK_EX)  # hoststate.namespace_lock: one writer per namespace
 failed = []
 for argv, stdin in plan["commands"]:
-    for attempt in range(1, ATTEMPTS + 1):  # a lock held by another writer passes; a missing rule does not
+    for attempt in range(1, ATTEMPTS + 1):  # a lock held by another writer passes with time
         done = subprocess.run(argv, input=stdin, universal_newlines=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if done.returncode == 0:
+        if done.returncode == 0 or any(words in done.stderr for words in GONE):
             break
         if attempt < ATTEMPTS:
             time.sleep(attempt)

@@ -122,40 +122,30 @@ def test_a_kill_at_any_point_of_present_leaves_nothing_once_the_expiry_fires(hos
         module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
 
 
+
 def removed_behind_our_back(host):
-    """One rule of ours deleted by someone else: the expiry's delete of it must then fail (the kernel has none)."""
+    """One rule of ours deleted by someone else: the expiry's delete of it then finds nothing to delete."""
     netns = "pp-" + host
     if NODES[host] == "nftables":
         in_netns(netns, ["nft", "delete", "table", "inet", "packetpath"])
-        return "nft"
+        return
     line = next(line for line in ours(host) if line.startswith("-A "))
     in_netns(netns, ["iptables-legacy" if NODES[host] == "iptables_legacy" else "iptables-nft", "-t", "raw",
                      "-D"] + shlex.split(line)[1:], check=True)
-    return line
 
 
 @pytest.mark.parametrize("host", ["node1", "node3"])
-def test_a_delete_the_expiry_cannot_do_is_tried_three_times_and_kept_for_the_audit(host):
+def test_a_rule_someone_else_removed_is_no_failure_of_the_expiry(host):
+    # What the kernel says of a rule that is not there is no failure: the expiry deletes the rest, keeps no record.
+    # (A delete that really fails is kept in the record: tests/unit/.../trace/test_expiry.py runs the sleeper.)
     armed = module(host, "packetpath.linux.trace_rule", dict(FLOW_B, expires=3))
     assert armed["_status"] == "CHANGED", armed["_stdout"]
     try:
         removed_behind_our_back(host)
-        deadline = time.monotonic() + 20  # expiry at 3 s, then 1 s and 2 s between the attempts
-        kept = []
-        while not kept and time.monotonic() < deadline:
+        deadline = time.monotonic() + 15
+        while (ours(host) or traces_left("pp-" + host)) and time.monotonic() < deadline:
             time.sleep(0.5)
-            inode = os.stat("/run/netns/pp-" + host).st_ino
-            directory = "/run/packetpath/net-%d/expiry" % inode
-            for name in os.listdir(directory) if os.path.isdir(directory) else ():
-                with open(os.path.join(directory, name), encoding="utf-8") as handle:
-                    record = json.load(handle) if name.endswith(".json") else {}
-                kept += record.get("failed", [])
-        assert kept and all(failure["attempts"] == 3 and failure["rc"] != 0 for failure in kept), kept
-        assert sleepers(host) == {}, "the expiry ended, keeping its record"
-        audit = module(host, "packetpath.linux.host_audit", {"expect": {"rp_filter": [0, 1, 2]},
-                                                             "checks": ["trace_leftovers"]})
-        assert "failed 3 times" in json.dumps(audit), audit["_stdout"]
+        assert ours(host) == [] and traces_left("pp-" + host) == [], traces_left("pp-" + host)
+        assert sleepers(host) == {}
     finally:
-        cleaned = module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
-    assert [timer["failed"][0]["attempts"] for timer in cleaned["expiry"]] == [3], cleaned["_stdout"]
-    assert ours(host) == [] and traces_left("pp-" + host) == []
+        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
