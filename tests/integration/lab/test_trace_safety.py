@@ -122,7 +122,6 @@ def test_a_kill_at_any_point_of_present_leaves_nothing_once_the_expiry_fires(hos
         module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
 
 
-
 def removed_behind_our_back(host):
     """One rule of ours deleted by someone else: the expiry's delete of it then finds nothing to delete."""
     netns = "pp-" + host
