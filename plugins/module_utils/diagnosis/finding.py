@@ -21,6 +21,7 @@ UNANSWERED_NEIGHBOUR = ("failed", "incomplete")
 # The share of conntrack's limit that counts as full: flows end and begin between the drop and the reading, so the
 # drop counter decides and the fill confirms.
 CONNTRACK_FULL_SHARE = 0.9
+_UNREAD = object()
 # The destination a DNAT rule writes (iptables `--to-destination A[:P]`, nft `dnat [ip|ip6] to A[:P]`; IPv6 in
 # brackets where a port follows). The trace logs the packet before the rule, so the last hop holds the old one.
 _DNAT_TO = re.compile(r"(?:--to-destination\s+|\bdnat\s+(?:ip6?\s+)?to\s+)"
@@ -42,6 +43,7 @@ class HostEvidence:
         self.sysctl = read_sysctl  # (family, interface, key) -> value
         self._listening = None
         self._routes = {}
+        self._conntrack_table = _UNREAD
 
     def listening(self):
         if self._listening is None:
@@ -60,13 +62,16 @@ class HostEvidence:
         return self.router.neighbour(family, dev, address)
 
     def conntrack_table(self):
-        return conntrack.fill()
+        """The table's fill, read once: the finding shows it and conntrack_full decides on it."""
+        if self._conntrack_table is _UNREAD:
+            self._conntrack_table = conntrack.fill()
+        return self._conntrack_table
 
     def conntrack(self, hop):
         """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded)."""
         table = self.conntrack_table()
         try:
-            return {"table": table, "entries": conntrack.flow_entries(hop)}
+            return {"table": table, "entries": conntrack.flow_entries(hop) if table else None}
         except Exception as exc:  # pylint: disable=broad-except  # context only: it must not cost the finding
             return {"table": table, "entries": None, "error": "conntrack could not be read: %s" % exc}
 

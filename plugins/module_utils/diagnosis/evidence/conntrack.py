@@ -45,9 +45,10 @@ def _tuple(value):
 
 def flow_entries(hop):
     """The conntrack entries whose original direction is the packet of `hop` (as it arrived here, before any NAT of
-    this host): [{orig, reply, status, state, nat, reply_seen, timeout}], or None where there is no reader."""
+    this host): [{orig, reply, status, state, nat, reply_seen, timeout}], or None where there is no reader. Asked
+    where conntrack is loaded (fill() is not None)."""
     proto = _PROTOCOLS.get(hop.get("proto"))
-    if Conntrack is None or proto is None or fill() is None:
+    if Conntrack is None or proto is None:
         return None
     family = socket.AF_INET6 if ":" in hop["dst"] else socket.AF_INET
     # The kernel filters by protocol and ports; the addresses are compared here, because pyroute2 (0.7.2 and
