@@ -34,6 +34,12 @@ def _allowed(values):
     return " or ".join(str(value) for value in values)
 
 
+def _failed_delete(failure):
+    """A delete the expiry could not do, as its record keeps it."""
+    return "; its delete `%s` failed %d times: %s" % (" ".join(failure["argv"]), failure["attempts"],
+                                                       failure["stderr"] or "rc %s" % failure["rc"])
+
+
 class HostAudit:
     """Everything the checks need, read once: the sysctls, the boot configuration, and a router."""
 
@@ -98,9 +104,7 @@ class HostAudit:
         findings += ["nftables table %s" % table for table in found["nft_tables"]]
         findings += ["expiry timer of flow %s (pid %s, %s, due %s)%s" % (
             timer["flow_id"], timer["pid"], "running" if timer["running"] else "no longer running",
-            timer["expires_at"], "".join("; its delete `%s` failed %d times: %s" % (
-                " ".join(failure["argv"]), failure["attempts"], failure["stderr"] or "rc %s" % failure["rc"])
-                for failure in timer.get("failed", ()))) for timer in found["expiry"]]
+            timer["expires_at"], "".join(map(_failed_delete, timer.get("failed", ())))) for timer in found["expiry"]]
         findings += ["nf_log binding for %s not put back" % family for family in found["nf_log_bindings"]]
         return _check("trace_leftovers", findings, "no TRACE rule, table or timer of packetpath",
                       "%d leftovers of packetpath (run packetpath.linux.cleanup)" % len(findings), found)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet import host_audit
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import expiry
 
 
@@ -28,6 +29,9 @@ def test_a_delete_that_keeps_failing_is_tried_three_times_and_kept_in_the_record
     assert kept["failed"] == [{"argv": kept["failed"][0]["argv"], "rc": 4, "attempts": 3,
                                "stderr": "Another app is currently holding the xtables lock"}]
     assert after.exists(), "the deletes after a failed one still ran"
+    # The audit's trace_leftovers names it from the record as the sleeper kept it.
+    assert host_audit._failed_delete(kept["failed"][0]).endswith(  # pylint: disable=protected-access
+        "failed 3 times: Another app is currently holding the xtables lock")
 
 
 def test_a_delete_that_passes_on_its_third_attempt_is_no_failure(tmp_path):
