@@ -36,8 +36,8 @@ def _allowed(values):
 
 def _failed_delete(failure):
     """A delete the expiry could not do, as its record keeps it."""
-    return "; its delete `%s` failed %d times: %s" % (" ".join(failure["argv"]), failure["attempts"],
-                                                       failure["stderr"] or "rc %s" % failure["rc"])
+    said = failure["stderr"] or "rc %s" % failure["rc"]
+    return "; its delete `%s` failed %d times: %s" % (" ".join(failure["argv"]), failure["attempts"], said)
 
 
 class HostAudit:
