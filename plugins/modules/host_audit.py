@@ -31,6 +31,8 @@ options:
     description:
       - The wanted effective values on every interface (but those in O(ignore_interfaces)), a value or a list of
         allowed values per key, for example C(rp_filter) V([2, 0]) and C(log_martians) V(1).
+      - O(expect) or O(expect_by_interface) is required when O(checks) has V(sysctl_expected) or V(sysctl_drift)
+        (the drift is looked for on the expected keys).
       - The first value of a list is the one remediation writes where the current value is not allowed.
       - Keys as in M(packetpath.linux.interface_sysctl) O(packetpath.linux.interface_sysctl#module:settings).
     type: dict
@@ -93,7 +95,6 @@ EXAMPLES = r"""
 
 - name: Only look for what a diagnosis left behind
   packetpath.linux.host_audit:
-    expect: {rp_filter: [2, 0]}
     checks: [trace_leftovers]
 """
 
@@ -157,7 +158,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.command i
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import strict_sources
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.expectations import DEFAULT_IGNORE, Expectations
-from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import CHECKS, HostAudit
+from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import CHECKS, NEED_EXPECTATIONS, HostAudit
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import dropin
@@ -181,7 +182,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
-        wanted = Expectations(params["expect"], params["expect_by_interface"], params["ignore_interfaces"])
+        wanted = Expectations(params["expect"], params["expect_by_interface"], params["ignore_interfaces"],
+                              needed_by=[name for name in NEED_EXPECTATIONS if name in params["checks"]])
         sources = strict_sources.check(params["strict_sources"])
         etc_sysctl_d = dropin.sysctl_d(netns.named(params["netns"]))
         netns.enter(params["netns"])

@@ -18,7 +18,8 @@ DEFAULT_IGNORE = ("lo",)
 
 
 class Expectations:
-    def __init__(self, expect, by_interface=None, ignore=DEFAULT_IGNORE):
+    def __init__(self, expect, by_interface=None, ignore=DEFAULT_IGNORE, needed_by=("sysctl_expected",)):
+        """`needed_by`: the checks that compare against the expectations; without them none need be given."""
         self.expect = conf.check_settings(expect, "expect", allowed_lists=True) if expect else {}
         if not isinstance(by_interface or {}, dict):
             raise OptionError("expect_by_interface", by_interface,
@@ -32,8 +33,9 @@ class Expectations:
         # Exact names first, then globs as written.
         self.by_interface = sorted(entries, key=lambda entry: conf.is_glob(entry[0]))
         self.ignore = [conf.check_interface(name) for name in ignore or ()]
-        if not self.expect and not self.by_interface:
-            raise OptionError("expect", reason="give at least one expectation (expect or expect_by_interface)")
+        if not self.expect and not self.by_interface and needed_by:
+            raise OptionError("expect", reason="give at least one expectation (expect or expect_by_interface): the "
+                              "checks %s compare against it" % ", ".join(needed_by))
 
     def keys(self):
         keys = set(self.expect)

@@ -18,6 +18,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils.sysctl.boot impor
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
 CHECKS = ("sysctl_expected", "sysctl_drift", "strict_reverse_path", "trace_leftovers", "trace_backend", "pyroute2")
+# The checks that compare against the expectations (drift is looked for on the expected keys only).
+NEED_EXPECTATIONS = ("sysctl_expected", "sysctl_drift")
 STRICT = 1
 
 

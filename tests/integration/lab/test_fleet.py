@@ -107,6 +107,14 @@ def test_the_audit_finds_exactly_the_seeded_drift(inventory, tmp_path):
     assert report["summary"]["findings"] == 7 and report["summary"]["hosts_clean"] == 1
     assert re.search(r"node3 +findings +sysctl_drift +net\.ipv4\.conf\.eth1\.rp_filter: runtime 0", found.stdout)
 
+    # Looking only for leftovers needs no expectation; a check that compares against one refuses to run without it.
+    alone = module("node2", "packetpath.linux.host_audit", {"checks": ["trace_leftovers"]})
+    assert alone["_status"] == "SUCCESS" and not alone["compliant"], alone["_stdout"]
+    assert [check["findings"] for check in alone["checks"]] == [leftovers]
+    refused = module("node2", "packetpath.linux.host_audit", {"checks": ["trace_leftovers", "sysctl_drift"]})
+    assert refused["_status"] == "FAILED" and refused["msg"].startswith(
+        "expect: give at least one expectation (expect or expect_by_interface): the checks sysctl_drift compare")
+
     # The JUnit file: valid against the common JUnit schema, one testcase per host and check.
     schema = xmlschema.XMLSchema(XSD)
     junit = str(tmp_path / "audit.junit.xml")

@@ -114,6 +114,14 @@ def test_bad_expectations_name_the_option_and_value(args, message):
     assert message in str(raised.value)
 
 
+def test_expectations_are_required_only_by_the_checks_that_compare_against_them():
+    with pytest.raises(OptionError) as raised:
+        Expectations(None, None, needed_by=["sysctl_expected", "sysctl_drift"])
+    assert "the checks sysctl_expected, sysctl_drift compare against it" in str(raised.value)
+    nothing = Expectations(None, None, needed_by=[])
+    assert nothing.keys() == [] and nothing.for_interface("eth0") == {}
+
+
 @pytest.mark.parametrize("value,message", [
     ({"eth1": ["2001:db8::/32"]}, "strict_sources.eth1: 2001:db8::/32 is IPv6"),
     ({"eth1": ["198.51.100.0/33"]}, "strict_sources.eth1: '198.51.100.0/33' is not a network"),
