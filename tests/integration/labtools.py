@@ -83,6 +83,9 @@ def machine_state():
         "nf_log_all_netns": run(["sysctl", "-n", "net.netfilter.nf_log_all_netns"]).stdout.strip(),
         "nf_log_bindings": [run(["sysctl", "-n", "net.netfilter.nf_log.%d" % pf]).stdout.strip() for pf in (2, 10)],
         "lab_dir": os.path.exists(LAB_DIR),
+        # The collection's records of every namespace (an empty or missing /run/packetpath alike).
+        "records": sorted(os.path.relpath(os.path.join(top, name), "/run/packetpath")
+                          for top, dirs, names in os.walk("/run/packetpath") for name in dirs + names),
     }
 
 
@@ -193,6 +196,13 @@ def send(netns, proto, address, port=0):
     return in_netns(netns, ["/usr/bin/python3", "-c", SEND, proto, address, str(port)]).stdout.strip()
 
 
+def records_dir(netns):
+    """Where the collection keeps a namespace's records: hoststate.namespace_dir() as the namespace sees it."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from ansible_collections.packetpath.linux.plugins."
+            "module_utils._common.hoststate import namespace_dir; print(namespace_dir())")
+    return in_netns(netns, [sys.executable, "-c", code, os.path.join(ROOT, "build", "collections")]).stdout.strip()
+
+
 def traces_left(netns):
     """Anything of ours left: trace rules or our nft table in the host's rulesets, expiry records or sleepers, a
     capture's files."""
@@ -200,7 +210,7 @@ def traces_left(netns):
                      for command in ("iptables-legacy-save", "iptables-nft-save"))
     text += in_netns(netns, ["nft", "list", "ruleset"], check=False).stdout
     left = [line for line in text.splitlines() if "packetpath" in line or "nftrace" in line]
-    namespace_dir = "/run/packetpath/net-%d" % os.stat("/run/netns/" + netns).st_ino
+    namespace_dir = records_dir(netns)
     left += glob.glob(namespace_dir + "/expiry/*.json") + glob.glob(namespace_dir + "/nf_log_binding.json")
     left += glob.glob(namespace_dir + "/capture/*")  # a live capture's record and spool (trace_rule capture=true)
     left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,

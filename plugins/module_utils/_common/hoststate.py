@@ -4,23 +4,41 @@
 
 Containers and network namespaces on one host share /run, so the records of
 one namespace (expiry sleepers, a log binding to restore) are kept apart by the
-namespace's inode.  /run is a tmpfs: the records vanish with the rules at reboot.
+namespace's inode and cookie.  /run is a tmpfs: the records vanish with the rules at reboot.
 """
 
 import contextlib
 import fcntl
 import json
 import os
+import socket
+import struct
 import tempfile
 import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 
 ROOT = "/run/packetpath"
+SO_NETNS_COOKIE = 71  # linux/socket.h, Linux 5.14
+
+
+def netns_cookie():
+    """The kernel's 64-bit cookie of this network namespace, never given to another one; None before Linux 5.14."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:  # a socket lives in the namespace it was made in
+            return struct.unpack("=Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+    except OSError:
+        return None
 
 
 def namespace_dir():
-    return os.path.join(ROOT, "net-%d" % os.stat("/proc/self/ns/net").st_ino)
+    """This namespace's directory. Its inode alone does not name it: the kernel hands a deleted namespace's inode to
+    the next one at once (seen here: three namespaces made one after another all had inode 4026532177), and a
+    namespace deleted with a record of ours left (its sleeper killed) would hand that record to a stranger, whose
+    nf_log binding a cleanup would then set. The cookie tells them apart; kernels without it keep the inode alone."""
+    inode = os.stat("/proc/self/ns/net").st_ino
+    cookie = netns_cookie()
+    return os.path.join(ROOT, "net-%d" % inode if cookie is None else "net-%d-%d" % (inode, cookie))
 
 
 def record_path(*parts):
@@ -46,11 +64,21 @@ def read(path):
         return None
 
 
+def make_dirs(directory):
+    """os.makedirs, again if a run in another namespace removed ROOT, empty, between two of its mkdirs."""
+    for attempt in range(3):
+        try:
+            os.makedirs(directory, 0o700, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+
+
 def write(path, data):
     """Write atomically: a reader sees the old record or the new one, never half of one."""
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    make_dirs(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".record-")
     try:
         with os.fdopen(fd, "w") as handle:

@@ -88,7 +88,7 @@ def start(runner, backend, flow_id, duration, extra):
     once the reader listens. An earlier capture of the flow is ended first."""
     discard(flow_id)
     files = paths(flow_id)
-    os.makedirs(os.path.dirname(files["record"]), 0o700, exist_ok=True)
+    hoststate.make_dirs(os.path.dirname(files["record"]))
     source, lines = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
     _detach(lines, files)
     deadline = time.time() + READY_TIMEOUT

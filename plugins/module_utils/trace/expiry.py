@@ -101,7 +101,8 @@ if mine and failed:
     os.rename(temporary, plan["record"])
 elif mine:
     os.unlink(plan["record"])
-    for directory in (os.path.dirname(plan["record"]), os.path.dirname(os.path.dirname(plan["record"]))):
+    expiry = os.path.dirname(plan["record"])
+    for directory in (expiry, os.path.dirname(expiry), os.path.dirname(os.path.dirname(expiry))):  # up to ROOT
         try:
             os.rmdir(directory)
         except OSError:

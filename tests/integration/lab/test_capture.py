@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from labtools import in_netns, module, send, traces_left
+from labtools import in_netns, module, records_dir, send, traces_left
 
 pytestmark = pytest.mark.usefixtures("kube")
 
@@ -17,8 +17,7 @@ FLOW = {"proto": "udp", "dport": "9999"}
 
 def capture_files(host):
     """The capture spool and records of the host's namespace."""
-    inode = os.stat("/run/netns/pp-" + host).st_ino
-    directory = "/run/packetpath/net-%d/capture" % inode
+    directory = os.path.join(records_dir("pp-" + host), "capture")
     return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
 
 

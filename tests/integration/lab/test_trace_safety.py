@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from labtools import BIN, ROOT, in_netns, module, traces_left
+from labtools import BIN, ROOT, in_netns, module, records_dir, traces_left
 
 NODES = {"node1": "iptables_legacy", "node2": "iptables_nft", "node3": "nftables"}
 FLOW_A = {"proto": "tcp", "dport": "30080"}
@@ -103,15 +103,15 @@ def killed_present(host, tmp_path, when):
 
 
 def expiry_recorded(host):
-    inode = os.stat("/run/netns/pp-" + host).st_ino
-    directory = "/run/packetpath/net-%d/expiry" % inode
-    return os.path.isdir(directory) and any(name.endswith(".json") for name in os.listdir(directory))
+    """A test of `host`: has an expiry record been written? (The directory is asked for once: the test polls.)"""
+    directory = os.path.join(records_dir("pp-" + host), "expiry")
+    return lambda _name: os.path.isdir(directory) and any(name.endswith(".json") for name in os.listdir(directory))
 
 
 @pytest.mark.parametrize("host", sorted(NODES))
 @pytest.mark.parametrize("point", ["expiry_recorded", "first_rule_in"])
 def test_a_kill_at_any_point_of_present_leaves_nothing_once_the_expiry_fires(host, point, tmp_path):
-    when = expiry_recorded if point == "expiry_recorded" else (lambda name: bool(ours(name)))
+    when = expiry_recorded(host) if point == "expiry_recorded" else (lambda name: bool(ours(name)))
     killed_present(host, tmp_path, when)
     deadline = time.monotonic() + 20
     while (ours(host) or traces_left("pp-" + host)) and time.monotonic() < deadline:

@@ -32,14 +32,20 @@ def _delete_netns(entry):
     for pid in system.netns_pids(name):
         system.end_process(pid, system.start_time(pid))
     # The collection keeps per-namespace records (expiry sleepers, log bindings) under
-    # /run/packetpath/net-<inode>; the sleepers just ended with the namespace's processes.
+    # /run/packetpath/net-<inode>-<cookie> (net-<inode> before Linux 5.14); the sleepers just ended with the
+    # namespace's processes.
     try:
         records = "/run/packetpath/net-%d" % os.stat(os.path.join("/run/netns", name)).st_ino
     except OSError:
         records = None
     system.run(["ip", "netns", "del", name])
     if records:
-        shutil.rmtree(records, ignore_errors=True)
+        for directory in [records] + glob.glob(records + "-*"):
+            shutil.rmtree(directory, ignore_errors=True)
+        try:
+            os.rmdir("/run/packetpath")  # only when empty: records of namespaces not ours stay
+        except OSError:
+            pass
 
 
 def _delete_root_link(entry):

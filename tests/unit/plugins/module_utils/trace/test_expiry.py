@@ -12,8 +12,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils.trace import expi
 
 def fire(tmp_path, commands):
     """The sleeper with these delete commands, due in half a second; its record afterwards (None once removed)."""
-    record = tmp_path / "expiry" / "0123456789ab.json"
-    record.parent.mkdir()
+    record = tmp_path / "packetpath" / "net-1-2" / "expiry" / "0123456789ab.json"  # as ROOT/net-<inode>-<cookie>
+    record.parent.mkdir(parents=True)
     plan = {"expires_at": time.time() + 0.5, "commands": [[argv, None] for argv in commands], "record": str(record),
             "drop_empty_nft_table": None, "nf_log": None}
     with subprocess.Popen([sys.executable, "-c", expiry.SLEEPER, expiry.MARKER, json.dumps(plan)]) as sleeper:
@@ -39,6 +39,7 @@ def test_a_delete_that_passes_on_its_third_attempt_is_no_failure(tmp_path):
     assert fire(tmp_path, [["sh", "-c", "n=$(cat %s 2>/dev/null || echo 0); echo $((n + 1)) > %s; [ $n -ge 2 ]"
                             % (count, count)]]) is None
     assert count.read_text().strip() == "3"
+    assert list(tmp_path.iterdir()) == [count], "the record's directories, emptied, stay behind"
 
 
 def test_nothing_to_delete_is_no_failure(tmp_path):
