@@ -11,7 +11,7 @@ import time
 import zlib
 
 import pytest
-from labtools import BIN, ENV, INVENTORY, ansible_playbook, in_netns, lab, traces_left
+from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ansible_playbook, in_netns, lab, traces_left
 
 
 def diagnose(tmp_path, *extra):
@@ -73,7 +73,7 @@ def test_seed_the_incident_then_the_fix(tmp_path):
     lab("up", "seed")
     try:
         args = ("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
-        output, report, hosts = diagnose(tmp_path, *args)
+        output, report, hosts = diagnose(tmp_path, *(args + DEFAULT_PIPELINING))
         node = hosts["node"]
         assert node["seen"] and node["fate"] == "vanished_after"
         assert node["last_hop"] == "nat:KUBE-SEP-PPLABLOCAL9090:rule:1"

@@ -35,11 +35,13 @@ def inventory(tmp_path, host_vars=None, extra_hosts=None, all_vars=None):
     return str(path)
 
 
-def playbook(inventory_path, name, *args, cwd=None):
+def playbook(inventory_path, name, *args, cwd=None, pipelining=True):
     """ansible-playbook as a person runs it, from `cwd` (where the default report directories go)."""
+    env = dict(ENV, PWD=cwd or os.getcwd())
+    if not pipelining:
+        del env["ANSIBLE_PIPELINING"]  # Ansible's default
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, "packetpath.linux." + name]
-                          + list(args), capture_output=True, text=True, timeout=600, cwd=cwd, check=False,
-                          env=dict(ENV, PWD=cwd or os.getcwd()))
+                          + list(args), capture_output=True, text=True, timeout=600, cwd=cwd, check=False, env=env)
 
 
 def diagnosis(tmp_path, inventory_path, *args):
@@ -148,7 +150,7 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
     assert len(commands) == 4 and all(argv[:3] == ["ansible-playbook", "-i", "inventory.yml"] for argv in commands)
     hosts = inventory(tmp_path, all_vars={"ansible_become": True})
     for argv in commands:
-        done = playbook(hosts, argv[3].split(".")[-1], *argv[4:], cwd=str(tmp_path))
+        done = playbook(hosts, argv[3].split(".")[-1], *argv[4:], cwd=str(tmp_path), pipelining=False)
         assert done.returncode == 0, "%s\n%s%s" % (" ".join(argv), done.stdout, done.stderr)
         assert "reserved name" not in done.stdout + done.stderr
     assert (tmp_path / "packetpath-report" / "report.json").exists() and (tmp_path / "packetpath-audit" / "audit.json").exists()
