@@ -20,40 +20,42 @@ WRITE = HOSTSTATE + ("hoststate.write(expiry.record_path('0123abcd'), {'flow_id'
 READ = HOSTSTATE + "print(json.dumps({'dir': hoststate.namespace_dir(), 'flows': expiry.armed_flows()}))\n"
 
 
-def python_in_scratch(code):
-    return in_netns(SCRATCH, [sys.executable, "-c", code, os.path.join(ROOT, "build", "collections")]).stdout
+def python_in(netns, code):
+    return in_netns(netns, [sys.executable, "-c", code, os.path.join(ROOT, "build", "collections")]).stdout
 
 
-def inode():
-    return os.stat("/run/netns/" + SCRATCH).st_ino
+def inode(netns):
+    return os.stat("/run/netns/" + netns).st_ino
 
 
 def test_a_namespace_given_a_dead_ones_inode_sees_none_of_its_records():
+    names, written = [SCRATCH], None
     subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
-    written = None
     try:
         subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
-        first_inode = inode()
-        written = python_in_scratch(WRITE).strip()
+        first_inode = inode(SCRATCH)
+        written = python_in(SCRATCH, WRITE).strip()
         assert os.path.isfile(os.path.join(written, "expiry", "0123abcd.json"))
         # The namespace goes and its record stays, as when its expiry sleeper was killed.
         subprocess.run(["ip", "netns", "del", SCRATCH], check=True)
-        # The kernel frees a namespace's inode once its cleanup work has run, then gives the lowest free one.
+        names = []
+        # The kernel frees a namespace's inode once its cleanup work has run, and gives the lowest free one: the
+        # namespaces that get another (freed earlier by someone else) are held until one gets the dead one's.
         deadline = time.monotonic() + 10
-        while True:
-            subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
-            if inode() == first_inode:
-                break
-            subprocess.run(["ip", "netns", "del", SCRATCH], check=True)
-            if time.monotonic() > deadline:
-                pytest.skip("the kernel did not give the dead namespace's inode again within 10 s")
-            time.sleep(0.1)
-        seen = json.loads(python_in_scratch(READ))
+        while not names or inode(names[-1]) != first_inode:
+            if time.monotonic() > deadline or len(names) == 20:
+                pytest.skip("the kernel did not give the dead namespace's inode again (10 s, 20 namespaces)")
+            if names:
+                time.sleep(0.05)
+            names.append("%s-%d" % (SCRATCH, len(names)))
+            subprocess.run(["ip", "netns", "add", names[-1]], check=True)
+        seen = json.loads(python_in(names[-1], READ))
         assert seen["dir"] != written and seen["flows"] == [], seen
-        # The record is still there: the one namespace that owned it is gone, not the record.
+        # The record is still there: the namespace that owned it is gone, not the record.
         assert os.path.isfile(os.path.join(written, "expiry", "0123abcd.json"))
     finally:
-        subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
+        for name in names + [SCRATCH]:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         if written and written.startswith("/run/packetpath/net-"):
             shutil.rmtree(written, ignore_errors=True)
             try:
