@@ -237,7 +237,7 @@ def record_sysctl():
 
 # Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, rule texts that
 # the monitors print): the culprit's trace_results with explain, as the role runs it.
-EXPLAINED = ("conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "martian-source",
+EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "martian-source",
              "neighbour-failed", "policy-drop", "prohibit-route-v6", "reply-routed-elsewhere", "unreachable-route")
 SPORT = 48080
 

@@ -2,6 +2,9 @@
 
 TCP: accepts, writes one line naming the host and port, closes.
 UDP: answers each datagram with the same line followed by what it received.
+Stalled TCP: listens with a backlog of 0 and never accepts; one connection of its own over loopback fills the
+accept queue before it says ready, so the kernel drops every SYN after (ListenOverflows), as for a service that has
+stopped accepting.
 Listens on every address of the namespace, IPv4 and IPv6.
 """
 
@@ -10,19 +13,28 @@ import selectors
 import socket
 
 
-def open_socket(kind, port):
+def open_socket(kind, port, backlog=128):
     sock = socket.socket(socket.AF_INET6, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind(("::", port))
     if kind == socket.SOCK_STREAM:
-        sock.listen(128)
+        sock.listen(backlog)
     sock.setblocking(False)
     return sock
 
 
-def serve(name, tcp_ports, udp_ports, ready):
+def stall(port):
+    """A listener whose accept queue is full: backlog 0 holds one connection, made here and never accepted. Both
+    sockets are returned so they live as long as the process."""
+    listener = open_socket(socket.SOCK_STREAM, port, backlog=0)
+    filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return listener, filler
+
+
+def serve(name, tcp_ports, udp_ports, ready, stalled_ports=()):
     selector = selectors.DefaultSelector()
+    held = [stall(port) for port in stalled_ports]  # pylint: disable=unused-variable  # kept open on purpose
     for port in tcp_ports:
         selector.register(open_socket(socket.SOCK_STREAM, port), selectors.EVENT_READ, ("tcp", port))
     for port in udp_ports:
@@ -51,9 +63,10 @@ def main():
     parser.add_argument("--name", required=True)
     parser.add_argument("--tcp", type=int, action="append", default=[])
     parser.add_argument("--udp", type=int, action="append", default=[])
+    parser.add_argument("--stalled-tcp", type=int, action="append", default=[])
     parser.add_argument("--ready", help="file written once every socket listens")
     args = parser.parse_args()
-    serve(args.name, args.tcp, args.udp, args.ready)
+    serve(args.name, args.tcp, args.udp, args.ready, args.stalled_tcp)
 
 
 if __name__ == "__main__":

@@ -283,13 +283,27 @@ def _listener(packet, evidence):
         return None
     takers, nearby = sockets.takers(evidence.listening(), proto, hop["dst"], port)
     if takers:
-        return None
+        return _accept_queue_full(packet, takers, evidence) if proto == "tcp" else None
     answer = "with a TCP reset" if proto == "tcp" else "with ICMP port unreachable"
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listening_instead": nearby,
              "counters": counters.corroborating("no_listener", evidence.delta),
              "note": "counters are shared by all traffic of the namespace; a v6 wildcard socket is counted as taking "
                      "IPv4 too (v6-only is not in the kernel's tables)"}
     return causes.finding("no_listener", "request", proof, proto=proto, dst=hop["dst"], port=port, answer=answer)
+
+
+def _accept_queue_full(packet, takers, evidence):
+    """A listener takes it, and the kernel dropped SYNs for a full accept queue in the window: the counter is the
+    namespace's, so the listener that takes this packet must hold connections it has not accepted."""
+    moved = counters.corroborating("accept_queue_full", evidence.delta)
+    waiting = [socket for socket in takers if socket["queued"]]
+    if not moved.get("TcpExtListenOverflows") or not waiting:
+        return None
+    hop = packet["hops"][-1]
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listeners": waiting, "counters": moved,
+             "note": "counters are shared by all traffic of the namespace; the accept queue is read after the probe"}
+    return causes.finding("accept_queue_full", "request", proof, dst=hop["dst"], port=hop["dport"],
+                          queued=sum(socket["queued"] for socket in waiting), overflows=moved["TcpExtListenOverflows"])
 
 
 def _reply_elsewhere(request, reply, evidence):

@@ -165,7 +165,7 @@ class Builder:
         ready = path("logs", "listener.%s.ready" % host.name)
         argv = ["ip", "netns", "exec", host.netns, "/usr/bin/python3", LISTENER, "--name", host.name, "--ready", ready]
         for listener in host.listeners:
-            argv += ["--" + listener["proto"], str(listener["port"])]
+            argv += ["--stalled-tcp" if listener.get("stalled") else "--" + listener["proto"], str(listener["port"])]
         with open(path("logs", "listener.%s.log" % host.name), "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     start_new_session=True)

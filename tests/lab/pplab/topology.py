@@ -169,6 +169,9 @@ def _parse_host(name, spec, index):
         port = listener.get("port")
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise TopologyError("%s.listeners: port must be 1-65535, got %r" % (where, port))
+        if listener.get("stalled") and listener["proto"] != "tcp":
+            raise TopologyError("%s.listeners: only a tcp listener can be stalled (its accept queue full), got %r"
+                                % (where, listener))
     return host
 
 

@@ -82,6 +82,7 @@ def test_the_base_variant_is_valid():
         ({"hosts__a": {"nft": "table inet x {}"}}, "nft rules need backend nftables"),
         ({"hosts__a": {"colour": "red"}}, "unknown keys"),
         ({"hosts__a": {"listeners": [{"proto": "tcp", "port": 70000}]}}, "port must be 1-65535"),
+        ({"hosts__a": {"listeners": [{"proto": "udp", "port": 53, "stalled": True}]}}, "only a tcp listener can be"),
         ({"segments__s__ports__c": {"ifname": "e0"}}, "unknown host 'c'"),
         ({"segments__s__ports__a__ifname": "eth0;reboot"}, "not a valid interface name"),
     ],

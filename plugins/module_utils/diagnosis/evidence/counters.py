@@ -20,6 +20,9 @@ BY_CAUSE = {
     "unreachable_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
     "prohibit_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
     "no_listener": ("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts", "IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
+    # ListenOverflows: a SYN or handshake's last ACK dropped because the accept queue was full; ListenDrops counts
+    # it too, with the listen path's other drops.
+    "accept_queue_full": ("TcpExtListenOverflows", "TcpExtListenDrops"),
     "martian_source": (),  # seen here: a local source moves no counter (the martian-source lab)
     "conntrack_invalid": ("NfctInvalid",),
     "conntrack_full": ("NfctDrop", "NfctEarlyDrop"),

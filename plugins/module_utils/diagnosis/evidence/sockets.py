@@ -20,19 +20,22 @@ def _address(hexadecimal):
 
 
 def parse(text, proto):
-    """[{proto, address, port}] of the listening sockets in one table's text."""
+    """[{proto, address, port, queued}] of the listening sockets in one table's text. `queued` is the rx_queue
+    column: for a TCP listener the connections in its accept queue, not yet accepted (the kernel prints
+    sk_ack_backlog there); for UDP the bytes waiting to be read."""
     found = []
     for line in text.splitlines()[1:]:
         words = line.split()
-        if len(words) < 4 or words[3] != LISTENING[proto]:
+        if len(words) < 5 or words[3] != LISTENING[proto]:
             continue
         address, _colon, port = words[1].partition(":")
-        found.append({"proto": proto, "address": _address(address), "port": int(port, 16)})
+        found.append({"proto": proto, "address": _address(address), "port": int(port, 16),
+                      "queued": int(words[4].partition(":")[2] or "0", 16)})
     return found
 
 
 def listening(tables=None):
-    """Every listening socket of this network namespace, sorted and without duplicates (SO_REUSEPORT)."""
+    """Every listening socket of this network namespace, sorted, one per proto, address and port."""
     found = []
     for (proto, _family), path in sorted((tables or TABLES).items()):
         try:
@@ -40,7 +43,13 @@ def listening(tables=None):
                 found += parse(handle.read(), proto)
         except OSError:
             continue
-    unique = {(s["proto"], s["address"], s["port"]): s for s in found}
+    unique = {}
+    for socket in found:  # SO_REUSEPORT's sockets on one address and port: one entry, their queues added
+        key = (socket["proto"], socket["address"], socket["port"])
+        if key in unique:
+            unique[key] = dict(unique[key], queued=unique[key]["queued"] + socket["queued"])
+        else:
+            unique[key] = socket
     return [unique[key] for key in sorted(unique)]
 
 

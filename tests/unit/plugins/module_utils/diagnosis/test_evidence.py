@@ -46,8 +46,8 @@ def listening():
 
 def test_the_kernel_tables_say_who_listens():
     found = listening()
-    assert {"proto": "tcp", "address": "::", "port": 8080} in found
-    assert {"proto": "udp", "address": "127.0.0.1", "port": 5353} in found
+    assert {"proto": "tcp", "address": "::", "port": 8080, "queued": 0} in found
+    assert {"proto": "udp", "address": "127.0.0.1", "port": 5353, "queued": 0} in found
 
 
 @pytest.mark.parametrize("proto,address,port,takes", [
@@ -62,7 +62,7 @@ def test_who_takes_a_packet(proto, address, port, takes):
     same, nearby = sockets.takers(listening(), proto, address, port)
     assert bool(same) == takes
     if proto == "udp" and port == 8080:
-        assert {"proto": "tcp", "address": "::", "port": 8080} in nearby  # what listens there instead
+        assert {"proto": "tcp", "address": "::", "port": 8080, "queued": 0} in nearby  # what listens there instead
 
 
 def test_conntrack_s_statistics_are_summed_over_the_cpus_and_corroborate_an_invalid_drop():

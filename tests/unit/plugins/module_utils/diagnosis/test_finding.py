@@ -61,7 +61,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "dst": "198.18.20.2", "src": "198.18.10.2", "interface": "eth0", "family": "ipv4", "proto": "tcp",
          "port": 8080, "answer": "with a TCP reset", "out": "eth1", "in_": "eth0", "hook": "prerouting",
          "count": 65536, "max": 65536, "gateway": "198.18.20.1", "dev": "eth1", "state": "FAILED",
-         "reason": "198.18.10.2 is an address of this host too"}
+         "reason": "198.18.10.2 is an address of this host too", "queued": 1, "overflows": 3}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
@@ -157,3 +157,19 @@ def test_a_dnat_rule_s_new_destination_is_what_the_routing_decision_is_asked_abo
         == ("2001:db8::2", 81)
     assert finding.translated({"table": "nat", "dport": 80, "rule": "dnat to 198.18.30.2"}) == ("198.18.30.2", 80)
     assert finding.translated({"table": "filter", "rule": "-j DNAT --to-destination 198.18.30.2"}) is None
+
+
+def test_a_full_accept_queue_is_named_only_with_the_overflow_counter_and_a_waiting_listener():
+    # accept-queue-full's server as recorded; then the same packets and sockets over counters that did not move
+    # (conntrack-invalid's router, another window): a queue alone proves no drop, so the server is not blamed.
+    with open(fixture_path("incidents", "accept-queue-full.json"), encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    with open(fixture_path("incidents", "conntrack-invalid.json"), encoding="utf-8") as handle:
+        quiet = json.load(handle)["result"]["finding"]["counters"]
+    assert "TcpExtListenOverflows" not in quiet
+    port, evidence = recorded["port"], RecordedEvidence(recorded["result"])
+    found = finding.explain(recorded["result"]["packets"], (port, port), evidence)
+    assert found["cause"] == "accept_queue_full" and found["evidence"]["listeners"][0]["queued"] >= 1
+    evidence.delta = quiet
+    found = finding.explain(recorded["result"]["packets"], (port, port), evidence)
+    assert found["cause"] is None and found["words"] == "passed (delivered local)"
