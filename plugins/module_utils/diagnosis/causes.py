@@ -49,9 +49,9 @@ CATALOGUE = {cause.id: cause for cause in (
     Cause("no_listener", "the packet was delivered to the local stack and no socket listens on its (post-NAT) "
                          "address and port",
           "nothing listens on {proto} {dst} port {port}: the host answers {answer}"),
-    Cause("accept_queue_full", "the SYN was delivered to the local stack, a socket listens on its (post-NAT) address "
-                               "and port, its accept queue holds connections not yet accepted, and the kernel's "
-                               "ListenOverflows counter moved in the window",
+    Cause("accept_queue_full", "the SYN was delivered to the local stack and nothing answered it; a socket listens on "
+                               "its (post-NAT) address and port, its accept queue holds connections not yet "
+                               "accepted, and the kernel's ListenOverflows counter moved in the window",
           "the listener on tcp {dst} port {port} takes no new connection: its accept queue is full ({queued} "
           "waiting to be accepted), so the kernel drops the SYN (ListenOverflows +{overflows}); the service does "
           "not accept() fast enough, or its listen() backlog is too small (capped by net.core.somaxconn)"),

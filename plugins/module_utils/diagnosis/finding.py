@@ -130,7 +130,7 @@ def explain(packets, port, evidence):
                     remediable=False, evidence={}, ruled_out=[])
     decided = _stopped(request, "request", evidence)
     if decided is None and request.get("fate") == "delivered_local":
-        decided = _listener(request, evidence)
+        decided = _listener(request, evidence, answered=reply is not None)
     if decided is None and reply is not None and reply.get("fate") not in PASSED:
         decided = _stopped(reply, "reply", evidence)
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
@@ -275,15 +275,16 @@ def _next_hop(packet, evidence):
                           state=",".join(name.upper() for name in state))
 
 
-def _listener(packet, evidence):
-    """Delivered to the local stack: does anything take its post-NAT address and port?"""
+def _listener(packet, evidence, answered):
+    """Delivered to the local stack: does anything take its post-NAT address and port, and does it take new
+    connections (`answered`: a reply of the flow was traced)?"""
     hop = packet["hops"][-1]
     proto, port = hop.get("proto"), hop.get("dport")
     if proto not in sockets.LISTENING or port is None:
         return None
     takers, nearby = sockets.takers(evidence.listening(), proto, hop["dst"], port)
     if takers:
-        return _accept_queue_full(packet, takers, evidence) if proto == "tcp" else None
+        return _accept_queue_full(packet, takers, evidence) if proto == "tcp" and not answered else None
     answer = "with a TCP reset" if proto == "tcp" else "with ICMP port unreachable"
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listening_instead": nearby,
              "counters": counters.corroborating("no_listener", evidence.delta),
@@ -293,8 +294,8 @@ def _listener(packet, evidence):
 
 
 def _accept_queue_full(packet, takers, evidence):
-    """A listener takes it, and the kernel dropped SYNs for a full accept queue in the window: the counter is the
-    namespace's, so the listener that takes this packet must hold connections it has not accepted."""
+    """A listener takes it, nothing answered, and the kernel dropped SYNs for a full accept queue in the window: the
+    counter is the namespace's, so the listener that takes this packet must hold connections it has not accepted."""
     moved = counters.corroborating("accept_queue_full", evidence.delta)
     waiting = [socket for socket in takers if socket["queued"]]
     if not moved.get("TcpExtListenOverflows") or not waiting:

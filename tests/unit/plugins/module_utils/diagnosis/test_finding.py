@@ -159,7 +159,7 @@ def test_a_dnat_rule_s_new_destination_is_what_the_routing_decision_is_asked_abo
     assert finding.translated({"table": "filter", "rule": "-j DNAT --to-destination 198.18.30.2"}) is None
 
 
-def test_a_full_accept_queue_is_named_only_with_the_overflow_counter_and_a_waiting_listener():
+def test_a_full_accept_queue_is_named_only_unanswered_with_the_overflow_counter_and_a_waiting_listener():
     # accept-queue-full's server as recorded; then the same packets and sockets over counters that did not move
     # (conntrack-invalid's router, another window): a queue alone proves no drop, so the server is not blamed.
     with open(fixture_path("incidents", "accept-queue-full.json"), encoding="utf-8") as handle:
@@ -170,6 +170,9 @@ def test_a_full_accept_queue_is_named_only_with_the_overflow_counter_and_a_waiti
     port, evidence = recorded["port"], RecordedEvidence(recorded["result"])
     found = finding.explain(recorded["result"]["packets"], (port, port), evidence)
     assert found["cause"] == "accept_queue_full" and found["evidence"]["listeners"][0]["queued"] >= 1
+    # A SYN that was answered was not dropped for the queue, whatever the counter says.
+    request = finding.split_directions(recorded["result"]["packets"], (port, port))[0][0]
+    assert finding._listener(request, evidence, answered=True) is None  # pylint: disable=protected-access
     evidence.delta = quiet
     found = finding.explain(recorded["result"]["packets"], (port, port), evidence)
     assert found["cause"] is None and found["words"] == "passed (delivered local)"
