@@ -29,7 +29,7 @@ ENV = dict(
     ANSIBLE_PIPELINING="true",
     LC_ALL="C.UTF-8",
 )
-DEFAULT_PIPELINING = ("-e", "ansible_pipelining=false")  # a run as an inventory without the setting makes it
+DEFAULT_PIPELINING = ("-e", "ansible_pipelining=false")  # extra vars: a run with Ansible's default
 
 
 def run(argv, check=True, timeout=300, stdin=None):

@@ -34,7 +34,7 @@ def stall(port):
 
 def serve(name, tcp_ports, udp_ports, ready, stalled_ports=()):
     selector = selectors.DefaultSelector()
-    held = [stall(port) for port in stalled_ports]  # pylint: disable=unused-variable  # kept open on purpose
+    _stalled = [stall(port) for port in stalled_ports]  # held open as long as the process
     for port in tcp_ports:
         selector.register(open_socket(socket.SOCK_STREAM, port), selectors.EVENT_READ, ("tcp", port))
     for port in udp_ports:

@@ -7,9 +7,18 @@ twice, and after a lab-up that was killed half-way.
 import glob
 import os
 import shutil
+import sys
 
 from . import system
 from .state import RUN_DIR, Journal
+
+# SO_NETNS_COOKIE (71) of the namespace it runs in, as the collection's hoststate names its records; "" before 5.14.
+NETNS_COOKIE = ("import socket, struct\n"
+                "try:\n"
+                "    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                "    print(struct.unpack('=Q', s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])\n"
+                "except OSError:\n"
+                "    print('')\n")
 
 
 def _close_control_masters(entry):
@@ -33,17 +42,17 @@ def _delete_netns(entry):
         system.end_process(pid, system.start_time(pid))
     # The collection keeps per-namespace records (expiry sleepers, log bindings) under
     # /run/packetpath/net-<inode>-<cookie> (net-<inode> before Linux 5.14); the sleepers just ended with the
-    # namespace's processes.
+    # namespace's processes. The cookie is asked inside: another namespace's records under the same inode stay.
     try:
         records = "/run/packetpath/net-%d" % os.stat(os.path.join("/run/netns", name)).st_ino
-    except OSError:
-        records = None
+        cookie = system.run([sys.executable, "-c", NETNS_COOKIE], netns=name).strip()
+    except (OSError, system.CommandError):
+        records, cookie = None, ""
     system.run(["ip", "netns", "del", name])
     if records:
-        for directory in [records] + glob.glob(records + "-*"):
-            shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree("%s-%s" % (records, cookie) if cookie else records, ignore_errors=True)
         try:
-            os.rmdir("/run/packetpath")  # only when empty: records of namespaces not ours stay
+            os.rmdir("/run/packetpath")  # only when empty
         except OSError:
             pass
 
