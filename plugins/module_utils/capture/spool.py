@@ -92,18 +92,29 @@ def start(runner, backend, flow_id, duration, extra):
     source, lines = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
     _detach(lines, files)
     deadline = time.time() + READY_TIMEOUT
-    while not os.path.exists(files["ready"]):
+    pid = _listening(files["ready"])
+    while pid is None:
         if time.time() > deadline or os.path.exists(files["done"]):
             discard(flow_id)
             raise HostError("the live capture did not start listening within %d s" % READY_TIMEOUT)
         time.sleep(0.05)
-    with open(files["ready"]) as handle:
-        pid = int(handle.read().split()[0])
+        pid = _listening(files["ready"])
     found = dict(extra, pid=pid, started=hoststate.start_time(pid), flow_id=flow_id, lines=files["lines"],
                  source=source, format=fetch.SOURCE_FORMAT[source], backend=backend,
                  expires_at=time.time() + duration)
     hoststate.write(files["record"], found)
     return found
+
+
+def _listening(ready):
+    """The reader's PID once it listens: its ready file holds the whole line. The reader creates the file and then
+    writes it, so it can be seen empty in between (a CI run read it so: int() of nothing)."""
+    try:
+        with open(ready) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return int(text) if text.endswith("\n") else None
 
 
 def collect(flow_id, stop=True):
