@@ -370,7 +370,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
@@ -423,12 +423,12 @@ def check_options(params):
             raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
 
 
-def explain(module, packets, flow, before):
+def explain(module, packets, flow, before, interfaces_before):
     """The host's finding, from the packets just read and the evidence of this namespace."""
     after = counters.snapshot()
     tables = rt_tables.RtTables()
     router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
-    evidence = finding.HostEvidence(router, before, after, conf.read)
+    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before)
     return finding.explain(packets, flow.port if flow else None, evidence)
 
 
@@ -452,7 +452,7 @@ def read_capture(module, flow):
     result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
         found["source"], flow.flow_id))
     if module.params["explain"]:
-        result["finding"] = explain(module, result["packets"], flow, found["counters"])
+        result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"))
     if not module.check_mode:
         spool.discard(flow.flow_id)
     return result
@@ -473,9 +473,10 @@ def main():
             result = read_capture(module, flow)
         else:
             before = counters.snapshot() if params["explain"] else None
+            interfaces_before = interfaces.read(ModuleCommandRunner(module)) if params["explain"] else None
             result = fetch(module, params, flow, params["source"], params["path"], params["format"])
             if params["explain"]:
-                result["finding"] = explain(module, result["packets"], flow, before)
+                result["finding"] = explain(module, result["packets"], flow, before, interfaces_before)
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings", []):

@@ -302,7 +302,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common import ho
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, spool
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
@@ -380,14 +380,15 @@ def switch(runner, params, check_mode):
 
 
 def _capture(runner, backend, flow, expires, result, check_mode):
-    """Start the flow's live capture, with the namespace's counters as they are now."""
+    """Start the flow's live capture, with the namespace's counters and its interfaces' drops as they are now."""
     if (result.get("nf_log") or {}).get("logger") == "kernel_log":
         raise OptionError("capture", True, "legacy TRACE goes to the kernel log here (no nfnetlink_log), which every "
                           "namespace shares: read it with packetpath.linux.trace_results source=dmesg instead")
     if check_mode:
         return {"would_start": fetch.BACKEND_SOURCE[backend]}
     # Ends a little before the expiry, which then removes the spool.
-    found = spool.start(runner, backend, flow.flow_id, max(1, expires - 2), {"counters": counters.snapshot()})
+    found = spool.start(runner, backend, flow.flow_id, max(1, expires - 2),
+                        {"counters": counters.snapshot(), "interfaces": interfaces.read(runner)})
     return {key: found[key] for key in ("pid", "source", "format", "expires_at")}
 
 

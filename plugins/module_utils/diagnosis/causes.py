@@ -1,7 +1,9 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The cause catalogue: every way the engine can say a packet died, with the evidence that establishes it, its
-words and its fix. One place: the host's finding, the fleet verdict, the report and the docs' table read it.
+"""The cause catalogue: every way the engine can say a packet died, one record each: its id, the layer where the
+packet died, the evidence that establishes it, its words, the counters that corroborate it, its fix and whether
+remediate=true may apply that fix. One place: the host's finding (diagnosis/finding.py holds one detector per
+layer), the fleet verdict, the report and the docs' table read it.
 
 A fix is data (a module and its arguments). `remediable` fixes are applied as they are by diagnose_port's
 remediate=true; the others are suggestions, because applying them would change what an operator chose (a rule,
@@ -9,107 +11,182 @@ a route, a listener).
 """
 
 from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 INTERFACE_SYSCTL = "packetpath.linux.interface_sysctl"
+COMMAND = "ansible.builtin.command"
+UNDECIDED = "undecided"
+
+# Where on its way through a host the packet died, in the order the packet meets them (and the host reads them).
+LAYERS = ("trace", "routing", "after_routing", "before_first_hook", "socket")
+
+
+def _loose_rp_filter(facts):
+    return {"module": INTERFACE_SYSCTL, "why": "loose reverse-path filtering",
+            "args": {"interfaces": [facts["interface"]], "settings": {"rp_filter": 2}, "persistent": "present"}}
+
+
+def _forwarding_on(facts):
+    key = "forwarding" if facts.get("family", "ipv4") == "ipv4" else "ipv6.forwarding"
+    return {"module": INTERFACE_SYSCTL, "why": "forwarding on the arrival interface",
+            "args": {"interfaces": [facts["interface"]], "settings": {key: 1}, "persistent": "present"}}
+
+
+def _delete_route(facts):
+    if not facts.get("table"):
+        return None  # a rule refused it by itself: the rule is named in the words
+    return {"module": COMMAND, "why": "remove or replace the refusing route (suggested only: it was put there on "
+                                      "purpose or by mistake, which only its owner knows)",
+            "args": {"argv": ["ip", "-6" if facts.get("family") == "ipv6" else "-4", "route", "del",
+                              facts["route"], "table", str(facts["table"])]}}
+
+
+def _raise_conntrack_max(facts):
+    return {"module": COMMAND, "why": "raise the machine's conntrack limit (suggested only: it is machine-wide and "
+                                      "costs kernel memory; first find what filled the table)",
+            "args": {"argv": ["sysctl", "-w", "net.netfilter.nf_conntrack_max=%d" % (2 * facts["max"])]}}
+
+
+def _link_up(facts):
+    if facts.get("admin") != "down":
+        return None  # no carrier: the cable, the peer or the switch port, which no command here fixes
+    return {"module": COMMAND, "why": "bring the interface up (suggested only: someone may have set it down on "
+                                      "purpose)",
+            "args": {"argv": ["ip", "link", "set", "dev", facts["dev"], "up"]}}
 
 
 @dataclass(frozen=True)
 class Cause:
     id: str
+    layer: str  # one of LAYERS
     evidence: str  # what establishes it, as the docs' table says
     words: str  # filled from the finding's facts with str.format
-    remediable: bool = False
+    counters: Tuple[str, ...] = ()  # nstat names that corroborate it where they move in the window
+    fix: Optional[Callable] = None  # facts -> {module, why, args}, or None where a person must look
+    remediable: bool = False  # remediate=true applies the fix as it is
+    route_type: Optional[str] = None  # the route (or rule) type whose decision this cause is
 
+
+_UNREACH = ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs")
 
 CATALOGUE = {cause.id: cause for cause in (
-    Cause("rule_drop", "the trace's last hop is a rule whose verdict is DROP",
+    Cause("rule_drop", "trace", "the trace's last hop is a rule whose verdict is DROP",
           "dropped by {hop}: {rule}"),
-    Cause("rule_reject", "the trace's last hop is a rule whose verdict is REJECT",
+    Cause("rule_reject", "trace", "the trace's last hop is a rule whose verdict is REJECT",
           "rejected by {hop}: {rule}"),
-    Cause("policy_drop", "the trace's last hop is a chain's policy DROP",
+    Cause("policy_drop", "trace", "the trace's last hop is a chain's policy DROP",
           "dropped by the policy of {hop}: no rule of the chain accepted it"),
-    Cause("rp_filter", "the trace ends at the routing decision; the kernel refuses the input lookup (EXDEV; "
-                       "EINVAL on newer kernels) and the route back to the source leaves by another interface (or "
-                       "none)",
-          "{explanation}", remediable=True),
-    Cause("blackhole_route", "the trace ends at the routing decision; the rules lead to a blackhole route",
-          "the routing decision drops it: {route} in table {table}, chosen by rule `{rule}`"),
-    Cause("unreachable_route", "the trace ends at the routing decision; the rules lead to an unreachable route",
-          "the routing decision refuses it (host unreachable): {route} in table {table}, chosen by rule `{rule}`"),
-    Cause("prohibit_route", "the trace ends at the routing decision; the rules lead to a prohibit route",
-          "the routing decision refuses it (administratively prohibited): {route} in table {table}, chosen by rule "
-          "`{rule}`"),
-    Cause("no_route", "the trace ends at the routing decision; no table the policy rules lead to covers the "
-                      "destination",
-          "no route to {dst}: no table the policy rules lead to covers it"),
-    Cause("forwarding_disabled", "the trace ends at the routing decision for a packet to another host; the route "
-                                 "is unicast and forwarding is off on the arrival interface",
+    Cause("reply_dropped", "trace", "the reply's trace ends at a rule or policy DROP/REJECT",
+          "the reply is dropped: {hop}: {rule}"),
+    Cause("conntrack_invalid", "trace", "the trace's last hop is a rule that drops what conntrack classified INVALID "
+                                        "(ctstate INVALID, ct state invalid)",
+          "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
+          "such packets: {rule}", counters=("NfctInvalid",)),
+    Cause("conntrack_full", "trace", "the packet vanished without a rule's verdict, conntrack's own drop counter "
+                                     "(NfctDrop: it could not track a new flow) moved in the window, and the table is "
+                                     "at least 90% full",
+          "the conntrack table is full ({count} of {max}): new flows are dropped", counters=("NfctDrop",
+                                                                                             "NfctEarlyDrop"),
+          fix=_raise_conntrack_max),
+    Cause("rp_filter", "routing", "the trace ends at the routing decision; the kernel refuses the input lookup "
+                                  "(EXDEV; EINVAL on newer kernels) and the route back to the source leaves by another "
+                                  "interface (or none)",
+          "{explanation}", counters=("TcpExtIPReversePathFilter",), fix=_loose_rp_filter, remediable=True),
+    Cause("blackhole_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
+                                        "tos and arrival interface) lead to a blackhole route",
+          "the routing decision drops it: {route} in table {table}, chosen by {chosen}", fix=_delete_route,
+          route_type="blackhole"),
+    Cause("unreachable_route", "routing", "the trace ends at the routing decision; the rules (with the packet's "
+                                          "mark, tos and arrival interface) lead to an unreachable route",
+          "the routing decision refuses it (host unreachable): {route} in table {table}, chosen by {chosen}",
+          counters=_UNREACH, fix=_delete_route, route_type="unreachable"),
+    Cause("prohibit_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
+                                       "tos and arrival interface) lead to a prohibit route",
+          "the routing decision refuses it (administratively prohibited): {route} in table {table}, chosen by "
+          "{chosen}", counters=_UNREACH, fix=_delete_route, route_type="prohibit"),
+    Cause("no_route", "routing", "the trace ends at the routing decision; no table the policy rules lead to covers "
+                                 "the destination",
+          "no route to {dst}: no table the policy rules lead to covers it",
+          counters=("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes")),
+    Cause("forwarding_disabled", "routing", "the trace ends at the routing decision for a packet to another host; "
+                                            "the route is unicast and forwarding is off on the arrival interface",
           "forwarding is off on {interface} (net.{family}.conf.{interface}.forwarding = 0): the packet for {dst} "
-          "arrived there and may not be forwarded", remediable=True),
-    Cause("no_listener", "the packet was delivered to the local stack and no socket listens on its (post-NAT) "
-                         "address and port",
-          "nothing listens on {proto} {dst} port {port}: the host answers {answer}"),
-    Cause("accept_queue_full", "the SYN was delivered to the local stack and nothing answered it; a socket listens on "
-                               "its (post-NAT) address and port, its accept queue holds connections not yet "
-                               "accepted, and the kernel's ListenOverflows counter moved in the window",
+          "arrived there and may not be forwarded", counters=("IpInAddrErrors", "Ip6InAddrErrors"),
+          fix=_forwarding_on, remediable=True),
+    # seen here: a local source moves no counter (the martian-source lab)
+    Cause("martian_source", "routing", "the trace ends at the routing decision; the kernel refuses the input lookup, "
+                                       "and the source is an address of this host (accept_local off), a loopback "
+                                       "address (route_localnet off) or no unicast address",
+          "the kernel drops it as a martian source on {interface}: {reason}"),
+    Cause("link_down", "after_routing", "the packet passed (or the routing decision sends it) out of an interface "
+                                        "that is down or has no carrier; the route is still there (flagged linkdown)",
+          "{dev} is {state}: the route {route} still sends the packet for {dst} there, into a dead link",
+          counters=("IpOutDiscards", "Ip6OutDiscards"), fix=_link_up),
+    Cause("neighbour_failed", "after_routing", "the packet (a request or a reply, sent or forwarded) left for a next "
+                                               "hop whose neighbour entry is FAILED or INCOMPLETE",
+          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH),
+    Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
+                                         "dropped packets in the window (its drop counter moved)",
+          "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "
+          "through"),
+    Cause("tc_ingress_drop", "before_first_hook", "no hook of this host saw the packet, the previous host sent it to "
+                                                  "an address of this host, and the ingress (clsact) qdisc of that "
+                                                  "address's interface dropped packets in the window",
+          "tc ingress on {dev} dropped {drops} packet(s) in the window, before netfilter's first hook: a tc filter "
+          "(an eBPF or tc program of a CNI, a policer) drops the packet for {dst}"),
+    Cause("no_listener", "socket", "the packet was delivered to the local stack and no socket listens on its "
+                                   "(post-NAT) address and port",
+          "nothing listens on {proto} {dst} port {port}{instead}: the host answers {answer}",
+          counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH),
+    Cause("accept_queue_full", "socket", "the SYN was delivered to the local stack and nothing answered it; a socket "
+                                         "listens on its (post-NAT) address and port, its accept queue holds "
+                                         "connections not yet accepted, and the kernel's ListenOverflows counter "
+                                         "moved in the window",
           "the listener on tcp {dst} port {port} takes no new connection: its accept queue is full ({queued} "
           "waiting to be accepted), so the kernel drops the SYN (ListenOverflows +{overflows}); the service does "
-          "not accept() fast enough, or its listen() backlog is too small (capped by net.core.somaxconn)"),
-    Cause("reply_dropped", "the reply's trace ends at a rule or policy DROP/REJECT",
-          "the reply is dropped: {hop}: {rule}"),
-    Cause("reply_routed_elsewhere", "the request arrived on one interface and the reply left by another",
+          "not accept() fast enough, or its listen() backlog is too small (capped by net.core.somaxconn)",
+          # ListenOverflows: a SYN or handshake's last ACK dropped because the accept queue was full; ListenDrops
+          # counts it too, with the listen path's other drops.
+          counters=("TcpExtListenOverflows", "TcpExtListenDrops")),
+    Cause("udp_receive_buffer_full", "socket", "the datagram was delivered to the local stack and nothing answered "
+                                               "it; a socket takes its (post-NAT) address and port, holds unread "
+                                               "data and counts drops, and the kernel's RcvbufErrors counter moved "
+                                               "in the window",
+          "the udp socket on {dst} port {port} does not read: its receive buffer is full ({queued} bytes unread, "
+          "{drops} datagrams dropped by the socket), so the kernel drops the datagram (RcvbufErrors +{errors})",
+          counters=("UdpRcvbufErrors", "Udp6RcvbufErrors", "UdpInErrors", "Udp6InErrors")),
+    Cause("reply_routed_elsewhere", "routing", "the request arrived on one interface and the reply left by another",
           "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from"),
-    Cause("conntrack_invalid", "the trace's last hop is a rule that drops what conntrack classified INVALID "
-                               "(ctstate INVALID, ct state invalid)",
-          "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
-          "such packets: {rule}"),
-    Cause("conntrack_full", "the packet vanished without a rule's verdict, conntrack's own drop counter (NfctDrop: "
-                            "it could not track a new flow) moved in the window, and the table is at least 90% full",
-          "the conntrack table is full ({count} of {max}): new flows are dropped"),
-    Cause("neighbour_failed", "the packet left for a next hop whose neighbour entry is FAILED or INCOMPLETE",
-          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})"),
-    Cause("martian_source", "the trace ends at the routing decision; the kernel refuses the input lookup, and the "
-                            "source is an address of this host (accept_local off), a loopback address "
-                            "(route_localnet off) or no unicast address",
-          "the kernel drops it as a martian source on {interface}: {reason}"),
 )}
+REFUSING_ROUTES = {cause.route_type: cause.id for cause in CATALOGUE.values() if cause.route_type}
 
-UNDECIDED = "undecided"
+
+def corroborating(cause_id, delta):
+    """The moved counters that speak for the cause: counters corroborate, they do not prove (every packet of the
+    namespace shares them)."""
+    return {name: delta[name] for name in CATALOGUE[cause_id].counters if name in delta}
 
 
 def fix(cause_id, **facts):
-    """The structured fix for a cause, or None where there is nothing to do on this host but look at a rule
-    (the rule is named in the words)."""
-    if cause_id == "rp_filter":
-        return {"module": INTERFACE_SYSCTL, "remediable": True, "why": "loose reverse-path filtering",
-                "args": {"interfaces": [facts["interface"]], "settings": {"rp_filter": 2}, "persistent": "present"}}
-    if cause_id == "forwarding_disabled":
-        key = "forwarding" if facts.get("family", "ipv4") == "ipv4" else "ipv6.forwarding"
-        return {"module": INTERFACE_SYSCTL, "remediable": True, "why": "forwarding on the arrival interface",
-                "args": {"interfaces": [facts["interface"]], "settings": {key: 1}, "persistent": "present"}}
-    if cause_id in ("blackhole_route", "unreachable_route", "prohibit_route") and facts.get("table"):
-        return {"module": "ansible.builtin.command", "remediable": False,
-                "why": "remove or replace the refusing route (suggested only: it was put there on purpose or by "
-                       "mistake, which only its owner knows)",
-                "args": {"argv": ["ip", "-6" if facts.get("family") == "ipv6" else "-4", "route", "del",
-                                  facts["route"], "table", str(facts["table"])]}}
-    if cause_id == "conntrack_full":
-        return {"module": "ansible.builtin.command", "remediable": False,
-                "why": "raise the machine's conntrack limit (suggested only: it is machine-wide and costs kernel "
-                       "memory; first find what filled the table)",
-                "args": {"argv": ["sysctl", "-w", "net.netfilter.nf_conntrack_max=%d" % (2 * facts["max"])]}}
-    return None
-
-
-def finding(cause_id, direction, evidence, ruled_out=(), **facts):
-    """A host's finding for a cause: its id, words, the evidence, the fix."""
+    """The structured fix for a cause, or None where there is nothing to do on this host but look at what the words
+    name."""
     cause = CATALOGUE[cause_id]
-    return {"cause": cause_id, "direction": direction, "words": cause.words.format(**facts),
+    found = cause.fix(facts) if cause.fix else None
+    return None if found is None else dict(found, remediable=cause.remediable)
+
+
+def finding(cause_id, direction, evidence, ruled_out=(), delta=None, **facts):
+    """A host's finding for a cause: its id, layer, words, the evidence (with the corroborating counters where the
+    window's `delta` is given), the fix."""
+    cause = CATALOGUE[cause_id]
+    if delta is not None:
+        evidence = dict(evidence, counters=corroborating(cause_id, delta))
+    return {"cause": cause_id, "layer": cause.layer, "direction": direction, "words": cause.words.format(**facts),
             "evidence": evidence, "fix": fix(cause_id, **facts), "remediable": cause.remediable,
             "ruled_out": list(ruled_out)}
 
 
 def undecided(direction, words, evidence, ruled_out):
     """Where the evidence cannot decide: say so, and what was ruled out."""
-    return {"cause": UNDECIDED, "direction": direction, "words": words, "evidence": evidence, "fix": None,
-            "remediable": False, "ruled_out": list(ruled_out)}
+    return {"cause": UNDECIDED, "layer": None, "direction": direction, "words": words, "evidence": evidence,
+            "fix": None, "remediable": False, "ruled_out": list(ruled_out)}

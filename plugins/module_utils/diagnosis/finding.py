@@ -11,11 +11,16 @@ answered in the lab.
 import re
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import conntrack, counters, sockets
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import (
+    conntrack,
+    counters,
+    interfaces,
+    sockets,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
 
+# The fates of a packet that went on from this host: the one definition, which the fleet verdict reads too.
 PASSED = ("delivered_local", "forwarded", "sent")
-REFUSING_ROUTES = {"blackhole": "blackhole_route", "unreachable": "unreachable_route", "prohibit": "prohibit_route"}
 # Where a neighbour entry in these states is the next hop, the kernel queued the packet, asked, and dropped it.
 UNANSWERED_NEIGHBOUR = ("failed", "incomplete")
 # The share of conntrack's limit that counts as full: flows end and begin between the drop and the reading, so the
@@ -35,12 +40,15 @@ _MATCHES_INVALID = re.compile(r"--(?:ct)?state\s+(?:\S+,)?INVALID\b|\bct state (
 
 class HostEvidence:
     """The evidence of this network namespace, read when asked: counter deltas over the capture, the listening
-    sockets, the routing decision and the interface settings."""
+    sockets, the routing decision, the interfaces (state, addresses, qdisc drops over the capture) and the interface
+    settings."""
 
-    def __init__(self, router, before, after, read_sysctl):
+    def __init__(self, router, before, after, read_sysctl, interfaces_before=None):
         self.router = router
         self.delta = counters.moved(before, after)
         self.sysctl = read_sysctl  # (family, interface, key) -> value
+        self._interfaces_before = interfaces_before
+        self._interfaces_moved = None
         self._listening = None
         self._routes = {}
         self._conntrack_table = _UNREAD
@@ -60,6 +68,19 @@ class HostEvidence:
 
     def neighbour(self, family, dev, address):
         return self.router.neighbour(family, dev, address)
+
+    def link(self, dev):
+        return self.router.link(dev)
+
+    def addresses(self, dev):
+        return self.router.addresses(dev)
+
+    def interfaces_moved(self):
+        """{interface: {counter: increase}} over the capture; {} where the capture took no snapshot."""
+        if self._interfaces_moved is None:
+            self._interfaces_moved = {} if self._interfaces_before is None else interfaces.moved(
+                self._interfaces_before, interfaces.snapshot(self.router.engine))
+        return self._interfaces_moved
 
     def conntrack_table(self):
         """The table's fill, read once: the finding shows it and conntrack_full decides on it."""
@@ -87,10 +108,10 @@ def translated(hop):
 
 def route_spec(hop):
     """The lookup for a packet as the routing decision saw it (after the hop's DNAT, where it has one), on the
-    input path with its arrival interface."""
+    input path with its arrival interface, with the mark the trace saw on it (policy rules select by mark)."""
     dst, dport = translated(hop) or (hop["dst"], hop.get("dport"))
     spec = {"dst": dst, "src": hop.get("src"), "iif": hop.get("in"), "proto": hop.get("proto"), "dport": dport,
-            "sport": hop.get("sport")}
+            "sport": hop.get("sport"), "mark": hop.get("mark") or None}
     return {key: value for key, value in spec.items() if value is not None}
 
 
@@ -110,15 +131,22 @@ def split_directions(packets, port):
     return requests, replies
 
 
-def _deciding(packets):
-    """The packet that tells the direction's story: the first that did not pass, else the first."""
+def deciding(packets):
+    """The packet that tells a direction's story: the first that did not pass, else the first. The one definition,
+    which the fleet verdict reads too."""
     return next((p for p in packets if p.get("fate") not in PASSED), packets[0] if packets else None)
 
 
 def explain(packets, port, evidence):
-    """The host's finding: {seen, role, cause, direction, words, evidence, fix, remediable, ruled_out}."""
+    """The host's finding: {seen, role, cause, layer, direction, words, evidence, fix, remediable, ruled_out}.
+
+    The layers are read in the packet's order, and the first that establishes a cause decides: the trace (rules,
+    policies, conntrack), the routing decision as the packet saw it, the socket it was delivered to, the reply's
+    trace, and what comes after the last hook (the way out: link, egress qdisc, neighbour). A host whose trace saw
+    nothing says what dropped packets before its first hook (tc ingress), for the fleet to join with the host that
+    sent the packet there."""
     requests, replies = split_directions(packets, port)
-    request, reply = _deciding(requests), _deciding(replies)
+    request, reply = deciding(requests), deciding(replies)
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
             "role": _role(request), "counters": evidence.delta,
             # The TTL the request arrived with: each router takes one, so it orders the hosts on the way.
@@ -126,8 +154,8 @@ def explain(packets, port, evidence):
             # The request as conntrack holds it (state, NAT, whether a reply came), where conntrack is loaded.
             "conntrack": evidence.conntrack(request["hops"][0]) if request else None}
     if request is None:
-        return dict(base, cause=None, words="the packet was not seen here", direction=None, fix=None,
-                    remediable=False, evidence={}, ruled_out=[])
+        return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
+                    remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
     decided = _stopped(request, "request", evidence)
     if decided is None and request.get("fate") == "delivered_local":
         decided = _listener(request, evidence, answered=reply is not None)
@@ -135,11 +163,17 @@ def explain(packets, port, evidence):
         decided = _stopped(reply, "reply", evidence)
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
         decided = _reply_elsewhere(request, reply, evidence)
-    if decided is None and port and reply is None and request.get("fate") in ("forwarded", "sent"):
-        decided = _next_hop(request, evidence)  # traced both ways, and no reply came back
+    if decided is None and port and reply is None:
+        decided = _way_out(request, "request", evidence)  # traced both ways, and no reply came back
+    if decided is None and reply is not None:
+        decided = _way_out(reply, "reply", evidence)
     if decided is None:
-        return dict(base, cause=None, words=_passed(request, evidence), direction="request", fix=None,
-                    remediable=False, evidence={"path": request.get("path")}, ruled_out=[])
+        proof = {"path": request.get("path")}
+        next_hop = _next_hop(request, evidence) if port and reply is None else None
+        if next_hop:  # where it went unanswered: the fleet looks for what dropped it there
+            proof["next_hop"] = dict(next_hop, route_lookup=next_hop["route_lookup"].get("ip_route_get"))
+        return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
+                    remediable=False, evidence=proof, ruled_out=[])
     return dict(base, **decided)
 
 
@@ -169,8 +203,7 @@ def _stopped(packet, direction, evidence):
         facts = {"hop": packet["last_hop"], "rule": (packet.get("dropped_by") or {}).get("rule") or "-"}
         proof = {"last_hop": packet["last_hop"], "rule": facts["rule"], "path": packet.get("path")}
         if _MATCHES_INVALID.search(facts["rule"]):
-            return causes.finding("conntrack_invalid", direction, dict(proof, counters=counters.corroborating(
-                "conntrack_invalid", evidence.delta)), **facts)
+            return causes.finding("conntrack_invalid", direction, proof, delta=evidence.delta, **facts)
         if direction == "reply":
             return causes.finding("reply_dropped", direction, proof, **facts)
         if fate == "dropped_by_policy":
@@ -194,7 +227,7 @@ def _stopped(packet, direction, evidence):
 def _conntrack_full(packet, direction, evidence):
     """Gone without a verdict while conntrack could not track new flows: its drop counter moved (it counts nothing
     else) and the table is full. Checked before the routing decision, which such a packet never reaches."""
-    moved = counters.corroborating("conntrack_full", evidence.delta)
+    moved = causes.corroborating("conntrack_full", evidence.delta)
     table = evidence.conntrack_table()
     if not moved.get("NfctDrop") or not table or table["count"] < CONNTRACK_FULL_SHARE * table["max"]:
         return None
@@ -202,50 +235,58 @@ def _conntrack_full(packet, direction, evidence):
     return causes.finding("conntrack_full", direction, proof, count=table["count"], max=table["max"])
 
 
+def _chosen_by(decision, spec):
+    """The rule that chose the table, and the mark that made it match where the rule selects by mark."""
+    words = "rule `%s`" % decision["rule"]
+    if spec.get("mark") and " fwmark " in (decision["rule"] or ""):
+        words += " (the packet carries mark 0x%x, set before the routing decision)" % spec["mark"]
+    return words
+
+
 def _routing(packet, direction, evidence):
     """The trace ends at (or cannot follow past) the routing decision: redo it with the packet's addresses as they
-    were there (after DNAT), on the input path with its arrival interface."""
+    were there (after DNAT), on the input path with its arrival interface and its mark."""
     hop = packet["hops"][-1]
     spec = route_spec(hop)
     family = "ipv6" if ":" in spec["dst"] else "ipv4"
     answer, decision = evidence.route(spec)
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
              "decision": decision}
+    if spec.get("mark"):
+        proof["mark"] = spec["mark"]
     destination = spec["dst"]
     if spec["dst"] != hop["dst"]:
         proof["translated_by"] = hop.get("rule")
         destination = "%s (written by %s's DNAT; the packet came for %s)" % (
             spec["dst"], packet["last_hop"], hop["dst"])
     facts = {"dst": destination, "src": hop.get("src"), "interface": hop.get("in"), "family": family,
-             "table": decision["table"], "rule": decision["rule"],
+             "table": decision["table"], "rule": decision["rule"], "chosen": _chosen_by(decision, spec),
              "route": (decision["route"] or {}).get("dst") or "-"}
     code = (answer.get("error") or {}).get("errno")
     ruled_out = []
-    if decision["type"] in REFUSING_ROUTES:
-        cause = REFUSING_ROUTES[decision["type"]]
-        return causes.finding(cause, direction, dict(proof, counters=counters.corroborating(cause, evidence.delta)),
+    if decision["type"] in causes.REFUSING_ROUTES:
+        return causes.finding(causes.REFUSING_ROUTES[decision["type"]], direction, proof, delta=evidence.delta,
                               **facts)
     ruled_out.append("a blackhole, unreachable or prohibit route (the rules lead to %s)" % (
         "%s in table %s" % (facts["route"], decision["table"]) if decision["type"] else "no route"))
     if decision["type"] is None:
-        return causes.finding("no_route", direction, dict(proof, counters=counters.corroborating(
-            "no_route", evidence.delta)), ruled_out=ruled_out, **facts)
+        return causes.finding("no_route", direction, proof, ruled_out, delta=evidence.delta, **facts)
     reverse = (answer.get("error") or {}).get("reverse_path") or {}
     if reverse.get("martian"):  # checked before rp_filter by the kernel, and whatever rp_filter says
-        return causes.finding("martian_source", direction, dict(proof, counters=counters.corroborating(
-            "martian_source", evidence.delta)), ruled_out=ruled_out, reason=reverse["martian"], **facts)
+        return causes.finding("martian_source", direction, proof, ruled_out, delta=evidence.delta,
+                              reason=reverse["martian"], **facts)
     ruled_out.append(("a martian source (%s is no local, loopback or non-unicast address here)" % facts["src"])
                      if reverse else "a martian source (the kernel accepts the lookup)")
     if reverse.get("rejected"):  # redone only where the kernel refused with EXDEV or EINVAL
-        return causes.finding("rp_filter", direction, dict(proof, counters=counters.corroborating(
-            "rp_filter", evidence.delta)), ruled_out=ruled_out, explanation=reverse["explanation"], **facts)
+        return causes.finding("rp_filter", direction, proof, ruled_out, delta=evidence.delta,
+                              explanation=reverse["explanation"], **facts)
     ruled_out.append("rp_filter (%s)" % (reverse.get("explanation") or "the kernel accepts the lookup"))
     if decision["type"] == "unicast" and hop.get("in"):
         setting = evidence.sysctl(family, hop["in"], "forwarding")
         proof["forwarding"] = {hop["in"]: setting}
         if setting == 0:
-            return causes.finding("forwarding_disabled", direction, dict(proof, counters=counters.corroborating(
-                "forwarding_disabled", evidence.delta)), ruled_out=ruled_out, **facts)
+            return causes.finding("forwarding_disabled", direction, proof, ruled_out, delta=evidence.delta,
+                                  **facts)
         ruled_out.append("forwarding (on for %s)" % hop["in"])
     if not code and packet.get("fate") == "unknown":
         return None if decision["type"] in ("unicast", "local") else causes.undecided(
@@ -256,47 +297,95 @@ def _routing(packet, direction, evidence):
 
 
 def _next_hop(packet, evidence):
-    """A request that left this host and got no reply: does its next hop answer ARP/NDP? The kernel queues a
-    packet for a neighbour it is still asking, and drops it when nobody answers; no hook sees that."""
+    """Where a packet that went on from this host went next: the interface it left by, the address it was sent to
+    (the gateway, or the destination on a link) and that neighbour's state; None for a packet delivered here, or
+    where the routing decision sends it nowhere."""
+    if packet.get("fate") not in ("forwarded", "sent", "unknown"):
+        return None
     hop = packet["hops"][-1]
-    if not hop.get("out"):
-        return None
     spec = route_spec(hop)
-    family = "ipv6" if ":" in spec["dst"] else "ipv4"
     answer, _decision = evidence.route(spec)
-    gateway = answer.get("gateway") or spec["dst"]
-    state = evidence.neighbour(family, hop["out"], gateway)
-    if not set(state) & set(UNANSWERED_NEIGHBOUR):
+    if answer.get("type") != "unicast":
         return None
+    dev = hop.get("out") or answer.get("dev")
+    if not dev:
+        return None
+    family = "ipv6" if ":" in spec["dst"] else "ipv4"
+    gateway = answer.get("gateway") or spec["dst"]
+    return {"address": gateway, "dev": dev, "neighbour": evidence.neighbour(family, dev, gateway),
+            "route_lookup": answer}
+
+
+def _way_out(packet, direction, evidence):
+    """What comes after the last hook for a packet that left this host (or that the routing decision sends out
+    where no hook follows): its link, its egress qdisc, its next hop's neighbour entry; in the kernel's order
+    (a link without carrier takes nothing; a qdisc that drops also drops the ARP/NDP asking for the neighbour)."""
+    next_hop = _next_hop(packet, evidence)
+    if next_hop is None:
+        return None
+    dev, answer = next_hop["dev"], next_hop.pop("route_lookup")
+    link = evidence.link(dev) or {}
+    moved = evidence.interfaces_moved().get(dev) or {}
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
-             "neighbour": {"address": gateway, "dev": hop["out"], "state": state},
-             "counters": counters.corroborating("neighbour_failed", evidence.delta)}
-    return causes.finding("neighbour_failed", "request", proof, gateway=gateway, dev=hop["out"],
-                          state=",".join(name.upper() for name in state))
+             "next_hop": next_hop, "link": link, "interface_counters": moved}
+    ruled_out = []
+    if link and not (link["admin_up"] and link["carrier"]):
+        state = "administratively down" if not link["admin_up"] else "up but has no carrier (operstate %s)" % (
+            link["operstate"])
+        return causes.finding("link_down", direction, proof, delta=evidence.delta, dev=dev, state=state,
+                              admin="down" if not link["admin_up"] else "up", dst=packet["hops"][-1]["dst"],
+                              route=answer.get("ip_route_get"))
+    ruled_out.append("a link without carrier (%s is up, with carrier)" % dev)
+    if moved.get("egress_drops"):
+        return causes.finding("qdisc_drop", direction, proof, ruled_out, dev=dev,
+                              kind=moved.get("egress_qdisc") or "root", drops=moved["egress_drops"])
+    ruled_out.append("the egress qdisc of %s (no drop in the window)" % dev)
+    if set(next_hop["neighbour"]) & set(UNANSWERED_NEIGHBOUR):
+        return causes.finding("neighbour_failed", direction, dict(proof, neighbour={
+            "address": next_hop["address"], "dev": dev, "state": next_hop["neighbour"]}), ruled_out,
+            delta=evidence.delta, gateway=next_hop["address"], dev=dev,
+            state=",".join(name.upper() for name in next_hop["neighbour"]))
+    return None
+
+
+def _before_first_hook(evidence):
+    """A host whose trace saw nothing: the interfaces whose tc ingress dropped packets in the window, with their
+    addresses, so that the fleet can tell whether the previous host sent the packet there."""
+    dropped = []
+    for dev, moved in sorted(evidence.interfaces_moved().items()):
+        if moved.get("ingress_drops"):
+            link = evidence.link(dev) or {}
+            dropped.append({"dev": dev, "drops": moved["ingress_drops"], "addresses": evidence.addresses(dev),
+                            "xdp": link.get("xdp", False)})
+    return {"ingress_drops": dropped} if dropped else {}
 
 
 def _listener(packet, evidence, answered):
     """Delivered to the local stack: does anything take its post-NAT address and port, and does it take new
-    connections (`answered`: a reply of the flow was traced)?"""
+    connections or datagrams (`answered`: a reply of the flow was traced)?"""
     hop = packet["hops"][-1]
     proto, port = hop.get("proto"), hop.get("dport")
     if proto not in sockets.LISTENING or port is None:
         return None
     takers, nearby = sockets.takers(evidence.listening(), proto, hop["dst"], port)
     if takers:
-        return _accept_queue_full(packet, takers, evidence) if proto == "tcp" and not answered else None
+        if answered:
+            return None
+        return (_accept_queue_full if proto == "tcp" else _receive_buffer_full)(packet, takers, evidence)
     answer = "with a TCP reset" if proto == "tcp" else "with ICMP port unreachable"
+    elsewhere = sorted(set(s["address"] for s in nearby if s["proto"] == proto and s["port"] == port))
+    instead = " (the service listens on %s only)" % ", ".join(elsewhere) if elsewhere else ""
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listening_instead": nearby,
-             "counters": counters.corroborating("no_listener", evidence.delta),
              "note": "counters are shared by all traffic of the namespace; a v6 wildcard socket is counted as taking "
                      "IPv4 too (v6-only is not in the kernel's tables)"}
-    return causes.finding("no_listener", "request", proof, proto=proto, dst=hop["dst"], port=port, answer=answer)
+    return causes.finding("no_listener", "request", proof, delta=evidence.delta, proto=proto, dst=hop["dst"],
+                          port=port, answer=answer, instead=instead)
 
 
 def _accept_queue_full(packet, takers, evidence):
     """A listener takes it, nothing answered, and the kernel dropped SYNs for a full accept queue in the window: the
     counter is the namespace's, so the listener that takes this packet must hold connections it has not accepted."""
-    moved = counters.corroborating("accept_queue_full", evidence.delta)
+    moved = causes.corroborating("accept_queue_full", evidence.delta)
     waiting = [socket for socket in takers if socket["queued"]]
     if not moved.get("TcpExtListenOverflows") or not waiting:
         return None
@@ -305,6 +394,24 @@ def _accept_queue_full(packet, takers, evidence):
              "note": "counters are shared by all traffic of the namespace; the accept queue is read after the probe"}
     return causes.finding("accept_queue_full", "request", proof, dst=hop["dst"], port=hop["dport"],
                           queued=sum(socket["queued"] for socket in waiting), overflows=moved["TcpExtListenOverflows"])
+
+
+def _receive_buffer_full(packet, takers, evidence):
+    """A udp socket takes it, nothing answered, the kernel counted datagrams dropped for a full receive buffer in
+    the window, and the socket that takes this one holds unread data and has dropped datagrams itself (its own
+    `drops` column, which no other socket shares)."""
+    moved = causes.corroborating("udp_receive_buffer_full", evidence.delta)
+    errors = moved.get("UdpRcvbufErrors", 0) + moved.get("Udp6RcvbufErrors", 0)
+    full = [socket for socket in takers if socket.get("drops")]
+    if not errors or not full:
+        return None
+    hop = packet["hops"][-1]
+    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "sockets": full, "counters": moved,
+             "note": "counters are shared by all traffic of the namespace; the socket's drops are its own since it "
+                     "was opened"}
+    return causes.finding("udp_receive_buffer_full", "request", proof, dst=hop["dst"], port=hop["dport"],
+                          queued=sum(socket["queued"] for socket in full),
+                          drops=sum(socket["drops"] for socket in full), errors=errors)
 
 
 def _reply_elsewhere(request, reply, evidence):

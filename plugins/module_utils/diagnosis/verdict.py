@@ -7,8 +7,11 @@ Input per host (what the diagnose_port role registered): why it could not be arm
 schema).
 """
 
+import ipaddress
 import json
 import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 
 SCHEMA_VERSION = 2
 NOT_REPORTED = "not reported: the host failed or could not be reached during the run"
@@ -20,8 +23,7 @@ ARROW = " \u2192 "
 
 def _first_packet(trace):
     packets = (trace or {}).get("packets") or []
-    stopped = [p for p in packets if p.get("fate") not in ("delivered_local", "forwarded", "sent")]
-    return (stopped or packets or [None])[0], packets
+    return finding.deciding(packets), packets
 
 
 def fix_task(fix, host):
@@ -38,7 +40,7 @@ def host_verdict(host, data, error=None):
     trace = (data or {}).get("trace") or {}
     verdict = {"host": host, "traced": bool(trace) and not trace.get("failed"), "seen": False, "packets": 0,
                "per_packet": [], "path": None, "last_hop": None, "fate": None, "role": "not_seen", "cause": None,
-               "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False, "ruled_out": []}
+               "layer": None, "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False, "ruled_out": []}
     if data is None:
         verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
@@ -52,14 +54,14 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
+    verdict["evidence"] = dict(found.get("evidence") or {})
     if packet is None:
         return verdict
     verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
-    for key in ("role", "cause", "direction", "fix", "remediable", "ruled_out", "requests", "replies", "counters",
-                "ttl", "conntrack"):
+    for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
+                "counters", "ttl", "conntrack"):
         if key in found:
             verdict[key] = found[key]
-    verdict["evidence"] = dict(found.get("evidence") or {})
     verdict["evidence"]["hops"] = packet.get("summary")
     verdict["evidence"]["rewrites"] = [
         {"hook": hop.get("hook"), "hop": "%s:%s" % (hop.get("table"), hop.get("chain")), "field": field,
@@ -74,13 +76,47 @@ def _way(verdict):
     return (ROLE_ORDER.get(verdict["role"], 4), -(verdict.get("ttl") or 0))
 
 
+def _same_address(one, other):
+    try:
+        return ipaddress.ip_address(one) == ipaddress.ip_address(other)
+    except ValueError:
+        return False
+
+
+def _dropped_before_first_hook(way, verdicts):
+    """The host the last host on the way sent the unanswered packet to, where that host's trace saw nothing and its
+    tc ingress dropped packets in the window on the interface holding that address: its row, now naming the cause.
+    Neither host can tell alone: the sender knows where it sent the packet, the receiver what it dropped."""
+    last = way[-1] if way else None
+    next_hop = (last or {}).get("evidence", {}).get("next_hop") if last and last["role"] in ("sent", "forwarded") \
+        else None
+    if not next_hop:
+        return None
+    for verdict in verdicts:
+        if verdict["seen"]:
+            continue
+        for dropped in verdict["evidence"].get("ingress_drops") or []:
+            if any(_same_address(next_hop["address"], address) for address in dropped["addresses"]):
+                found = causes.finding("tc_ingress_drop", "request", dict(
+                    verdict["evidence"], sent_by={"host": last["host"], "next_hop": next_hop}, ingress=dropped),
+                    dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
+                verdict.update({key: found[key] for key in ("cause", "layer", "direction", "words", "evidence", "fix",
+                                                             "remediable", "ruled_out")})
+                return verdict
+    return None
+
+
 def fleet_verdict(verdicts, probe):
     """The packet's way across the hosts and the one finding on top: the first host on the way that names a cause
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
     way = sorted((v for v in verdicts if v["seen"]), key=_way)
     culprit = next((v for v in way if v["cause"]), None)
+    if culprit is None:
+        culprit = _dropped_before_first_hook(way, verdicts)
+        if culprit is not None:
+            way.append(culprit)
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
-    unseen = [v["host"] for v in verdicts if not v["seen"]]
+    unseen = [v["host"] for v in verdicts if not v["seen"] and v is not culprit]
     line = ARROW.join(marks) or "no traced host saw the packet"
     results = ((probe or {}).get("summary") or {}).get("results") or {}
     failed = any(result not in ("connected", "replied") for result in results)

@@ -12,7 +12,12 @@ import json
 import os
 import socket
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import NUD_STATES, ROUTE_TYPES
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
+    NUD_STATES,
+    ROUTE_TYPES,
+    TC_H_INGRESS,
+    qdisc_direction,
+)
 
 # `ip` prints strerror(): turn it back into the number.
 _ERRNO_OF = {os.strerror(code): code for code in (
@@ -88,7 +93,8 @@ class IpCommand:
         return rule
 
     def _json(self, family, *words):
-        rc, out, err = self.runner.run([self.ip, "-j", "-6" if family == "ipv6" else "-4"] + list(words))
+        family_flag = {"ipv4": ["-4"], "ipv6": ["-6"]}.get(family, [])
+        rc, out, err = self.runner.run([self.ip, "-j"] + family_flag + list(words))
         if rc != 0:
             raise OSError(errno.EIO, err.strip())
         return json.loads(out or "[]")
@@ -115,3 +121,33 @@ class IpCommand:
                 route["metric"] = entry["metric"]
             routes.append(route)
         return routes
+
+    def links(self):
+        links = []
+        for entry in self._json(None, "-s", "link", "show"):
+            stats = entry.get("stats64") or {}
+            flags = entry.get("flags") or []
+            links.append({"ifindex": entry["ifindex"], "name": entry["ifname"], "admin_up": "UP" in flags,
+                          "carrier": "LOWER_UP" in flags, "operstate": entry.get("operstate", "UNKNOWN"),
+                          "rx_dropped": (stats.get("rx") or {}).get("dropped", 0),
+                          "tx_dropped": (stats.get("tx") or {}).get("dropped", 0), "xdp": "xdp" in entry})
+        return links
+
+    def addresses(self):
+        return [{"ifindex": entry["ifindex"], "address": info["local"]}
+                for entry in self._json(None, "addr", "show") for info in entry.get("addr_info") or [] if "local" in info]
+
+    def qdiscs(self):
+        tc = self.runner.which("tc")
+        if not tc:
+            return []  # iproute2 without tc: no qdisc is read, and the finding says nothing of tc
+        rc, out, err = self.runner.run([tc, "-s", "-j", "qdisc", "show"])
+        if rc != 0:
+            raise OSError(errno.EIO, err.strip())
+        qdiscs = []
+        for entry in json.loads(out or "[]"):
+            parent = TC_H_INGRESS if entry.get("parent") == "ffff:fff1" else 0xFFFFFFFF
+            qdiscs.append({"ifindex": socket.if_nametoindex(entry["dev"]), "kind": entry.get("kind"), "parent": parent,
+                           "direction": qdisc_direction(parent), "packets": entry.get("packets", 0),
+                           "drops": entry.get("drops", 0)})
+        return qdiscs

@@ -36,9 +36,22 @@ _PLAIN = {
                   "prohibited'",
     errno.ENODEV: "the interface given does not exist or is down",
 }
+# net_device flags (linux/if.h): administratively up, and the lower layer (carrier) up.
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+# A qdisc's parent: the ingress/clsact qdisc hangs off TC_H_INGRESS (clsact's own handle, ffff:fff1); every other
+# qdisc is on the way out.
+TC_H_INGRESS = 0xFFFFFFF1
+# rtmsg.rtm_flags of a route whose next hop's link is down (RTNH_F_LINKDOWN), as `ip route` prints `linkdown`.
+RTNH_F_LINKDOWN = 0x10
 _ZERONET = ipaddress.ip_network("0.0.0.0/8")
 _LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
-RTM_F_FLAGS = {0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table", 0x2000: "fib_match"}
+RTM_F_FLAGS = {RTNH_F_LINKDOWN: "linkdown", 0x200: "cloned", 0x400: "equalize", 0x800: "prefix", 0x1000: "lookup_table",
+               0x2000: "fib_match"}
+
+
+def qdisc_direction(parent):
+    return "ingress" if parent == TC_H_INGRESS else "egress"
 
 
 def _effective_on(interface, key):
@@ -180,6 +193,8 @@ class Router:
         self._rules = {}
         self._routes = {}  # {family: {table id: [routes]}}, for decide()
         self._neighbours = {}
+        self._links = None
+        self._addresses = None
 
     def rules(self, family):
         if family not in self._rules:
@@ -362,6 +377,20 @@ class Router:
                     name for bit, name in sorted(NUD_STATES.items()) if entry["state"] & bit]
                 for entry in self.engine.neighbours(family) if entry.get("dst")}
         return self._neighbours[family].get((dev, address), [])
+
+    def link(self, name):
+        """The interface's state ({admin_up, carrier, operstate, xdp, ...}), None where there is no such interface."""
+        if self._links is None:
+            self._links = {link["name"]: link for link in self.engine.links()}
+        return self._links.get(name)
+
+    def addresses(self, name):
+        """The addresses of an interface of this namespace."""
+        if self._addresses is None:
+            self._addresses = {}
+            for entry in self.engine.addresses():
+                self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(entry["address"])
+        return self._addresses.get(name, [])
 
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table

@@ -19,11 +19,16 @@ import traceback
 
 try:
     from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, nlmsg
-    from pyroute2.netlink.rtnl import RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE
+    from pyroute2.netlink.rtnl import (RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, RTM_GETROUTE,
+                                       RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWQDISC, RTM_NEWROUTE,
+                                       RTM_NEWRULE)
     from pyroute2.netlink.rtnl.fibmsg import fibmsg
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.marshal import MarshalRtnl
     from pyroute2.netlink.rtnl.ndmsg import ndmsg
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
+    from pyroute2.netlink.rtnl.tcmsg import tcmsg
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -31,9 +36,12 @@ else:
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     FAMILY,
+    IFF_LOWER_UP,
+    IFF_UP,
     PROTOCOL_NUMBERS,
     ROUTE_TYPES,
     RULE_ACTIONS,
+    qdisc_direction,
 )
 
 HAS_PYROUTE2 = PYROUTE2_IMPORT_ERROR is None
@@ -202,6 +210,31 @@ def decode_neighbour(message):
             "lladdr": message.get_attr("NDA_LLADDR")}
 
 
+def decode_link(message):
+    """A link dump entry -> {ifindex, name, admin_up, carrier, operstate, rx_dropped, tx_dropped, xdp}."""
+    stats = message.get_attr("IFLA_STATS64") or message.get_attr("IFLA_STATS") or {}
+    xdp = message.get_attr("IFLA_XDP")
+    attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
+    return {"ifindex": message["index"], "name": message.get_attr("IFLA_IFNAME"),
+            "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
+            "operstate": str(message.get_attr("IFLA_OPERSTATE") or "UNKNOWN").upper(),
+            "rx_dropped": stats.get("rx_dropped", 0), "tx_dropped": stats.get("tx_dropped", 0),
+            "xdp": bool(attached)}
+
+
+def decode_address(message):
+    """An address dump entry -> {ifindex, address} (IFA_LOCAL: a point-to-point link's IFA_ADDRESS is the peer's)."""
+    return {"ifindex": message["index"], "address": message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")}
+
+
+def decode_qdisc(message):
+    """A qdisc dump entry -> {ifindex, kind, parent, direction, packets, drops}."""
+    stats = message.get_attr("TCA_STATS") or {}
+    return {"ifindex": message["index"], "kind": message.get_attr("TCA_KIND"), "parent": message["parent"],
+            "direction": qdisc_direction(message["parent"]), "packets": stats.get("packets", 0),
+            "drops": stats.get("drop", 0)}
+
+
 def error_code(message):
     """The errno of an NLMSG_ERROR answer (0 for an acknowledgement)."""
     error = message["header"].get("error")
@@ -262,9 +295,10 @@ class Pyroute2Engine:
         return answers
 
     def dump(self, message_class, kind, answer_kind, family, decode):
-        """Every rule or route of a family (RTM_GETRULE / RTM_GETROUTE with NLM_F_DUMP)."""
+        """Every rule, route, neighbour, link or qdisc of a family (RTM_GET* with NLM_F_DUMP; links and qdiscs have
+        no family)."""
         message = message_class()
-        message["family"] = FAMILY[family]
+        message["family"] = FAMILY.get(family, socket.AF_UNSPEC)
         message["header"]["type"] = kind
         message["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
         message["header"]["sequence_number"] = sequence = self._next()
@@ -294,3 +328,12 @@ class Pyroute2Engine:
 
     def neighbours(self, family):
         return self.dump(ndmsg, RTM_GETNEIGH, RTM_NEWNEIGH, family, decode_neighbour)
+
+    def links(self):
+        return self.dump(ifinfmsg, RTM_GETLINK, RTM_NEWLINK, None, decode_link)
+
+    def addresses(self):
+        return self.dump(ifaddrmsg, RTM_GETADDR, RTM_NEWADDR, None, decode_address)
+
+    def qdiscs(self):
+        return self.dump(tcmsg, RTM_GETQDISC, RTM_NEWQDISC, None, decode_qdisc)

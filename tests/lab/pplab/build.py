@@ -151,6 +151,10 @@ class Builder:
                 system.run([flavoured(command, host.backend)] + shlex.split(entry), netns=host.netns)
         if host.nft:
             system.run(["nft", "-f", "-"], netns=host.netns, stdin=host.nft)
+        for line in host.tc:
+            system.run(["tc"] + shlex.split(line), netns=host.netns)
+        for ifname in host.links_down:
+            system.run(["ip", "-n", host.netns, "link", "set", ifname, "down"])
 
     # -- processes ------------------------------------------------------
     def start_sshd(self, host):
@@ -165,7 +169,9 @@ class Builder:
         ready = path("logs", "listener.%s.ready" % host.name)
         argv = ["ip", "netns", "exec", host.netns, "/usr/bin/python3", LISTENER, "--name", host.name, "--ready", ready]
         for listener in host.listeners:
-            argv += ["--stalled-tcp" if listener.get("stalled") else "--" + listener["proto"], str(listener["port"])]
+            option = "--%s%s" % ("stalled-" if listener.get("stalled") else "", listener["proto"])
+            argv += [option, "%s@%s" % (listener["port"], listener["address"]) if "address" in listener
+                     else str(listener["port"])]
         with open(path("logs", "listener.%s.log" % host.name), "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     start_new_session=True)

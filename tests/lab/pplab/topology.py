@@ -66,6 +66,8 @@ class Host:
     ip6tables: list = field(default_factory=list)
     nft: str = ""
     listeners: list = field(default_factory=list)
+    tc: list = field(default_factory=list)  # `tc` command lines (qdiscs and filters), run in the host
+    links_down: list = field(default_factory=list)  # interfaces set down once the host is configured
     conntrack_fill: bool = False  # fill the namespace's conntrack table to the machine's limit (conntrack_fill.py)
 
     @property
@@ -110,6 +112,13 @@ def _check_address(value, where):
         raise TopologyError("%s: %s is inside the management network %s" % (where, value, MGMT_NETWORK))
 
 
+def _is_loopback(value):
+    try:
+        return ipaddress.ip_address(value).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_words(words, where):
     """Every word of a route or rule that parses as an address must be a lab address."""
     for word in words:
@@ -134,7 +143,7 @@ def _parse_host(name, spec, index):
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
     known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
-             "conntrack_fill"}
+             "conntrack_fill", "tc", "links_down"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -151,6 +160,8 @@ def _parse_host(name, spec, index):
         nft=_expect(spec, "nft", str, where, ""),
         listeners=_expect(spec, "listeners", list, where, []),
         conntrack_fill=_expect(spec, "conntrack_fill", bool, where, False),
+        tc=_expect(spec, "tc", list, where, []),
+        links_down=_expect(spec, "links_down", list, where, []),
     )
     if host.backend not in BACKENDS:
         raise TopologyError("%s.backend: %r is not one of %s" % (where, host.backend, ", ".join(BACKENDS)))
@@ -158,7 +169,10 @@ def _parse_host(name, spec, index):
         raise TopologyError("%s: nft rules need backend nftables" % where)
     if (host.iptables or host.ip6tables) and host.backend == "nftables":
         raise TopologyError("%s: iptables rules need an iptables backend" % where)
-    for kind in ("routes", "rules", "iptables", "ip6tables"):
+    for ifname in host.links_down:
+        if not isinstance(ifname, str) or not IFNAME.match(ifname):
+            raise TopologyError("%s.links_down: %r is not a valid interface name" % (where, ifname))
+    for kind in ("routes", "rules", "iptables", "ip6tables", "tc"):
         for entry in getattr(host, kind):
             if not isinstance(entry, str):
                 raise TopologyError("%s.%s: each entry is one command line as a string, got %r" % (where, kind, entry))
@@ -169,9 +183,12 @@ def _parse_host(name, spec, index):
         port = listener.get("port")
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise TopologyError("%s.listeners: port must be 1-65535, got %r" % (where, port))
-        if listener.get("stalled") and listener["proto"] != "tcp":
-            raise TopologyError("%s.listeners: only a tcp listener can be stalled (its accept queue full), got %r"
-                                % (where, listener))
+        if "address" in listener:
+            address = listener["address"]
+            if not isinstance(address, str) or not _is_loopback(address):
+                _check_address(str(address), "%s.listeners" % where)
+            if "/" in address:
+                raise TopologyError("%s.listeners: address %r is one address, without a prefix" % (where, address))
     return host
 
 

@@ -82,7 +82,12 @@ def test_the_base_variant_is_valid():
         ({"hosts__a": {"nft": "table inet x {}"}}, "nft rules need backend nftables"),
         ({"hosts__a": {"colour": "red"}}, "unknown keys"),
         ({"hosts__a": {"listeners": [{"proto": "tcp", "port": 70000}]}}, "port must be 1-65535"),
-        ({"hosts__a": {"listeners": [{"proto": "udp", "port": 53, "stalled": True}]}}, "only a tcp listener can be"),
+        ({"hosts__a": {"listeners": [{"proto": "udp", "port": 53, "address": "10.0.0.1"}]}}, "outside the lab's"),
+        ({"hosts__a": {"listeners": [{"proto": "udp", "port": 53, "address": "192.0.2.1/24"}]}}, "without a prefix"),
+        ({"hosts__a": {"tc": ["qdisc add dev e0 root handle 1: htb", "filter add dev e0 u32 match ip dst 10.0.0.1"]}},
+         "outside the lab's networks"),
+        ({"hosts__a": {"tc": [["qdisc", "add"]]}}, "one command line as a string"),
+        ({"hosts__a": {"links_down": ["e0; reboot"]}}, "not a valid interface name"),
         ({"segments__s__ports__c": {"ifname": "e0"}}, "unknown host 'c'"),
         ({"segments__s__ports__a__ifname": "eth0;reboot"}, "not a valid interface name"),
     ],
@@ -90,6 +95,12 @@ def test_the_base_variant_is_valid():
 def test_bad_topologies_are_refused_with_the_reason(changes, message):
     with pytest.raises(topology.TopologyError, match=message):
         topology.parse(variant(**changes))
+
+
+def test_a_listener_may_be_bound_to_loopback_and_links_may_be_down():
+    host = topology.parse(variant(hosts__a={"listeners": [{"proto": "tcp", "port": 80, "address": "127.0.0.1"}],
+                                            "links_down": ["e0"], "tc": ["qdisc add dev e0 clsact"]})).host("a")
+    assert (host.listeners[0]["address"], host.links_down, host.tc) == ("127.0.0.1", ["e0"], ["qdisc add dev e0 clsact"])
 
 
 def test_bad_host_name_is_refused():

@@ -12,24 +12,6 @@ FILES = ("/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6")
 CONNTRACK_NAMES = {"invalid": "NfctInvalid", "drop": "NfctDrop", "early_drop": "NfctEarlyDrop",
                    "insert_failed": "NfctInsertFailed"}
 
-# The counters that speak of a packet dying, by the cause they corroborate (nstat's names).
-BY_CAUSE = {
-    "rp_filter": ("TcpExtIPReversePathFilter",),
-    "no_route": ("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes"),
-    "forwarding_disabled": ("IpInAddrErrors", "Ip6InAddrErrors"),
-    "unreachable_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
-    "prohibit_route": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
-    "no_listener": ("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts", "IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
-    # ListenOverflows: a SYN or handshake's last ACK dropped because the accept queue was full; ListenDrops counts
-    # it too, with the listen path's other drops.
-    "accept_queue_full": ("TcpExtListenOverflows", "TcpExtListenDrops"),
-    "martian_source": (),  # seen here: a local source moves no counter (the martian-source lab)
-    "conntrack_invalid": ("NfctInvalid",),
-    "conntrack_full": ("NfctDrop", "NfctEarlyDrop"),
-    "neighbour_failed": ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs"),
-}
-
-
 def parse(text):
     """{nstat name: value} from one of FILES: /proc/net/snmp and netstat hold header/value line pairs
     ("Ip: Forwarding ..." then "Ip: 1 ..."); snmp6 holds "Ip6InReceives   12" lines."""
@@ -83,8 +65,3 @@ def moved(before, after):
     """{name: increase} for the counters that went up between two snapshots. The kernel prints IcmpMsg's per-type
     counters only once they are not zero: one missing before counts from 0."""
     return {name: after[name] - before.get(name, 0) for name in sorted(after) if after[name] > before.get(name, 0)}
-
-
-def corroborating(cause, delta):
-    """The moved counters that speak for `cause`."""
-    return {name: delta[name] for name in BY_CAUSE.get(cause, ()) if name in delta}

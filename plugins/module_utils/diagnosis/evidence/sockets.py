@@ -20,17 +20,20 @@ def _address(hexadecimal):
 
 
 def parse(text, proto):
-    """[{proto, address, port, queued}] of the listening sockets in one table's text. `queued` is the rx_queue
-    column: for a TCP listener the connections in its accept queue, not yet accepted (the kernel prints
-    sk_ack_backlog there); for UDP the bytes waiting to be read."""
+    """[{proto, address, port, queued[, drops]}] of the listening sockets in one table's text. `queued` is the
+    rx_queue column: for a TCP listener the connections in its accept queue, not yet accepted (the kernel prints
+    sk_ack_backlog there); for UDP the bytes waiting to be read, and `drops` the datagrams it dropped."""
     found = []
     for line in text.splitlines()[1:]:
         words = line.split()
         if len(words) < 5 or words[3] != LISTENING[proto]:
             continue
         address, _colon, port = words[1].partition(":")
-        found.append({"proto": proto, "address": _address(address), "port": int(port, 16),
-                      "queued": int(words[4].partition(":")[2] or "0", 16)})
+        socket = {"proto": proto, "address": _address(address), "port": int(port, 16),
+                  "queued": int(words[4].partition(":")[2] or "0", 16)}
+        if proto == "udp" and len(words) > 12:
+            socket["drops"] = int(words[12])  # datagrams the socket dropped since it was opened (a full buffer)
+        found.append(socket)
     return found
 
 
@@ -47,7 +50,8 @@ def listening(tables=None):
     for socket in found:  # SO_REUSEPORT's sockets on one address and port: one entry, their queues added
         key = (socket["proto"], socket["address"], socket["port"])
         if key in unique:
-            unique[key] = dict(unique[key], queued=unique[key]["queued"] + socket["queued"])
+            unique[key] = dict(unique[key], queued=unique[key]["queued"] + socket["queued"],
+                               **({"drops": unique[key]["drops"] + socket["drops"]} if "drops" in socket else {}))
         else:
             unique[key] = socket
     return [unique[key] for key in sorted(unique)]

@@ -29,9 +29,11 @@ def proving_labs():
 def test_the_docs_table_is_the_catalogue_and_names_the_labs_that_prove_it():
     rows, labs = docs_rows(), proving_labs()
     assert sorted(rows) == sorted(causes.CATALOGUE)
-    assert set(labs) <= set(causes.CATALOGUE), set(labs) - set(causes.CATALOGUE)
+    assert set(labs) == set(causes.CATALOGUE), set(labs) ^ set(causes.CATALOGUE)
     for cause_id, cause in causes.CATALOGUE.items():
-        _id, evidence, words, _fix, remediable, proved_by = rows[cause_id]
-        assert (evidence, words, remediable) == (cause.evidence, cause.words, "yes" if cause.remediable else "no")
-        named = [part.strip().strip("`") for part in proved_by.split(",")] if cause_id in labs else []
-        assert named == labs.get(cause_id, []), (cause_id, proved_by)
+        _id, layer, evidence, words, _fix, remediable, proved_by = rows[cause_id]
+        assert (layer, evidence, words, remediable) == (
+            cause.layer, cause.evidence, cause.words, "yes" if cause.remediable else "no")
+        assert cause.layer in causes.LAYERS
+        named = [part.strip().strip("`") for part in proved_by.split(",")]
+        assert named == labs[cause_id], (cause_id, proved_by)  # every cause is proved by a lab

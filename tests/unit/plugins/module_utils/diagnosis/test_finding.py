@@ -32,6 +32,9 @@ class NoEvidence:
     def conntrack(self, hop):  # read for every request seen, as context: it decides nothing
         return None
 
+    def interfaces_moved(self):  # a host that saw nothing looks for what dropped packets before its first hook
+        return {}
+
 
 def test_a_forward_drop_is_the_rule_that_dropped_it():
     packets = packets_of("xtables-monitor-kube-node2-forward-drop.txt")
@@ -61,7 +64,9 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "dst": "198.18.20.2", "src": "198.18.10.2", "interface": "eth0", "family": "ipv4", "proto": "tcp",
          "port": 8080, "answer": "with a TCP reset", "out": "eth1", "in_": "eth0", "hook": "prerouting",
          "count": 65536, "max": 65536, "gateway": "198.18.20.1", "dev": "eth1", "state": "FAILED",
-         "reason": "198.18.10.2 is an address of this host too", "queued": 1, "overflows": 3}
+         "reason": "198.18.10.2 is an address of this host too", "queued": 1, "overflows": 3,
+         "chosen": "rule `100: from 198.18.10.2 lookup 100`", "instead": "", "drops": 4, "errors": 2, "kind": "pfifo",
+         "admin": "up"}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
@@ -124,9 +129,16 @@ class RecordedEvidence:
         return answer, self.evidence.get("decision")
 
     def neighbour(self, family, dev, address):
-        recorded = self.evidence["neighbour"]
+        recorded = self.evidence["next_hop"]
         assert (recorded["dev"], recorded["address"]) == (dev, address)
-        return recorded["state"]
+        return recorded["neighbour"]
+
+    def link(self, dev):
+        assert self.evidence["next_hop"]["dev"] == dev
+        return self.evidence["link"]
+
+    def interfaces_moved(self):
+        return {self.evidence["next_hop"]["dev"]: self.evidence["interface_counters"]}
 
     def listening(self):
         return [entry for path, text in sorted(self.proc_net.items()) if "/stat/" not in path
