@@ -235,41 +235,55 @@ def record_sysctl():
             lab("down")
 
 
-# Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, rule texts that
-# the monitors print): the culprit's trace_results with explain, as the role runs it.
-EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "martian-source",
-             "neighbour-failed", "policy-drop", "prohibit-route-v6", "reply-routed-elsewhere", "unreachable-route")
+# Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, links, qdiscs,
+# sockets, rule texts that the monitors print): the culprit's trace_results with explain, as the role runs it. Where
+# the culprit's trace sees nothing (`sent_by` in the truth), the host that sent it the packet is recorded too: the
+# fleet joins the two.
+EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "link-down",
+             "mark-policy-route", "martian-source", "neighbour-failed", "policy-drop", "prohibit-route-v6", "qdisc-drop",
+             "reply-neighbour-failed-v6", "reply-routed-elsewhere", "tc-ingress-drop", "udp-receive-buffer-full-v6",
+             "unreachable-route")
 SPORT = 48080
 
 
-def record_incidents():
+def record_incidents(names=EXPLAINED):
     """For each incident of EXPLAINED: the culprit traced both ways by the probe's source port, a live capture with
     explain, one probe from probe_from; the module's packets and finding, unedited, and the culprit's socket
     tables."""
     out = os.path.join(ROOT, "tests", "unit", "fixtures", "incidents")
     os.makedirs(out, exist_ok=True)
-    for name in EXPLAINED:
+    for name in names:
         topology = os.path.join(ROOT, "tests", "lab", "topologies", "incidents", name + ".yml")
         with open(topology, encoding="utf-8") as handle:
             truth = yaml.safe_load(handle)["incident"]
         probe_args = truth["probe"]
         flow = {"proto": probe_args["proto"], "port": str(SPORT)}
+        hosts = [truth["culprit"]] + ([truth["sent_by"]] if "sent_by" in truth else [])
         lab("up", "incidents/" + name)
         try:
-            assert module(truth["culprit"], "packetpath.linux.trace_rule", dict(flow, expires=60))["_status"] == "CHANGED"
-            with live_captures([truth["culprit"]], explain=True, max_packets=20, **flow) as (capture,):
+            for host in hosts:
+                assert module(host, "packetpath.linux.trace_rule", dict(flow, expires=60))["_status"] == "CHANGED"
+            with live_captures(hosts, explain=True, max_packets=20, **flow) as captures:
                 module(probe_args["probe_from"], "packetpath.linux.probe", {
                     "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
                     "sport": SPORT, "count": 2, "timeout": 1})
-            module(truth["culprit"], "packetpath.linux.trace_rule", dict(flow, state="absent"))
-            result = {key: capture.result[key] for key in ("packets", "finding")}
-            # The socket tables, which a finding names only where nothing listens, and conntrack's statistics.
-            result["proc_net"] = {path: in_netns("pp-" + truth["culprit"], ["cat", path]).stdout
-                                  for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6",
-                                               "/proc/net/stat/nf_conntrack")}
-            assert result["finding"]["cause"] == truth["cause"], result["finding"]
+            for host in hosts:
+                module(host, "packetpath.linux.trace_rule", dict(flow, state="absent"))
+            results = {}
+            for host, capture in zip(hosts, captures):
+                result = {key: capture.result[key] for key in ("packets", "finding")}
+                # The socket tables, which a finding names only where nothing listens, and conntrack's statistics.
+                result["proc_net"] = {path: in_netns("pp-" + host, ["cat", path]).stdout
+                                      for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp",
+                                                   "/proc/net/udp6", "/proc/net/stat/nf_conntrack")}
+                results[host] = result
+            recorded = {"incident": truth, "port": SPORT, "result": results.pop(truth["culprit"])}
+            if "sent_by" in truth:
+                recorded["sent_by"] = results[truth["sent_by"]]
+            else:
+                assert recorded["result"]["finding"]["cause"] == truth["cause"], recorded["result"]["finding"]
             with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as handle:
-                json.dump({"incident": truth, "port": SPORT, "result": result}, handle, indent=1, sort_keys=True)
+                json.dump(recorded, handle, indent=1, sort_keys=True)
                 handle.write("\n")
         finally:
             lab("down")
@@ -310,9 +324,10 @@ PARTS = {"incidents": record_incidents, "neighbours": record_neighbours, "traces
 
 def main(parts):
     """`make fixtures` records everything; `make fixtures ONLY=routing` (or incidents, traces, journal, sysctl) one
-    part."""
+    part; `ONLY=incidents:NAME,NAME` some incidents."""
     for part in parts or list(PARTS):
-        PARTS[part]()
+        part, _colon, names = part.partition(":")  # incidents:link-down,qdisc-drop records only those
+        PARTS[part](*([names.split(",")] if names else []))
     return 0
 
 

@@ -169,9 +169,8 @@ def explain(packets, port, evidence):
         decided = _way_out(reply, "reply", evidence)
     if decided is None:
         proof = {"path": request.get("path")}
-        next_hop = _next_hop(request, evidence) if port and reply is None else None
-        if next_hop:  # where it went unanswered: the fleet looks for what dropped it there
-            proof["next_hop"] = dict(next_hop, route_lookup=next_hop["route_lookup"].get("ip_route_get"))
+        if port and reply is None:  # where it went unanswered: the fleet looks for what dropped it there
+            proof.update(_way_out_evidence(request, evidence) or {})
         return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
                     remediable=False, evidence=proof, ruled_out=[])
     return dict(base, **decided)
@@ -316,18 +315,26 @@ def _next_hop(packet, evidence):
             "route_lookup": answer}
 
 
+def _way_out_evidence(packet, evidence):
+    """{route_lookup, next_hop, link, interface_counters} of the way a packet left by, or None."""
+    next_hop = _next_hop(packet, evidence)
+    if next_hop is None:
+        return None
+    answer = next_hop.pop("route_lookup")
+    return {"route_lookup": answer, "next_hop": next_hop, "link": evidence.link(next_hop["dev"]) or {},
+            "interface_counters": evidence.interfaces_moved().get(next_hop["dev"]) or {}}
+
+
 def _way_out(packet, direction, evidence):
     """What comes after the last hook for a packet that left this host (or that the routing decision sends out
     where no hook follows): its link, its egress qdisc, its next hop's neighbour entry; in the kernel's order
     (a link without carrier takes nothing; a qdisc that drops also drops the ARP/NDP asking for the neighbour)."""
-    next_hop = _next_hop(packet, evidence)
-    if next_hop is None:
+    found = _way_out_evidence(packet, evidence)
+    if found is None:
         return None
-    dev, answer = next_hop["dev"], next_hop.pop("route_lookup")
-    link = evidence.link(dev) or {}
-    moved = evidence.interfaces_moved().get(dev) or {}
-    proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
-             "next_hop": next_hop, "link": link, "interface_counters": moved}
+    proof = dict(found, last_hop=packet["last_hop"], path=packet.get("path"))
+    next_hop, link, moved, answer = found["next_hop"], found["link"], found["interface_counters"], found["route_lookup"]
+    dev = next_hop["dev"]
     ruled_out = []
     if link and not (link["admin_up"] and link["carrier"]):
         state = "administratively down" if not link["admin_up"] else "up but has no carrier (operstate %s)" % (

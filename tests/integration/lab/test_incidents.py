@@ -7,7 +7,7 @@ import os
 
 import pytest
 import yaml
-from labtools import ROOT, ansible_playbook, lab, traces_left
+from labtools import ROOT, ansible_playbook, connect, in_netns, lab, traces_left
 
 INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 NAMES = sorted(name[:-4] for name in os.listdir(INCIDENTS) if name.endswith(".yml"))
@@ -65,3 +65,42 @@ def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_d
     for host in ("client", "router"):
         assert rows[host]["conntrack"] == {"table": {"count": 0, "max": rows[host]["conntrack"]["table"]["max"]},
                                            "entries": []}, rows[host]["conntrack"]
+
+
+# Both engines in one namespace: pyroute2's dumps and `ip -j`/`tc -j`, decoded into the same links, addresses and
+# qdisc counters (the finding reads them through whichever the host has).
+ENGINES_CHILD = r"""
+import json, shutil, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import interfaces
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink, rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
+
+
+class Runner:
+    def which(self, name):
+        return shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+    def run(self, argv, data=None):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout, done.stderr
+
+
+found = {}
+for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(Runner(), rt_tables.RtTables()))):
+    found[name] = {"links": engine.links(), "addresses": engine.addresses(), "snapshot": interfaces.snapshot(engine)}
+print(json.dumps(found))
+"""
+
+
+def test_both_engines_read_the_same_links_addresses_and_tc_drops(lab_down_after):
+    lab("up", "incidents/tc-ingress-drop")
+    assert connect("pp-client", "198.18.20.2", 8080, timeout=1) in ("timeout", "TimeoutError")  # tc ingress drops it
+    read = json.loads(in_netns("pp-server", ["python3", "-c", ENGINES_CHILD,
+                                             os.path.join(ROOT, "build", "collections")]).stdout)
+    assert read["pyroute2"] == read["ip"]
+    found = read["pyroute2"]
+    eth0 = next(link for link in found["links"] if link["name"] == "eth0")
+    assert eth0["admin_up"] and eth0["carrier"] and not eth0["xdp"]
+    assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2"} in found["addresses"]
+    assert found["snapshot"]["eth0"]["ingress_drops"] >= 1 and found["snapshot"]["eth0"]["egress_drops"] == 0

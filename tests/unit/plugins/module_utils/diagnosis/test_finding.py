@@ -133,11 +133,21 @@ class RecordedEvidence:
         assert (recorded["dev"], recorded["address"]) == (dev, address)
         return recorded["neighbour"]
 
+    def _dropped_before_first_hook(self):
+        return {entry["dev"]: entry for entry in self.evidence.get("ingress_drops", [])}
+
     def link(self, dev):
+        if dev in self._dropped_before_first_hook():
+            return {"xdp": self._dropped_before_first_hook()[dev]["xdp"]}
         assert self.evidence["next_hop"]["dev"] == dev
         return self.evidence["link"]
 
+    def addresses(self, dev):
+        return self._dropped_before_first_hook()[dev]["addresses"]
+
     def interfaces_moved(self):
+        if "next_hop" not in self.evidence or "interface_counters" not in self.evidence:  # not seen, or passed
+            return {dev: {"ingress_drops": entry["drops"]} for dev, entry in self._dropped_before_first_hook().items()}
         return {self.evidence["next_hop"]["dev"]: self.evidence["interface_counters"]}
 
     def listening(self):
@@ -151,14 +161,51 @@ class RecordedEvidence:
 INCIDENTS = sorted(name[:-5] for name in os.listdir(fixture_path("incidents")))
 
 
-@pytest.mark.parametrize("name", INCIDENTS)
-def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name):
+def recorded_incident(name):
     with open(fixture_path("incidents", name + ".json"), encoding="utf-8") as handle:
-        recorded = json.load(handle)
+        return json.load(handle)
+
+
+@pytest.mark.parametrize("name", [name for name in INCIDENTS if "sent_by" not in recorded_incident(name)])
+def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name):
+    recorded = recorded_incident(name)
     port = recorded["port"]
     found = finding.explain(recorded["result"]["packets"], (port, port), RecordedEvidence(recorded["result"]))
     assert found["cause"] == recorded["incident"]["cause"], found["words"]
     assert found["words"] == recorded["result"]["finding"]["words"]
+    assert found["layer"] == causes.CATALOGUE[found["cause"]].layer
+
+
+def test_a_drop_before_the_first_hook_is_named_by_joining_the_sender_s_next_hop_and_the_receiver_s_tc_counters():
+    # tc-ingress-drop as recorded: the router forwarded the SYN to 198.18.20.2 and saw no answer; the server's trace
+    # saw nothing, and its eth0 (198.18.20.2) dropped packets at tc ingress. Neither decides alone.
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
+    recorded = recorded_incident("tc-ingress-drop")
+    port, truth = recorded["port"], recorded["incident"]
+    hosts = {}
+    for host, result in ((truth["culprit"], recorded["result"]), (truth["sent_by"], recorded["sent_by"])):
+        found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+        assert found["cause"] is None and found["words"] == result["finding"]["words"]
+        hosts[host] = {"trace": {"packets": result["packets"], "finding": found}}
+    assert hosts["router"]["trace"]["finding"]["evidence"]["next_hop"]["address"] == "198.18.20.2"
+    assert hosts["server"]["trace"]["finding"]["evidence"]["ingress_drops"][0]["dev"] == "eth0"
+    report = verdict.build_report(hosts, {"port": 8080}, {"summary": {"results": {"timeout": 2}}})
+    fleet = report["verdict"]
+    assert (fleet["culprit"], fleet["cause"]) == ("server", "tc_ingress_drop"), fleet
+    assert fleet["line"] == "router \u2192 server \u2717" and "tc ingress on eth0" in fleet["words"]
+    assert {row["host"]: row["cause"] for row in report["hosts"]} == {"router": None, "server": "tc_ingress_drop"}
+    # The same drops on a host the router did not send the packet to blame nobody.
+    hosts["router"]["trace"]["finding"]["evidence"]["next_hop"]["address"] = "198.18.20.9"
+    fleet = verdict.build_report(hosts, {"port": 8080}, {"summary": {"results": {"timeout": 2}}})["verdict"]
+    assert (fleet["culprit"], fleet["cause"]) == (None, "undecided")
+
+
+def test_the_mark_the_trace_saw_chooses_the_policy_rule():
+    recorded = recorded_incident("mark-policy-route")
+    port = recorded["port"]
+    found = finding.explain(recorded["result"]["packets"], (port, port), RecordedEvidence(recorded["result"]))
+    assert found["evidence"]["mark"] == 1 and found["evidence"]["route_lookup"]["lookup"]["mark"] == 1
+    assert "fwmark 0x1 lookup 100" in found["words"] and "the packet carries mark 0x1" in found["words"]
 
 
 def test_a_dnat_rule_s_new_destination_is_what_the_routing_decision_is_asked_about():
