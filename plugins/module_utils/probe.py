@@ -25,6 +25,15 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _UNREACHABLE = (errno.EHOSTUNREACH, errno.ENETUNREACH)
 _ECHO = {socket.AF_INET: (8, 0, socket.IPPROTO_ICMP), socket.AF_INET6: (128, 129, socket.IPPROTO_ICMPV6)}
 _UNREACHABLE_TYPE = {socket.AF_INET: 3, socket.AF_INET6: 1}
+# The kernel queues each ICMP error a socket gets, with the address that sent it, where the socket asks for it
+# (IP_RECVERR, IPV6_RECVERR; linux/in.h, linux/in6.h, linux/errqueue.h): the probe reports who refused it and why.
+RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+_EE_ORIGIN_ICMP = (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
+_SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")
+ICMP_NAMES = {socket.AF_INET: {3: "destination unreachable", 4: "source quench", 5: "redirect", 11: "time exceeded",
+                               12: "parameter problem"},
+              socket.AF_INET6: {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
+                                4: "parameter problem"}}
 
 
 class ProbeError(OptionError):
@@ -86,6 +95,7 @@ class Probe:
             if self.mark is not None:
                 sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.mark)
             if kind != socket.SOCK_RAW:
+                sock.setsockopt(*RECVERR[self.family], 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if self.src or self.sport:
                     sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"), self.sport or 0))
@@ -121,7 +131,7 @@ class Probe:
         except socket.timeout:
             result = {"result": "timeout"}
         except OSError as exc:
-            result = _failed(exc, started)
+            result = _failed(exc, started, sock)
         finally:
             sock.close()
         result["latency_ms"] = _ms(started)
@@ -145,7 +155,7 @@ class Probe:
             sock.recv(2048)
             return {"result": "reply", "source_port": source_port, "latency_ms": _ms(started)}
         except OSError as exc:
-            return _failed(exc, started)
+            return _failed(exc, started, sock)
         finally:
             sock.close()
 
@@ -195,14 +205,40 @@ def _ms(started):
     return round((time.time() - started) * 1000.0, 3)
 
 
-def _failed(exc, started):
+def _failed(exc, started, sock=None):
     code = exc.errno
     result = "refused" if code == errno.ECONNREFUSED else "unreachable" if code in _UNREACHABLE else "error"
     outcome = {"result": result, "latency_ms": _ms(started)}
     if result == "error" or code:
         outcome["errno"] = errno.errorcode.get(code, str(code))
         outcome["message"] = os.strerror(code) if code else str(exc)
+    icmp = icmp_error(sock) if sock is not None else None
+    if icmp:
+        outcome["icmp"] = icmp
     return outcome
+
+
+def icmp_error(sock):
+    """The ICMP error the kernel queued on the socket: {type, code, name, from}, or None (a local refusal, a reset,
+    or nothing queued)."""
+    try:
+        _data, ancillary, _flags, _address = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except OSError:
+        return None
+    for level, kind, data in ancillary:
+        if (level, kind) not in RECVERR.values() or len(data) < _SOCK_EXTENDED_ERR.size:
+            continue
+        _errno, origin, icmp_type, icmp_code, _pad, _info, _data = _SOCK_EXTENDED_ERR.unpack_from(data)
+        if origin not in _EE_ORIGIN_ICMP:
+            continue
+        family = sock.family
+        offender = data[_SOCK_EXTENDED_ERR.size:]
+        length = 4 if family == socket.AF_INET else 16
+        start = 4 if family == socket.AF_INET else 8  # sockaddr_in: family, port; sockaddr_in6: and flowinfo
+        sender = socket.inet_ntop(family, offender[start:start + length]) if len(offender) >= start + length else None
+        return {"type": icmp_type, "code": icmp_code, "from": sender,
+                "name": ICMP_NAMES[family].get(icmp_type, "type %d" % icmp_type)}
+    return None
 
 
 def summary(attempts):
@@ -211,5 +247,11 @@ def summary(attempts):
     for attempt in attempts:
         counts[attempt["result"]] = counts.get(attempt["result"], 0) + 1
     good = sum(counts.get(result, 0) for result in ("connected", "reply", "sent"))
+    icmp = []
+    for attempt in attempts:
+        error = {key: attempt["icmp"][key] for key in ("name", "code", "from")} if attempt.get("icmp") else None
+        if error and error not in icmp:
+            icmp.append(error)
     return {"attempts": len(attempts), "results": counts, "succeeded": good, "failed": len(attempts) - good,
-            "first": attempts[0]["result"] if attempts else None, "last": attempts[-1]["result"] if attempts else None}
+            "first": attempts[0]["result"] if attempts else None, "last": attempts[-1]["result"] if attempts else None,
+            "icmp": icmp}

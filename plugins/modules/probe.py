@@ -109,18 +109,22 @@ attempts:
     - One entry per attempt, with C(attempt) (1, 2, ...), C(result) (connected, refused, timeout, unreachable,
       sent, reply, error), C(latency_ms), and where it applies C(source_port), C(from) (who answered an echo),
       C(errno) and C(message).
+    - C(icmp) where a tcp or udp attempt was refused by an ICMP error, as the kernel queued it on the socket
+      (IP_RECVERR): C(type), C(code), C(name) (V(destination unreachable), V(time exceeded), ...) and C(from), the
+      address of the host that sent it (a router on the way, or the destination).
   returned: always
   type: list
   elements: dict
   sample: [{"attempt": 1, "result": "timeout", "latency_ms": 1001.2}]
 summary:
   description:
-    - C(attempts), C(results) (a count per result), C(succeeded) (connected, reply or sent), C(failed), and the
-      C(first) and C(last) result.
+    - C(attempts), C(results) (a count per result), C(succeeded) (connected, reply or sent), C(failed), the
+      C(first) and C(last) result, and C(icmp), the distinct ICMP errors the attempts got (C(name), C(code),
+      C(from)).
   returned: always
   type: dict
-  sample: {"attempts": 3, "results": {"timeout": 3}, "succeeded": 0, "failed": 3, "first": "timeout",
-           "last": "timeout"}
+  sample: {"attempts": 3, "results": {"unreachable": 3}, "succeeded": 0, "failed": 3, "first": "unreachable",
+           "last": "unreachable", "icmp": [{"name": "time exceeded", "code": 0, "from": "198.18.20.2"}]}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -241,8 +241,8 @@ def record_sysctl():
 # fleet joins the two.
 EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "link-down",
              "mark-policy-route", "martian-source", "neighbour-failed", "policy-drop", "prohibit-route-v6", "qdisc-drop",
-             "reply-neighbour-failed-v6", "reply-routed-elsewhere", "tc-ingress-drop", "udp-receive-buffer-full-v6",
-             "unreachable-route")
+             "reply-neighbour-failed-v6", "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop",
+             "udp-receive-buffer-full-v6", "unreachable-route")
 SPORT = 48080
 
 

@@ -14,7 +14,8 @@ print(json.dumps(answers))
 
 
 def random_fib(rng):
-    """`ip -batch` lines for 4 veth pairs, 400 routes over 4 tables, and 24 policy rules."""
+    """`ip -batch` lines for 4 veth pairs, 400 routes over 4 tables, and 24 policy rules (by source, destination,
+    mark, arrival interface, protocol and ports, uid range)."""
     lines, tables = [], ["main", "100", "200", "300"]
     for index in range(4):
         lines += ["link add r%d type veth peer name r%dp" % (index, index), "link set r%d up" % index,
@@ -41,7 +42,10 @@ def random_fib(rng):
     for number, priority in enumerate(rng.sample(range(100, 30000), 24)):
         selector = rng.choice(["from 198.19.%d.0/24" % rng.randrange(256),
                                "to 198.19.%d.0/20" % (rng.randrange(16) * 16),
-                               "fwmark 0x%x" % rng.randrange(1, 4), "iif r%dp" % rng.randrange(4)])
+                               "fwmark 0x%x" % rng.randrange(1, 4), "iif r%dp" % rng.randrange(4),
+                               # selectors a lookup without them never matches, which must decode all the same
+                               "ipproto tcp dport %d-%d" % (80, 80 + rng.randrange(100)), "uidrange 1000-2000",
+                               "ipproto udp sport 53"])
         family = "-6 " if number % 4 == 0 and not selector.startswith(("from", "to")) else ""
         lines.append("%srule add priority %d %s lookup %s" % (family, priority, selector, rng.choice(tables[1:])))
     return lines

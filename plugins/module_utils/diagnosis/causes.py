@@ -118,6 +118,11 @@ CATALOGUE = {cause.id: cause for cause in (
                                        "and the source is an address of this host (accept_local off), a loopback "
                                        "address (route_localnet off) or no unicast address",
           "the kernel drops it as a martian source on {interface}: {reason}"),
+    Cause("routing_loop", "routing", "the same packet (addresses, ports) is traced arriving again with a lower TTL: "
+                                     "it left this host and came back",
+          "the packet comes back: it arrives again with a lower TTL each time (TTL {ttls}) and leaves by {out} toward "
+          "{gateway} again, a routing loop; it dies where its TTL runs out (ICMP time exceeded)",
+          counters=("IcmpOutTimeExcds", "Icmp6OutTimeExcds", "IpInHdrErrors", "Ip6InHdrErrors")),
     Cause("link_down", "after_routing", "the packet passed (or the routing decision sends it) out of an interface "
                                         "that is down or has no carrier; the route is still there (flagged linkdown)",
           "{dev} is {state}: the route {route} still sends the packet for {dst} there, into a dead link",

@@ -149,14 +149,15 @@ def explain(packets, port, evidence):
     request, reply = deciding(requests), deciding(replies)
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
             "role": _role(request), "counters": evidence.delta,
-            # The TTL the request arrived with: each router takes one, so it orders the hosts on the way.
-            "ttl": request["hops"][0].get("ttl") if request else None,
+            # The TTL the request arrived with (first, where it came again): each router takes one, so it orders
+            # the hosts on the way.
+            "ttl": max((p["hops"][0]["ttl"] for p in requests if p["hops"][0].get("ttl") is not None), default=None),
             # The request as conntrack holds it (state, NAT, whether a reply came), where conntrack is loaded.
             "conntrack": evidence.conntrack(request["hops"][0]) if request else None}
     if request is None:
         return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
-    decided = _stopped(request, "request", evidence)
+    decided = _loop(requests, evidence) or _stopped(request, "request", evidence)
     if decided is None and request.get("fate") == "delivered_local":
         decided = _listener(request, evidence, answered=reply is not None)
     if decided is None and reply is not None and reply.get("fate") not in PASSED:
@@ -232,6 +233,31 @@ def _conntrack_full(packet, direction, evidence):
         return None
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "counters": moved, "table": table}
     return causes.finding("conntrack_full", direction, proof, count=table["count"], max=table["max"])
+
+
+def _loop(requests, evidence):
+    """The same packet traced again with a lower TTL: it left and came back (a retransmission comes with the same
+    TTL). Decided before the pass that ran out of TTL, which vanishes at the routing decision for no reason a route
+    gives."""
+    passes = {}
+    for packet in requests:
+        for hop in packet["hops"]:
+            if hop.get("hook") == "prerouting" and hop.get("ttl") is not None:
+                key = tuple(hop.get(field) for field in ("proto", "src", "dst", "sport", "dport"))
+                passes.setdefault(key, {}).setdefault(hop["ttl"], hop)
+    looping = next((seen for seen in passes.values() if len(seen) > 1), None)
+    if looping is None:
+        return None
+    ttls = sorted(looping, reverse=True)
+    again = looping[ttls[1]]  # the first time it came back
+    forwarded = next((p for p in requests if p.get("fate") == "forwarded"), None)
+    out = next((hop.get("out") for hop in reversed(forwarded["hops"]) if hop.get("out")), None) if forwarded else None
+    answer, _decision = evidence.route(route_spec(again))
+    proof = {"ttls": ttls, "came_back_on": again.get("in"), "route_lookup": answer,
+             "path": forwarded.get("path") if forwarded else None}
+    return causes.finding("routing_loop", "request", proof, delta=evidence.delta,
+                          ttls=", ".join(str(ttl) for ttl in ttls[:6]) + (", ..." if len(ttls) > 6 else ""),
+                          out=out or answer.get("dev"), gateway=answer.get("gateway") or again["dst"])
 
 
 def _chosen_by(decision, spec):

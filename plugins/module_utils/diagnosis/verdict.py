@@ -123,6 +123,9 @@ def fleet_verdict(verdicts, probe):
     cause = culprit["cause"] if culprit else "undecided" if way and failed else None
     if culprit is not None:
         words = "%s: %s" % (culprit["host"], culprit["words"])
+        looping = [v["host"] for v in way if v is not culprit and v["cause"] == culprit["cause"] == "routing_loop"]
+        if looping:
+            words += "; the loop goes through %s too" % ", ".join(looping)
     elif way and failed:
         words = "no traced host saw the packet stop; it passed %s. Ruled out on the way: %s" % (
             ", ".join(v["host"] for v in way),
@@ -169,9 +172,10 @@ def table(report):
     lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
               for row in rows]
     for label, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
-        results = ((report.get(key) or {}).get("summary") or {}).get("results")
-        if results:
-            lines.append("%s: %s" % (label, ", ".join("%s %d" % item for item in sorted(results.items()))))
+        summary = (report.get(key) or {}).get("summary") or {}
+        if summary.get("results"):
+            lines.append("%s: %s%s" % (label, ", ".join("%s %d" % item for item in sorted(summary["results"].items())),
+                                       icmp_text(summary)))
     return "\n".join(lines)
 
 
@@ -185,8 +189,16 @@ def probe_text(probe):
     results = summary.get("results") or {}
     if not results:
         return "no probe" if not (probe or {}).get("failed") else "the probe could not be sent: %s" % probe.get("msg")
-    return "%d attempts: %s" % (summary.get("attempts", sum(results.values())),
+    text = "%d attempts: %s" % (summary.get("attempts", sum(results.values())),
                                 ", ".join("%s %d" % item for item in sorted(results.items())))
+    return text + icmp_text(summary)
+
+
+def icmp_text(summary):
+    """' (ICMP time exceeded from 198.18.20.2)': the errors the probe got and who sent them, or ''."""
+    errors = (summary or {}).get("icmp") or []
+    return " (%s)" % "; ".join("ICMP %s (code %s) from %s" % (error["name"], error["code"], error["from"])
+                               for error in errors) if errors else ""
 
 
 def markdown(report):

@@ -14,6 +14,7 @@ import socket
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     NUD_STATES,
+    PROTOCOL_NUMBERS,
     ROUTE_TYPES,
     TC_H_INGRESS,
     qdisc_direction,
@@ -90,6 +91,14 @@ class IpCommand:
         if "fwmark" in entry:
             rule["fwmark"] = int(str(entry["fwmark"]), 0)
             rule["fwmask"] = int(str(entry.get("fwmask", "0xffffffff")), 0)
+        if "ipproto" in entry:
+            proto = str(entry["ipproto"])
+            rule["ip_proto"] = int(proto) if proto.isdigit() else PROTOCOL_NUMBERS.get(proto, proto)
+        for name, prefix in (("sport", "sport"), ("dport", "dport"), ("uidrange", "uid")):
+            if prefix + "_start" in entry:
+                rule[name] = [entry[prefix + "_start"], entry[prefix + "_end"]]
+            elif name in entry:  # a single port
+                rule[name] = [entry[name], entry[name]]
         return rule
 
     def _json(self, family, *words):

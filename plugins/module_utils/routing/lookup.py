@@ -21,6 +21,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import con
 
 FAMILY = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
+_PROTOCOL_NAMES = {number: name for name, number in PROTOCOL_NUMBERS.items()}
 # rtmsg.rtm_type and fib_rule_hdr.action, as the kernel numbers them (linux/rtnetlink.h, linux/fib_rules.h).
 ROUTE_TYPES = ("unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable",
                "prohibit", "throw", "nat", "xresolve")
@@ -154,6 +155,9 @@ def _selects(rule, lookup, names):
         if name in rule and not (getattr(lookup, name) is not None
                                  and rule[name][0] <= getattr(lookup, name) <= rule[name][1]):
             return False
+    # A lookup without a uid is the asker's: root's, as for `ip route get` (the kernel's current_uid()).
+    if "uidrange" in rule and not rule["uidrange"][0] <= (lookup.uid or 0) <= rule["uidrange"][1]:
+        return False
     return True
 
 
@@ -171,6 +175,14 @@ def rule_text(rule, tables):
     for name in ("iif", "oif"):
         if name in rule:
             parts.append("%s %s" % (name, rule[name]))
+    if "uidrange" in rule:
+        parts.append("uidrange %d-%d" % tuple(rule["uidrange"]))
+    if "ip_proto" in rule:
+        parts.append("ipproto %s" % _PROTOCOL_NAMES.get(rule["ip_proto"], rule["ip_proto"]))
+    for name in ("sport", "dport"):
+        if name in rule:
+            low, high = rule[name]
+            parts.append("%s %s" % (name, low if low == high else "%d-%d" % (low, high)))
     if rule["action"] == "lookup":
         parts.append("lookup %s" % tables.name(rule["table_id"]))
     else:

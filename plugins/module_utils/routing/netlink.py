@@ -197,10 +197,10 @@ def decode_rule(message):
         value = message.get_attr(attr)
         if value is not None:
             rule[name] = value
-    for name, attr in (("sport", "FRA_SPORT_RANGE"), ("dport", "FRA_DPORT_RANGE")):
+    for name, attr in (("sport", "FRA_SPORT_RANGE"), ("dport", "FRA_DPORT_RANGE"), ("uidrange", "FRA_UID_RANGE")):
         value = message.get_attr(attr)
-        if value is not None:
-            rule[name] = [value["start"], value["end"]]
+        if value is not None:  # pyroute2 decodes a range into its text, "start:end"
+            rule[name] = [int(bound) for bound in str(value).split(":")]
     return rule
 
 

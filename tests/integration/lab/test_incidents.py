@@ -13,9 +13,13 @@ INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 NAMES = sorted(name[:-4] for name in os.listdir(INCIDENTS) if name.endswith(".yml"))
 
 
-def truth(name):
+def topology(name):
     with open(os.path.join(INCIDENTS, name + ".yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["incident"]
+        return yaml.safe_load(handle)
+
+
+def truth(name):
+    return topology(name)["incident"]
 
 
 def diagnose(tmp_path, probe, *extra):
@@ -38,14 +42,18 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
     assert report["schema_version"] == 2
     assert (fleet["culprit"], fleet["cause"]) == (expected["culprit"], expected["cause"]), output
     blamed = {row["host"]: row["cause"] for row in report["hosts"] if row["cause"]}
-    assert blamed == {expected["culprit"]: expected["cause"]}, blamed
+    # A loop has more than one host: each names it (the fleet's words name the others).
+    assert blamed == {host: expected["cause"] for host in [expected["culprit"]] + expected.get("loop_with", [])}, blamed
     assert expected["culprit"] + " \u2717" in fleet["line"] and "[%s]" % expected["cause"] in output
     results = report["probe"]["summary"]["results"]
     assert "connected" not in results and "replied" not in results, results
+    if "probe_icmp" in expected:  # the ICMP error the probe got, and the address of the host that sent it
+        assert report["probe"]["summary"]["icmp"] == [expected["probe_icmp"]], report["probe"]["summary"]
+        assert "ICMP %s" % expected["probe_icmp"]["name"] in output
     if fixed:
         assert fleet["fix"]["remediable"] and report["probe_after_fix"]["summary"]["results"] in (
             {"connected": 3}, {"replied": 3}), report.get("probe_after_fix")
-    for host in ("client", "router", "server"):
+    for host in topology(name)["hosts"]:
         assert traces_left("pp-" + host) == []
 
 
@@ -88,7 +96,8 @@ class Runner:
 
 found = {}
 for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(Runner(), rt_tables.RtTables()))):
-    found[name] = {"links": engine.links(), "addresses": engine.addresses(), "snapshot": interfaces.snapshot(engine)}
+    found[name] = {"links": engine.links(), "snapshot": interfaces.snapshot(engine),
+                   "addresses": sorted(engine.addresses(), key=json.dumps)}  # netlink dumps one family at a time
 print(json.dumps(found))
 """
 

@@ -36,4 +36,11 @@ def test_icmp_always_waits_for_the_reply():
 def test_summary_counts_results():
     attempts = [{"result": "timeout"}, {"result": "connected"}, {"result": "timeout"}]
     assert summary(attempts) == {"attempts": 3, "results": {"timeout": 2, "connected": 1}, "succeeded": 1,
-                                 "failed": 2, "first": "timeout", "last": "timeout"}
+                                 "failed": 2, "first": "timeout", "last": "timeout", "icmp": []}
+
+
+def test_summary_names_each_icmp_error_and_its_sender_once():
+    error = {"type": 3, "code": 1, "name": "destination unreachable", "from": "198.18.10.1"}
+    attempts = [{"result": "unreachable", "icmp": error}, {"result": "unreachable", "icmp": error},
+                {"result": "timeout"}]
+    assert summary(attempts)["icmp"] == [{"name": "destination unreachable", "code": 1, "from": "198.18.10.1"}]

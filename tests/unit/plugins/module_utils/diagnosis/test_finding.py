@@ -66,7 +66,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "count": 65536, "max": 65536, "gateway": "198.18.20.1", "dev": "eth1", "state": "FAILED",
          "reason": "198.18.10.2 is an address of this host too", "queued": 1, "overflows": 3,
          "chosen": "rule `100: from 198.18.10.2 lookup 100`", "instead": "", "drops": 4, "errors": 2, "kind": "pfifo",
-         "admin": "up"}
+         "admin": "up", "ttls": "64, 62"}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
