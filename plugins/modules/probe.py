@@ -110,8 +110,8 @@ attempts:
       sent, reply, error), C(latency_ms), and where it applies C(source_port), C(from) (who answered an echo),
       C(errno) and C(message).
     - C(icmp) where a tcp or udp attempt was refused by an ICMP error, as the kernel queued it on the socket
-      (IP_RECVERR): C(type), C(code), C(name) (V(destination unreachable), V(time exceeded), ...) and C(from), the
-      address of the host that sent it (a router on the way, or the destination).
+      (IP_RECVERR), with C(type), C(code), C(name) (V(destination unreachable), V(time exceeded), ...) and C(from),
+      the address of the host that sent it (a router on the way, or the destination).
   returned: always
   type: list
   elements: dict

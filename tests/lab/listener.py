@@ -52,7 +52,7 @@ def stall_udp(where):
     receiver.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     receiver.bind(("::", int(where.partition("@")[0])))
     filler = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for _ in range(64):
+    for _datagram in range(64):
         filler.sendto(b"x" * 1024, _loopback(where))
     return receiver, filler
 

@@ -16,6 +16,9 @@ from typing import Callable, Optional, Tuple
 INTERFACE_SYSCTL = "packetpath.linux.interface_sysctl"
 COMMAND = "ansible.builtin.command"
 UNDECIDED = "undecided"
+# The fleet's word where the probe failed and no traced host saw its packets: they died before the first traced host
+# (or on a host not traced), so no host can be named.
+NOT_SEEN = "not_seen"
 
 # Where on its way through a host the packet died, in the order the packet meets them (and the host reads them).
 LAYERS = ("trace", "routing", "after_routing", "before_first_hook", "socket")

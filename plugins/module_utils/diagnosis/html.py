@@ -4,7 +4,7 @@
 
 from html import escape
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import cause_text, probe_text
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import cause_text, label, probe_text
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
@@ -65,7 +65,7 @@ def page(report):
                 escape(probe_text(report.get("probe")))),
             "<p>Generated <time>%s</time>.</p>" % escape(str(report.get("generated_at"))),
             "<p class=\"way\"><strong>%s</strong> (%s)</p><p class=\"verdict\">%s</p>" % (
-                escape(report["verdict"]["line"]), escape(report["verdict"]["cause"] or "passed"),
+                escape(report["verdict"]["line"]), escape(label(report["verdict"])),
                 escape(report["verdict"]["words"])),
             "<table><tr><th>host</th><th>seen</th><th>last hop</th><th>fate</th><th>cause</th></tr>"]
     for verdict in report["hosts"]:

@@ -88,10 +88,9 @@ def _dropped_before_first_hook(way, verdicts):
     tc ingress dropped packets in the window on the interface holding that address: its row, now naming the cause.
     Neither host can tell alone: the sender knows where it sent the packet, the receiver what it dropped."""
     last = way[-1] if way else None
-    next_hop = (last or {}).get("evidence", {}).get("next_hop") if last and last["role"] in ("sent", "forwarded") \
-        else None
-    if not next_hop:
+    if last is None or last["role"] not in ("sent", "forwarded") or not last["evidence"].get("next_hop"):
         return None
+    next_hop = last["evidence"]["next_hop"]
     for verdict in verdicts:
         if verdict["seen"]:
             continue
@@ -106,6 +105,12 @@ def _dropped_before_first_hook(way, verdicts):
     return None
 
 
+def probe_failed(probe):
+    """Whether the probe says the port is blocked: one of its attempts failed, by its own summary (a probe that
+    could not be sent, or no probe at all, says nothing)."""
+    return bool(((probe or {}).get("summary") or {}).get("failed"))
+
+
 def fleet_verdict(verdicts, probe):
     """The packet's way across the hosts and the one finding on top: the first host on the way that names a cause
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
@@ -118,9 +123,9 @@ def fleet_verdict(verdicts, probe):
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
     unseen = [v["host"] for v in verdicts if not v["seen"] and v is not culprit]
     line = ARROW.join(marks) or "no traced host saw the packet"
-    results = ((probe or {}).get("summary") or {}).get("results") or {}
-    failed = any(result not in ("connected", "replied") for result in results)
-    cause = culprit["cause"] if culprit else "undecided" if way and failed else None
+    failed = probe_failed(probe)
+    cause = culprit["cause"] if culprit else causes.UNDECIDED if way and failed else causes.NOT_SEEN if failed \
+        else None
     if culprit is not None:
         words = "%s: %s" % (culprit["host"], culprit["words"])
         looping = [v["host"] for v in way if v is not culprit and v["cause"] == culprit["cause"] == "routing_loop"]
@@ -168,15 +173,20 @@ def table(report):
                      verdict["fate"] or "-", cause_text(verdict)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     fleet = report["verdict"]
-    lines = ["%s  [%s]" % (fleet["line"], fleet["cause"] or "passed"), fleet["words"], ""]
+    lines = ["%s  [%s]" % (fleet["line"], label(fleet)), fleet["words"], ""]
     lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
               for row in rows]
-    for label, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
+    for title, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
         summary = (report.get(key) or {}).get("summary") or {}
         if summary.get("results"):
-            lines.append("%s: %s%s" % (label, ", ".join("%s %d" % item for item in sorted(summary["results"].items())),
+            lines.append("%s: %s%s" % (title, ", ".join("%s %d" % item for item in sorted(summary["results"].items())),
                                        icmp_text(summary)))
     return "\n".join(lines)
+
+
+def label(fleet):
+    """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen."""
+    return fleet["cause"] or ("passed" if fleet["way"] else "nothing seen")
 
 
 def cause_text(verdict):
@@ -207,7 +217,7 @@ def markdown(report):
              "Destination %s, probe from %s: %s. Generated %s." % (
                  request.get("dst"), request.get("probe_from") or "-", probe_text(report.get("probe")),
                  report.get("generated_at")), "",
-             "**%s** (%s): %s" % (report["verdict"]["line"], report["verdict"]["cause"] or "passed",
+             "**%s** (%s): %s" % (report["verdict"]["line"], label(report["verdict"]),
                                   report["verdict"]["words"]), "",
              "| host | seen | last hop | fate | cause |", "| --- | --- | --- | --- | --- |"]
     for verdict in report["hosts"]:

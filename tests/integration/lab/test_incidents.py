@@ -45,6 +45,7 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
     # A loop has more than one host: each names it (the fleet's words name the others).
     assert blamed == {host: expected["cause"] for host in [expected["culprit"]] + expected.get("loop_with", [])}, blamed
     assert expected["culprit"] + " \u2717" in fleet["line"] and "[%s]" % expected["cause"] in output
+    assert expected.get("words_include", "") in fleet["words"]
     results = report["probe"]["summary"]["results"]
     assert "connected" not in results and "replied" not in results, results
     if "probe_icmp" in expected:  # the ICMP error the probe got, and the address of the host that sent it

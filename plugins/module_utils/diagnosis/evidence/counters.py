@@ -12,6 +12,7 @@ FILES = ("/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6")
 CONNTRACK_NAMES = {"invalid": "NfctInvalid", "drop": "NfctDrop", "early_drop": "NfctEarlyDrop",
                    "insert_failed": "NfctInsertFailed"}
 
+
 def parse(text):
     """{nstat name: value} from one of FILES: /proc/net/snmp and netstat hold header/value line pairs
     ("Ip: Forwarding ..." then "Ip: 1 ..."); snmp6 holds "Ip6InReceives   12" lines."""

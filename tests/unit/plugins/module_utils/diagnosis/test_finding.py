@@ -9,6 +9,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.capture import so
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import TraceReader, detect_format
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import sockets
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary as probe_summary
 from recorded import fixture_path
 
 
@@ -89,7 +90,7 @@ def test_the_fleet_verdict_blames_the_host_that_stopped_it_and_not_those_it_neve
     packets = packets_of("xtables-monitor-kube-node2-forward-drop.txt")
     hosts = {"node2": {"trace": {"packets": packets, "finding": finding.explain(packets, None, NoEvidence())}},
              "pod": {"trace": {"packets": [], "finding": finding.explain([], None, NoEvidence())}}}
-    report = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"timeout": 3}}})
+    report = verdict.build_report(hosts, {"port": 30080}, {"summary": probe_summary([{"result": "timeout"}] * 3)})
     assert report["schema_version"] == 2
     assert (report["verdict"]["culprit"], report["verdict"]["cause"]) == ("node2", "rule_drop")
     assert report["verdict"]["line"] == "node2 \u2717  (not seen: pod)"
@@ -100,10 +101,15 @@ def test_a_run_whose_probe_connected_through_every_host_is_not_undecided():
     from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
     packets = packets_of("nft-monitor-kube-node3-dnat.txt")  # forwarded, all of them
     hosts = {"node3": {"trace": {"packets": packets, "finding": finding.explain(packets, None, NoEvidence())}}}
-    passed = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"connected": 3}}})["verdict"]
-    assert (passed["cause"], passed["culprit"], passed["words"]) == (None, None, "the packet passed every traced host")
-    failed = verdict.build_report(hosts, {"port": 30080}, {"summary": {"results": {"timeout": 3}}})["verdict"]
-    assert failed["cause"] == "undecided" and failed["words"].startswith("no traced host saw the packet stop")
+    for result in ("connected", "reply"):  # a working tcp service, and a udp one that answered
+        probe = {"summary": probe_summary([{"result": result}] * 3)}
+        passed = verdict.build_report(hosts, {"port": 30080}, probe)["verdict"]
+        assert (passed["cause"], passed["culprit"], passed["words"]) == (
+            None, None, "the packet passed every traced host")
+        assert verdict.label(passed) == "passed"
+    failed = verdict.build_report(hosts, {"port": 30080}, {"summary": probe_summary([{"result": "timeout"}] * 3)})
+    assert failed["verdict"]["cause"] == "undecided"
+    assert failed["verdict"]["words"].startswith("no traced host saw the packet stop")
 
 
 class RecordedEvidence:
@@ -189,14 +195,15 @@ def test_a_drop_before_the_first_hook_is_named_by_joining_the_sender_s_next_hop_
         hosts[host] = {"trace": {"packets": result["packets"], "finding": found}}
     assert hosts["router"]["trace"]["finding"]["evidence"]["next_hop"]["address"] == "198.18.20.2"
     assert hosts["server"]["trace"]["finding"]["evidence"]["ingress_drops"][0]["dev"] == "eth0"
-    report = verdict.build_report(hosts, {"port": 8080}, {"summary": {"results": {"timeout": 2}}})
+    timeouts = {"summary": probe_summary([{"result": "timeout"}] * 2)}
+    report = verdict.build_report(hosts, {"port": 8080}, timeouts)
     fleet = report["verdict"]
     assert (fleet["culprit"], fleet["cause"]) == ("server", "tc_ingress_drop"), fleet
     assert fleet["line"] == "router \u2192 server \u2717" and "tc ingress on eth0" in fleet["words"]
     assert {row["host"]: row["cause"] for row in report["hosts"]} == {"router": None, "server": "tc_ingress_drop"}
     # The same drops on a host the router did not send the packet to blame nobody.
     hosts["router"]["trace"]["finding"]["evidence"]["next_hop"]["address"] = "198.18.20.9"
-    fleet = verdict.build_report(hosts, {"port": 8080}, {"summary": {"results": {"timeout": 2}}})["verdict"]
+    fleet = verdict.build_report(hosts, {"port": 8080}, timeouts)["verdict"]
     assert (fleet["culprit"], fleet["cause"]) == (None, "undecided")
 
 

@@ -24,8 +24,19 @@ def test_a_host_that_never_reported_has_a_row_with_its_error(fixture_text):
     assert rows["gone"]["error"] == UNREACHABLE and not rows["gone"]["seen"]
     assert rows["gone"]["cause"] is None and rows["gone"]["words"] == "%s: %s" % (verdict.NOT_REPORTED, UNREACHABLE)
     assert rows["node"]["words"] == "the probe's packets were not seen here"
-    assert built["verdict"]["cause"] is None and built["verdict"]["culprit"] is None
+    assert built["verdict"]["culprit"] is None
     assert "gone  no    -         -     not reported" in verdict.table(built)
+
+
+def test_a_blocked_port_that_no_host_saw_is_never_passed(fixture_text):
+    built = report(fixture_text)  # every attempt timed out, and no traced host saw a packet
+    assert (built["verdict"]["cause"], built["verdict"]["culprit"]) == ("not_seen", None)
+    assert "[not_seen]" in verdict.table(built) and "(not_seen)" in verdict.markdown(built)
+    assert "passed" not in verdict.table(built) + verdict.markdown(built) + html.page(built)
+    # The same run whose probe connected: nothing is blamed, and nothing was seen either.
+    hosts = {"node": {"arm_error": None, "trace": {"packets": []}}}
+    quiet = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "connected"}] * 3)})
+    assert quiet["verdict"]["cause"] is None and verdict.label(quiet["verdict"]) == "nothing seen"
 
 
 def test_the_report_says_when_and_what_the_probe_said_in_words(fixture_text):
