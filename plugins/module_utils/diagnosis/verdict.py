@@ -19,6 +19,8 @@ NOT_REPORTED = "not reported: the host failed or could not be reached during the
 # told apart by the TTL the request arrived with (each router takes one).
 ROLE_ORDER = {"sent": 0, "forwarded": 1, "stopped": 2, "delivered_local": 3, "not_seen": 4}
 ARROW = " \u2192 "
+# What a host's finding says of the cause, as its row shows it.
+FINDING_KEYS = ("cause", "layer", "direction", "words", "evidence", "fix", "remediable", "ruled_out")
 
 
 def _first_packet(trace):
@@ -99,8 +101,7 @@ def _dropped_before_first_hook(way, verdicts):
                 found = causes.finding("tc_ingress_drop", "request", dict(
                     verdict["evidence"], sent_by={"host": last["host"], "next_hop": next_hop}, ingress=dropped),
                     dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
-                verdict.update({key: found[key] for key in ("cause", "layer", "direction", "words", "evidence", "fix",
-                                                             "remediable", "ruled_out")})
+                verdict.update((key, found[key]) for key in FINDING_KEYS)
                 return verdict
     return None
 
