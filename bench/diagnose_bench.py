@@ -4,6 +4,8 @@
   remote module executions per host, counted by the targets themselves (every module run starts the host's Python
   through a wrapper that notes the network namespace it runs in). Target (issue #14): at most 3 per traced host,
   plus the probe on probe_from.
+- The arm step on one host of that lab (trace_rule capture=true, then trace off), best of 3, with the kernel's drop
+  reasons (a bpftrace program started beside the capture) and without: the time they add per host.
 - The `scale` lab, 10 and 50 hosts with forks 25: against as many ping tasks per host as the diagnosis ran. Target
   (issue #7): at most 2x.
 
@@ -88,8 +90,28 @@ def measure_incident(directory):
         started = handle.read().split()
     executions = {host: started.count(inode[host]) for host in INCIDENT_HOSTS}
     baseline, _output = playbook([ping_playbook(3, directory), "-l", ",".join(INCIDENT_HOSTS)] + counting)
+    without, _output = playbook(["packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080",
+                                 "-e", "dst=198.18.20.2", "-e", "probe_from=client", "-e", "drop_reasons=never",
+                                 "-e", "report_dir=%s/report-incident-never" % directory])
+    arms = {choice: arm_seconds("router", choice) for choice in ("never", "auto")}
     subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
-    return seconds, baseline, executions
+    return seconds, baseline, executions, without, arms
+
+
+def arm_seconds(host, drop_reasons, runs=3):
+    """The best of `runs` arms of one host (trace_rule capture=true, as the role arms it), each switched off after."""
+    best = None
+    for _run in range(runs):
+        argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, host, "-m", "packetpath.linux.trace_rule", "-a"]
+        started = time.perf_counter()
+        done = subprocess.run(argv + ["proto=tcp port=48080 expires=60 capture=true drop_reasons=%s" % drop_reasons],
+                              env=ENV, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError("arming %s failed:\n%s" % (host, done.stdout[-3000:]))
+        subprocess.run(argv + ["proto=tcp port=48080 state=absent"], env=ENV, capture_output=True, check=False)
+        best = seconds if best is None else min(best, seconds)
+    return best
 
 
 def main():
@@ -104,9 +126,12 @@ def main():
                 results[hosts] = measure(hosts, directory)
     finally:
         subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
-    seconds, baseline, executions = incident
+    seconds, baseline, executions, without, arms = incident
     print("diagnose_port on a 3-host incident lab (forward-drop): %.1f s to the verdict vs %.1f s for 3 ping tasks "
-          "per host: %.2fx" % (seconds, baseline, seconds / baseline))
+          "per host: %.2fx (with the kernel's drop reasons; without them %.1f s: %.2fx)" % (
+              seconds, baseline, seconds / baseline, without, without / baseline))
+    print("  arming one host (best of 3): %.2f s without drop reasons, %.2f s with them: +%.2f s per host" % (
+        arms["never"], arms["auto"], arms["auto"] - arms["never"]))
     print("  remote module executions per host: %s (target <= 3 per traced host, plus the probe on client: %s)" % (
         ", ".join("%s %d" % item for item in sorted(executions.items())),
         "met" if executions["client"] <= 4 and max(executions["router"], executions["server"]) <= 3 else "MISSED"))

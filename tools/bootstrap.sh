@@ -11,6 +11,7 @@ declare -A needs=(
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
   [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck [chromium]=chromium
   [unshare]=util-linux [sudo]=sudo  # the fleet tests: a host without tools, and runs with become
+  [bpftrace]=bpftrace [tc]=iproute2  # the kernel's drop reasons (optional on a target, proved in the lab); tc labs
 )
 missing=()
 for program in "${!needs[@]}"; do

@@ -6,13 +6,14 @@ import os
 import platform
 from importlib import metadata
 
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import KERNEL_LOG_FILES
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import nflog
 from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
 
 TOOLS = (
     "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "iptables-save",
-    "xtables-monitor", "nft", "ip", "journalctl", "dmesg", "systemd-run",
+    "xtables-monitor", "nft", "ip", "tc", "journalctl", "dmesg", "systemd-run", "bpftrace",
 )
 
 
@@ -32,6 +33,7 @@ def survey(runner):
         rc, out, err = runner.run([tools["iptables"], "--version"])
         version, backend = parse_iptables_version(out if rc == 0 else err)
     kernel_log = nflog.report()
+    bpftrace, unavailable = drop_reasons.availability(runner)
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -42,6 +44,8 @@ def survey(runner):
         "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],
         "in_initial_netns": kernel_log["in_initial_netns"],
         "nf_log_all_netns": kernel_log["nf_log_all_netns"],
+        # Optional: where it cannot be read, a diagnosis goes on from the trace and the kernel's state alone.
+        "drop_reasons": {"available": bpftrace is not None, "bpftrace": bpftrace, "why_not": unavailable},
     }
 
 

@@ -103,6 +103,15 @@ nf_log_all_netns:
   description: The value of C(net.netfilter.nf_log_all_netns); null outside the initial namespace, where it cannot be read.
   returned: always
   type: bool
+drop_reasons:
+  description:
+    - Whether the kernel's own drop reasons can be read here beside a capture (C(available)), the C(bpftrace) that
+      would read them, and otherwise why not (C(why_not)), one of not root, bpftrace missing, no BTF, no tracefs,
+      a kernel without drop reasons (before 5.17). Optional, so it is no problem; without them a diagnosis decides
+      from the trace and the kernel's state alone.
+  returned: always
+  type: dict
+  sample: {"available": false, "bpftrace": null, "why_not": "bpftrace is not installed"}
 problems:
   description: Plain-words reasons the host cannot be traced; empty when it can.
   returned: always

@@ -352,14 +352,32 @@ finding:
       among them), and C(conntrack) (C(table) with the namespace's C(count) and the machine's C(max), and
       C(entries), the request's conversation as conntrack holds it (C(orig), C(reply), C(status), C(state),
       C(nat), C(reply_seen), conntrack saw a reply, even one a filter then dropped); null where conntrack or pyroute2 is missing).
+    - C(layer), where the packet died (V(trace), V(routing), V(after_routing), V(before_first_hook), V(socket),
+      V(kernel)).
+    - Where the kernel's drop reasons were read (see RV(drop_reasons)), C(drop_reasons) (the flow's drops here, each
+      with C(direction)) and C(kernel), how they stand to the cause (V(corroborates), V(names another reason),
+      V(decides) where no other layer could, with cause V(kernel_drop)).
   returned: when explain is true
   type: dict
+drop_reasons:
+  description:
+    - With O(source=capture), whether the kernel's drop reasons were read beside the capture (C(read)) and why not
+      (C(why)), and C(drops), the flow's drops in this namespace as the kernel gave them (skb:kfree_skb, read by the
+      bpftrace program C(packetpath.linux.trace_rule) started), oldest first, each with C(reason) (the kernel's
+      name), C(reason_code), C(location) (the kernel function), C(dev), C(family), C(proto), C(src), C(dst),
+      C(sport), C(dport), C(ttl) and C(time) (epoch seconds).
+  returned: with source=capture
+  type: dict
+  sample: {"read": true, "drops": [{"reason": "NO_SOCKET", "reason_code": 3, "location": "tcp_v4_rcv",
+           "dev": "eth0", "family": "ipv4", "proto": "tcp", "src": "198.18.10.2", "dst": "198.18.20.2",
+           "sport": 48080, "dport": 8080, "ttl": 63, "time": 1795546212.5}]}
 query_result:
   description: The value of O(query) applied to the result.
   returned: when query is given
   type: raw
 """
 
+import socket
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -367,7 +385,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
-from ansible_collections.packetpath.linux.plugins.module_utils.capture import spool
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
@@ -423,12 +441,12 @@ def check_options(params):
             raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
 
 
-def explain(module, packets, flow, before, interfaces_before):
+def explain(module, packets, flow, before, interfaces_before, drops=None):
     """The host's finding, from the packets just read and the evidence of this namespace."""
     after = counters.snapshot()
     tables = rt_tables.RtTables()
     router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
-    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before)
+    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops)
     return finding.explain(packets, flow.port if flow else None, evidence)
 
 
@@ -451,8 +469,16 @@ def read_capture(module, flow):
     result = fetch(module, module.params, flow, "file", spool_path, found["format"])
     result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
         found["source"], flow.flow_id))
+    reasons = found.get("drop_reasons") or {"unavailable": "not asked for"}
+    drops = None
+    if "files" in reasons:
+        drops = drop_reasons.read(reasons, flow, dict(socket.if_nameindex()))
+        result["drop_reasons"] = {"read": True, "drops": drops}
+    else:
+        result["drop_reasons"] = {"read": False, "why": reasons.get("unavailable")}
     if module.params["explain"]:
-        result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"))
+        result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"),
+                                    drops)
     if not module.check_mode:
         spool.discard(flow.flow_id)
     return result

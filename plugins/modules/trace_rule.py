@@ -137,6 +137,18 @@ options:
       - Needs O(expires) (the capture's upper bound) and, for iptables-legacy, NFLOG (C(nfnetlink_log)).
     type: bool
     default: false
+  drop_reasons:
+    description:
+      - With O(capture=true), also read the kernel's own reason for every drop of the flow's packets
+        (C(skb:kfree_skb), Linux 5.17 and newer) with a C(bpftrace) program filtered in the kernel by this network
+        namespace, the flow's protocol and its ports, at most 50 drops a second, ending with the capture or the
+        trace's expiry. C(trace_results) O(packetpath.linux.trace_results#module:source=capture) reads them with the
+        trace.
+      - V(auto) does so where C(bpftrace) can run (root, BTF, tracefs, a kernel with drop reasons; RV(capture) says
+        why not otherwise) and goes on without them where it cannot. V(never) does not try.
+    type: str
+    choices: [auto, never]
+    default: auto
 notes:
   - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
     chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.
@@ -281,11 +293,14 @@ capture:
   description:
     - With O(capture=true) and O(state=present), the live capture started (C(pid), C(source), C(format),
       C(expires_at) as epoch seconds); in check mode C(would_start) names the source.
+    - C(drop_reasons) says whether the kernel's drop reasons are read beside it (C(pid) of the bpftrace program) or
+      why not (C(unavailable)).
     - With O(state=absent), whether a capture of the flow (or of any flow, O(all=true)) was ended and its spool
       removed (C(discarded)).
   returned: when O(capture=true), and with O(state=absent)
   type: dict
-  sample: {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor", "expires_at": 1795546512.5}
+  sample: {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor", "expires_at": 1795546512.5,
+           "drop_reasons": {"pid": 4250}}
 nf_log:
   description:
     - iptables-legacy only. Where legacy TRACE goes (C(logger) V(nflog), or V(kernel_log) where nfnetlink_log cannot
@@ -300,8 +315,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
-from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, spool
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, fetch, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
@@ -321,6 +336,7 @@ def argument_spec():
         expires={"type": "int", "default": rule.DEFAULT_EXPIRES},
         all={"type": "bool", "default": False},
         capture={"type": "bool", "default": False},
+        drop_reasons={"type": "str", "choices": ["auto", "never"], "default": "auto"},
     )
     return spec
 
@@ -374,22 +390,40 @@ def switch(runner, params, check_mode):
     result = rule.present(backend, reason, flow, hooks, params["rate"], params["burst"], params["expires"],
                           check_mode)
     if params["capture"]:
-        result["capture"] = _capture(runner, backend.name, flow, params["expires"], result, check_mode)
+        result["capture"] = _capture(runner, backend.name, flow, params, result, check_mode)
         result["changed"] = True
     return result
 
 
-def _capture(runner, backend, flow, expires, result, check_mode):
-    """Start the flow's live capture, with the namespace's counters and its interfaces' drops as they are now."""
+def _capture(runner, backend, flow, params, result, check_mode):
+    """Start the flow's live capture, with the namespace's counters and its interfaces' drops as they are now, and
+    the kernel's drop reasons beside it where they can be read."""
     if (result.get("nf_log") or {}).get("logger") == "kernel_log":
         raise OptionError("capture", True, "legacy TRACE goes to the kernel log here (no nfnetlink_log), which every "
                           "namespace shares: read it with packetpath.linux.trace_results source=dmesg instead")
+    bpftrace, unavailable = drop_reasons.availability(runner) if params["drop_reasons"] == "auto" else (
+        None, "drop_reasons=never")
     if check_mode:
-        return {"would_start": fetch.BACKEND_SOURCE[backend]}
+        return {"would_start": fetch.BACKEND_SOURCE[backend], "drop_reasons": {"unavailable": unavailable}
+                if unavailable else {"would_start": bpftrace}}
     # Ends a little before the expiry, which then removes the spool.
-    found = spool.start(runner, backend, flow.flow_id, max(1, expires - 2),
-                        {"counters": counters.snapshot(), "interfaces": interfaces.read(runner)})
-    return {key: found[key] for key in ("pid", "source", "format", "expires_at")}
+    duration = max(1, params["expires"] - 2)
+    spool.discard(flow.flow_id)  # an earlier capture of the flow, and its program, before the new program's files
+    reasons = {"unavailable": unavailable}
+    if bpftrace:
+        try:
+            reasons = drop_reasons.start(bpftrace, flow, duration, spool.base(flow.flow_id))
+        except (HostError, OSError) as exc:  # optional: the capture goes on without them, and says why
+            reasons = {"unavailable": str(exc)}
+    try:
+        found = spool.start(runner, backend, flow.flow_id, duration, {
+            "counters": counters.snapshot(), "interfaces": interfaces.read(runner), "drop_reasons": reasons})
+    except BaseException:
+        drop_reasons.discard(reasons)
+        raise
+    started = {key: found[key] for key in ("pid", "source", "format", "expires_at")}
+    started["drop_reasons"] = {"pid": reasons["pid"]} if "pid" in reasons else reasons
+    return started
 
 
 def _discard(flow_ids, check_mode):

@@ -220,7 +220,7 @@ def traces_left(netns):
     left += glob.glob(namespace_dir + "/capture/*")  # a live capture's record and spool (trace_rule capture=true)
     left += [pid for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
                                            check=False).stdout.split()
-             if "packetpath-expiry" in _cmdline(pid)]
+             if "packetpath-expiry" in _cmdline(pid) or "bpftrace" in _cmdline(pid)]
     return left
 
 

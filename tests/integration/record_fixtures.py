@@ -15,7 +15,7 @@ import tempfile
 import time
 
 import yaml
-from labtools import ROOT, Monitor, connect, in_netns, lab, live_captures, module, nflog_monitor, send
+from labtools import ROOT, Monitor, connect, in_netns, lab, module, nflog_monitor, send
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
@@ -242,14 +242,14 @@ def record_sysctl():
 EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "link-down",
              "mark-policy-route", "martian-source", "neighbour-failed", "policy-drop", "prohibit-route-v6", "qdisc-drop",
              "reply-neighbour-failed-v6", "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop",
-             "udp-receive-buffer-full-v6", "unreachable-route")
+             "tc-ingress-drop-untraced", "udp-receive-buffer-full-v6", "unreachable-route")
 SPORT = 48080
 
 
 def record_incidents(names=EXPLAINED):
-    """For each incident of EXPLAINED: the culprit traced both ways by the probe's source port, a live capture with
-    explain, one probe from probe_from; the module's packets and finding, unedited, and the culprit's socket
-    tables."""
+    """For each incident of EXPLAINED: the culprit traced both ways by the probe's source port and captured as the
+    role does (with the kernel's drop reasons), one probe from probe_from, the capture collected with explain; the
+    module's packets and finding, unedited, and the culprit's socket tables."""
     out = os.path.join(ROOT, "tests", "unit", "fixtures", "incidents")
     os.makedirs(out, exist_ok=True)
     for name in names:
@@ -261,17 +261,19 @@ def record_incidents(names=EXPLAINED):
         hosts = [truth["culprit"]] + ([truth["sent_by"]] if "sent_by" in truth else [])
         lab("up", "incidents/" + name)
         try:
-            for host in hosts:
-                assert module(host, "packetpath.linux.trace_rule", dict(flow, expires=60))["_status"] == "CHANGED"
-            with live_captures(hosts, explain=True, max_packets=20, **flow) as captures:
-                module(probe_args["probe_from"], "packetpath.linux.probe", {
-                    "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
-                    "sport": SPORT, "count": 2, "timeout": 1})
+            for host in hosts:  # armed as the role arms: the capture, and the kernel's drop reasons beside it
+                armed = module(host, "packetpath.linux.trace_rule", dict(flow, expires=60, capture=True))
+                assert armed["_status"] == "CHANGED" and "pid" in armed["capture"]["drop_reasons"], armed
+            module(probe_args["probe_from"], "packetpath.linux.probe", {
+                "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
+                "sport": SPORT, "count": 2, "timeout": 1})
+            collected = {host: module(host, "packetpath.linux.trace_results", dict(
+                flow, source="capture", explain=True, max_packets=20)) for host in hosts}
             for host in hosts:
                 module(host, "packetpath.linux.trace_rule", dict(flow, state="absent"))
             results = {}
-            for host, capture in zip(hosts, captures):
-                result = {key: capture.result[key] for key in ("packets", "finding")}
+            for host in hosts:
+                result = {key: collected[host][key] for key in ("packets", "finding")}
                 # The socket tables, which a finding names only where nothing listens, and conntrack's statistics.
                 result["proc_net"] = {path: in_netns("pp-" + host, ["cat", path]).stdout
                                       for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp",

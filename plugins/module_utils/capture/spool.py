@@ -20,18 +20,23 @@ import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
-from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, fetch
 
 DIRECTORY = "capture"
 READY_TIMEOUT = 20  # seconds for the reader to open its source
 END_TIMEOUT = 10  # seconds for it to drain its last lines after the stop file
 
 
+def base(flow_id):
+    """Where the flow's capture files lie, less their suffix (the drop reasons' program writes beside them)."""
+    return hoststate.record_path(DIRECTORY, flow_id)
+
+
 def paths(flow_id):
     """The capture's files: its record, the spool of lines, and the ready, stop and done markers."""
-    base = hoststate.record_path(DIRECTORY, flow_id)
-    return {"record": base + ".json", "lines": base + ".lines", "ready": base + ".ready", "stop": base + ".stop",
-            "done": base + ".done"}
+    prefix = base(flow_id)
+    return {"record": prefix + ".json", "lines": prefix + ".lines", "ready": prefix + ".ready",
+            "stop": prefix + ".stop", "done": prefix + ".done"}
 
 
 def record(flow_id):
@@ -127,6 +132,7 @@ def collect(flow_id, stop=True):
                         "capture=true (it also ends when the trace expires, and is removed when it is switched off); "
                         "nothing was read")
     if stop:
+        drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
         with open(files["stop"], "w") as handle:
             handle.write("stop\n")
         deadline = time.time() + END_TIMEOUT
@@ -144,6 +150,7 @@ def discard(flow_id):
     found = record(flow_id)
     if running(found):
         os.kill(found["pid"], signal.SIGTERM)
+    drop_reasons.discard((found or {}).get("drop_reasons"))
     existed = found is not None
     for name in ("lines", "ready", "stop", "done", "record"):
         if os.path.exists(files[name]):

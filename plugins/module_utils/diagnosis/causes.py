@@ -21,7 +21,18 @@ UNDECIDED = "undecided"
 NOT_SEEN = "not_seen"
 
 # Where on its way through a host the packet died, in the order the packet meets them (and the host reads them).
-LAYERS = ("trace", "routing", "after_routing", "before_first_hook", "socket")
+LAYERS = ("trace", "routing", "after_routing", "before_first_hook", "socket", "kernel")
+# The kernel's drop reasons in words, for a drop no other layer explains (the kernel's own name goes beside them).
+# A reason not listed here is reported by its name.
+REASON_WORDS = {
+    "TC_INGRESS": "at tc ingress (a tc filter or program)", "TC_EGRESS": "at tc egress (a tc filter or program)",
+    "XDP": "in an XDP program", "QDISC_DROP": "in the egress qdisc", "NETFILTER_DROP": "in netfilter",
+    "NO_SOCKET": "because no socket takes it", "SOCKET_RCVBUFF": "because the socket's receive buffer is full",
+    "TCP_LISTEN_OVERFLOW": "because the listener's accept queue is full", "IP_RPFILTER": "by reverse-path filtering",
+    "NEIGH_FAILED": "because the next hop does not answer ARP/NDP", "IP_INHDR": "for a bad IP header or TTL",
+    "IP_INNOROUTES": "for want of a route", "IP_OUTNOROUTES": "for want of a route", "OTHERHOST": "as not its own",
+    "PKT_TOO_BIG": "as too big for the path", "CPU_BACKLOG": "because the CPU's backlog is full",
+}
 
 
 def _loose_rp_filter(facts):
@@ -68,84 +79,114 @@ class Cause:
     fix: Optional[Callable] = None  # facts -> {module, why, args}, or None where a person must look
     remediable: bool = False  # remediate=true applies the fix as it is
     route_type: Optional[str] = None  # the route (or rule) type whose decision this cause is
+    # The kernel's drop reasons (skb:kfree_skb, as the kernel names them; REASON:function where the reason alone is
+    # too general) that corroborate it where bpftrace reads them: as seen in its incident lab on Linux 6.18.
+    drop_reasons: Tuple[str, ...] = ()
+
+    def corroborated_by(self, drop):
+        return drop["reason"] in self.drop_reasons or "%s:%s" % (drop["reason"], drop["location"]) in self.drop_reasons
 
 
 _UNREACH = ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs")
+# What the kernel says of a packet a route refused (6.18: ip_error for IPv4, ip6_pkt_prohibit/ip6_pkt_discard for IPv6).
+_REFUSED_BY_ROUTE = ("NOT_SPECIFIED:ip_error", "IP_INNOROUTES", "IP_OUTNOROUTES")
+# A packet left waiting for a neighbour that never answers: NEIGH_FAILED (IPv6 says NOT_SPECIFIED there). A link
+# without carrier, or a qdisc that drops the ARP/NDP requests, ends the same way.
+_NEXT_HOP_UNANSWERED = ("NEIGH_FAILED", "NEIGH_QUEUEFULL", "NOT_SPECIFIED:neigh_invalidate")
 
 CATALOGUE = {cause.id: cause for cause in (
     Cause("rule_drop", "trace", "the trace's last hop is a rule whose verdict is DROP",
-          "dropped by {hop}: {rule}"),
+          "dropped by {hop}: {rule}",
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("rule_reject", "trace", "the trace's last hop is a rule whose verdict is REJECT",
-          "rejected by {hop}: {rule}"),
+          "rejected by {hop}: {rule}",
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("policy_drop", "trace", "the trace's last hop is a chain's policy DROP",
-          "dropped by the policy of {hop}: no rule of the chain accepted it"),
+          "dropped by the policy of {hop}: no rule of the chain accepted it",
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("reply_dropped", "trace", "the reply's trace ends at a rule or policy DROP/REJECT",
-          "the reply is dropped: {hop}: {rule}"),
+          "the reply is dropped: {hop}: {rule}",
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("conntrack_invalid", "trace", "the trace's last hop is a rule that drops what conntrack classified INVALID "
                                         "(ctstate INVALID, ct state invalid)",
           "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
-          "such packets: {rule}", counters=("NfctInvalid",)),
+          "such packets: {rule}", counters=("NfctInvalid",),
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("conntrack_full", "trace", "the packet vanished without a rule's verdict, conntrack's own drop counter "
                                      "(NfctDrop: it could not track a new flow) moved in the window, and the table is "
                                      "at least 90% full",
           "the conntrack table is full ({count} of {max}): new flows are dropped", counters=("NfctDrop",
                                                                                              "NfctEarlyDrop"),
-          fix=_raise_conntrack_max),
+          fix=_raise_conntrack_max,
+          drop_reasons=("NETFILTER_DROP",)),
     Cause("rp_filter", "routing", "the trace ends at the routing decision; the kernel refuses the input lookup "
                                   "(EXDEV; EINVAL on newer kernels) and the route back to the source leaves by another "
                                   "interface (or none)",
-          "{explanation}", counters=("TcpExtIPReversePathFilter",), fix=_loose_rp_filter, remediable=True),
+          "{explanation}", counters=("TcpExtIPReversePathFilter",), fix=_loose_rp_filter, remediable=True,
+          drop_reasons=("IP_RPFILTER",)),
     Cause("blackhole_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
                                         "tos and arrival interface) lead to a blackhole route",
           "the routing decision drops it: {route} in table {table}, chosen by {chosen}", fix=_delete_route,
-          route_type="blackhole"),
+          route_type="blackhole",
+          drop_reasons=_REFUSED_BY_ROUTE),
     Cause("unreachable_route", "routing", "the trace ends at the routing decision; the rules (with the packet's "
                                           "mark, tos and arrival interface) lead to an unreachable route",
           "the routing decision refuses it (host unreachable): {route} in table {table}, chosen by {chosen}",
-          counters=_UNREACH, fix=_delete_route, route_type="unreachable"),
+          counters=_UNREACH, fix=_delete_route, route_type="unreachable",
+          drop_reasons=_REFUSED_BY_ROUTE),
     Cause("prohibit_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
                                        "tos and arrival interface) lead to a prohibit route",
           "the routing decision refuses it (administratively prohibited): {route} in table {table}, chosen by "
-          "{chosen}", counters=_UNREACH, fix=_delete_route, route_type="prohibit"),
+          "{chosen}", counters=_UNREACH, fix=_delete_route, route_type="prohibit",
+          drop_reasons=_REFUSED_BY_ROUTE),
     Cause("no_route", "routing", "the trace ends at the routing decision; no table the policy rules lead to covers "
                                  "the destination",
           "no route to {dst}: no table the policy rules lead to covers it",
-          counters=("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes")),
+          counters=("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes"),
+          drop_reasons=("IP_INNOROUTES", "IP_OUTNOROUTES")),
     Cause("forwarding_disabled", "routing", "the trace ends at the routing decision for a packet to another host; "
                                             "the route is unicast and forwarding is off on the arrival interface",
           "forwarding is off on {interface} (net.{family}.conf.{interface}.forwarding = 0): the packet for {dst} "
           "arrived there and may not be forwarded", counters=("IpInAddrErrors", "Ip6InAddrErrors"),
-          fix=_forwarding_on, remediable=True),
+          fix=_forwarding_on, remediable=True,
+          drop_reasons=("IP_INADDRERRORS",)),
     # seen here: a local source moves no counter (the martian-source lab)
     Cause("martian_source", "routing", "the trace ends at the routing decision; the kernel refuses the input lookup, "
                                        "and the source is an address of this host (accept_local off), a loopback "
                                        "address (route_localnet off) or no unicast address",
-          "the kernel drops it as a martian source on {interface}: {reason}"),
+          "the kernel drops it as a martian source on {interface}: {reason}",
+          drop_reasons=("IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET")),
     Cause("routing_loop", "routing", "the same packet (addresses, ports) is traced arriving again with a lower TTL: "
                                      "it left this host and came back",
           "the packet comes back: it arrives again with a lower TTL each time (TTL {ttls}) and leaves by {out} toward "
           "{gateway} again, a routing loop; it dies where its TTL runs out (ICMP time exceeded)",
-          counters=("IcmpOutTimeExcds", "Icmp6OutTimeExcds", "IpInHdrErrors", "Ip6InHdrErrors")),
+          counters=("IcmpOutTimeExcds", "Icmp6OutTimeExcds", "IpInHdrErrors", "Ip6InHdrErrors"),
+          drop_reasons=("IP_INHDR:ip_forward",)),
     Cause("link_down", "after_routing", "the packet passed (or the routing decision sends it) out of an interface "
                                         "that is down or has no carrier; the route is still there (flagged linkdown)",
           "{dev} is {state}: the route {route} still sends the packet for {dst} there, into a dead link",
-          counters=("IpOutDiscards", "Ip6OutDiscards"), fix=_link_up),
+          counters=("IpOutDiscards", "Ip6OutDiscards"), fix=_link_up,
+          drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("neighbour_failed", "after_routing", "the packet (a request or a reply, sent or forwarded) left for a next "
                                                "hop whose neighbour entry is FAILED or INCOMPLETE",
-          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH),
+          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH,
+          drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
                                          "dropped packets in the window (its drop counter moved)",
           "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "
-          "through"),
+          "through",
+          drop_reasons=("QDISC_DROP", "QDISC_OVERLIMIT") + _NEXT_HOP_UNANSWERED),
     Cause("tc_ingress_drop", "before_first_hook", "no hook of this host saw the packet, the previous host sent it to "
                                                   "an address of this host, and the ingress (clsact) qdisc of that "
                                                   "address's interface dropped packets in the window",
           "tc ingress on {dev} dropped {drops} packet(s) in the window, before netfilter's first hook: a tc filter "
-          "(an eBPF or tc program of a CNI, a policer) drops the packet for {dst}"),
+          "(an eBPF or tc program of a CNI, a policer) drops the packet for {dst}",
+          drop_reasons=("TC_INGRESS",)),
     Cause("no_listener", "socket", "the packet was delivered to the local stack and no socket listens on its "
                                    "(post-NAT) address and port",
           "nothing listens on {proto} {dst} port {port}{instead}: the host answers {answer}",
-          counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH),
+          counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH,
+          drop_reasons=("NO_SOCKET",)),
     Cause("accept_queue_full", "socket", "the SYN was delivered to the local stack and nothing answered it; a socket "
                                          "listens on its (post-NAT) address and port, its accept queue holds "
                                          "connections not yet accepted, and the kernel's ListenOverflows counter "
@@ -155,18 +196,27 @@ CATALOGUE = {cause.id: cause for cause in (
           "not accept() fast enough, or its listen() backlog is too small (capped by net.core.somaxconn)",
           # ListenOverflows: a SYN or handshake's last ACK dropped because the accept queue was full; ListenDrops
           # counts it too, with the listen path's other drops.
-          counters=("TcpExtListenOverflows", "TcpExtListenDrops")),
+          counters=("TcpExtListenOverflows", "TcpExtListenDrops"),
+          drop_reasons=("TCP_LISTEN_OVERFLOW",)),
     Cause("udp_receive_buffer_full", "socket", "the datagram was delivered to the local stack and nothing answered "
                                                "it; a socket takes its (post-NAT) address and port, holds unread "
                                                "data and counts drops, and the kernel's RcvbufErrors counter moved "
                                                "in the window",
           "the udp socket on {dst} port {port} does not read: its receive buffer is full ({queued} bytes unread, "
           "{drops} datagrams dropped by the socket), so the kernel drops the datagram (RcvbufErrors +{errors})",
-          counters=("UdpRcvbufErrors", "Udp6RcvbufErrors", "UdpInErrors", "Udp6InErrors")),
+          counters=("UdpRcvbufErrors", "Udp6RcvbufErrors", "UdpInErrors", "Udp6InErrors"),
+          drop_reasons=("SOCKET_RCVBUFF",)),
+    Cause("kernel_drop", "kernel", "no other layer says where the packet died, and the kernel's own drop reason "
+                                   "for the flow's packet in this namespace does (skb:kfree_skb, read by bpftrace)",
+          "the kernel dropped it {where} on {dev} ({reason}, {location})"),
     Cause("reply_routed_elsewhere", "routing", "the request arrived on one interface and the reply left by another",
           "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from"),
 )}
 REFUSING_ROUTES = {cause.route_type: cause.id for cause in CATALOGUE.values() if cause.route_type}
+
+
+def reason_words(reason):
+    return REASON_WORDS.get(reason, "for the reason the kernel calls %s" % reason)
 
 
 def corroborating(cause_id, delta):

@@ -43,8 +43,9 @@ class HostEvidence:
     sockets, the routing decision, the interfaces (state, addresses, qdisc drops over the capture) and the interface
     settings."""
 
-    def __init__(self, router, before, after, read_sysctl, interfaces_before=None):
+    def __init__(self, router, before, after, read_sysctl, interfaces_before=None, drops=None):
         self.router = router
+        self.drops = drops  # the kernel's reasons for the flow's drops here (bpftrace), None where not read
         self.delta = counters.moved(before, after)
         self.sysctl = read_sysctl  # (family, interface, key) -> value
         self._interfaces_before = interfaces_before
@@ -145,6 +146,11 @@ def explain(packets, port, evidence):
     trace, and what comes after the last hook (the way out: link, egress qdisc, neighbour). A host whose trace saw
     nothing says what dropped packets before its first hook (tc ingress), for the fleet to join with the host that
     sent the packet there."""
+    found = _finding(packets, port, evidence)
+    return _kernel_word(found, evidence.drops, port, packets)
+
+
+def _finding(packets, port, evidence):
     requests, replies = split_directions(packets, port)
     request, reply = deciding(requests), deciding(replies)
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
@@ -175,6 +181,37 @@ def explain(packets, port, evidence):
         return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
                     remediable=False, evidence=proof, ruled_out=[])
     return dict(base, **decided)
+
+
+def _kernel_word(found, drops, port, packets):
+    """The kernel's own reasons for the flow's drops here, set beside the finding: they corroborate its cause, or
+    name another; where no layer decided and the packet went unanswered (or never reached a hook here), the first
+    drop of a request decides (`kernel_drop`)."""
+    if drops is None:
+        return found
+    side = "sport"
+    if packets and port:
+        opener = packets[0]["hops"][0]
+        side = "sport" if opener.get("sport") is not None and port[0] <= opener["sport"] <= port[1] else "dport"
+    drops = [dict(drop, direction="request" if not port or port[0] <= drop[side] <= port[1] else "reply")
+             for drop in drops]
+    found = dict(found, drop_reasons=drops, kernel=None)
+    if not drops:
+        return found
+    cause = causes.CATALOGUE.get(found["cause"])
+    if cause is not None:
+        agreeing = any(cause.corroborated_by(drop) for drop in drops)
+        found["kernel"] = "corroborates" if agreeing else "names another reason" if cause.drop_reasons else None
+        return found
+    requests = [drop for drop in drops if drop["direction"] == "request"]
+    unanswered = not found["seen"] or found["cause"] == causes.UNDECIDED or found["replies"] == 0
+    if not requests or not unanswered:
+        return found
+    first = requests[0]
+    decided = causes.finding("kernel_drop", "request", dict(found["evidence"], kernel_drop=first), found["ruled_out"],
+                             where=causes.reason_words(first["reason"]), dev=first["dev"] or "-",
+                             reason=first["reason"], location=first["location"])
+    return dict(found, kernel="decides", **decided)
 
 
 def _passed(packet, evidence):

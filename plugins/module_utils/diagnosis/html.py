@@ -4,7 +4,12 @@
 
 from html import escape
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import cause_text, label, probe_text
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import (
+    cause_text,
+    drops_text,
+    label,
+    probe_text,
+)
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
@@ -83,6 +88,8 @@ def page(report):
             body.append(svg(verdict))
         if verdict["evidence"].get("hops"):
             body.append("<pre>%s</pre>" % escape(verdict["evidence"]["hops"]))
+        if verdict.get("drop_reasons"):
+            body.append("<p class=\"drops\">The kernel dropped: %s.</p>" % escape(drops_text(verdict)))
         if verdict.get("fix"):
             body.append("<p>Fix (%s):</p><pre>%s</pre>" % (
                 "applied by remediate=true" if verdict["remediable"] else "suggested only",

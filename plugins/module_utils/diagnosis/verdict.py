@@ -42,7 +42,8 @@ def host_verdict(host, data, error=None):
     trace = (data or {}).get("trace") or {}
     verdict = {"host": host, "traced": bool(trace) and not trace.get("failed"), "seen": False, "packets": 0,
                "per_packet": [], "path": None, "last_hop": None, "fate": None, "role": "not_seen", "cause": None,
-               "layer": None, "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False, "ruled_out": []}
+               "layer": None, "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False,
+               "ruled_out": [], "drop_reasons": None, "kernel": None}
     if data is None:
         verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
@@ -55,22 +56,22 @@ def host_verdict(host, data, error=None):
     verdict["per_packet"] = [{key: each.get(key) for key in ("id", "path", "fate", "last_hop", "hints")}
                              for each in packets]
     found = trace.get("finding") or {}
+    for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel"):
+        if key in found:
+            verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
     verdict["evidence"] = dict(found.get("evidence") or {})
+    if verdict["fix"]:
+        verdict["fix"] = dict(verdict["fix"], task=fix_task(verdict["fix"], host))
     if packet is None:
         return verdict
     verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))
-    for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack"):
-        if key in found:
-            verdict[key] = found[key]
     verdict["evidence"]["hops"] = packet.get("summary")
     verdict["evidence"]["rewrites"] = [
         {"hook": hop.get("hook"), "hop": "%s:%s" % (hop.get("table"), hop.get("chain")), "field": field,
          "before": before, "after": after}
         for hop in packet.get("hops") or [] for field, (before, after) in sorted((hop.get("rewrite") or {}).items())]
-    if verdict["fix"]:
-        verdict["fix"] = dict(verdict["fix"], task=fix_task(verdict["fix"], host))
     return verdict
 
 
@@ -86,12 +87,14 @@ def _same_address(one, other):
 
 
 def _dropped_before_first_hook(way, verdicts):
-    """The host the last host on the way sent the unanswered packet to, where that host's trace saw nothing and its
-    tc ingress dropped packets in the window on the interface holding that address: its row, now naming the cause.
-    Neither host can tell alone: the sender knows where it sent the packet, the receiver what it dropped."""
+    """A host whose trace saw nothing, where the packet died before its first hook: the host the last host on the
+    way sent the unanswered packet to, where tc ingress dropped packets in the window on the interface holding that
+    address (neither host can tell alone: the sender knows where it sent the packet, the receiver what it dropped);
+    else a host where the kernel itself gave a reason for dropping the flow's packet (bpftrace). Its row, naming the
+    cause."""
     last = way[-1] if way else None
     if last is None or last["role"] not in ("sent", "forwarded") or not last["evidence"].get("next_hop"):
-        return None
+        return next((v for v in verdicts if not v["seen"] and v["cause"] == "kernel_drop"), None)
     next_hop = last["evidence"]["next_hop"]
     for verdict in verdicts:
         if verdict["seen"]:
@@ -102,8 +105,12 @@ def _dropped_before_first_hook(way, verdicts):
                     verdict["evidence"], sent_by={"host": last["host"], "next_hop": next_hop}, ingress=dropped),
                     dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
                 verdict.update((key, found[key]) for key in FINDING_KEYS)
+                if verdict["drop_reasons"]:  # the kernel's word, where it was read, now stands beside this cause
+                    verdict["kernel"] = "corroborates" if any(
+                        causes.CATALOGUE["tc_ingress_drop"].corroborated_by(drop) for drop in verdict["drop_reasons"]
+                    ) else "names another reason"
                 return verdict
-    return None
+    return next((v for v in verdicts if not v["seen"] and v["cause"] == "kernel_drop"), None)
 
 
 def probe_failed(probe):
@@ -128,7 +135,7 @@ def fleet_verdict(verdicts, probe):
     cause = culprit["cause"] if culprit else causes.UNDECIDED if way and failed else causes.NOT_SEEN if failed \
         else None
     if culprit is not None:
-        words = "%s: %s" % (culprit["host"], culprit["words"])
+        words = "%s: %s%s" % (culprit["host"], culprit["words"], kernel_text(culprit))
         looping = [v["host"] for v in way if v is not culprit and v["cause"] == culprit["cause"] == "routing_loop"]
         if looping:
             words += "; the loop goes through %s too" % ", ".join(looping)
@@ -185,6 +192,32 @@ def table(report):
     return "\n".join(lines)
 
 
+def kernel_text(verdict):
+    """' (the kernel agrees: NO_SOCKET in tcp_v4_rcv)': the kernel's own reason beside a cause decided otherwise."""
+    drops = verdict.get("drop_reasons") or []
+    if verdict.get("kernel") not in ("corroborates", "names another reason") or not drops:
+        return ""
+    cause = causes.CATALOGUE[verdict["cause"]]
+    drop = next((d for d in drops if cause.corroborated_by(d)), drops[0])
+    return " (the kernel %s: %s in %s%s)" % ("agrees" if verdict["kernel"] == "corroborates" else
+                                             "names another reason", drop["reason"], drop["location"],
+                                             " on %s" % drop["dev"] if drop.get("dev") else "")
+
+
+def drops_text(verdict):
+    """'NO_SOCKET in tcp_v4_rcv on eth0 (request) x2; ...': the kernel's drops of the flow on a host, counted, or
+    words for why there are none."""
+    drops = verdict.get("drop_reasons")
+    if drops is None:
+        return None
+    counted = {}
+    for drop in drops:
+        key = "%s in %s%s (%s)" % (drop["reason"], drop["location"], " on %s" % drop["dev"] if drop.get("dev") else "",
+                                   drop.get("direction", "-"))
+        counted[key] = counted.get(key, 0) + 1
+    return "; ".join("%s x%d" % item for item in counted.items()) or "none of the flow's packets"
+
+
 def label(fleet):
     """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen."""
     return fleet["cause"] or ("passed" if fleet["way"] else "nothing seen")
@@ -226,8 +259,12 @@ def markdown(report):
                                                      verdict["last_hop"] or "-", verdict["fate"] or "-",
                                                      cause_text(verdict).replace("|", "\\|")))
     for verdict in report["hosts"]:
+        if verdict["evidence"].get("hops") or verdict.get("drop_reasons"):
+            lines += ["", "## %s" % verdict["host"]]
         if verdict["evidence"].get("hops"):
-            lines += ["", "## %s" % verdict["host"], "", "```", verdict["evidence"]["hops"], "```"]
+            lines += ["", "```", verdict["evidence"]["hops"], "```"]
+        if verdict.get("drop_reasons"):
+            lines += ["", "The kernel dropped: %s." % drops_text(verdict)]
         if verdict["fix"]:
             lines += ["", "Fix (%s):" % ("applied by remediate=true" if verdict["remediable"] else "suggested only"),
                       "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]

@@ -76,7 +76,7 @@ if plan.get("drop_empty_nft_table"):
 # A live capture of the flow (trace_rule capture=true) has ended by now; its spool goes with the trace.
 capture = os.path.join(os.path.dirname(os.path.dirname(plan["record"])), "capture")
 flow_id = os.path.basename(plan["record"])[:-len(".json")]
-for suffix in (".lines", ".ready", ".stop", ".done", ".json"):
+for suffix in (".lines", ".ready", ".stop", ".done", ".json", ".drops", ".drops.log", ".reasons"):
     try:
         os.unlink(os.path.join(capture, flow_id + suffix))
     except OSError:

@@ -30,6 +30,8 @@ def test_seed_up_twice_ssh_down_twice_leaves_the_machine_as_it_was(clean_machine
     assert [(len(first), rest) for first, rest in rows] == [(7, "ROOT"), (7, "True"), (7, "True")], survey.stdout
     assert survey.stdout.count("iptables_legacy") == 2
     assert "failed=0" in survey.stdout
+    # bpftrace is installed by `make` (tools/bootstrap.sh): the kernel's drop reasons can be read on every host.
+    assert len(re.findall(r'^\s*"(?:client|node) .* yes +- *",?$', survey.stdout, re.M)) == 2, survey.stdout
 
     during = machine_state()
     assert during["netns"] == ["pp-client", "pp-node"]

@@ -148,3 +148,36 @@ def test_a_rule_someone_else_removed_is_no_failure_of_the_expiry(host):
         assert sleepers(host) == {}
     finally:
         module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+
+
+def programs(host):
+    """The bpftrace programs running in the host's namespace (the drop reasons' beside a capture), by PID."""
+    found = []
+    for pid in subprocess.run(["ip", "netns", "pids", "pp-" + host], capture_output=True, text=True,
+                              check=False).stdout.split():
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                if handle.read().split(b"\0")[0].endswith(b"bpftrace"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("host", ["node1", "node3"])
+def test_the_drop_reasons_program_ends_with_trace_off_and_by_itself_before_the_expiry(host):
+    flow = dict(FLOW_A, capture=True, expires=8)
+    try:
+        started = module(host, "packetpath.linux.trace_rule", flow)["capture"]["drop_reasons"]
+        assert programs(host) == [started["pid"]], started
+        module(host, "packetpath.linux.trace_rule", dict(FLOW_A, state="absent"))
+        assert programs(host) == [] and traces_left("pp-" + host) == []
+        # Left alone: the program ends by itself with the capture, and the expiry removes every file.
+        started = module(host, "packetpath.linux.trace_rule", flow)["capture"]["drop_reasons"]
+        assert programs(host) == [started["pid"]], started
+        deadline = time.monotonic() + 20
+        while (programs(host) or traces_left("pp-" + host)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert programs(host) == [] and traces_left("pp-" + host) == []
+    finally:
+        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})

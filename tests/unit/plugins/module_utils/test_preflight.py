@@ -13,7 +13,7 @@ def test_survey_reads_the_backend_from_iptables_version(fixture_text):
     facts = preflight.survey(runner)
     assert runner.calls == [(list(version), None)]
     assert facts["iptables"] == {"version": "1.8.9", "backend": "iptables_legacy"}
-    assert facts["tools"] == recorded["tools"]
+    assert {name: facts["tools"][name] for name in recorded["tools"]} == recorded["tools"]
 
 
 def test_survey_without_iptables_runs_nothing():
@@ -37,3 +37,11 @@ def test_problems_name_each_missing_piece(fixture_text):
     assert found[0].startswith("not running as root")
     assert "neither iptables nor nft" in found[1]
     assert "neither pyroute2 nor iproute2" in found[2]
+
+
+def test_drop_reasons_say_why_they_cannot_be_read(monkeypatch):
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 0)
+    assert preflight.survey(ReplayRunner({}, {}))["drop_reasons"] == {
+        "available": False, "bpftrace": None, "why_not": "bpftrace is not installed"}
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
+    assert preflight.survey(ReplayRunner({}, {}))["drop_reasons"]["why_not"].startswith("not root")

@@ -31,9 +31,10 @@ def test_the_docs_table_is_the_catalogue_and_names_the_labs_that_prove_it():
     assert sorted(rows) == sorted(causes.CATALOGUE)
     assert set(labs) == set(causes.CATALOGUE), set(labs) ^ set(causes.CATALOGUE)
     for cause_id, cause in causes.CATALOGUE.items():
-        _id, layer, evidence, words, _fix, remediable, proved_by = rows[cause_id]
+        _id, layer, evidence, words, _fix, remediable, reasons, proved_by = rows[cause_id]
         assert (layer, evidence, words, remediable) == (
             cause.layer, cause.evidence, cause.words, "yes" if cause.remediable else "no")
+        assert reasons == (", ".join("`%s`" % reason for reason in cause.drop_reasons) or "-")
         assert cause.layer in causes.LAYERS
         named = [part.strip().strip("`") for part in proved_by.split(",")]
         assert named == labs[cause_id], (cause_id, proved_by)  # every cause is proved by a lab

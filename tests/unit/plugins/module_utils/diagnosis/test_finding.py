@@ -23,6 +23,7 @@ class NoEvidence:
     """A host whose evidence must not be needed: a rule's drop is decided by the trace alone."""
 
     delta = {}
+    drops = None  # no bpftrace
 
     def route(self, spec):
         raise AssertionError("the routing decision was asked for: %s" % spec)
@@ -67,7 +68,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "count": 65536, "max": 65536, "gateway": "198.18.20.1", "dev": "eth1", "state": "FAILED",
          "reason": "198.18.10.2 is an address of this host too", "queued": 1, "overflows": 3,
          "chosen": "rule `100: from 198.18.10.2 lookup 100`", "instead": "", "drops": 4, "errors": 2, "kind": "pfifo",
-         "admin": "up", "ttls": "64, 62"}
+         "admin": "up", "ttls": "64, 62", "where": "at tc ingress", "location": "tcf_classify"}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
@@ -120,6 +121,7 @@ class RecordedEvidence:
     def __init__(self, recorded):
         found = recorded["finding"]
         self.evidence, self.delta = found["evidence"], found["counters"]
+        self.drops = found.get("drop_reasons")  # the kernel's reasons, where bpftrace read them in the lab
         self.proc_net = recorded["proc_net"]
         self.conntrack_view = found["conntrack"]
 

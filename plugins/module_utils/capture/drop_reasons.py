@@ -1,0 +1,264 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kernel's own word on every drop of the flow's packets: the drop reason `skb:kfree_skb` carries (Linux 5.17+),
+read by a bpftrace program that runs beside the live capture, where bpftrace can run. Optional: a host without it
+is diagnosed from the trace and the kernel's state alone.
+
+The program keeps, in the kernel, only the skbs of this network namespace (the device's namespace, else the
+socket's, by inode) whose protocol and ports are the flow's; it prints at most RATE drops a second and ends by itself
+when the trace expires. It is started by a detached grandchild of the module (as the capture's reader is) that
+mounts tracefs in a mount namespace of its own where none is mounted (nothing changes for the rest of the machine),
+saves the tracepoint's format (the reason names differ between kernels: they are read there, never hard-coded) and
+becomes bpftrace, so the PID recorded is bpftrace's own and only it is ever signalled.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import re
+import signal
+import time
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
+
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+FORMAT = "events/skb/kfree_skb/format"
+BTF = "/sys/kernel/btf/vmlinux"
+FIRST_KERNEL = (5, 17)  # skb:kfree_skb gained its reason in 5.17
+RATE = 50  # drops printed a second at most
+READY_TIMEOUT = 20  # seconds for bpftrace to compile and attach (~0.7 s here)
+END_TIMEOUT = 5
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmpv6": 58}
+_PROTOCOL_NAMES = {number: name for name, number in PROTOCOL_NUMBERS.items()}
+_SYMBOL = re.compile(r'\{\s*(\d+)\s*,\s*"([A-Za-z0-9_]+)"\s*\}')
+_CLONE_NEWNS, _MS_REC, _MS_PRIVATE = 0x00020000, 0x4000, 1 << 18
+
+PROGRAM = r"""
+BEGIN { @budget = %(rate)d; printf("ready\n"); }
+interval:s:1 { @budget = %(rate)d; }
+interval:s:%(duration)d { exit(); }
+END { clear(@budget); }
+tracepoint:skb:kfree_skb
+{
+  $skb = (struct sk_buff *)args->skbaddr;
+  $ns = (uint32)0;
+  if ($skb->dev != 0) { $ns = $skb->dev->nd_net.net->ns.inum; }
+  else if ($skb->sk != 0) { $ns = $skb->sk->__sk_common.skc_net.net->ns.inum; }
+  if ($ns == %(inum)d && @budget > 0) {
+    $nh = $skb->head + $skb->network_header;
+    $version = *(uint8 *)$nh >> 4;
+    $proto = (uint8)0;
+    $l4 = $nh + 40;
+    if ($version == 4) { $l4 = $nh + (*(uint8 *)$nh & 15) * 4; $proto = *(uint8 *)($nh + 9); }
+    if ($version == 6) { $proto = *(uint8 *)($nh + 6); }
+    $sport = (uint16)((*(uint8 *)$l4 << 8) | *(uint8 *)($l4 + 1));
+    $dport = (uint16)((*(uint8 *)($l4 + 2) << 8) | *(uint8 *)($l4 + 3));
+    $ifindex = 0;
+    if ($skb->dev != 0) { $ifindex = $skb->dev->ifindex; }
+    if ((%(protocol)s) && (%(ports)s)) {
+      @budget = @budget - 1;
+      if ($version == 4) {
+        printf("D %%d %%s %%d 4 %%d %%s %%s %%d %%d %%d %%lld\n", args->reason, ksym(args->location), $ifindex, $proto,
+               ntop(2, *(uint32 *)($nh + 12)), ntop(2, *(uint32 *)($nh + 16)), $sport, $dport, *(uint8 *)($nh + 8),
+               nsecs);
+      }
+      if ($version == 6) {
+        printf("D %%d %%s %%d 6 %%d %%s %%s %%d %%d %%d %%lld\n", args->reason, ksym(args->location), $ifindex, $proto,
+               ntop(10, ((struct ipv6hdr *)$nh)->saddr.in6_u.u6_addr8),
+               ntop(10, ((struct ipv6hdr *)$nh)->daddr.in6_u.u6_addr8), $sport, $dport, *(uint8 *)($nh + 7), nsecs);
+      }
+    }
+  }
+}
+"""
+
+
+def paths(base):
+    """The program's files beside the capture's: what it printed, what it said on stderr, the reason names."""
+    return {"drops": base + ".drops", "log": base + ".drops.log", "reasons": base + ".reasons"}
+
+
+def reason_names(format_text):
+    """{number: name} of the tracepoint's reason field, from its format's __print_symbolic list."""
+    text = format_text.partition("__print_symbolic")[2]
+    return {int(number): name for number, name in _SYMBOL.findall(text)}
+
+
+def _tracefs():
+    return next((root for root in TRACEFS if os.path.exists(os.path.join(root, FORMAT))), None)
+
+
+def availability(runner):
+    """(bpftrace's path or None, why the kernel's drop reasons cannot be read here, or None)."""
+    bpftrace = runner.which("bpftrace")
+    release = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
+    for failed, why in (
+            (os.geteuid() != 0, "not root (bpftrace loads a BPF program)"),
+            (bpftrace is None, "bpftrace is not installed"),
+            (not os.path.exists(BTF), "the kernel has no BTF (%s)" % BTF),
+            (_tracefs() is None and not _tracefs_mountable(), "no tracefs (mounted or known to the kernel)"),
+            (release < FIRST_KERNEL, "the kernel (%s) gives no drop reasons (5.17 and newer do)" % platform.release())):
+        if failed:
+            return None, why
+    return bpftrace, None
+
+
+def _tracefs_mountable():
+    try:
+        with open("/proc/filesystems") as handle:
+            return any(line.split()[-1:] == ["tracefs"] for line in handle)
+    except OSError:
+        return False
+
+
+def program(flow, inum, duration, rate=RATE):
+    """The bpftrace program for a flow (its protocol and ports; addresses are checked when read) in the namespace
+    with inode `inum`, for at most `duration` seconds."""
+    protocols = [PROTOCOL_NUMBERS[flow.proto]] if flow.proto in PROTOCOL_NUMBERS else []
+    conditions = []
+    for low_high, sides in ((flow.port, ("$sport", "$dport")), (flow.sport, ("$sport",)), (flow.dport, ("$dport",))):
+        if low_high:
+            conditions.append("(%s)" % " || ".join("(%s >= %d && %s <= %d)" % (side, low_high[0], side, low_high[1])
+                                                    for side in sides))
+    return PROGRAM % {"rate": rate, "duration": max(1, int(duration)), "inum": inum,
+                      "protocol": " || ".join("$proto == %d" % number for number in protocols) or "1",
+                      "ports": " && ".join(conditions) or "1"}
+
+
+def _private_tracefs():
+    """In the grandchild: a mount namespace of its own with tracefs mounted, where the machine has none mounted.
+    Returns the tracefs root."""
+    root = _tracefs()
+    if root is not None:
+        return root
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or \
+            libc.mount(b"tracefs", TRACEFS[0].encode(), b"tracefs", 0, None) != 0:
+        raise OSError(ctypes.get_errno(), "cannot mount tracefs in a mount namespace of its own")
+    return TRACEFS[0]
+
+
+def _become_bpftrace(bpftrace, text, files):
+    """The grandchild: tracefs, the reason names saved, then bpftrace itself (exec: same PID)."""
+    log = os.open(files["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.dup2(log, 2)
+        root = _private_tracefs()
+        with open(os.path.join(root, FORMAT)) as source:
+            names = source.read()
+        hoststate.write(files["reasons"], reason_names(names))
+        out = os.open(files["drops"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.dup2(out, 1)
+        os.execv(bpftrace, [bpftrace, "-e", text])
+    except BaseException as exc:  # pylint: disable=broad-except  # the grandchild says why in its log, and ends
+        os.write(2, ("cannot start bpftrace: %s\n" % exc).encode())
+    finally:
+        os._exit(1)  # pylint: disable=protected-access  # only reached where exec failed
+
+
+def start(bpftrace, flow, duration, base):
+    """Start the program for the flow in this network namespace, for at most `duration` seconds; return its record
+    ({pid, started, files}) once it is attached."""
+    files = paths(base)
+    for path in files.values():
+        hoststate.remove(path)
+    hoststate.make_dirs(os.path.dirname(base))
+    text = program(flow, os.stat("/proc/self/ns/net").st_ino, duration)
+    child = os.fork()
+    if not child:
+        try:
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild:
+                os._exit(0)  # pylint: disable=protected-access
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.closerange(3, 65536)
+            _become_bpftrace(bpftrace, text, files)
+        finally:
+            os._exit(1)  # pylint: disable=protected-access
+    os.waitpid(child, 0)
+    deadline = time.time() + READY_TIMEOUT
+    while not _said_ready(files["drops"]):
+        if time.time() > deadline or _gave_up(files["log"]):
+            found = {"pid": _pid_of(files), "files": files}
+            stop(found)
+            raise HostError("bpftrace did not start: %s" % (_read(files["log"]).strip()[-400:] or "no word from it"))
+        time.sleep(0.05)
+    pid = _pid_of(files)
+    return {"pid": pid, "started": hoststate.start_time(pid), "files": files}
+
+
+def _said_ready(path):
+    return _read(path).startswith("ready\n") or "\nready\n" in _read(path)
+
+
+def _gave_up(path):
+    text = _read(path)
+    return "cannot start bpftrace" in text or "ERROR: Error" in text or "error:" in text
+
+
+def _pid_of(files):
+    """The PID of the bpftrace that has our drops file open for writing (found through /proc, not by name)."""
+    wanted = os.path.realpath(files["drops"])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink("/proc/%s/fd/1" % pid) == wanted:
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def running(found):
+    return bool(found) and found.get("pid") is not None and \
+        hoststate.start_time(found["pid"]) == found.get("started")
+
+
+def stop(found):
+    """End the program (SIGINT: it detaches and exits) if it is still the process we started."""
+    if running(found):
+        os.kill(found["pid"], signal.SIGINT)
+        deadline = time.time() + END_TIMEOUT
+        while running(found) and time.time() < deadline:
+            time.sleep(0.02)
+        if running(found):
+            os.kill(found["pid"], signal.SIGKILL)
+
+
+def discard(found):
+    stop(found)
+    for path in (found or {}).get("files", {}).values():
+        hoststate.remove(path)
+
+
+def read(found, flow, names_of_links):
+    """The flow's drops as the kernel gave them: [{reason, location, dev, family, proto, src, dst, sport, dport,
+    ttl, time}], oldest first. A reason this kernel numbers but no name was found for is kept as its number."""
+    files = found["files"]
+    reasons = {int(number): name for number, name in (hoststate.read(files["reasons"]) or {}).items()}
+    offset = time.time() - time.monotonic()  # bpftrace's nsecs is the monotonic clock
+    drops = []
+    for line in _read(files["drops"]).splitlines():
+        words = line.split()
+        if len(words) != 12 or words[0] != "D":
+            continue
+        number = int(words[1])
+        drop = {"reason": reasons.get(number, str(number)), "reason_code": number, "location": words[2],
+                "dev": names_of_links.get(int(words[3])), "family": "ipv%s" % words[4],
+                "proto": _PROTOCOL_NAMES.get(int(words[5]), words[5]),
+                "src": words[6], "dst": words[7], "sport": int(words[8]), "dport": int(words[9]),
+                "ttl": int(words[10]), "time": round(int(words[11]) / 1e9 + offset, 6)}
+        if flow.matches(drop):
+            drops.append(drop)
+    return drops
