@@ -199,9 +199,11 @@ def _kernel_word(found, drops, port, packets):
     if not drops:
         return found
     cause = causes.CATALOGUE.get(found["cause"])
-    if cause is not None:
-        agreeing = any(cause.corroborated_by(drop) for drop in drops)
-        found["kernel"] = "corroborates" if agreeing else "names another reason" if cause.drop_reasons else None
+    if cause is not None:  # the drops of the direction the cause speaks of (a retransmission's drop is another story)
+        mine = [drop for drop in drops if drop["direction"] == found["direction"]]
+        agreeing = any(cause.corroborated_by(drop) for drop in mine)
+        found["kernel"] = "corroborates" if agreeing else "names another reason" if mine and cause.drop_reasons \
+            else None
         return found
     requests = [drop for drop in drops if drop["direction"] == "request"]
     unanswered = not found["seen"] or found["cause"] == causes.UNDECIDED or found["replies"] == 0
@@ -366,7 +368,7 @@ def _next_hop(packet, evidence):
         return None
     hop = packet["hops"][-1]
     spec = route_spec(hop)
-    answer, _decision = evidence.route(spec)
+    answer, decision = evidence.route(spec)
     if answer.get("type") != "unicast":
         return None
     dev = hop.get("out") or answer.get("dev")
@@ -375,7 +377,7 @@ def _next_hop(packet, evidence):
     family = "ipv6" if ":" in spec["dst"] else "ipv4"
     gateway = answer.get("gateway") or spec["dst"]
     return {"address": gateway, "dev": dev, "neighbour": evidence.neighbour(family, dev, gateway),
-            "route_lookup": answer}
+            "route_lookup": answer, "decision": decision}
 
 
 def _way_out_evidence(packet, evidence):
@@ -383,9 +385,15 @@ def _way_out_evidence(packet, evidence):
     next_hop = _next_hop(packet, evidence)
     if next_hop is None:
         return None
-    answer = next_hop.pop("route_lookup")
-    return {"route_lookup": answer, "next_hop": next_hop, "link": evidence.link(next_hop["dev"]) or {},
-            "interface_counters": evidence.interfaces_moved().get(next_hop["dev"]) or {}}
+    answer, decision = next_hop.pop("route_lookup"), next_hop.pop("decision")
+    found = {"route_lookup": answer, "decision": decision, "next_hop": next_hop,
+             "link": evidence.link(next_hop["dev"]) or {},
+             "interface_counters": evidence.interfaces_moved().get(next_hop["dev"]) or {}}
+    arrived = packet["hops"][-1].get("in")
+    if packet.get("fate") == "unknown" and arrived:  # the decision the trace could not follow let it through
+        family = "ipv6" if ":" in packet["hops"][-1]["dst"] else "ipv4"
+        found["forwarding"] = {arrived: evidence.sysctl(family, arrived, "forwarding")}
+    return found
 
 
 def _way_out(packet, direction, evidence):

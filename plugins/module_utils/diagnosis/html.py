@@ -7,6 +7,8 @@ from html import escape
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import (
     cause_text,
     drops_text,
+    fix_command,
+    fix_state,
     label,
     probe_text,
 )
@@ -91,8 +93,8 @@ def page(report):
         if verdict.get("drop_reasons"):
             body.append("<p class=\"drops\">The kernel dropped: %s.</p>" % escape(drops_text(verdict)))
         if verdict.get("fix"):
-            body.append("<p>Fix (%s):</p><pre>%s</pre>" % (
-                "applied by remediate=true" if verdict["remediable"] else "suggested only",
+            body.append("<p>Fix (%s): <code>%s</code>, or as a task:</p><pre>%s</pre>" % (
+                escape(fix_state(verdict, report)), escape(fix_command(verdict["fix"])),
                 escape(verdict["fix"]["task"])))
     body.append("</body></html>")
     return "\n".join(body) + "\n"

@@ -32,8 +32,28 @@ def fix_task(fix, host):
     """The structured fix as a task an operator can paste (YAML)."""
     if not fix:
         return None
+    # JSON is YAML: every value quoted as JSON parses back as it was, whatever ": " or "#" the words hold.
     args = "\n".join("    %s: %s" % (key, json.dumps(value)) for key, value in sorted(fix["args"].items()))
-    return "- name: %s (on %s)\n  %s:\n%s\n" % (fix["why"][:1].upper() + fix["why"][1:], host, fix["module"], args)
+    name = "%s%s (on %s)" % (fix["why"][:1].upper(), fix["why"][1:], host)
+    return "- name: %s\n  %s:\n%s\n" % (json.dumps(name), fix["module"], args)
+
+
+def fix_state(verdict, report):
+    """How a host's fix stands: applied by this run's remediation, remediable, or suggested only."""
+    if not verdict["remediable"]:
+        return "suggested only"
+    return "applied by remediate=true" if report.get("probe_after_fix") is not None else \
+        "remediable: run again with -e remediate=true"
+
+
+def fix_command(fix):
+    """The fix as a command a person can run on the host."""
+    if fix["module"].endswith("interface_sysctl"):
+        family = "ipv6" if any(key.startswith("ipv6.") for key in fix["args"]["settings"]) else "ipv4"
+        return "sysctl -w %s" % " ".join(
+            "net.%s.conf.%s.%s=%s" % (family, interface, key.split(".", 1)[-1], value)
+            for interface in fix["args"]["interfaces"] for key, value in sorted(fix["args"]["settings"].items()))
+    return " ".join(fix["args"]["argv"])
 
 
 def host_verdict(host, data, error=None):
@@ -181,7 +201,11 @@ def table(report):
                      verdict["fate"] or "-", cause_text(verdict)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     fleet = report["verdict"]
-    lines = ["%s  [%s]" % (fleet["line"], label(fleet)), fleet["words"], ""]
+    lines = ["%s  [%s]" % (fleet["line"], label(fleet)), fleet["words"]]
+    if fleet["fix"]:
+        culprit = next(verdict for verdict in report["hosts"] if verdict["host"] == fleet["culprit"])
+        lines.append("fix on %s: %s  (%s)" % (fleet["culprit"], fix_command(fleet["fix"]), fix_state(culprit, report)))
+    lines.append("")
     lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
               for row in rows]
     for title, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
@@ -198,7 +222,8 @@ def kernel_text(verdict):
     if verdict.get("kernel") not in ("corroborates", "names another reason") or not drops:
         return ""
     cause = causes.CATALOGUE[verdict["cause"]]
-    drop = next((d for d in drops if cause.corroborated_by(d)), drops[0])
+    mine = [d for d in drops if d.get("direction") == verdict["direction"]] or drops
+    drop = next((d for d in mine if cause.corroborated_by(d)), mine[0])
     return " (the kernel %s: %s in %s%s)" % ("agrees" if verdict["kernel"] == "corroborates" else
                                              "names another reason", drop["reason"], drop["location"],
                                              " on %s" % drop["dev"] if drop.get("dev") else "")
@@ -266,7 +291,7 @@ def markdown(report):
         if verdict.get("drop_reasons"):
             lines += ["", "The kernel dropped: %s." % drops_text(verdict)]
         if verdict["fix"]:
-            lines += ["", "Fix (%s):" % ("applied by remediate=true" if verdict["remediable"] else "suggested only"),
+            lines += ["", "Fix (%s): `%s`, or as a task:" % (fix_state(verdict, report), fix_command(verdict["fix"])),
                       "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]
     if report.get("probe_after_fix"):
         lines += ["", "After the fix the probe says: %s." % probe_text(report["probe_after_fix"])]

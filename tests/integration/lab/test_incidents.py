@@ -32,20 +32,30 @@ def diagnose(tmp_path, probe, *extra):
         return run.stdout, json.load(handle)
 
 
-@pytest.mark.parametrize("drop_reasons", ["auto", "never"])
 @pytest.mark.parametrize("name", NAMES)
-def test_the_verdict_names_the_culprit_and_the_cause(name, drop_reasons, tmp_path, lab_down_after):
-    # With the kernel's drop reasons (bpftrace, installed by `make`) and without them (hosts where bpftrace cannot
-    # run): the same verdict, but where only the kernel's word can decide.
+def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_after):
+    # Without the kernel's drop reasons (hosts where bpftrace cannot run), then with them (bpftrace, installed by
+    # `make`), on the same lab: the same verdict, but where only the kernel's word can decide. The remediation, where
+    # the catalogue has one, runs last.
     incident = truth(name)
-    expected = dict(incident, **(incident.get("without_drop_reasons", {}) if drop_reasons == "never" else {}))
     lab("up", "incidents/" + name)
-    fixed = expected.get("fixed_by_remediate", False)
-    output, report = diagnose(tmp_path, expected["probe"], "-e", "drop_reasons=%s" % drop_reasons,
-                              *(["-e", "remediate=true"] if fixed else []))
+    for drop_reasons in ("never", "auto"):
+        expected = dict(incident, **(incident.get("without_drop_reasons", {}) if drop_reasons == "never" else {}))
+        fixed = expected.get("fixed_by_remediate", False) and drop_reasons == "auto"
+        output, report = diagnose(tmp_path / drop_reasons, expected["probe"], "-e", "drop_reasons=%s" % drop_reasons,
+                                  *(["-e", "remediate=true"] if fixed else []))
+        check_verdict(expected, drop_reasons, output, report)
+        if fixed:
+            assert report["verdict"]["fix"]["remediable"], report["verdict"]
+            assert report["probe_after_fix"]["summary"]["failed"] == 0, report.get("probe_after_fix")
+        for host in topology(name)["hosts"]:
+            assert traces_left("pp-" + host) == []
+
+
+def check_verdict(expected, drop_reasons, output, report):
     fleet = report["verdict"]
     assert report["schema_version"] == 2
-    assert (fleet["culprit"], fleet["cause"]) == (expected["culprit"], expected["cause"]), output
+    assert (fleet["culprit"], fleet["cause"]) == (expected["culprit"], expected["cause"]), (drop_reasons, output)
     blamed = {row["host"]: row["cause"] for row in report["hosts"] if row["cause"]}
     # A loop has more than one host: each names it (the fleet's words name the others).
     culprits = [expected["culprit"]] + expected.get("loop_with", []) if expected["culprit"] else []
@@ -63,15 +73,10 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, drop_reasons, tmp_pat
     if drop_reasons == "never":
         assert all(row["drop_reasons"] is None for row in rows.values())
     elif "kernel_reason" in expected:  # the kernel's own word for the drop, next to the cause
-        culprit = rows[incident["culprit"]]
+        culprit = rows[expected["culprit"]]
         assert expected["kernel_reason"] in [drop["reason"] for drop in culprit["drop_reasons"]], culprit
         assert culprit["kernel"] in ("corroborates", "decides"), culprit
         assert expected["kernel_reason"] in fleet["words"]
-    if fixed:
-        assert fleet["fix"]["remediable"] and report["probe_after_fix"]["summary"]["failed"] == 0, \
-            report.get("probe_after_fix")
-    for host in topology(name)["hosts"]:
-        assert traces_left("pp-" + host) == []
 
 
 def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_down_after):

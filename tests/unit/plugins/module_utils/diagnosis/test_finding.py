@@ -118,10 +118,11 @@ class RecordedEvidence:
     routing answers and neighbour states its finding holds, its socket tables. Asking for anything else, or for a
     lookup of another address, fails the test: the decision must ask what the host was asked."""
 
-    def __init__(self, recorded):
+    def __init__(self, recorded, kernel=True):
         found = recorded["finding"]
         self.evidence, self.delta = found["evidence"], found["counters"]
-        self.drops = found.get("drop_reasons")  # the kernel's reasons, where bpftrace read them in the lab
+        # The kernel's reasons, where bpftrace read them in the lab; kernel=False: a host without bpftrace.
+        self.drops = found.get("drop_reasons") if kernel else None
         self.proc_net = recorded["proc_net"]
         self.conntrack_view = found["conntrack"]
 
@@ -192,8 +193,8 @@ def test_a_drop_before_the_first_hook_is_named_by_joining_the_sender_s_next_hop_
     port, truth = recorded["port"], recorded["incident"]
     hosts = {}
     for host, result in ((truth["culprit"], recorded["result"]), (truth["sent_by"], recorded["sent_by"])):
-        found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
-        assert found["cause"] is None and found["words"] == result["finding"]["words"]
+        found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
+        assert found["cause"] is None
         hosts[host] = {"trace": {"packets": result["packets"], "finding": found}}
     assert hosts["router"]["trace"]["finding"]["evidence"]["next_hop"]["address"] == "198.18.20.2"
     assert hosts["server"]["trace"]["finding"]["evidence"]["ingress_drops"][0]["dev"] == "eth0"
@@ -244,3 +245,35 @@ def test_a_full_accept_queue_is_named_only_unanswered_with_the_overflow_counter_
     evidence.delta = quiet
     found = finding.explain(recorded["result"]["packets"], (port, port), evidence)
     assert found["cause"] is None and found["words"] == "passed (delivered local)"
+
+
+@pytest.mark.parametrize("name", [name for name in INCIDENTS
+                                  if recorded_incident(name)["result"]["finding"].get("drop_reasons")])
+def test_the_kernel_s_word_stands_beside_the_cause_as_it_did_in_the_lab(name):
+    recorded = recorded_incident(name)
+    port, truth, result = recorded["port"], recorded["incident"], recorded["result"]
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    assert found["cause"] == result["finding"]["cause"]
+    reasons = [drop["reason"] for drop in found["drop_reasons"] if drop["direction"] == found["direction"]]
+    if truth.get("kernel_reason") in reasons:  # a short recording may end before the kernel gave up (a neighbour)
+        assert found["kernel"] in ("corroborates", "decides")
+    # Without bpftrace the same host decides the same, from the trace and the kernel's state alone.
+    if found["kernel"] != "decides":
+        alone = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
+        assert (alone["cause"], alone["words"], alone.get("kernel")) == (found["cause"], found["words"], None)
+
+
+def test_the_kernel_decides_on_a_host_that_saw_nothing_and_the_fleet_names_it():
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
+    recorded = recorded_incident("tc-ingress-drop-untraced")
+    port, result = recorded["port"], recorded["result"]
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    assert (found["seen"], found["cause"], found["kernel"], found["layer"]) == (False, "kernel_drop", "decides", "kernel")
+    assert found["words"].startswith("the kernel dropped it at tc ingress (a tc filter or program) on eth0 (TC_INGRESS, ")
+    report = verdict.build_report({"server": {"trace": {"packets": [], "finding": found}}}, {"port": 8080},
+                                  {"summary": probe_summary([{"result": "timeout"}] * 2)})
+    assert (report["verdict"]["culprit"], report["verdict"]["cause"]) == ("server", "kernel_drop")
+    text = verdict.markdown(report)
+    assert "The kernel dropped: TC_INGRESS in " in text and "on eth0 (request) x2" in text
+    alone = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
+    assert alone["cause"] is None and "drop_reasons" not in alone

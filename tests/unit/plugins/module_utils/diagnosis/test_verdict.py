@@ -56,3 +56,38 @@ def test_a_probe_that_could_not_be_sent_says_why():
     assert verdict.probe_text({"failed": True, "msg": "probe_from unreachable"}) == (
         "the probe could not be sent: probe_from unreachable")
     assert verdict.probe_text(None) == "no probe"
+
+
+def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
+    import yaml
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+    facts = {"interface": "b-srv", "family": "ipv4", "route": "198.18.20.0/24", "table": 100, "max": 65536,
+             "dev": "eth1", "admin": "down"}
+    commands = {}
+    for cause_id in causes.CATALOGUE:
+        fix = causes.fix(cause_id, **facts)
+        if fix is None:
+            continue
+        task = yaml.safe_load(verdict.fix_task(fix, "node"))[0]
+        assert task[fix["module"]] == fix["args"] and task["name"].endswith("(on node)"), task
+        commands[cause_id] = verdict.fix_command(fix)
+    assert commands["rp_filter"] == "sysctl -w net.ipv4.conf.b-srv.rp_filter=2"
+    assert commands["forwarding_disabled"] == "sysctl -w net.ipv4.conf.b-srv.forwarding=1"
+    assert commands["blackhole_route"] == "ip -4 route del 198.18.20.0/24 table 100"
+    assert commands["link_down"] == "ip link set dev eth1 up"
+
+
+def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+    found = causes.finding("rp_filter", "request", {}, explanation="rejected by rp_filter (strict on b-srv)",
+                           interface="b-srv", family="ipv4")
+    packet = {"fate": "vanished_after", "path": "PREROUTING", "last_hop": "raw:PREROUTING:policy", "hops": []}
+    hosts = {"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}}
+    failed = {"summary": summary([{"result": "timeout"}] * 3)}
+    before = verdict.build_report(hosts, REQUEST, failed)
+    assert "fix on node: sysctl -w net.ipv4.conf.b-srv.rp_filter=2  (remediable: run again with -e remediate=true)" \
+        in verdict.table(before)
+    assert "applied" not in verdict.markdown(before) + html.page(before)
+    after = verdict.build_report(hosts, REQUEST, failed, {"summary": summary([{"result": "connected"}] * 3)})
+    assert "(applied by remediate=true)" in verdict.table(after) and "Fix (applied by remediate=true)" in \
+        verdict.markdown(after)
