@@ -118,10 +118,10 @@ def program(flow, inum, duration, rate=RATE):
     with inode `inum`, for at most `duration` seconds."""
     protocols = [PROTOCOL_NUMBERS[flow.proto]] if flow.proto in PROTOCOL_NUMBERS else []
     conditions = []
-    for low_high, sides in ((flow.port, ("$sport", "$dport")), (flow.sport, ("$sport",)), (flow.dport, ("$dport",))):
-        if low_high:
-            conditions.append("(%s)" % " || ".join("(%s >= %d && %s <= %d)" % (side, low_high[0], side, low_high[1])
-                                                    for side in sides))
+    for ports, sides in ((flow.port, ("$sport", "$dport")), (flow.sport, ("$sport",)), (flow.dport, ("$dport",))):
+        if ports:
+            either = ["(%s >= %d && %s <= %d)" % (side, ports[0], side, ports[1]) for side in sides]
+            conditions.append("(%s)" % " || ".join(either))
     return PROGRAM % {"rate": rate, "duration": max(1, int(duration)), "inum": inum,
                       "protocol": " || ".join("$proto == %d" % number for number in protocols) or "1",
                       "ports": " && ".join(conditions) or "1"}
