@@ -140,7 +140,9 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
     """The scale lab's hosts hook nothing at input: the trace ends at raw PREROUTING, and the verdict says what the
     route lookup it made answered (delivered locally), not only that a lookup would tell."""
     lab("up", "scale", "--hosts", "2")
-    output, report, hosts = diagnose(tmp_path, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12", "-e", "probe_from=h01")
+    # fail_on_blocked: a port that answers passes (exit 0).
+    output, report, hosts = diagnose(tmp_path, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12",
+                                     "-e", "probe_from=h01", "-e", "fail_on_blocked=true")
     h02 = hosts["h02"]
     assert (h02["fate"], h02["last_hop"]) == ("unknown", "raw:PREROUTING:policy")
     assert h02["cause"] is None and h02["words"] == (

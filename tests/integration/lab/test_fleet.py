@@ -134,7 +134,7 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
                          "packetpath_strict_sources": {"mgmt0": ["198.51.100.0/24"]}})
     before = dict((host, host_state(host)) for host in HOSTS)
     # One host per batch, no failure allowed: the client (first) refuses, and the run stops before the nodes.
-    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "remediate_serial=1",
+    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=all", "-e", "remediate_serial=1",
                        "-e", "remediate_max_fail_percentage=0", "-e", "report_dir=%s" % tmp_path, check=False)
     assert refused.returncode != 0
     assert ("strict rp_filter on mgmt0 would drop packets from 198.51.100.0/24: the route back to 198.51.100.1 "
@@ -149,9 +149,22 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
     assert dict((host, host_state(host)) for host in HOSTS) == before
 
 
+def test_remediation_refuses_without_a_host_pattern_or_an_expectation_and_changes_nothing(inventory, tmp_path):
+    before = dict((host, host_state(host)) for host in HOSTS)
+    untargeted = playbook(inventory, "remediate_rp_filter", "-e", "report_dir=%s" % tmp_path, check=False)
+    assert untargeted.returncode != 0 and "target=: required (an inventory pattern" in untargeted.stdout
+    # The lab's own inventory sets no expectation: the audit's defaults are never written.
+    unexpected = playbook(INVENTORY, "remediate_rp_filter", "-e", "target=client", "-e", "report_dir=%s" % tmp_path,
+                          check=False)
+    assert unexpected.returncode != 0 and "packetpath_expect: no expectation is set for client" in unexpected.stdout
+    assert "Apply the wanted values" not in unexpected.stdout
+    assert dict((host, host_state(host)) for host in HOSTS) == before
+
+
 def test_remediation_in_check_mode_shows_the_change_and_makes_none(inventory, tmp_path):
     before = dict((host, host_state(host)) for host in HOSTS)
-    shown = playbook(inventory, "remediate_rp_filter", "-e", "report_dir=%s" % tmp_path, "--check", "--diff")
+    shown = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path, "--check",
+                     "--diff")
     assert dict((host, host_state(host)) for host in HOSTS) == before
     assert "-net.ipv4.conf.eth1.rp_filter = 1\n+net.ipv4.conf.eth1.rp_filter = 2" in shown.stdout  # client
     assert "-net.ipv4.conf.eth1.rp_filter = 2\n+net.ipv4.conf.eth1.rp_filter = 0" in shown.stdout  # node3's file
@@ -160,7 +173,8 @@ def test_remediation_in_check_mode_shows_the_change_and_makes_none(inventory, tm
 
 
 def test_remediation_in_batches_then_clean_then_nothing_to_do(inventory, tmp_path):
-    first = playbook(inventory, "remediate_rp_filter", "-e", "report_dir=%s" % tmp_path, "-e", "remediate_serial=2",
+    first = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path,
+                     "-e", "remediate_serial=2",
                      "-e", "remediate_max_fail_percentage=0")
     assert len(re.findall(r"^PLAY \[Apply the wanted", first.stdout, flags=re.M)) == 2  # two batches of two
     report = read_report(tmp_path, "remediation")
@@ -179,7 +193,7 @@ def test_remediation_in_batches_then_clean_then_nothing_to_do(inventory, tmp_pat
     audit = playbook(inventory, "audit", "-e", "report_dir=%s" % tmp_path, "-e", "fail_on_findings=true")
     assert failing(read_report(tmp_path)) == [] and "4 hosts: 4 clean" in audit.stdout
 
-    again = playbook(inventory, "remediate_rp_filter", "-e", "report_dir=%s" % tmp_path)
+    again = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path)
     assert len(re.findall(r"^(?:client|node\d) +: ok=\d+ +changed=0 ", again.stdout, flags=re.M)) == len(HOSTS)
 
 
