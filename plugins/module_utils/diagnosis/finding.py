@@ -122,14 +122,20 @@ def split_directions(packets, port):
     every packet is a request."""
     if not packets or not port:
         return list(packets), []
-    low, high = port
-    opener = packets[0]["hops"][0]
-    side = 0 if opener.get("sport") is not None and low <= opener["sport"] <= high else 1
+    side = _request_side(packets, port)
     requests, replies = [], []
     for packet in packets:
-        value = packet["hops"][0].get(("sport", "dport")[side])
-        (requests if value is not None and low <= value <= high else replies).append(packet)
+        value = packet["hops"][0].get(side)
+        (requests if value is not None and port[0] <= value <= port[1] else replies).append(packet)
     return requests, replies
+
+
+def _request_side(packets, port):
+    """Which port of a request carries the traced one: the opener's side (the probe's source port), "sport" where
+    no packet was seen."""
+    opener = packets[0]["hops"][0] if packets else {}
+    return "dport" if packets and not (opener.get("sport") is not None and port[0] <= opener["sport"] <= port[1]) \
+        else "sport"
 
 
 def deciding(packets):
@@ -189,10 +195,7 @@ def _kernel_word(found, drops, port, packets):
     drop of a request decides (`kernel_drop`)."""
     if drops is None:
         return found
-    side = "sport"
-    if packets and port:
-        opener = packets[0]["hops"][0]
-        side = "sport" if opener.get("sport") is not None and port[0] <= opener["sport"] <= port[1] else "dport"
+    side = _request_side(packets, port) if port else None
     drops = [dict(drop, direction="request" if not port or port[0] <= drop[side] <= port[1] else "reply")
              for drop in drops]
     found = dict(found, drop_reasons=drops, kernel=None)

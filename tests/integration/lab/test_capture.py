@@ -36,13 +36,16 @@ def test_arm_then_collect_reads_the_packets_and_leaves_nothing(host):
     assert armed["_status"] == "CHANGED", armed["_stdout"]
     assert armed["capture"]["source"] == {"node1": "nflog", "node2": "xtables_monitor", "node3": "nft_monitor"}[host]
     assert capture_files(host) and alive(armed["capture"]["pid"])
+    program = armed["capture"]["drop_reasons"]["pid"]  # the kernel's drop reasons, read beside the capture
+    assert alive(program)
     send("pp-client", "udp", NODES[host], 9999)
     got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", explain=True))
     assert got["_status"] == "SUCCESS", got["_stdout"]
     assert got["source"] == "capture" and got["packets"], got["_stdout"]
     # The counters were read when the capture started, and again now.
     assert got["finding"]["seen"] and got["finding"]["counters"].get("IpInReceives", 0) >= 1, got["finding"]
-    assert capture_files(host) == [] and not alive(armed["capture"]["pid"])
+    assert got["drop_reasons"]["read"] and isinstance(got["drop_reasons"]["drops"], list), got["drop_reasons"]
+    assert capture_files(host) == [] and not alive(armed["capture"]["pid"]) and not alive(program)
     module(host, "packetpath.linux.trace_rule", dict(FLOW, state="absent"))
     assert traces_left("pp-" + host) == []
 
@@ -72,7 +75,8 @@ def test_a_capture_ends_with_its_trace_when_the_play_dies():
 
 def test_check_mode_starts_nothing_and_bad_input_changes_nothing():
     checked = module("node3", "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True), check=True)
-    assert checked["capture"] == {"would_start": "nft_monitor"} and capture_files("node3") == []
+    assert checked["capture"] == {"would_start": "nft_monitor", "drop_reasons": {"would_start": "/usr/bin/bpftrace"}}
+    assert capture_files("node3") == []
     never = module("node3", "packetpath.linux.trace_rule", dict(FLOW, expires=0, capture=True))
     assert never["_status"] == "FAILED" and "capture=True: needs expires" in never["msg"], never["_stdout"]
     nothing = module("node3", "packetpath.linux.trace_results", dict(FLOW, source="capture"))
