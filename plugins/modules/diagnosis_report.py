@@ -48,7 +48,10 @@ options:
         that result is the error its row shows.
     type: dict
   report_dir:
-    description: The directory to write the report into (created if needed). Without it, nothing is written.
+    description:
+      - The directory to write the report into (created if needed). Without it, nothing is written.
+      - Each run writes into a directory of its own under it, named after the run's UTC time
+        (C(20261205T084402.123456Z)), and points C(latest) at it: an earlier run's report is never overwritten.
     type: path
 """
 
@@ -73,7 +76,7 @@ table:
   returned: always
   type: str
 files:
-  description: The files written.
+  description: The files written (in the run's own directory under O(report_dir)).
   returned: always
   type: list
   elements: str
@@ -107,9 +110,9 @@ def main():
     written = []
     if params["report_dir"] and not module.check_mode:
         try:
-            written = files.write(params["report_dir"], [
+            written = files.write_run(params["report_dir"], [
                 ("report.json", files.as_json(report)), ("report.md", verdict.markdown(report)),
-                ("report.html", html.page(report))])
+                ("report.html", html.page(report))], report["generated_epoch"])
         except PacketpathError as exc:
             module.fail_json(msg=str(exc))
     module.exit_json(changed=bool(written), report=report, table=verdict.table(report), files=written)

@@ -5,12 +5,31 @@
 import json
 import os
 import tempfile
+import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 
 
 def as_json(report):
     return json.dumps(report, indent=2, sort_keys=True) + "\n"
+
+
+def write_run(directory, texts, started):
+    """Write a run's report into a directory of its own under `directory` (its UTC time, to the microsecond, so two
+    runs never share one) and point `directory/latest` at it; nothing of an earlier run is overwritten. Returns
+    the paths written (through `latest`'s target)."""
+    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + ".%06dZ" % int((started % 1) * 1e6)
+    paths = write(os.path.join(directory, name), texts)
+    link = os.path.join(directory, "latest")
+    try:
+        temporary = os.path.join(directory, ".latest.%d" % os.getpid())
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(name, temporary)
+        os.replace(temporary, link)  # a reader sees the old run or the new one
+    except OSError as exc:
+        raise HostError("report_dir=%r: cannot point latest at the run: %s" % (directory, exc))
+    return paths
 
 
 def write(directory, texts):

@@ -186,7 +186,7 @@ def build_report(hosts, request, probe, probe_after=None, unreported=None, now=N
     if str(request.get("port", "")).isdigit():  # templated values arrive as text on older ansible-core
         request = dict(request, port=int(request["port"]))
     report = {"schema_version": SCHEMA_VERSION,
-              "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
+              "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)), "generated_epoch": moment,
               "request": request, "probe": probe, "verdict": fleet_verdict(verdicts, probe), "hosts": verdicts}
     if probe_after is not None:
         report["probe_after_fix"] = probe_after

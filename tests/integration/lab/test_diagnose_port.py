@@ -17,7 +17,7 @@ from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ansible_playbook, 
 def diagnose(tmp_path, *extra):
     report_dir = str(tmp_path / "report")
     run = ansible_playbook("packetpath.linux.diagnose_port", "-e", "report_dir=%s" % report_dir, *extra)
-    with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as handle:
+    with open(os.path.join(report_dir, "latest", "report.json"), encoding="utf-8") as handle:
         report = json.load(handle)
     return run.stdout, report, dict((verdict["host"], verdict) for verdict in report["hosts"])
 
@@ -90,11 +90,11 @@ def test_seed_the_incident_then_the_fix(tmp_path):
                          output)
         assert "client \u2192 node \u2717  [rp_filter]" in output
         assert traces_left("pp-node") == [] and traces_left("pp-client") == []
-        with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
+        with open(tmp_path / "report" / "latest" / "report.html", encoding="utf-8") as handle:
             html = handle.read()
         assert html.count("<svg") == 2 and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
         assert "&#x2717;" in html  # the stop mark on the node's diagram
-        rendered, shot = render(tmp_path / "report" / "report.html", tmp_path / "shot.png")
+        rendered, shot = render(tmp_path / "report" / "latest" / "report.html", tmp_path / "shot.png")
         assert "<h2>client</h2>" in rendered and "<h2>node</h2>" in rendered and rendered.count("<svg") == 2
         assert colours(shot) > 20  # not blank: the diagram's boxes, the stop mark, the text
 
@@ -124,7 +124,7 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     pod = "198.19.%s.10" % node[-1]
     assert {"field": "dst", "before": address, "after": pod} in [
         dict((k, r[k]) for k in ("field", "before", "after")) for r in verdict["evidence"]["rewrites"]]
-    with open(tmp_path / "report" / "report.html", encoding="utf-8") as handle:
+    with open(tmp_path / "report" / "latest" / "report.html", encoding="utf-8") as handle:
         assert "dst %s &#x2192; %s" % (address, pod) in handle.read()  # the DNAT marked on the diagram
     if fate == "dropped_by_rule":
         assert verdict["cause"] == "rule_drop" and "pplab: stray drop of the pod port" in verdict["words"]

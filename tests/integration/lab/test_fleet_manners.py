@@ -46,7 +46,7 @@ def playbook(inventory_path, name, *args, cwd=None, pipelining=True):
 
 def diagnosis(tmp_path, inventory_path, *args):
     done = playbook(inventory_path, "diagnose_port", "-e", "report_dir=%s" % (tmp_path / "report"), *args)
-    path = tmp_path / "report" / "report.json"
+    path = tmp_path / "report" / "latest" / "report.json"
     report = json.loads(path.read_text()) if path.exists() else None
     return done, report
 
@@ -153,5 +153,5 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
         done = playbook(hosts, argv[3].split(".")[-1], *argv[4:], cwd=str(tmp_path), pipelining=False)
         assert done.returncode == 0, "%s\n%s%s" % (" ".join(argv), done.stdout, done.stderr)
         assert "reserved name" not in done.stdout + done.stderr
-    assert (tmp_path / "packetpath-report" / "report.json").exists() and (tmp_path / "packetpath-audit" / "audit.json").exists()
+    assert (tmp_path / "packetpath-report" / "latest" / "report.json").exists() and (tmp_path / "packetpath-audit" / "audit.json").exists()
     assert not traces_left("pp-node") and not traces_left("pp-client")

@@ -33,7 +33,7 @@ def diagnose(tmp_path, probe, *extra, blocked_fails=False):
     run = ansible_playbook("packetpath.linux.diagnose_port", *(args + list(extra)), check=not blocked_fails)
     if blocked_fails:
         assert run.returncode != 0 and "the port is blocked: " in run.stdout, run.stdout[-2000:]
-    with open(report_dir / "report.json", encoding="utf-8") as handle:
+    with open(report_dir / "latest" / "report.json", encoding="utf-8") as handle:
         return run.stdout, json.load(handle)
 
 

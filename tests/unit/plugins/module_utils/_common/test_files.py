@@ -28,3 +28,14 @@ def test_a_report_that_cannot_be_written_fails_by_name_and_leaves_no_temp_file(t
     with pytest.raises(HostError, match="report_dir=.*cannot write the report"):
         files.write(str(report_dir), [("report.json", "{}\n")])
     assert os.listdir(report_dir) == ["report.json"]
+
+
+def test_each_run_keeps_its_own_report_and_latest_points_at_the_last(tmp_path):
+    first = files.write_run(str(tmp_path), [("report.json", "{\"run\": 1}\n")], 1795546212.5)
+    second = files.write_run(str(tmp_path), [("report.json", "{\"run\": 2}\n")], 1795546213.25)
+    assert first == [str(tmp_path / "20261124T185012.500000Z" / "report.json")]
+    assert second == [str(tmp_path / "20261124T185013.250000Z" / "report.json")]
+    assert (tmp_path / "20261124T185012.500000Z" / "report.json").read_text() == "{\"run\": 1}\n"
+    assert os.readlink(tmp_path / "latest") == "20261124T185013.250000Z"
+    assert (tmp_path / "latest" / "report.json").read_text() == "{\"run\": 2}\n"
+    assert sorted(os.listdir(tmp_path)) == ["20261124T185012.500000Z", "20261124T185013.250000Z", "latest"]
