@@ -5,6 +5,7 @@
 from html import escape
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import (
+    armed_text,
     cause_text,
     drops_text,
     fix_command,
@@ -86,6 +87,8 @@ def page(report):
                     % escape(probe_text(report["probe_after_fix"])))
     for verdict in report["hosts"]:
         body.append("<h2>%s</h2>" % escape(verdict["host"]))
+        if verdict.get("armed"):
+            body.append("<p class=\"armed\">%s</p>" % escape(armed_text(verdict)))
         if verdict["seen"]:
             body.append(svg(verdict))
         if verdict["evidence"].get("hops"):

@@ -63,7 +63,8 @@ def host_verdict(host, data, error=None):
     verdict = {"host": host, "traced": bool(trace) and not trace.get("failed"), "seen": False, "packets": 0,
                "per_packet": [], "path": None, "last_hop": None, "fate": None, "role": "not_seen", "cause": None,
                "layer": None, "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False,
-               "ruled_out": [], "drop_reasons": None, "kernel": None}
+               "ruled_out": [], "drop_reasons": None, "kernel": None, "armed": (data or {}).get("armed"),
+               "engine": None}
     if data is None:
         verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
@@ -77,7 +78,7 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack", "drop_reasons", "kernel"):
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -243,6 +244,13 @@ def drops_text(verdict):
     return "; ".join("%s x%d" % item for item in counted.items()) or "none of the flow's packets"
 
 
+def armed_text(verdict):
+    """'Armed with iptables_nft (capture xtables_monitor), routes looked up with pyroute2.'"""
+    armed = verdict.get("armed") or {}
+    return "Armed with %s (capture %s)%s." % (armed.get("backend") or "-", armed.get("capture") or "-", (
+        ", routes looked up with %s" % verdict["engine"]) if verdict.get("engine") else "")
+
+
 def label(fleet):
     """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen."""
     return fleet["cause"] or ("passed" if fleet["way"] else "nothing seen")
@@ -284,8 +292,10 @@ def markdown(report):
                                                      verdict["last_hop"] or "-", verdict["fate"] or "-",
                                                      cause_text(verdict).replace("|", "\\|")))
     for verdict in report["hosts"]:
-        if verdict["evidence"].get("hops") or verdict.get("drop_reasons"):
+        if verdict["evidence"].get("hops") or verdict.get("drop_reasons") or verdict.get("armed"):
             lines += ["", "## %s" % verdict["host"]]
+        if verdict.get("armed"):
+            lines += ["", armed_text(verdict)]
         if verdict["evidence"].get("hops"):
             lines += ["", "```", verdict["evidence"]["hops"], "```"]
         if verdict.get("drop_reasons"):

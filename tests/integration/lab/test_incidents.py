@@ -51,6 +51,11 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
                                   *(["-e", "remediate=true"] if fixed else []),
                                   blocked_fails=drop_reasons == "never")  # a CI job or a cron sees it blocked
         check_verdict(expected, drop_reasons, output, report)
+        backends = {host: spec.get("backend", "iptables_nft") for host, spec in topology(name)["hosts"].items()
+                    if spec.get("managed", True)}
+        assert {row["host"]: row["armed"]["backend"] for row in report["hosts"]} == backends
+        assert all(row["engine"] == "pyroute2" for row in report["hosts"])
+        assert output.count("the trace expires by itself at") == len(backends), output
         if fixed:
             assert report["verdict"]["fix"]["remediable"], report["verdict"]
             assert report["probe_after_fix"]["summary"]["failed"] == 0, report.get("probe_after_fix")

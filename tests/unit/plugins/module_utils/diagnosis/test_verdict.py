@@ -91,3 +91,14 @@ def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
     after = verdict.build_report(hosts, REQUEST, failed, {"summary": summary([{"result": "connected"}] * 3)})
     assert "(applied by remediate=true)" in verdict.table(after) and "Fix (applied by remediate=true)" in \
         verdict.markdown(after)
+
+
+def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
+    armed = {"backend": "iptables_nft", "capture": "xtables_monitor", "expires_at": 1795546512.5,
+             "drop_reasons": {"pid": 4250}}
+    hosts = {"node": {"arm_error": None, "armed": armed, "trace": {"packets": [], "finding": {"engine": "pyroute2"}}}}
+    built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "connected"}] * 3)})
+    assert (built["hosts"][0]["armed"], built["hosts"][0]["engine"]) == (armed, "pyroute2")
+    assert "Armed with iptables_nft (capture xtables_monitor), routes looked up with pyroute2." in \
+        verdict.markdown(built)
+    assert "Armed with iptables_nft (capture xtables_monitor)" in html.page(built)
