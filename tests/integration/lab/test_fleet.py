@@ -240,3 +240,13 @@ def test_a_host_that_cannot_be_reached_is_reported_as_not_audited(inventory, tmp
     assert [check["status"] for check in gone["checks"]] == ["error"] * len(CHECKS)
     assert report["summary"]["hosts_not_audited"] == 1 and report["summary"]["hosts_clean"] == len(HOSTS)
     xmlschema.XMLSchema(XSD).validate(str(tmp_path / "audit.junit.xml"))
+
+
+def test_preflight_lists_every_host_also_one_that_cannot_be_reached(inventory, tmp_path):
+    extra = tmp_path / "gone.yml"
+    extra.write_text(yaml.safe_dump({"all": {"hosts": {"gone": {"ansible_host": "198.18.0.250"}}}}))
+    done = run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-i", str(extra), "packetpath.linux.preflight",
+                "-e", "ansible_ssh_timeout=5"], check=False)
+    rows = re.findall(r'^\s*"(\w+) +(True|-) ', done.stdout, re.M)
+    assert sorted(host for host, _root in rows) == sorted(HOSTS + ["gone"]), done.stdout
+    assert re.search(r'"gone +- +- .*unreachable: .*198\.18\.0\.250', done.stdout), done.stdout
