@@ -248,5 +248,5 @@ def test_preflight_lists_every_host_also_one_that_cannot_be_reached(inventory, t
     done = run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-i", str(extra), "packetpath.linux.preflight",
                 "-e", "ansible_ssh_timeout=5"], check=False)
     rows = re.findall(r'^\s*"(\w+) +(True|-) ', done.stdout, re.M)
-    assert sorted(host for host, _root in rows) == sorted(HOSTS + ["gone"]), done.stdout
+    assert sorted(host for host, _root in rows) == sorted(HOSTS + ("gone",)), done.stdout
     assert re.search(r'"gone +- +- .*unreachable: .*198\.18\.0\.250', done.stdout), done.stdout
