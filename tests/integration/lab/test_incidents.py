@@ -5,11 +5,14 @@ Where the catalogue's fix is remediable, remediate=true applies it and the probe
 import json
 import os
 
+import jsonschema
 import pytest
 import yaml
 from labtools import ROOT, ansible_playbook, connect, in_netns, lab, traces_left
 
 INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
+with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
+    SCHEMA = json.load(_handle)
 NAMES = sorted(name[:-4] for name in os.listdir(INCIDENTS) if name.endswith(".yml"))
 
 
@@ -65,7 +68,7 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
 
 def check_verdict(expected, drop_reasons, output, report):
     fleet = report["verdict"]
-    assert report["schema_version"] == 2
+    jsonschema.validate(report, SCHEMA)  # every report written here, with its documented schema
     assert (fleet["culprit"], fleet["cause"]) == (expected["culprit"], expected["cause"]), (drop_reasons, output)
     blamed = {row["host"]: row["cause"] for row in report["hosts"] if row["cause"]}
     # A loop has more than one host: each names it (the fleet's words name the others).

@@ -1,0 +1,38 @@
+"""schemas/diagnosis_report.schema.json is the report: its causes and layers are the catalogue's, and reports built
+from what the incident labs recorded validate against it (the lab tests validate every report they write)."""
+
+import json
+import os
+
+import jsonschema
+import pytest
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding, verdict
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
+from test_finding import INCIDENTS, RecordedEvidence, recorded_incident
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
+with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
+    SCHEMA = json.load(_handle)
+
+
+def test_the_schema_names_every_cause_and_layer_of_the_catalogue():
+    assert set(SCHEMA["$defs"]["cause"]["enum"]) == set(causes.CATALOGUE) | {causes.UNDECIDED, causes.NOT_SEEN, None}
+    assert set(SCHEMA["$defs"]["layer"]["enum"]) == set(causes.LAYERS) | {None}
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("name", INCIDENTS)
+def test_a_report_of_each_incident_as_recorded_validates(name):
+    recorded = recorded_incident(name)
+    port, result = recorded["port"], recorded["result"]
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    hosts = {recorded["incident"]["culprit"]: {"arm_error": None, "trace": {"packets": result["packets"],
+                                                                              "finding": found}},
+             "gone": None}
+    probe = {"attempts": [{"result": "timeout"}] * 2, "summary": summary([{"result": "timeout"}] * 2)}
+    report = verdict.build_report(hosts, {"port": 8080, "proto": "tcp", "trace_hosts": ["gone"]}, probe,
+                                  unreported={"gone": "unreachable"})
+    jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(report, verdict=dict(report["verdict"], cause="passed")), SCHEMA)
+
