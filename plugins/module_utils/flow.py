@@ -38,6 +38,9 @@ FLOW_ARGUMENT_SPEC = {
 
 
 def _network(option, value):
+    if "%" in str(value):  # a zone id: iptables would drop it silently, nft refuse it; neither selects by it
+        raise OptionError(option, value, "an IPv6 zone id (%...) selects nothing here: give the address alone, and the "
+                                         "interface with iif or oif")
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -163,8 +166,11 @@ class Flow:
 
     @property
     def narrowed(self):
-        """True when the flow selects something narrower than "every packet"."""
-        return any((self.src, self.dst, self.sport, self.dport, self.port, self.iif, self.oif))
+        """True when the flow selects something narrower than "every packet": an address prefix of /0 or the whole
+        port range, in any spelling, selects nothing narrower."""
+        networks = [network for network in (self.src, self.dst) if network and ipaddress.ip_network(network).prefixlen]
+        ports = [ports for ports in (self.sport, self.dport, self.port) if ports and ports != (1, 65535)]
+        return bool(networks or ports or self.iif or self.oif)
 
     def canonical(self):
         canonical = {

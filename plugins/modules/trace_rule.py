@@ -372,8 +372,8 @@ def switch(runner, params, check_mode):
     flow = Flow.from_params(params)
     check_bounds(params)
     if not flow.narrowed:
-        raise OptionError("proto", params["proto"], "alone selects every packet: give at least one of %s"
-                          % ", ".join(FLOW_OPTIONS))
+        raise OptionError("proto", params["proto"], "alone selects every packet (an address prefix /0 or the whole "
+                          "port range 1-65535 narrows nothing): give at least one of %s" % ", ".join(FLOW_OPTIONS))
     if params["state"] == "absent":
         result = rule.absent(runner, flow, check_mode)
         result["capture"] = {"discarded": _discard([flow.flow_id], check_mode)}

@@ -24,6 +24,15 @@ def test_narrowed_means_something_more_than_a_protocol():
     assert Flow.from_params({"proto": "tcp", "oif": "eth0"}).narrowed
 
 
+@pytest.mark.parametrize("params", [
+    {"proto": "tcp", "dst": "0.0.0.0/0"}, {"proto": "tcp", "src": "::/0"}, {"proto": "udp", "src": "10.0.0.1/0"},
+    {"proto": "tcp", "dport": "1:65535"}, {"proto": "tcp", "port": "1-65535"}, {"proto": "udp", "sport": "1:65535"},
+    {"proto": "tcp", "dst": "::/0", "port": "1:65535"},
+])
+def test_a_selector_that_matches_everything_is_not_narrowed_in_any_spelling(params):
+    assert not Flow.from_params(params).narrowed
+
+
 @pytest.mark.parametrize("params, option, reason", [
     ({"proto": "tcp", "dport": "70000"}, "dport", "ports are 1-65535"),
     ({"proto": "tcp", "sport": "0"}, "sport", "ports are 1-65535"),
@@ -41,6 +50,8 @@ def test_narrowed_means_something_more_than_a_protocol():
     ({"proto": "tcp", "iif": "eth0\n"}, "iif", "not an interface name"),
     ({"proto": "tcp", "iif": "a-very-long-interface"}, "iif", "not an interface name"),
     ({"proto": "tcp", "iif": "../etc"}, "iif", "not an interface name"),
+    ({"proto": "tcp", "dst": "fe80::1%eth0"}, "dst", "an IPv6 zone id"),
+    ({"proto": "tcp", "src": "fe80::/64%2"}, "src", "an IPv6 zone id"),
 ])
 def test_bad_values_name_the_option_and_the_value(params, option, reason):
     with pytest.raises(OptionError) as raised:
