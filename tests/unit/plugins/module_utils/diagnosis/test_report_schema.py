@@ -26,13 +26,11 @@ def test_a_report_of_each_incident_as_recorded_validates(name):
     recorded = recorded_incident(name)
     port, result = recorded["port"], recorded["result"]
     found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
-    hosts = {recorded["incident"]["culprit"]: {"arm_error": None, "trace": {"packets": result["packets"],
-                                                                              "finding": found}},
-             "gone": None}
+    traced = {"arm_error": None, "trace": {"packets": result["packets"], "finding": found}}
+    hosts = {recorded["incident"]["culprit"]: traced, "gone": None}
     probe = {"attempts": [{"result": "timeout"}] * 2, "summary": summary([{"result": "timeout"}] * 2)}
     report = verdict.build_report(hosts, {"port": 8080, "proto": "tcp", "trace_hosts": ["gone"]}, probe,
                                   unreported={"gone": "unreachable"})
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(dict(report, verdict=dict(report["verdict"], cause="passed")), SCHEMA)
-
