@@ -51,20 +51,30 @@ def moment(option, value):
             epoch = moment(option, value["time"])[0]
         if epoch is None and uptime is None:
             raise OptionError(option, value, "a marker needs epoch, time or uptime")
-        return (None if epoch is None else float(epoch)), (None if uptime is None else float(uptime))
+        return (None if epoch is None else _seconds(option, value, epoch)), (
+            None if uptime is None else _seconds(option, value, uptime))
     text = str(value).strip()
     try:
-        seconds = float(text.lstrip("@"))
+        float(text.lstrip("@"))
     except ValueError:
-        pass
+        pass  # not a number: an ISO 8601 time, or nothing
     else:
-        if not math.isfinite(seconds):  # float() takes nan and inf; no line is ever that late or early
-            raise OptionError(option, value, "not a time (a finite number of seconds since the epoch)")
-        return seconds, None
+        return _seconds(option, value, text.lstrip("@")), None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(), None
     except ValueError:
         raise OptionError(option, value, "not a time (ISO 8601, seconds since the epoch, or the marker of trace_rule)")
+
+
+def _seconds(option, value, number):
+    """A finite number of seconds, or the option's error (float() takes nan and inf; no line is that late or early)."""
+    try:
+        seconds = float(number)
+    except (TypeError, ValueError):
+        raise OptionError(option, value, "not a time (a finite number of seconds since the epoch)")
+    if not math.isfinite(seconds):
+        raise OptionError(option, value, "not a time (a finite number of seconds since the epoch)")
+    return seconds
 
 
 class TimeWindow:

@@ -8,7 +8,8 @@ import pytest
 
 from recorded import fixture_path
 
-from ansible_collections.packetpath.linux.plugins.module_utils.capture import sources
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, sources
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import (
     TimeWindow,
     TraceReader,
@@ -255,3 +256,16 @@ def test_packet_id_needles_find_the_packet_in_a_file(tmp_path):
     assert len(lines) == 15
     packets = TraceReader("kernel_log", packet_id="tcp-57266-2213090174").read(lines)
     assert [p["id"] for p in packets] == ["tcp-57266-2213090174"]
+
+
+@pytest.mark.parametrize("value", [{"epoch": "abc"}, {"uptime": "nan"}, {"epoch": float("inf")}, "nan", "-inf",
+                                   {"epoch": [1]}, "yesterday"])
+def test_a_time_bound_that_is_no_time_is_refused_naming_the_option(value):
+    with pytest.raises(OptionError) as raised:
+        fetch.moment("since", value)
+    assert str(raised.value).startswith("since=%r: not a time" % (value,)), str(raised.value)
+
+
+def test_a_marker_and_numbers_are_times():
+    assert fetch.moment("since", {"epoch": "1795546212.5", "uptime": 12}) == (1795546212.5, 12.0)
+    assert fetch.moment("until", "@1795546212") == (1795546212.0, None)
