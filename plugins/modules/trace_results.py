@@ -512,7 +512,8 @@ def main():
         packets = result.pop("packets")
         try:
             result["query_result"] = jmespath.search(params["query"], dict(result, packets=packets))
-        except jmespath.exceptions.JMESPathError as exc:  # a type or function error shows only when it runs
+        # A type or function error shows only when it runs, and jmespath raises ValueError for a zero slice step.
+        except (jmespath.exceptions.JMESPathError, ValueError) as exc:
             module.fail_json(msg="query=%r: %s; nothing was changed" % (params["query"], exc))
     module.exit_json(**result)
 
