@@ -122,8 +122,13 @@ class HostAudit:
             else:
                 backend = chosen.name
                 findings += ["%s needs %s, not installed" % (backend, tool) for tool in chosen.missing_tools()]
-        details = {"backend": backend, "reason": reason, "tools": facts["tools"], "is_root": facts["is_root"]}
-        return _check("trace_backend", findings, "%s (%s)" % (backend, reason), "this host cannot be traced", details)
+        # The kernel's drop reasons are optional: said, never a finding.
+        details = {"backend": backend, "reason": reason, "tools": facts["tools"], "is_root": facts["is_root"],
+                   "drop_reasons": facts["drop_reasons"]}
+        reasons = "; the kernel's drop reasons %s" % ("can be read" if facts["drop_reasons"]["available"] else
+                                                      "cannot be read: %s" % facts["drop_reasons"]["why_not"])
+        return _check("trace_backend", findings, "%s (%s)%s" % (backend, reason, reasons), "this host cannot be traced",
+                      details)
 
     @staticmethod
     def pyroute2(facts, required):

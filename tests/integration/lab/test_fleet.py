@@ -105,6 +105,9 @@ def test_the_audit_finds_exactly_the_seeded_drift(inventory, tmp_path):
     assert checks[("node3", "sysctl_drift")]["findings"] == [
         "net.ipv4.conf.eth1.rp_filter: runtime 0, the boot writes 2 (/etc/sysctl.d/90-packetpath-interfaces.conf)"]
     assert report["summary"]["findings"] == 7 and report["summary"]["hosts_clean"] == 1
+    # The backend check says whether the kernel's drop reasons can be read (bpftrace, installed by `make`): no finding.
+    assert all(checks[(host, "trace_backend")]["details"]["drop_reasons"]["available"] for host in HOSTS)
+    assert checks[("node1", "trace_backend")]["summary"].endswith("; the kernel's drop reasons can be read")
     assert re.search(r"node3 +findings +sysctl_drift +net\.ipv4\.conf\.eth1\.rp_filter: runtime 0", found.stdout)
 
     # Looking only for leftovers needs no expectation; a check that compares against one refuses to run without it.
