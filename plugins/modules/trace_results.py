@@ -352,7 +352,8 @@ finding:
       among them), and C(conntrack) (C(table) with the namespace's C(count) and the machine's C(max), and
       C(entries), the request's conversation as conntrack holds it (C(orig), C(reply), C(status), C(state),
       C(nat), C(reply_seen), conntrack saw a reply, even one a filter then dropped); null where conntrack or pyroute2 is missing).
-    - C(engine), the routing engine that answered its lookups (V(pyroute2), or V(ip) where pyroute2 is missing).
+    - C(engine), the routing engine that answered its lookups (V(pyroute2), or V(ip) where pyroute2 is missing),
+      and C(addresses), every address of the namespace.
     - C(layer), where the packet died (V(trace), V(routing), V(after_routing), V(before_first_hook), V(socket),
       V(kernel)).
     - Where the kernel's drop reasons were read (see RV(drop_reasons)), C(drop_reasons) (the flow's drops here, each
@@ -448,7 +449,10 @@ def explain(module, packets, flow, before, interfaces_before, drops=None):
     tables = rt_tables.RtTables()
     router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
     evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops)
-    return dict(finding.explain(packets, flow.port if flow else None, evidence), engine=router.engine.name)
+    # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
+    addresses = sorted(set(entry["address"] for entry in router.engine.addresses()))
+    return dict(finding.explain(packets, flow.port if flow else None, evidence), engine=router.engine.name,
+                addresses=addresses)
 
 
 def fetch(module, params, flow, source, path, fmt):

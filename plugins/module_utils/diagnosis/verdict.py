@@ -64,7 +64,7 @@ def host_verdict(host, data, error=None):
                "per_packet": [], "path": None, "last_hop": None, "fate": None, "role": "not_seen", "cause": None,
                "layer": None, "direction": None, "words": None, "evidence": {}, "fix": None, "remediable": False,
                "ruled_out": [], "drop_reasons": None, "kernel": None, "armed": (data or {}).get("armed"),
-               "engine": None}
+               "engine": None, "addresses": []}
     if data is None:
         verdict["words"] = "%s%s" % (NOT_REPORTED, ": %s" % error if error else "")
         verdict["error"] = error or NOT_REPORTED
@@ -78,7 +78,7 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine"):
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -134,6 +134,19 @@ def _dropped_before_first_hook(way, verdicts):
     return next((v for v in verdicts if not v["seen"] and v["cause"] == "kernel_drop"), None)
 
 
+def icmp_senders_text(verdicts, probe):
+    """'. The probe got ICMP time exceeded from peer (198.18.20.2)': the hosts the probe's ICMP errors came from, by
+    their addresses (an address no traced host holds is named alone)."""
+    errors = ((probe or {}).get("summary") or {}).get("icmp") or []
+    said = []
+    for error in errors:
+        sender = next((v["host"] for v in verdicts if any(_same_address(error["from"], address)
+                                                         for address in v.get("addresses") or [])), None)
+        said.append("ICMP %s from %s" % (error["name"], "%s (%s)" % (sender, error["from"]) if sender
+                                         else error["from"]))
+    return ". The probe got %s" % "; ".join(said) if said else ""
+
+
 def probe_failed(probe):
     """Whether the probe says the port is blocked: one of its attempts failed, by its own summary (a probe that
     could not be sent, or no probe at all, says nothing)."""
@@ -168,6 +181,7 @@ def fleet_verdict(verdicts, probe):
         words = "the packet passed every traced host"
     else:
         words = "no traced host saw the packet: it died before the first of them, or the trace selects other packets"
+    words += icmp_senders_text(verdicts, probe)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
             "not_seen": unseen,

@@ -102,3 +102,15 @@ def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
     assert "Armed with iptables_nft (capture xtables_monitor), routes looked up with pyroute2." in \
         verdict.markdown(built)
     assert "Armed with iptables_nft (capture xtables_monitor)" in html.page(built)
+
+
+def test_the_verdict_names_the_host_an_icmp_error_to_the_probe_came_from():
+    error = {"type": 11, "code": 0, "name": "time exceeded", "from": "198.18.20.2"}
+    probe = {"summary": summary([{"result": "unreachable", "icmp": error}] * 3)}
+    hosts = {"peer": {"arm_error": None, "trace": {"packets": [], "finding": {"addresses": ["198.18.20.2"]}}},
+             "node": {"arm_error": None, "trace": {"packets": [], "finding": {"addresses": ["198.18.10.1"]}}}}
+    words = verdict.build_report(hosts, REQUEST, probe)["verdict"]["words"]
+    assert words.endswith(". The probe got ICMP time exceeded from peer (198.18.20.2)"), words
+    del hosts["peer"]
+    words = verdict.build_report(hosts, REQUEST, probe)["verdict"]["words"]
+    assert words.endswith(". The probe got ICMP time exceeded from 198.18.20.2"), words
