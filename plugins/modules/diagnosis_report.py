@@ -51,7 +51,7 @@ options:
     description:
       - The directory to write the report into (created if needed). Without it, nothing is written.
       - Each run writes into a directory of its own under it, named after the run's UTC time
-        (C(20261205T084402.123456Z)), and points C(latest) at it: an earlier run's report is never overwritten.
+        (C(20261205T084402.123456Z)), and points C(latest) at it, so an earlier run's report is never overwritten.
     type: path
 """
 

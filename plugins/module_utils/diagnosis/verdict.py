@@ -140,10 +140,10 @@ def icmp_senders_text(verdicts, probe):
     errors = ((probe or {}).get("summary") or {}).get("icmp") or []
     said = []
     for error in errors:
-        sender = next((v["host"] for v in verdicts if any(_same_address(error["from"], address)
-                                                         for address in v.get("addresses") or [])), None)
-        said.append("ICMP %s from %s" % (error["name"], "%s (%s)" % (sender, error["from"]) if sender
-                                         else error["from"]))
+        holders = [v["host"] for v in verdicts
+                   if any(_same_address(error["from"], address) for address in v.get("addresses") or [])]
+        sender = "%s (%s)" % (holders[0], error["from"]) if holders else error["from"]
+        said.append("ICMP %s from %s" % (error["name"], sender))
     return ". The probe got %s" % "; ".join(said) if said else ""
 
 

@@ -84,8 +84,8 @@ def check_verdict(expected, drop_reasons, output, report):
         assert report["probe"]["summary"]["icmp"] == [expected["probe_icmp"]], report["probe"]["summary"]
         assert "ICMP %s" % expected["probe_icmp"]["name"] in output
         # The verdict names the host the error came from, by its address.
-        assert "The probe got ICMP %s from %s (%s)" % (expected["probe_icmp"]["name"], expected["probe_icmp_host"],
-                                                      expected["probe_icmp"]["from"]) in fleet["words"], fleet["words"]
+        sender = "%s (%s)" % (expected["probe_icmp_host"], expected["probe_icmp"]["from"])
+        assert "The probe got ICMP %s from %s" % (expected["probe_icmp"]["name"], sender) in fleet["words"], fleet["words"]
     rows = {row["host"]: row for row in report["hosts"]}
     if drop_reasons == "never":
         assert all(row["drop_reasons"] is None for row in rows.values())
