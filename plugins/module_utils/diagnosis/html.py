@@ -18,16 +18,21 @@ from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict
 NODES = {
     "prerouting": (20, 70), "routing decision": (190, 70), "forward": (360, 70), "postrouting": (530, 70),
     "input": (190, 160), "local delivery": (190, 240), "output": (360, 240), "re-route": (530, 160),
+    "local process": (20, 240),
 }
+# A packet the host sends starts at a local process and its own routing decision, not at the arriving packets' one.
 EDGES = [("prerouting", "routing decision"), ("routing decision", "forward"), ("forward", "postrouting"),
-         ("routing decision", "output"),
+         ("local process", "output"),
          ("routing decision", "input"), ("input", "local delivery"), ("output", "re-route"),
          ("re-route", "postrouting"), ("output", "postrouting")]
 WIDTH, HEIGHT = 150, 36
 
 
 def _steps(path):
-    return [step.split(" (")[0].strip() for step in (path or "").split("\u2192")]
+    steps = [step.split(" (")[0].strip() for step in (path or "").split("\u2192")]
+    if steps[:2] == ["routing decision", "output"]:  # a packet this host sends: its own routing decision
+        steps[0] = "local process"
+    return steps
 
 
 def svg(verdict):

@@ -114,3 +114,17 @@ def test_the_verdict_names_the_host_an_icmp_error_to_the_probe_came_from():
     del hosts["peer"]
     words = verdict.build_report(hosts, REQUEST, probe)["verdict"]["words"]
     assert words.endswith(". The probe got ICMP time exceeded from 198.18.20.2"), words
+
+
+def test_the_diagram_draws_a_sent_packet_from_a_local_process_through_postrouting():
+    sent = {"host": "client", "path": "routing decision \u2192 output \u2192 postrouting \u2192 out eth0",
+            "fate": "sent", "evidence": {}}
+    drawn = html.svg(sent)
+    lit = ' stroke="#2a7" stroke-width="4"/>'
+    edges = {name: html.NODES[name] for name in ("local process", "output", "postrouting", "routing decision")}
+
+    def line(start, end):
+        (x1, y1), (x2, y2) = edges[start], edges[end]
+        return '<line x1="%d" y1="%d" x2="%d" y2="%d"' % (x1 + 75, y1 + 18, x2 + 75, y2 + 18)
+    assert line("local process", "output") + lit in drawn and line("output", "postrouting") + lit in drawn
+    assert "routing decision" not in html._steps(sent["path"])  # pylint: disable=protected-access
