@@ -137,7 +137,9 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
                          "packetpath_strict_sources": {"mgmt0": ["198.51.100.0/24"]}})
     before = dict((host, host_state(host)) for host in HOSTS)
     # One host per batch, no failure allowed: the client (first) refuses, and the run stops before the nodes.
-    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=all", "-e", "remediate_serial=1",
+    # A bare `force` (as an inventory might set for its own reasons) does not turn the refusal off.
+    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=all", "-e", "force=true",
+                       "-e", "remediate_serial=1",
                        "-e", "remediate_max_fail_percentage=0", "-e", "report_dir=%s" % tmp_path, check=False)
     assert refused.returncode != 0
     assert ("strict rp_filter on mgmt0 would drop packets from 198.51.100.0/24: the route back to 198.51.100.1 "
@@ -146,7 +148,7 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
     assert "[node1]" not in refused.stdout
     assert dict((host, host_state(host)) for host in HOSTS) == before
     # With force the same plan goes ahead (shown here in check mode, which changes nothing).
-    forced = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=client", "-e", "force=true",
+    forced = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=client", "-e", "remediate_force=true",
                       "-e", "report_dir=%s" % tmp_path, "--check", "--diff")
     assert "+net.ipv4.conf.mgmt0.rp_filter = 1" in forced.stdout
     assert dict((host, host_state(host)) for host in HOSTS) == before
