@@ -144,6 +144,7 @@ def _become_bpftrace(bpftrace, text, files):
     """The grandchild: tracefs, the reason names saved, then bpftrace itself (exec: same PID)."""
     log = os.open(files["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
+        os.write(log, ("pid %d\n" % os.getpid()).encode())  # exec keeps the PID: the module reads it here
         os.dup2(log, 2)
         root = _private_tracefs()
         with open(os.path.join(root, FORMAT)) as source:
@@ -201,15 +202,9 @@ def _gave_up(path):
 
 
 def _pid_of(files):
-    """The PID of the bpftrace that has our drops file open for writing (found through /proc, not by name)."""
-    wanted = os.path.realpath(files["drops"])
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink("/proc/%s/fd/1" % pid) == wanted:
-                return int(pid)
-        except OSError:
-            continue
-    return None
+    """The PID the grandchild wrote before it became bpftrace (the first line of its log)."""
+    first = _read(files["log"]).partition("\n")[0]
+    return int(first[4:]) if first.startswith("pid ") and first[4:].isdigit() else None
 
 
 def _read(path):
