@@ -450,9 +450,8 @@ def explain(module, packets, flow, before, interfaces_before, drops=None):
     router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
     evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops)
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
-    addresses = sorted(set(entry["address"] for entry in router.engine.addresses()))
     return dict(finding.explain(packets, flow.port if flow else None, evidence), engine=router.engine.name,
-                addresses=addresses)
+                addresses=router.addresses())
 
 
 def fetch(module, params, flow, source, path, fmt):

@@ -86,6 +86,14 @@ class Cause:
     def corroborated_by(self, drop):
         return drop["reason"] in self.drop_reasons or "%s:%s" % (drop["reason"], drop["location"]) in self.drop_reasons
 
+    def kernel_stance(self, drops, direction):
+        """How the kernel's drops stand to this cause, in the direction it speaks of (a retransmission's drop is
+        another story): "corroborates", "names another reason", or None where it said nothing there."""
+        mine = [drop for drop in drops if drop.get("direction") == direction]
+        if any(self.corroborated_by(drop) for drop in mine):
+            return "corroborates"
+        return "names another reason" if mine and self.drop_reasons else None
+
 
 _UNREACH = ("IcmpOutDestUnreachs", "Icmp6OutDestUnreachs")
 # What the kernel says of a packet a route refused (6.18: ip_error for IPv4, ip6_pkt_prohibit/ip6_pkt_discard for IPv6).

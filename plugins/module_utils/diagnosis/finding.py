@@ -176,14 +176,14 @@ def _finding(packets, port, evidence):
         decided = _stopped(reply, "reply", evidence)
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
         decided = _reply_elsewhere(request, reply, evidence)
-    if decided is None and port and reply is None:
-        decided = _way_out(request, "request", evidence)  # traced both ways, and no reply came back
+    # Traced both ways, and no reply came back: the request's way out decides, or tells the fleet where it went.
+    unanswered = _way_out_evidence(request, evidence) if decided is None and port and reply is None else None
+    if unanswered is not None:
+        decided = _way_out(request, "request", unanswered, evidence)
     if decided is None and reply is not None:
-        decided = _way_out(reply, "reply", evidence)
+        decided = _way_out(reply, "reply", _way_out_evidence(reply, evidence), evidence)
     if decided is None:
-        proof = {"path": request.get("path")}
-        if port and reply is None:  # where it went unanswered: the fleet looks for what dropped it there
-            proof.update(_way_out_evidence(request, evidence) or {})
+        proof = dict(unanswered or {}, path=request.get("path"))
         return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
                     remediable=False, evidence=proof, ruled_out=[])
     return dict(base, **decided)
@@ -202,11 +202,8 @@ def _kernel_word(found, drops, port, packets):
     if not drops:
         return found
     cause = causes.CATALOGUE.get(found["cause"])
-    if cause is not None:  # the drops of the direction the cause speaks of (a retransmission's drop is another story)
-        mine = [drop for drop in drops if drop["direction"] == found["direction"]]
-        agreeing = any(cause.corroborated_by(drop) for drop in mine)
-        found["kernel"] = "corroborates" if agreeing else "names another reason" if mine and cause.drop_reasons \
-            else None
+    if cause is not None:
+        found["kernel"] = cause.kernel_stance(drops, found["direction"])
         return found
     requests = [drop for drop in drops if drop["direction"] == "request"]
     unanswered = not found["seen"] or found["cause"] == causes.UNDECIDED or found["replies"] == 0
@@ -399,11 +396,11 @@ def _way_out_evidence(packet, evidence):
     return found
 
 
-def _way_out(packet, direction, evidence):
+def _way_out(packet, direction, found, evidence):
     """What comes after the last hook for a packet that left this host (or that the routing decision sends out
-    where no hook follows): its link, its egress qdisc, its next hop's neighbour entry; in the kernel's order
-    (a link without carrier takes nothing; a qdisc that drops also drops the ARP/NDP asking for the neighbour)."""
-    found = _way_out_evidence(packet, evidence)
+    where no hook follows), as _way_out_evidence read it: its link, its egress qdisc, its next hop's neighbour entry;
+    in the kernel's order (a link without carrier takes nothing; a qdisc that drops also drops the ARP/NDP asking
+    for the neighbour)."""
     if found is None:
         return None
     proof = dict(found, last_hop=packet["last_hop"], path=packet.get("path"))

@@ -127,9 +127,8 @@ def _dropped_before_first_hook(way, verdicts):
                     dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
                 verdict.update((key, found[key]) for key in FINDING_KEYS)
                 if verdict["drop_reasons"]:  # the kernel's word, where it was read, now stands beside this cause
-                    verdict["kernel"] = "corroborates" if any(
-                        causes.CATALOGUE["tc_ingress_drop"].corroborated_by(drop) for drop in verdict["drop_reasons"]
-                    ) else "names another reason"
+                    verdict["kernel"] = causes.CATALOGUE["tc_ingress_drop"].kernel_stance(
+                        verdict["drop_reasons"], "request")
                 return verdict
     return next((v for v in verdicts if not v["seen"] and v["cause"] == "kernel_drop"), None)
 

@@ -396,12 +396,14 @@ class Router:
             self._links = {link["name"]: link for link in self.engine.links()}
         return self._links.get(name)
 
-    def addresses(self, name):
-        """The addresses of an interface of this namespace."""
+    def addresses(self, name=None):
+        """The addresses of an interface of this namespace, or (no name) of all of them, sorted; one dump."""
         if self._addresses is None:
             self._addresses = {}
             for entry in self.engine.addresses():
                 self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(entry["address"])
+        if name is None:
+            return sorted(set(address for found in self._addresses.values() for address in found))
         return self._addresses.get(name, [])
 
     def policy(self, family):
