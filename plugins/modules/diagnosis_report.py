@@ -26,8 +26,8 @@ attributes:
 options:
   hosts:
     description:
-      - Per host, a mapping with C(trace) (the trace_results result, with its C(finding)), or C(arm_error) (why the
-        host could not be armed; it is reported as not traced).
+      - Per host that got to the end of the run, its C(packetpath.linux.trace_results) result (with its C(finding));
+        a skipped result for a host that was not collected (not armed, or check mode).
       - A host of C(request.trace_hosts) missing here failed or was unreachable before it reported; it gets a row with
         the error of its entry in O(last_results).
     type: dict
@@ -44,8 +44,9 @@ options:
     type: dict
   last_results:
     description:
-      - Per host, its first registered result (the role's arming). For a host missing from O(hosts), the C(msg) of
-        that result is the error its row shows.
+      - Per host, its arming (the C(packetpath.linux.trace_rule) result with O(packetpath.linux.trace_rule#module:capture=true)).
+        Its backend, capture and expiry go into the host's row; where it failed, its C(msg) is why the host could not
+        be traced; for a host missing from O(hosts), the error its row shows.
     type: dict
   report_dir:
     description:
@@ -58,8 +59,9 @@ options:
 EXAMPLES = r"""
 - name: Verdicts and the report
   packetpath.linux.diagnosis_report:
-    hosts: "{{ gathered }}"
-    request: {port: 8081, proto: tcp, dst: 203.0.113.12, probe_from: client}
+    hosts: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'collected'))) }}"
+    last_results: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'armed'))) }}"
+    request: {port: 8081, proto: tcp, dst: 203.0.113.12, probe_from: client, trace_hosts: "{{ ansible_play_hosts_all }}"}
     probe: "{{ probe_result }}"
     report_dir: /tmp/packetpath-report
   delegate_to: localhost
@@ -105,7 +107,8 @@ def main():
     last = params["last_results"] or {}
     unreported = {host: (last.get(host) or {}).get("msg") for host in params["request"].get("trace_hosts") or []
                   if host not in params["hosts"]}
-    hosts = dict(params["hosts"], **dict.fromkeys(unreported))
+    hosts = {host: verdict.gathered(trace, last.get(host)) for host, trace in params["hosts"].items()}
+    hosts.update(dict.fromkeys(unreported))
     report = verdict.build_report(hosts, params["request"], params["probe"], params["probe_after_fix"], unreported)
     written = []
     if params["report_dir"] and not module.check_mode:

@@ -16,11 +16,17 @@ description:
     it fetches (marked C(iptables-save as of fetch time), since the ruleset may have changed since the packet
     passed), and otherwise infers the verdict from where the packet went next.
   - Reads line by line; memory grows with the packets kept (O(max_packets)), not with the size of the log.
-  - Read-only. It never changes the host.
+  - Reads only, except that O(source=capture) ends the capture it reads, and O(trace_off) switches the flow's trace
+    off.
 author:
   - packetpath developers (@packetpath)
-extends_documentation_fragment:
-  - packetpath.linux.attributes.read_only
+attributes:
+  check_mode:
+    support: full
+    description: Reads as it would; a capture is read so far and left running, and O(trace_off) says what it would remove.
+  diff_mode:
+    support: full
+    description: With O(trace_off), the trace rules of this collection before and after, as C(packetpath.linux.trace_rule) shows them.
 options:
   source:
     description:
@@ -143,6 +149,15 @@ options:
       - Read with O(port) (the probe's source port either way), so that replies are traced too.
     type: bool
     default: false
+  trace_off:
+    description:
+      - With O(source=capture), once the capture is read, switch the flow's trace off in the same execution, as
+        C(packetpath.linux.trace_rule) O(packetpath.linux.trace_rule#module:state=absent) with the same flow options
+        does (its rules on every backend, its expiry, the legacy logger binding). One round trip per host fewer
+        than a separate task; keep such a task under C(always) for a host whose collection failed.
+      - RV(trace_off) says what was removed, and RV(changed) is true where something was.
+    type: bool
+    default: false
   query:
     description:
       - A JMESPath expression applied on the host to the result; only its value comes back (RV(query_result)),
@@ -172,6 +187,7 @@ EXAMPLES = r"""
     proto: tcp
     port: 48081
     explain: true
+    trace_off: true  # and switch the flow's trace off in the same execution
   register: live
 
 - name: Switch the trace on for the probe's own packets
@@ -373,6 +389,14 @@ drop_reasons:
   sample: {"read": true, "drops": [{"reason": "NO_SOCKET", "reason_code": 3, "location": "tcp_v4_rcv",
            "dev": "eth0", "family": "ipv4", "proto": "tcp", "src": "198.18.10.2", "dst": "198.18.20.2",
            "sport": 48080, "dport": 8080, "ttl": 63, "time": 1795546212.5}]}
+trace_off:
+  description:
+    - With O(trace_off), the result of switching the flow's trace off (the keys of
+      C(packetpath.linux.trace_rule)'s result with O(packetpath.linux.trace_rule#module:state=absent), C(removed),
+      C(expiry), C(nft_tables), C(nf_log)).
+  returned: with trace_off
+  type: dict
+  sample: {"changed": true, "flow_id": "pp-0a1b2c3d4e", "removed": [], "expiry": [], "nft_tables": []}
 query_result:
   description: The value of O(query) applied to the result.
   returned: when query is given
@@ -384,7 +408,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
@@ -395,6 +419,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
+from ansible_collections.packetpath.linux.plugins.module_utils.trace import rule
 
 try:
     import jmespath
@@ -425,6 +450,7 @@ def argument_spec():
         this_netns_only={"type": "bool"},
         query={"type": "str"},
         explain={"type": "bool", "default": False},
+        trace_off={"type": "bool", "default": False},
     )
     return spec
 
@@ -441,6 +467,9 @@ def check_options(params):
             jmespath.compile(params["query"])
         except jmespath.exceptions.ParseError as exc:
             raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
+    if params["trace_off"] and params["source"] != "capture":
+        raise OptionError("trace_off", True, "goes with source=capture (the flow trace_rule switched on), not "
+                          "source=%s" % params["source"])
 
 
 def explain(module, packets, flow, before, interfaces_before, drops=None):
@@ -485,7 +514,20 @@ def read_capture(module, flow):
                                     drops)
     if not module.check_mode:
         spool.discard(flow.flow_id)
+    if module.params["trace_off"]:
+        result["trace_off"], diff = switch_off(module, flow)
+        if module._diff:
+            result["diff"] = diff
     return result
+
+
+def switch_off(module, flow):
+    """The flow's trace switched off, as trace_rule state=absent does it (under the same namespace lock)."""
+    with hoststate.namespace_lock():
+        off = rule.absent(ModuleCommandRunner(module), flow, module.check_mode)
+    for warning in off.pop("warnings"):
+        module.warn(warning)
+    return off, off.pop("diff")
 
 
 def main():
@@ -511,6 +553,7 @@ def main():
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    result["changed"] = bool((result.get("trace_off") or {}).get("changed"))
     if params["query"]:
         packets = result.pop("packets")
         try:

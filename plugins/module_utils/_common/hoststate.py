@@ -75,11 +75,29 @@ def make_dirs(directory):
                 raise
 
 
+TEMPORARY = ".record-"  # mkstemp's unpredictable names start so, the expiry sleeper's too
+STALE = 300  # seconds after which a temporary file is a killed writer's: none of ours writes for that long
+
+
+def _clean_temporaries(directory, now):
+    """Remove the temporary files a writer killed before its rename left in the directory."""
+    for name in os.listdir(directory):
+        if not name.startswith(TEMPORARY):
+            continue
+        try:
+            if now - os.lstat(os.path.join(directory, name)).st_mtime > STALE:
+                os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass  # another run cleaned it first
+
+
 def write(path, data):
-    """Write atomically: a reader sees the old record or the new one, never half of one."""
+    """Write atomically: a reader sees the old record or the new one, never half of one. The temporary file has an
+    unpredictable name (nothing can be planted in its place), and a killed writer's is removed by the next write."""
     directory = os.path.dirname(path)
     make_dirs(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".record-")
+    _clean_temporaries(directory, time.time())
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMPORARY)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, sort_keys=True)

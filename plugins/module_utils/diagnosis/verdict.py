@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """From what each host's modules said to a verdict per host: seen or not, where it stopped, why, and the fix.
 
-Input per host (what the diagnose_port role registered): why it could not be armed (`arm_error`), else its trace
-(trace_results, with the finding the host decided). Output: a stable report (see docs/diagnose_port.md for the
+Input per host (what the diagnose_port role registered, see `gathered`): why it could not be armed (`arm_error`),
+else how it was armed and its trace (trace_results, with the finding the host decided). Output: a stable report (see docs/diagnose_port.md for the
 schema).
 """
 
@@ -54,6 +54,18 @@ def fix_command(fix):
             "net.%s.conf.%s.%s=%s" % (family, interface, key.split(".", 1)[-1], value)
             for interface in fix["args"]["interfaces"] for key, value in sorted(fix["args"]["settings"].items()))
     return " ".join(fix["args"]["argv"])
+
+
+def gathered(trace, armed):
+    """What one host gathered, as host_verdict reads it, from the role's two registered results: its arming
+    (trace_rule capture=true) and its collection (trace_results, skipped where it was not armed)."""
+    armed = armed or {}
+    if armed.get("failed"):
+        return {"arm_error": armed.get("msg") or "arming the trace failed", "armed": None, "trace": {}}
+    capture = armed.get("capture") or {}
+    return {"arm_error": None, "trace": trace or {}, "armed": {
+        "backend": armed.get("backend"), "capture": capture.get("source"), "expires_at": armed.get("expires_at"),
+        "drop_reasons": capture.get("drop_reasons")}}
 
 
 def host_verdict(host, data, error=None):

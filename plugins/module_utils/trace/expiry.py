@@ -23,7 +23,7 @@ DIRECTORY = "expiry"
 
 # Runs on the target with the target's Python, stdlib only, detached from the module.
 SLEEPER = r"""
-import fcntl, json, os, subprocess, sys, time
+import fcntl, json, os, subprocess, sys, tempfile, time
 ATTEMPTS = 3
 # What iptables (both flavours) and nft answer for a rule, chain or table that is not there: never inserted (a kill
 # before the insert) or removed by someone else. Nothing of ours is left then: not a failure.
@@ -95,8 +95,8 @@ if mine and failed:
     # The record stays, saying what could not be deleted: trace_rule's leftovers and the audit show it, and
     # trace_rule state=absent (or all) removes what is left and the record with it.
     kept.update(failed=failed, fired_at=time.time())
-    temporary = "%s.%d.tmp" % (plan["record"], os.getpid())
-    with open(temporary, "w") as handle:
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(plan["record"]), prefix=".record-")  # as hoststate
+    with os.fdopen(descriptor, "w") as handle:
         json.dump(kept, handle)
     os.rename(temporary, plan["record"])
 elif mine:
@@ -144,8 +144,12 @@ def armed_flows():
 
 def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=None):
     """Start the sleeper; return its record (pid, expires_at, ...).  `nf_log` (trace.nflog.restore_plan()) makes it
-    put back the nf_log binding when no other legacy flow of ours is left."""
-    cancel(flow_id)
+    put back the nf_log binding when no other legacy flow of ours is left.
+
+    A re-arm starts the new sleeper and records it before it ends the old one: killed at any point in between, the
+    flow keeps a deadline (the old sleeper's, or the new one's, or both; a second delete finds nothing and is no
+    failure)."""
+    previous = record(flow_id)
     path = record_path(flow_id)
     plan = {
         "expires_at": time.time() + seconds,
@@ -167,6 +171,8 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
         "expires_at": plan["expires_at"],
     }
     hoststate.write(path, armed)
+    if previous and previous.get("pid") != proc.pid and _is_our_sleeper(previous):
+        os.kill(previous["pid"], signal.SIGTERM)
     return armed
 
 

@@ -102,11 +102,13 @@ def bind(runner, families, check_mode):
         if before == logger or (logger != NFLOG and before not in ("NONE", None)):
             continue  # already ours, or a kernel logger someone chose: leave it
         changes[family] = [before, logger]
-        if not check_mode:
-            record.setdefault(family, before)  # the first binding we found is what goes back
-            _write(NF_LOG % PF[family], logger)
+        record.setdefault(family, before)  # the first binding we found is what goes back
     if changes and not check_mode:
+        # Recorded before it is written: a kill in between leaves a record that puts back what is still there,
+        # never a binding nobody remembers.
         hoststate.write(path, record)
+        for family, (_before, logger) in sorted(changes.items()):
+            _write(NF_LOG % PF[family], logger)
     logger = "nflog" if set(wanted.values()) == {NFLOG} else "kernel_log"
     if logger == "kernel_log" and in_initial_netns() is False:
         notes.append("this is not the initial network namespace: the kernel log gets legacy TRACE from here only "

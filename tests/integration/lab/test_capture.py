@@ -1,5 +1,6 @@
-"""A diagnosis's three executions per host: trace_rule capture=true arms (trace on, a detached live capture, the
-counters), trace_results source=capture collects, trace_rule state=absent ends whatever is left. Nothing of a capture
+"""A diagnosis's two executions per host: trace_rule capture=true arms (trace on, a detached live capture, the
+counters), trace_results source=capture trace_off=true collects and switches the trace off; trace_rule state=absent
+ends whatever a failed collection left. Nothing of a capture
 outlives its trace: not when it is collected, not when the trace is switched off without collecting, not when the
 play dies and the expiry fires."""
 
@@ -39,15 +40,17 @@ def test_arm_then_collect_reads_the_packets_and_leaves_nothing(host):
     program = armed["capture"]["drop_reasons"]["pid"]  # the kernel's drop reasons, read beside the capture
     assert alive(program)
     send("pp-client", "udp", NODES[host], 9999)
-    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", explain=True))
-    assert got["_status"] == "SUCCESS", got["_stdout"]
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", explain=True, trace_off=True))
+    assert got["_status"] == "CHANGED", got["_stdout"]  # the trace switched off in the same execution
+    assert got["trace_off"]["removed"] and got["trace_off"]["expiry"], got["trace_off"]
+    assert traces_left("pp-" + host) == []
     assert got["source"] == "capture" and got["packets"], got["_stdout"]
     # The counters were read when the capture started, and again now.
     assert got["finding"]["seen"] and got["finding"]["counters"].get("IpInReceives", 0) >= 1, got["finding"]
     assert got["drop_reasons"]["read"] and isinstance(got["drop_reasons"]["drops"], list), got["drop_reasons"]
     assert capture_files(host) == [] and not alive(armed["capture"]["pid"]) and not alive(program)
-    module(host, "packetpath.linux.trace_rule", dict(FLOW, state="absent"))
-    assert traces_left("pp-" + host) == []
+    off = module(host, "packetpath.linux.trace_rule", dict(FLOW, state="absent"))
+    assert off["_status"] == "SUCCESS", off["_stdout"]  # nothing was left to switch off
 
 
 def test_switching_the_trace_off_ends_a_capture_nobody_collected():
@@ -82,3 +85,6 @@ def test_check_mode_starts_nothing_and_bad_input_changes_nothing():
     nothing = module("node3", "packetpath.linux.trace_results", dict(FLOW, source="capture"))
     assert nothing["_status"] == "FAILED" and "no capture of this flow" in nothing["msg"], nothing["_stdout"]
     assert traces_left("pp-node3") == [] and capture_files("node3") == []
+    elsewhere = module("node3", "packetpath.linux.trace_results", dict(FLOW, source="dmesg", trace_off=True))
+    assert elsewhere["_status"] == "FAILED" and "trace_off=True: goes with source=capture" in elsewhere["msg"], \
+        elsewhere["_stdout"]

@@ -104,6 +104,23 @@ def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
     assert "Armed with iptables_nft (capture xtables_monitor)" in html.page(built)
 
 
+def test_what_a_host_gathered_comes_from_its_arming_and_its_collection():
+    # trace_rule capture=true's result as the role registers it, and a failed one (rescued).
+    armed = {"changed": True, "backend": "nftables", "expires_at": "2026-12-05T11:40:00Z", "flow_id": "pp-1",
+             "capture": {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor",
+                         "drop_reasons": {"unavailable": "drop_reasons=never"}}}
+    trace = {"changed": True, "packets": [], "finding": {"engine": "pyroute2"}, "trace_off": {"changed": True}}
+    assert verdict.gathered(trace, armed) == {"arm_error": None, "trace": trace, "armed": {
+        "backend": "nftables", "capture": "nft_monitor", "expires_at": "2026-12-05T11:40:00Z",
+        "drop_reasons": {"unavailable": "drop_reasons=never"}}}
+    failed = {"failed": True, "msg": "backend=auto: no trace backend found; nothing was changed"}
+    skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    data = verdict.gathered(skipped, failed)
+    assert data == {"arm_error": failed["msg"], "armed": None, "trace": {}}
+    row = verdict.build_report({"node": data}, REQUEST, None)["hosts"][0]
+    assert (row["traced"], row["words"]) == (False, "cannot be traced here: " + failed["msg"])
+
+
 def test_the_verdict_names_the_host_an_icmp_error_to_the_probe_came_from():
     error = {"type": 11, "code": 0, "name": "time exceeded", "from": "198.18.20.2"}
     probe = {"summary": summary([{"result": "unreachable", "icmp": error}] * 3)}

@@ -1,11 +1,16 @@
 """The expiry's sleeper, run for real in a temp directory (its record there): a delete that fails is tried three
 times and kept in the record; one that passes on a later attempt, or finds nothing to delete, is no failure."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import time
 
+import pytest
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import host_audit
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import expiry
 
@@ -48,3 +53,39 @@ def test_nothing_to_delete_is_no_failure(tmp_path):
                     "iptables: Bad rule (does a matching rule exist in that chain?)."):
         (tmp_path / message[:3]).mkdir()
         assert fire(tmp_path / message[:3], [["sh", "-c", "echo '%s' >&2; exit 1" % message]]) is None
+
+
+def running(flow_id):
+    """The flow's sleeper once it runs the sleeper's code (until its exec, /proc shows the forking Python)."""
+    deadline = time.time() + 5
+    while expiry.current(flow_id) is None and time.time() < deadline:
+        time.sleep(0.02)
+    return expiry.current(flow_id)
+
+
+def test_a_rearm_keeps_the_old_deadline_until_the_new_one_is_recorded(tmp_path, monkeypatch):
+    """Issue #27: a kill (here: a sleeper that cannot start) in the middle of a re-arm left the flow without any
+    deadline, because the old sleeper was ended first."""
+    monkeypatch.setattr(hoststate, "ROOT", str(tmp_path))
+    flow_id = "0123456789ab"
+    first = expiry.arm(flow_id, "nftables", 60, [])
+    try:
+        running(flow_id)
+        with monkeypatch.context() as broken:
+            broken.setattr(expiry.subprocess, "Popen", lambda *args, **kwargs: (_ for _ in ()).throw(
+                OSError(errno.EAGAIN, "fork: Resource temporarily unavailable")))
+            with pytest.raises(OSError):
+                expiry.arm(flow_id, "nftables", 120, [])
+        assert expiry.current(flow_id) == first, "the old sleeper and its record must stay"
+        second = expiry.arm(flow_id, "nftables", 120, [])
+        assert second["pid"] != first["pid"] and running(flow_id) == second
+        deadline = time.time() + 5
+        while hoststate.start_time(first["pid"]) == first["started"] and time.time() < deadline:
+            time.sleep(0.05)  # SIGTERM'd; gone once reaped (pytest's process is its parent: wait for it)
+            try:
+                os.waitpid(first["pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
+        assert hoststate.start_time(first["pid"]) != first["started"], "the old sleeper ended once the new one ran"
+    finally:
+        expiry.cancel(flow_id)
