@@ -389,6 +389,15 @@ drop_reasons:
   sample: {"read": true, "drops": [{"reason": "NO_SOCKET", "reason_code": 3, "location": "tcp_v4_rcv",
            "dev": "eth0", "family": "ipv4", "proto": "tcp", "src": "198.18.10.2", "dst": "198.18.20.2",
            "sport": 48080, "dport": 8080, "ttl": 63, "time": 1795546212.5}]}
+capture:
+  description:
+    - With O(source=capture), whether the capture read everything the trace sent it in the window (C(complete)), and
+      where not, why (C(losses), also given as warnings) - its reader killed, its monitor ended on its own, events
+      the kernel dropped for a full socket buffer (ENOBUFS), or the trace's expiry reached before the collection. A
+      host whose capture is incomplete can have seen more than it says.
+  returned: with source=capture
+  type: dict
+  sample: {"complete": false, "losses": ["the capture's xtables_monitor ended on its own before it was collected (rc=1): packets after its end are missing"]}
 trace_off:
   description:
     - With O(trace_off), the result of switching the flow's trace off (the keys of
@@ -501,7 +510,8 @@ def read_capture(module, flow):
     found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
     result = fetch(module, module.params, flow, "file", spool_path, found["format"])
     result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
-        found["source"], flow.flow_id))
+        found["source"], flow.flow_id), capture={"complete": not found["losses"], "losses": found["losses"]})
+    result.setdefault("warnings", []).extend(found["losses"])
     reasons = found.get("drop_reasons") or {"unavailable": "not asked for"}
     drops = None
     if "files" in reasons:

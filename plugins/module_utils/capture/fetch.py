@@ -200,10 +200,11 @@ def _lines(runner, source, path, duration, ready_file, stop_file, window):
 
 
 def live_lines(runner, backend, duration, ready_file, stop_file):
-    """(source, lines not read yet) of the live source that follows a backend's trace in this namespace."""
+    """(source, lines not read yet, the stream that reads them) of the live source that follows a backend's trace in
+    this namespace."""
     source = BACKEND_SOURCE[backend]
-    lines, _stream = _lines(runner, source, None, duration, ready_file, stop_file, TimeWindow(None, None, False))
-    return source, lines
+    lines, stream = _lines(runner, source, None, duration, ready_file, stop_file, TimeWindow(None, None, False))
+    return source, lines, stream
 
 
 def _host_ruleset(runner, fmt):

@@ -213,7 +213,15 @@ class NflogStream(Stream):
     def _read(self, source):
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)  # the kernel log's clock
         lines = []
-        for message in self.marshal.parse(source.recv(RECV_SIZE)):
+        try:
+            received = source.recv(RECV_SIZE)
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            # The kernel dropped messages for a full socket buffer; the socket reads on. Counted, and reported.
+            self.overruns += 1
+            return []
+        for message in self.marshal.parse(received):
             if message["header"]["type"] == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET:
                 lines.append(decode_packet(message, uptime, self.names) or "")
         return [line for line in lines if line]

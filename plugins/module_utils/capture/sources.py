@@ -9,6 +9,8 @@ kernel-log parser reads like dmesg's: `[uptime] message`, with the journal's
 wall time in front.
 """
 
+import ctypes
+import ctypes.util
 import errno
 import gzip
 import io
@@ -238,6 +240,22 @@ def read_journal(lines):
             yield line
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _dies_with(parent):
+    """For the program a reader starts (xtables-monitor, nft monitor): the kernel ends it when its reader dies, also
+    by SIGKILL, which runs no cleanup of ours. Without it a killed reader left its monitor running for good."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+    def arrange():
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the reader died before the request took effect
+            os._exit(1)  # pylint: disable=protected-access  # in the child, before exec: nothing of ours to clean
+
+    return arrange
+
+
 class Stream:
     """A live source we start, read until it ends, `duration` passes or `enough()` says so.
 
@@ -255,6 +273,8 @@ class Stream:
         self.settle = settle
         self.enough = lambda: False
         self.returncode = None
+        self.ended_by = None  # what ended the reading: "deadline" (duration, stop file, enough) or "source"
+        self.overruns = 0  # times the kernel dropped events for a full socket buffer (ENOBUFS)
         self._buffered = b""
 
     def _start(self):
@@ -262,7 +282,8 @@ class Stream:
         try:
             # stderr joins stdout: a monitor's complaints are then counted and shown like unreadable lines.
             proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
-                                    stdin=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C", LANG="C"))
+                                    stdin=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C", LANG="C"),
+                                    preexec_fn=_dies_with(os.getpid()))  # pylint: disable=subprocess-popen-preexec-fn
         except OSError as exc:
             raise HostError("cannot start %s: %s" % (self.argv[0], exc))
         if self.ready_file:
@@ -313,9 +334,11 @@ class Stream:
                 created = True
                 with os.fdopen(fd, "w") as handle:
                     handle.write("%d\n" % os.getpid())
+            self.ended_by = "source"
             while True:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
+                    self.ended_by = "deadline"
                     break
                 if self.stop_file and os.path.exists(self.stop_file) and (
                         deadline is None or deadline - time.time() > self.settle):

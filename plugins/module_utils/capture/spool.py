@@ -4,7 +4,7 @@
 
 trace_rule (capture=true) switches the trace on and starts the capture in the same execution; trace_results
 (source=capture) ends it and reads what it wrote. Between the two the playbook sends its probe, so one diagnosis
-costs a host three module executions (arm, collect, trace off) and no polling.
+costs a host two module executions (arm; collect, which switches the trace off too) and no polling.
 
 The capture is the live source trace_results would read (NFLOG of the namespace, xtables-monitor or nft monitor),
 run by a detached grandchild of the module (a new session; its standard streams on /dev/null, so the module's SSH
@@ -52,21 +52,21 @@ def captured_flows():
     return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
 
 
-def _serve(lines, files):
-    """The grandchild: write the source's lines to the spool until the source ends, then say so."""
+def _serve(lines, stream, files):
+    """The grandchild: write the source's lines to the spool until the source ends, then say how it ended."""
     with open(files["lines"], "w", encoding="utf-8") as spool:
         for line in lines:
             spool.write(line)
             spool.flush()
-    with open(files["done"], "w", encoding="utf-8") as done:
-        done.write("%d\n" % os.getpid())
+    hoststate.write(files["done"], {"pid": os.getpid(), "ended_by": stream.ended_by, "returncode": stream.returncode,
+                                    "overruns": stream.overruns, "at": time.time()})
 
 
 def _end_quietly(_signum, _frame):
     raise SystemExit(0)
 
 
-def _detach(lines, files):
+def _detach(lines, stream, files):
     """Fork twice; the grandchild reads `lines` (a generator not started yet) into the spool. Returns in the
     module only."""
     child = os.fork()
@@ -83,7 +83,7 @@ def _detach(lines, files):
         os.closerange(3, 65536)
         # SIGTERM (discard) ends the reader through its finally: the monitor program it started goes with it.
         signal.signal(signal.SIGTERM, _end_quietly)
-        _serve(lines, files)
+        _serve(lines, stream, files)
     finally:
         os._exit(0)  # pylint: disable=protected-access  # never return into the module's code
 
@@ -94,8 +94,8 @@ def start(runner, backend, flow_id, duration, extra):
     discard(flow_id)
     files = paths(flow_id)
     hoststate.make_dirs(os.path.dirname(files["record"]))
-    source, lines = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
-    _detach(lines, files)
+    source, lines, stream = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
+    _detach(lines, stream, files)
     deadline = time.time() + READY_TIMEOUT
     pid = _listening(files["ready"])
     while pid is None:
@@ -131,6 +131,7 @@ def collect(flow_id, stop=True):
         raise HostError("no capture of this flow on this host: start one with packetpath.linux.trace_rule "
                         "capture=true (it also ends when the trace expires, and is removed when it is switched off); "
                         "nothing was read")
+    ended_before = os.path.exists(files["done"])  # the reader ended before it was asked to
     if stop:
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
         with open(files["stop"], "w") as handle:
@@ -140,7 +141,29 @@ def collect(flow_id, stop=True):
             time.sleep(0.05)
     if not os.path.exists(files["lines"]):
         raise HostError("the capture wrote nothing at %s" % files["lines"])
-    return found, files["lines"]
+    done = hoststate.read(files["done"])
+    return dict(found, losses=losses(found, done, stop and done is None and not running(found), ended_before)), \
+        files["lines"]
+
+
+def losses(found, done, reader_lost, ended_before):
+    """Why the capture may lack packets of the window, in words ([] where it read all it was sent): its reader gone
+    without finishing, its monitor ended on its own (xtables-monitor quits on ENOBUFS), events the kernel dropped,
+    or a capture that had reached its deadline before it was collected."""
+    if reader_lost:
+        return ["the capture's reader (pid %s) ended before it was collected, without finishing its spool "
+                "(killed, or its source failed): packets after its end are missing" % found.get("pid")]
+    why = []
+    if (done or {}).get("ended_by") == "source":
+        why.append("the capture's %s ended on its own before it was collected (rc=%s): packets after its end are "
+                   "missing" % (found.get("source"), done.get("returncode")))
+    elif ended_before:
+        why.append("the capture had reached its deadline (the trace's expiry) before it was collected: packets after "
+                   "that were not captured")
+    if (done or {}).get("overruns"):
+        why.append("the kernel dropped trace events %d time(s) for a full socket buffer (ENOBUFS): the capture "
+                   "missed some packets" % done["overruns"])
+    return why
 
 
 def discard(flow_id):

@@ -95,6 +95,10 @@ def host_verdict(host, data, error=None):
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
     verdict["evidence"] = dict(found.get("evidence") or {})
+    losses = (trace.get("capture") or {}).get("losses")
+    if losses:  # what the host saw is a lower bound: say so where the words are read
+        verdict["evidence"]["capture_losses"] = losses
+        verdict["words"] += " (the capture may lack packets: %s)" % "; ".join(losses)
     if verdict["fix"]:
         verdict["fix"] = dict(verdict["fix"], task=fix_task(verdict["fix"], host))
     if packet is None:
@@ -177,8 +181,10 @@ def fleet_verdict(verdicts, probe):
     unseen = [v["host"] for v in verdicts if not v["seen"] and v is not culprit]
     line = ARROW.join(marks) or "no traced host saw the packet"
     failed = probe_failed(probe)
-    cause = culprit["cause"] if culprit else causes.UNDECIDED if way and failed else causes.NOT_SEEN if failed \
-        else None
+    # A capture that lost packets saw a lower bound: "nobody saw it" is then not established.
+    lossy = [v for v in verdicts if v["evidence"].get("capture_losses")]
+    cause = culprit["cause"] if culprit else causes.UNDECIDED if (way or lossy) and failed else \
+        causes.NOT_SEEN if failed else None
     if culprit is not None:
         words = "%s: %s%s" % (culprit["host"], culprit["words"], kernel_text(culprit))
         looping = [v["host"] for v in way if v is not culprit and v["cause"] == culprit["cause"] == "routing_loop"]
@@ -192,6 +198,9 @@ def fleet_verdict(verdicts, probe):
         words = "the packet passed every traced host"
     else:
         words = "no traced host saw the packet: it died before the first of them, or the trace selects other packets"
+    if lossy and culprit is None:
+        words += ". Not every capture was complete: %s" % "; ".join(
+            "%s: %s" % (v["host"], v["evidence"]["capture_losses"][0]) for v in lossy)
     words += icmp_senders_text(verdicts, probe)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],

@@ -45,6 +45,7 @@ def test_arm_then_collect_reads_the_packets_and_leaves_nothing(host):
     assert got["trace_off"]["removed"] and got["trace_off"]["expiry"], got["trace_off"]
     assert traces_left("pp-" + host) == []
     assert got["source"] == "capture" and got["packets"], got["_stdout"]
+    assert got["capture"] == {"complete": True, "losses": []}, got["capture"]
     # The counters were read when the capture started, and again now.
     assert got["finding"]["seen"] and got["finding"]["counters"].get("IpInReceives", 0) >= 1, got["finding"]
     assert got["drop_reasons"]["read"] and isinstance(got["drop_reasons"]["drops"], list), got["drop_reasons"]
@@ -88,3 +89,21 @@ def test_check_mode_starts_nothing_and_bad_input_changes_nothing():
     elsewhere = module("node3", "packetpath.linux.trace_results", dict(FLOW, source="dmesg", trace_off=True))
     assert elsewhere["_status"] == "FAILED" and "trace_off=True: goes with source=capture" in elsewhere["msg"], \
         elsewhere["_stdout"]
+
+
+@pytest.mark.parametrize("host, monitor", [("node2", "xtables-monitor --trace"), ("node3", "nft monitor trace")])
+def test_a_killed_reader_takes_its_monitor_along_and_the_collection_says_packets_are_missing(host, monitor):
+    """Issue #27: a reader killed by SIGKILL left its monitor running for good, and the collection then reported a
+    complete capture with no packet."""
+    armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    os.kill(armed["capture"]["pid"], 9)
+    deadline = time.time() + 5
+    while in_netns("pp-" + host, ["pgrep", "-f", monitor], check=False).returncode == 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert in_netns("pp-" + host, ["pgrep", "-f", monitor], check=False).returncode == 1, "the monitor outlived its reader"
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
+    assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
+    assert "ended before it was collected, without finishing its spool" in got["capture"]["losses"][0]
+    assert "ended before it was collected" in got["_stderr"], got["_stderr"]  # a warning too
+    assert traces_left("pp-" + host) == [] and capture_files(host) == []

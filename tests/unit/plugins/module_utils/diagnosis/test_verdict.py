@@ -39,6 +39,19 @@ def test_a_blocked_port_that_no_host_saw_is_never_passed(fixture_text):
     assert quiet["verdict"]["cause"] is None and verdict.label(quiet["verdict"]) == "nothing seen"
 
 
+def test_a_capture_that_lost_packets_never_makes_not_seen_a_finding():
+    # trace_results' words for a reader killed mid-capture (the lab's test_capture kills one).
+    lost = ("the capture's reader (pid 4242) ended before it was collected, without finishing its spool (killed, or "
+            "its source failed): packets after its end are missing")
+    hosts = {"node": {"arm_error": None, "trace": {"packets": [], "capture": {"complete": False, "losses": [lost]}}}}
+    built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "timeout"}] * 3)})
+    row = built["hosts"][0]
+    assert row["evidence"]["capture_losses"] == [lost] and row["words"].endswith("(the capture may lack packets: %s)"
+                                                                                  % lost)
+    assert built["verdict"]["cause"] == "undecided" and built["verdict"]["words"].endswith(
+        ". Not every capture was complete: node: " + lost)
+
+
 def test_the_report_says_when_and_what_the_probe_said_in_words(fixture_text):
     built = report(fixture_text, probe_after={"summary": summary([{"result": "connected"}] * 3)})
     assert built["generated_at"] == "2026-11-24T18:50:12Z"
