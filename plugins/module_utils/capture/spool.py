@@ -52,9 +52,14 @@ def captured_flows():
     return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
 
 
+def _create(path):
+    """A spool file for writing, never through a link planted in its place (the write would land in its target)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
 def _serve(lines, stream, files):
     """The grandchild: write the source's lines to the spool until the source ends, then say how it ended."""
-    with open(files["lines"], "w", encoding="utf-8") as spool:
+    with os.fdopen(_create(files["lines"]), "w", encoding="utf-8") as spool:
         for line in lines:
             spool.write(line)
             spool.flush()
@@ -134,7 +139,7 @@ def collect(flow_id, stop=True):
     ended_before = os.path.exists(files["done"])  # the reader ended before it was asked to
     if stop:
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
-        with open(files["stop"], "w") as handle:
+        with os.fdopen(_create(files["stop"]), "w") as handle:
             handle.write("stop\n")
         deadline = time.time() + END_TIMEOUT
         while running(found) and not os.path.exists(files["done"]) and time.time() < deadline:

@@ -9,6 +9,7 @@ schema).
 
 import ipaddress
 import json
+import re
 import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
@@ -213,10 +214,27 @@ def fleet_verdict(verdicts, probe):
             "fix": culprit["fix"] if culprit else None}
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value):
+    """`value` with every control character but newline and tab shown as an escape (\\x1b): a rule comment, chain
+    or interface name is the host owner's text, and an ESC in it must not drive the terminal that reads the
+    report."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda found: "\\x%02x" % ord(found.group()), value)
+    if isinstance(value, dict):
+        return {key: printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    return value
+
+
 def build_report(hosts, request, probe, probe_after=None, unreported=None, now=None):
     """The report: request, probe, one verdict per host (sorted), and the rerun after a remediation.
     `unreported`: {host: its last error} for hosts whose data is None."""
-    verdicts = [host_verdict(host, data, (unreported or {}).get(host)) for host, data in sorted(hosts.items())]
+    verdicts = [printable(host_verdict(host, data, (unreported or {}).get(host)))
+                for host, data in sorted(hosts.items())]
     moment = time.time() if now is None else now
     if str(request.get("port", "")).isdigit():  # templated values arrive as text on older ansible-core
         request = dict(request, port=int(request["port"]))
@@ -312,6 +330,16 @@ def icmp_text(summary):
                                for error in errors) if errors else ""
 
 
+def _cell(text):
+    """A Markdown table cell: a `|` or a line break in the host's own text (a rule comment) would end the cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _fence(text):
+    """A code fence longer than any run of backticks in `text`, which would otherwise close it."""
+    return "`" * max([3] + [len(run) + 1 for run in re.findall("`+", text)])
+
+
 def markdown(report):
     request = report["request"]
     lines = ["# Why does %s port %s fail?" % (request.get("proto", "tcp"), request.get("port")), "",
@@ -322,16 +350,17 @@ def markdown(report):
                                   report["verdict"]["words"]), "",
              "| host | seen | last hop | fate | cause |", "| --- | --- | --- | --- | --- |"]
     for verdict in report["hosts"]:
-        lines.append("| %s | %s | %s | %s | %s |" % (verdict["host"], "yes" if verdict["seen"] else "no",
-                                                     verdict["last_hop"] or "-", verdict["fate"] or "-",
-                                                     cause_text(verdict).replace("|", "\\|")))
+        lines.append("| %s |" % " | ".join(_cell(text) for text in (
+            verdict["host"], "yes" if verdict["seen"] else "no", verdict["last_hop"] or "-", verdict["fate"] or "-",
+            cause_text(verdict))))
     for verdict in report["hosts"]:
         if verdict["evidence"].get("hops") or verdict.get("drop_reasons") or verdict.get("armed"):
             lines += ["", "## %s" % verdict["host"]]
         if verdict.get("armed"):
             lines += ["", armed_text(verdict)]
         if verdict["evidence"].get("hops"):
-            lines += ["", "```", verdict["evidence"]["hops"], "```"]
+            lines += ["", _fence(verdict["evidence"]["hops"]), verdict["evidence"]["hops"],
+                      _fence(verdict["evidence"]["hops"])]
         if verdict.get("drop_reasons"):
             lines += ["", "The kernel dropped: %s." % drops_text(verdict)]
         if verdict["fix"]:

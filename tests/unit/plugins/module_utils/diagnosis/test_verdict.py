@@ -52,6 +52,19 @@ def test_a_capture_that_lost_packets_never_makes_not_seen_a_finding():
         ". Not every capture was complete: node: " + lost)
 
 
+def test_a_hosts_own_text_cannot_break_the_tables_or_drive_the_terminal():
+    # Issue #27: a rule comment is the host owner's text; with `|`, a newline and an ESC sequence in it.
+    words = 'dropped by filter FORWARD rule 3 "-j DROP -m comment --comment a|b\ncc\x1b[2J```"'
+    hosts = {"node": {"arm_error": None, "trace": {"packets": [], "finding": {
+        "role": "stopped", "cause": "rule_drop", "words": words, "evidence": {"hops": "rule a|b ```\x1b[2J"}}}}}
+    built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "timeout"}] * 3)})
+    text = verdict.table(built) + verdict.markdown(built) + html.page(built)
+    assert "\x1b" not in text and "\\x1b[2J" in text
+    row = next(line for line in verdict.markdown(built).splitlines() if line.startswith("| node |"))
+    assert row.count(" | ") == 4 and "a\\|b cc" in row, row
+    assert "\n````\nrule a|b ```\\x1b[2J\n````\n" in verdict.markdown(built)
+
+
 def test_the_report_says_when_and_what_the_probe_said_in_words(fixture_text):
     built = report(fixture_text, probe_after={"summary": summary([{"result": "connected"}] * 3)})
     assert built["generated_at"] == "2026-11-24T18:50:12Z"
