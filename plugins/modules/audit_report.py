@@ -83,8 +83,8 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import files
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files, inputs
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import audit_report
 
 
@@ -104,6 +104,12 @@ def main():
     params = module.params
     if "/" in params["name"] or "\0" in params["name"] or params["name"] in ("", ".", ".."):
         module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
+    try:
+        inputs.check_paths(params, ("report_dir",))
+        inputs.check_per_host(params, ("hosts", "before"))
+        inputs.check_per_host(params, ("changes",), kind=list)
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
     report = audit_report.build(params["hosts"], params["checks"], params["before"], params["changes"],
                                 params["title"])
     written = []

@@ -86,9 +86,20 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import files
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files, inputs
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
+
+
+def check_inputs(params):
+    """What the role hands over, checked before anything is written: a malformed value names its option."""
+    inputs.check_paths(params, ("report_dir",))
+    inputs.check_per_host(params, ("hosts", "last_results"))
+    for option in ("probe", "probe_after_fix"):
+        if not isinstance((params[option] or {}).get("summary", {}), dict):
+            raise OptionError(option, params[option], "the result of packetpath.linux.probe, whose summary is a mapping")
+    if not isinstance(params["request"].get("trace_hosts", []), list):
+        raise OptionError("request", params["request"], "trace_hosts is a list of host names")
 
 
 def main():
@@ -104,6 +115,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    try:
+        check_inputs(params)
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
     last = params["last_results"] or {}
     unreported = {host: (last.get(host) or {}).get("msg") for host in params["request"].get("trace_hosts") or []
                   if host not in params["hosts"]}

@@ -417,7 +417,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, netns
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, inputs, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
@@ -465,6 +465,7 @@ def argument_spec():
 
 
 def check_options(params):
+    inputs.check_paths(params, ("path", "ready_file", "stop_file"))
     for option, low, high in (("max_packets", 1, 10000), ("duration", 1, 600)):
         if not low <= params[option] <= high:
             raise OptionError(option, params[option], "must be %d-%d" % (low, high))

@@ -29,3 +29,4 @@ class OptionError(PacketpathError, ValueError):
 
 class HostError(PacketpathError):
     """The host refused or failed what the task asked of it."""
+

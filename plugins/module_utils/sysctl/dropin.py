@@ -7,6 +7,7 @@ import re
 import tempfile
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.inputs import check_paths
 
 DEFAULT_FILE = "90-packetpath-interfaces.conf"
 
@@ -21,6 +22,7 @@ def persistent_path(file_name, netns_name):
     """Our file, in the sysctl.d directory of the host (or of the named network namespace)."""
     if "/" in file_name or file_name in (".", "..") or not file_name.endswith(".conf"):
         raise OptionError("persistent_file", file_name, "a file name ending in .conf, without a directory")
+    check_paths({"persistent_file": file_name}, ("persistent_file",))
     return os.path.join(sysctl_d(netns_name), file_name)
 
 
