@@ -8,12 +8,19 @@
   reasons (a bpftrace program started beside the capture) and without: the time they add per host.
 - The `scale` lab, 10 and 50 hosts with forks 25: against as many ping tasks per host as the diagnosis ran. Target
   (issue #7): at most 2x.
+- Both labs against their floor (issue #28): the same SSH round trips as pings (a ping per module execution the
+  diagnosis makes on a traced host, one more on probe_from for the probe) plus the probe's own wait, taken from the
+  report. And the CPU each costs per host, in the same run: the controller's (this script's children: ansible and
+  its ssh clients) and the hosts' (the lab hosts' sshd and everything it ran; the detached capture readers and
+  expiry sleepers are not its children and are not counted).
 
 The labs are torn down at the end, also on failure.
 """
 
+import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,14 +35,85 @@ ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "col
            PYTHONPATH=os.path.join(ROOT, "tests", "lab"), ANSIBLE_HOST_KEY_CHECKING="False")
 
 
-def playbook(argv):
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def playbook(argv, hosts=()):
+    """(seconds, output); with `hosts`, also the CPU seconds spent by the controller and by those lab hosts."""
+    controller = _children_cpu()
+    on_hosts = _hosts_cpu(hosts)
     started = time.perf_counter()
     done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY] + argv, env=ENV,
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError("ansible-playbook %s failed:\n%s" % (" ".join(argv), done.stdout[-3000:]))
+    if hosts:
+        return seconds, done.stdout, _children_cpu() - controller, _cpu_delta(on_hosts, _hosts_cpu(hosts))
     return seconds, done.stdout
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _hosts_cpu(hosts):
+    """{pid: (start time, CPU ticks of it and its reaped children)} of the processes in the hosts' namespaces."""
+    found = {}
+    for host in hosts:
+        listed = subprocess.run(["ip", "netns", "pids", "pp-" + host], capture_output=True, text=True, check=False)
+        for pid in listed.stdout.split():
+            try:
+                with open("/proc/%s/stat" % pid, encoding="utf-8") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[pid] = (fields[19], sum(int(value) for value in fields[11:15]))  # starttime; utime..cstime
+    return found
+
+
+def _cpu_delta(before, after):
+    """CPU seconds of the processes that lived through the run (the hosts' sshd: its sessions are its children)."""
+    return sum(ticks - before[pid][1] for pid, (start, ticks) in after.items()
+               if pid in before and before[pid][0] == start) / TICKS
+
+
+def floor_playbook(directory, probe_from):
+    """A ping per module execution the diagnosis makes on a traced host (arm, collect), and one on probe_from."""
+    path = os.path.join(directory, "floor.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("- name: Floor\n  hosts: \"{{ limit_hosts | default('all') }}\"\n  gather_facts: false\n"
+                     "  tasks:\n    - name: Arm\n      ansible.builtin.ping:\n"
+                     "    - name: Probe\n      ansible.builtin.ping:\n      run_once: true\n"
+                     "      delegate_to: %s\n    - name: Collect\n      ansible.builtin.ping:\n" % probe_from)
+    return path
+
+
+def probe_wait(report_dir):
+    """The seconds the probe spent waiting, from the run's report: its attempts and the gaps between them."""
+    with open(os.path.join(report_dir, "latest", "report.json"), encoding="utf-8") as handle:
+        attempts = (json.load(handle).get("probe") or {}).get("attempts") or []
+    return sum(attempt.get("latency_ms") or 0 for attempt in attempts) / 1000 + 0.2 * max(0, len(attempts) - 1)
+
+
+def against_floor(hosts, directory, probe_from, diagnosis, report_dir, limit=None):
+    """{diagnosis: (seconds, controller CPU, hosts CPU), floor: (...)}, the floor with the probe's wait added."""
+    limited = ["-l", limit] if limit else []
+    seconds, _output, controller, on_hosts = playbook(diagnosis, hosts)
+    floor, _output, floor_controller, floor_hosts = playbook([floor_playbook(directory, probe_from)] + limited, hosts)
+    return {"diagnosis": (seconds, controller, on_hosts),
+            "floor": (floor + probe_wait(report_dir), floor_controller, floor_hosts)}
+
+
+def floor_line(label, hosts, measured):
+    seconds, controller, on_hosts = measured["diagnosis"]
+    floor, floor_controller, floor_hosts = measured["floor"]
+    return ("  %s against its floor: %.1f s vs %.1f s: %.2fx; CPU per host %.2f s on the controller and %.2f s on "
+            "the host, vs %.2f and %.2f for the floor: +%.2f CPU-s per host" % (
+                label, seconds, floor, seconds / floor, controller / hosts, on_hosts / hosts,
+                floor_controller / hosts, floor_hosts / hosts,
+                (controller + on_hosts - floor_controller - floor_hosts) / hosts))
 
 
 def tasks_per_host(output, host):
@@ -56,7 +134,8 @@ def ping_playbook(count, directory):
 
 
 def measure(hosts, directory):
-    limit = ",".join("h%02d" % number for number in range(1, hosts + 1))
+    names = ["h%02d" % number for number in range(1, hosts + 1)]
+    limit = ",".join(names)
     # Without the kernel's drop reasons: here every host's bpftrace would compile on the same 2 cores (on a fleet,
     # each on its own host); their cost per host is measured on the incident lab.
     diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "trace_hosts=all", "-e", "dport=8081",
@@ -65,7 +144,8 @@ def measure(hosts, directory):
     seconds, output = playbook(diagnose)
     tasks = tasks_per_host(output, "h03")
     baseline, _output = playbook([ping_playbook(tasks, directory), "-l", limit])
-    return seconds, baseline, tasks
+    floor = against_floor(names, directory, "h01", diagnose, "%s/report-%d" % (directory, hosts), limit)
+    return seconds, baseline, tasks, floor
 
 
 # The targets' Python, noting each start: one line per remote module execution, with the namespace's inode.
@@ -97,8 +177,11 @@ def measure_incident(directory):
                                  "-e", "dst=198.18.20.2", "-e", "probe_from=client", "-e", "drop_reasons=never",
                                  "-e", "report_dir=%s/report-incident-never" % directory])
     arms = {choice: arm_seconds("router", choice) for choice in ("never", "auto")}
+    floor = against_floor(INCIDENT_HOSTS, directory, "client", [
+        "packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080", "-e", "dst=198.18.20.2",
+        "-e", "probe_from=client", "-e", "report_dir=%s/report-floor" % directory], "%s/report-floor" % directory)
     subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
-    return seconds, baseline, executions, without, arms
+    return seconds, baseline, executions, without, arms, floor
 
 
 def arm_seconds(host, drop_reasons, runs=3):
@@ -129,7 +212,7 @@ def main():
                 results[hosts] = measure(hosts, directory)
     finally:
         subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
-    seconds, baseline, executions, without, arms = incident
+    seconds, baseline, executions, without, arms, floor = incident
     print("diagnose_port on a 3-host incident lab (forward-drop): %.1f s to the verdict vs %.1f s for 3 ping tasks "
           "per host: %.2fx (with the kernel's drop reasons; without them %.1f s: %.2fx)" % (
               seconds, baseline, seconds / baseline, without, without / baseline))
@@ -138,12 +221,14 @@ def main():
     print("  remote module executions per host: %s (target <= 2 per traced host, plus the probe on client: %s)" % (
         ", ".join("%s %d" % item for item in sorted(executions.items())),
         "met" if executions["client"] <= 3 and max(executions["router"], executions["server"]) <= 2 else "MISSED"))
+    print(floor_line("with drop reasons,", len(INCIDENT_HOSTS), floor))
     print("diagnose_port on the scale lab (iptables-nft hosts: trace_rule capture=true, detached; drop_reasons=never),"
           " forks 25")
-    for hosts, (seconds, baseline, tasks) in sorted(results.items()):
+    for hosts, (seconds, baseline, tasks, floor) in sorted(results.items()):
         ratio = seconds / baseline
         print("  %2d hosts: %5.1f s vs %5.1f s for %d ping tasks per host: %.2fx (target <= 2x: %s)" % (
             hosts, seconds, baseline, tasks, ratio, "met" if ratio <= 2 else "MISSED"))
+        print(floor_line("%d hosts" % hosts, hosts, floor))
     return 0
 
 

@@ -155,7 +155,7 @@ options:
         C(packetpath.linux.trace_rule) O(packetpath.linux.trace_rule#module:state=absent) with the same flow options
         does (its rules on every backend, its expiry, the legacy logger binding). One round trip per host fewer
         than a separate task; keep such a task under C(always) for a host whose collection failed.
-      - RV(trace_off) says what was removed, and RV(changed) is true where something was.
+      - RV(trace_off) says what was removed, and C(changed) is true where something was.
     type: bool
     default: false
   query:

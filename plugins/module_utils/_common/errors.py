@@ -29,4 +29,3 @@ class OptionError(PacketpathError, ValueError):
 
 class HostError(PacketpathError):
     """The host refused or failed what the task asked of it."""
-

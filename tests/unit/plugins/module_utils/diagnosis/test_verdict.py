@@ -46,8 +46,8 @@ def test_a_capture_that_lost_packets_never_makes_not_seen_a_finding():
     hosts = {"node": {"arm_error": None, "trace": {"packets": [], "capture": {"complete": False, "losses": [lost]}}}}
     built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "timeout"}] * 3)})
     row = built["hosts"][0]
-    assert row["evidence"]["capture_losses"] == [lost] and row["words"].endswith("(the capture may lack packets: %s)"
-                                                                                  % lost)
+    assert row["evidence"]["capture_losses"] == [lost]
+    assert row["words"].endswith("(the capture may lack packets: %s)" % lost)
     assert built["verdict"]["cause"] == "undecided" and built["verdict"]["words"].endswith(
         ". Not every capture was complete: node: " + lost)
 

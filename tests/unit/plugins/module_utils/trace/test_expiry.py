@@ -55,6 +55,10 @@ def test_nothing_to_delete_is_no_failure(tmp_path):
         assert fire(tmp_path / message[:3], [["sh", "-c", "echo '%s' >&2; exit 1" % message]]) is None
 
 
+def cannot_fork(*_args, **_kwargs):
+    raise OSError(errno.EAGAIN, "fork: Resource temporarily unavailable")
+
+
 def running(flow_id):
     """The flow's sleeper once it runs the sleeper's code (until its exec, /proc shows the forking Python)."""
     deadline = time.time() + 5
@@ -72,8 +76,7 @@ def test_a_rearm_keeps_the_old_deadline_until_the_new_one_is_recorded(tmp_path, 
     try:
         running(flow_id)
         with monkeypatch.context() as broken:
-            broken.setattr(expiry.subprocess, "Popen", lambda *args, **kwargs: (_ for _ in ()).throw(
-                OSError(errno.EAGAIN, "fork: Resource temporarily unavailable")))
+            broken.setattr(expiry.subprocess, "Popen", cannot_fork)
             with pytest.raises(OSError):
                 expiry.arm(flow_id, "nftables", 120, [])
         assert expiry.current(flow_id) == first, "the old sleeper and its record must stay"
