@@ -75,6 +75,13 @@ def configure(task, persistent, missing, check_mode):
     planned = [(conf.family_and_name(key), interface, task.settings[key])
                for interface, values in sorted(before.items()) for key, current in sorted(values.items())
                if current != task.settings[key]]
+    # Every runtime key checked writable before anything is written (a read-only /proc/sys, a read-only key): one
+    # side applied without the other would be a half-done remediation that reports nothing changed.
+    unwritable = [conf.sysctl_key(family, interface, name) for (family, name), interface, _wanted in planned
+                  if not os.access(conf.conf_path(family, interface, name), os.W_OK)]
+    if unwritable:
+        raise HostError("%s: cannot be set at runtime here (/proc/sys read-only, or the key is); nothing was changed"
+                        % ", ".join(unwritable))
     # The file first: where it cannot be written (a full or immutable directory), nothing has changed yet.
     file_result, file_changed = _persist(task, persistent, check_mode)
     changed_keys = []
@@ -84,7 +91,8 @@ def configure(task, persistent, missing, check_mode):
             try:
                 conf.write(family, interface, name, wanted)
             except OSError as exc:
-                raise HostError("%s: cannot be set to %s: %s; changed before it: %s" % (
+                _undo(task, file_result, before, changed_keys)
+                raise HostError("%s: cannot be set to %s: %s; what was changed before it was put back (%s)" % (
                     key, wanted, exc.strerror or exc, ", ".join(file_changed + changed_keys) or "nothing"))
         changed_keys.append(key)
     if check_mode:
@@ -102,6 +110,26 @@ def configure(task, persistent, missing, check_mode):
          "before": file_result["before_text"] or "", "after": file_result["after_text"] or ""},
     ]
     return result
+
+
+def _undo(task, file_result, before, changed_keys):
+    """Put back the file and the runtime keys a failed configure changed, as far as the host lets us."""
+    for interface, values in before.items():
+        for key, value in values.items():
+            family, name = conf.family_and_name(key)
+            if conf.sysctl_key(family, interface, name) in changed_keys and value is not None:
+                try:
+                    conf.write(family, interface, name, value)
+                except OSError:
+                    pass  # the error raised next names the key that failed; this one stays as set
+    if file_result["changed"]:
+        try:
+            if file_result["before_text"] is None:
+                os.unlink(task.path)
+            else:
+                dropin.write_file(task.path, file_result["before_text"])
+        except OSError:
+            pass
 
 
 def _effective_after(task, after):
