@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.inputs import check_paths
 
 DEFAULT_FILE = "90-packetpath-interfaces.conf"
@@ -65,6 +65,15 @@ def updated_file(text, wanted, removed):
         out.append(line)
     out.extend("%s = %s" % (key, value) for key, value in pending.items())
     return "\n".join(out) + "\n"
+
+
+def check_not_linked(path):
+    """Refuse a file of ours, or its sysctl.d directory, that is a symbolic link: writing would follow it (the
+    directory) or copy its target's lines into ours (the file), both places we did not choose."""
+    for each in (os.path.dirname(path), path):
+        if os.path.islink(each):
+            raise HostError("%s is a symbolic link (to %s): packetpath writes its sysctl.d file only as a plain file in a "
+                            "plain directory; nothing was changed" % (each, os.readlink(each)))
 
 
 def write_file(path, text):

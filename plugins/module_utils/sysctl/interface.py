@@ -146,6 +146,8 @@ def _effective_after(task, after):
 
 
 def _persist(task, persistent, check_mode):
+    if persistent != "ignore":
+        dropin.check_not_linked(task.path)
     before = dropin.read_file(task.path)
     result = {"path": task.path, "before_text": before, "after_text": before, "changed": False}
     if persistent == "ignore":

@@ -45,3 +45,20 @@ def test_a_runtime_write_that_fails_puts_back_what_was_changed_before_it(task, m
                                         "before it was put back"):
         interface.configure(task, "present", "fail", check_mode=False)
     assert not os.path.exists(task.path) and conf.read("ipv4", "all", "rp_filter") == 1
+
+
+@pytest.mark.parametrize("linked", ["file", "directory"])
+def test_a_linked_file_or_directory_is_never_written_through(task, tmp_path, linked):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "90-packetpath.conf").write_text("kernel.panic = 1\n")
+    if linked == "file":
+        os.symlink(str(elsewhere / "90-packetpath.conf"), task.path)
+    else:
+        os.rmdir(os.path.dirname(task.path))
+        os.symlink(str(elsewhere), os.path.dirname(task.path))
+    link = task.path if linked == "file" else os.path.dirname(task.path)
+    with pytest.raises(HostError, match="^%s is a symbolic link .*; nothing was changed$" % link):
+        interface.configure(task, "present", "fail", check_mode=False)
+    assert (elsewhere / "90-packetpath.conf").read_text() == "kernel.panic = 1\n"
+    assert sorted(os.listdir(elsewhere)) == ["90-packetpath.conf"] and conf.read("ipv4", "all", "rp_filter") == 1
