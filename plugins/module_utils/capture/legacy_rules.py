@@ -11,6 +11,8 @@ Where no ruleset is at hand, the next hop tells the verdict of most rules.
 
 import shlex
 
+from ansible_collections.packetpath.linux.plugins.module_utils.trace.backends import iptables_lines
+
 RULE_SOURCE = "iptables-save as of fetch time"
 
 # Targets that end the table's walk with the packet accepted, and those that let it walk on.
@@ -34,7 +36,7 @@ def parse_save(text):
     """iptables-save output -> {(table, chain): {"policy": str|None, "rules": [line, ...]}}."""
     chains = {}
     table = None
-    for line in text.splitlines():
+    for line in iptables_lines(text):
         if line.startswith("*"):
             table = line[1:].strip()
         elif line.startswith(":") and table:

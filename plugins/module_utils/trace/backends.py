@@ -17,6 +17,21 @@ from typing import Optional
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
 
+
+def iptables_lines(text):
+    """The rules of `iptables-save` / `iptables -S` output, one per item. A comment may hold a line break, which
+    iptables prints as it is inside the comment's double quotes: a physical line that leaves a quote open goes on
+    in the next one (read line by line, a foreign comment turned the DROP after it into another "rule")."""
+    pending = None
+    for line in text.splitlines():
+        pending = line if pending is None else pending + "\n" + line
+        if len(re.findall(r'(?<!\\)"', pending)) % 2 == 0:
+            yield pending
+            pending = None
+    if pending is not None:
+        yield pending
+
+
 TAG_PREFIX = "packetpath:"
 HOOKS = ("prerouting", "output")
 BACKENDS = ("iptables_legacy", "iptables_nft", "nftables")
@@ -177,7 +192,7 @@ class IptablesBackend(Backend):
             for hook in HOOKS:
                 chain = hook.upper()
                 out = self._run(self._base(family) + ["-S", chain])
-                for line in out.splitlines():
+                for line in iptables_lines(out):
                     rule = self._parse(family, hook, chain, line)
                     if rule:
                         rules.append(rule)
