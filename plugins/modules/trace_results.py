@@ -342,13 +342,15 @@ packets:
       description: The packet for a terminal, one aligned line per hop with verdicts and rewrites.
       type: str
 truncated:
-  description: More packets matched than O(max_packets) kept.
+  description:
+    - More packets matched than O(max_packets) kept, or a packet had more hops than are kept per packet (1000; the
+      rest are counted in RV(stats)'s C(hops_skipped)).
   returned: always
   type: bool
 stats:
   description:
     - C(lines_read), C(trace_events), C(events_outside_window), C(packets_seen), C(packets_matched), C(packets_kept),
-      C(packets_elsewhere) (left out by O(this_netns_only)), C(other_lines) (other kernel
+      C(hops_skipped) (hops past the 1000 kept per packet), C(packets_elsewhere) (left out by O(this_netns_only)), C(other_lines) (other kernel
       messages, no trace), C(unparsable_lines) with a few C(unparsable_samples),
       and C(seconds).
   returned: always

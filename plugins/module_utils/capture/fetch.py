@@ -284,12 +284,13 @@ class TraceReader:
         assembler = self.assembler
         return dict(self.counts, packets_seen=assembler.seen, packets_matched=assembler.matched,
                     packets_kept=len(assembler.kept), packets_elsewhere=self.elsewhere,
+                    hops_skipped=assembler.hops_skipped,
                     other_lines=self.parser.other_lines,
                     unparsable_lines=self.parser.unparsable, unparsable_samples=self.parser.samples)
 
     @property
     def truncated(self):
-        return self.assembler.matched > len(self.assembler.kept)
+        return self.assembler.matched > len(self.assembler.kept) or self.assembler.hops_skipped > 0
 
     def _explain(self, packets):
         built = [(packet, hops.build_hops(packet, self.rules, self.interfaces)) for packet in packets]

@@ -24,6 +24,10 @@ from ansible_collections.packetpath.linux.plugins.module_utils.capture.event imp
 HOOK_POSITION = {"prerouting": 0, "output": 0, "input": 1, "forward": 1, "postrouting": 2}
 ENTRY_HOOKS = ("prerouting", "output")
 OPEN_LIMIT = 512
+# Hops kept per packet. A real pass through a host's tables is tens of hops (kube-proxy's chains included); a
+# trace that repeats one packet's hops without end (a loop of jumps, a forged log) would otherwise hold every hop
+# in memory: max_packets bounds packets, this bounds each one.
+MAX_HOPS = 1000
 QUIET_SECONDS = 1.0
 
 
@@ -76,6 +80,7 @@ class PacketAssembler:
         self.kept = []
         self.seen = 0
         self.matched = 0
+        self.hops_skipped = 0  # hops past MAX_HOPS of a packet, left out
         self._open = OrderedDict()
         self._occurrences = {}
         self._chains = Memo(self._chain_info)
@@ -97,6 +102,9 @@ class PacketAssembler:
             if self._new_packet(packet, run):
                 self._close(key)
                 packet = None
+            elif len(packet.hooks) >= MAX_HOPS:
+                self.hops_skipped += len(run.hops)
+                return
         chains, hooks = self._chains, []
         for hop in run.hops:
             hook, entering = chains[hop]

@@ -10,6 +10,7 @@ from recorded import fixture_path
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, sources
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import packets as packets_module
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import (
     TimeWindow,
     TraceReader,
@@ -269,3 +270,18 @@ def test_a_time_bound_that_is_no_time_is_refused_naming_the_option(value):
 def test_a_marker_and_numbers_are_times():
     assert fetch.moment("since", {"epoch": "1795546212.5", "uptime": 12}) == (1795546212.5, 12.0)
     assert fetch.moment("until", "@1795546212") == (1795546212.0, None)
+
+
+def test_a_packet_that_repeats_its_hops_without_end_is_bounded(monkeypatch):
+    """Issue #27: one packet with millions of hops (a forged or looping trace) held every hop in memory. A recorded
+    nft monitor packet whose rule line comes again 5,000 times keeps MAX_HOPS hops and counts the rest."""
+    with open(trace("nft-monitor-kube-node3-icmp4.txt"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines(True)
+    repeated = lines[:2] + [lines[1]] * 5000 + lines[2:]
+    reader = TraceReader("nft_monitor")
+    first = reader.read(repeated)[0]
+    kept = packets_module.MAX_HOPS
+    assert len(first["hops"]) == kept and reader.truncated
+    monkeypatch.setattr(packets_module, "MAX_HOPS", 10 ** 6)
+    every = len(TraceReader("nft_monitor").read(repeated)[0]["hops"])
+    assert every > 5000 and reader.stats["hops_skipped"] == every - kept
