@@ -34,6 +34,7 @@ SOURCE_FORMAT = {"nflog": "kernel_log", "kernel_log": "kernel_log", "journal": "
 # Every backend is read live, in the host's own namespace (legacy: NFLOG group 0, see trace_rule's binding).
 BACKEND_SOURCE = {"iptables_legacy": "nflog", "iptables_nft": "xtables_monitor", "nftables": "nft_monitor"}
 MONITOR_ARGV = {"xtables_monitor": ["xtables-monitor", "--trace"], "nft_monitor": ["nft", "monitor", "trace"]}
+NFNLGRP_NFTRACE = 9  # linux/netfilter/nfnetlink.h: where nftables' trace events (both monitors) are sent
 _DETECT_LINES = 2000
 
 
@@ -195,7 +196,7 @@ def _lines(runner, source, path, duration, ready_file, stop_file, window):
     if not program:
         raise OptionError("source", source, "%s is not installed on this host" % MONITOR_ARGV[source][0])
     stream = sources.Stream([program] + MONITOR_ARGV[source][1:], duration=duration, ready_file=ready_file,
-                            stop_file=stop_file)
+                            stop_file=stop_file, group=NFNLGRP_NFTRACE)
     return stream.lines(), stream
 
 

@@ -241,6 +241,37 @@ def read_journal(lines):
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+NETLINK_NETFILTER = 12
+
+
+def listening(pid, group, longest):
+    """Wait until the process listens on the netlink group (its socket subscribed, as /proc/<pid>/net/netlink shows
+    it), at most `longest` seconds; without a group, wait `longest` (the monitor subscribes right after it
+    starts). xtables-monitor's subscribed socket has a port id other than its PID, so the socket is found by the
+    inodes of the process's own descriptors."""
+    deadline = time.time() + longest
+    while group is not None and time.time() < deadline:
+        if _subscribed(pid, group):
+            return True
+        time.sleep(0.01)
+    if group is None:
+        time.sleep(longest)
+    return False
+
+
+def _subscribed(pid, group):
+    try:
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+        with open("/proc/%d/net/netlink" % pid) as handle:
+            rows = [line.split() for line in handle.readlines()[1:]]
+    except OSError:
+        return False  # not started yet, or gone: the caller's deadline decides
+    return any(len(row) >= 10 and row[1] == str(NETLINK_NETFILTER) and row[9] in inodes
+               and int(row[3], 16) & (1 << (group - 1)) for row in rows)
 
 
 def _dies_with(parent):
@@ -265,8 +296,9 @@ class Stream:
     `duration`.  Subclasses read another kind of source (a netlink socket) through `_start`, `_read` and `_end`.
     """
 
-    def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3):
+    def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3, group=None):
         self.argv = argv
+        self.group = group  # the netlink group (NETLINK_NETFILTER) the program listens on, where it is a monitor
         self.duration = duration
         self.ready_file = ready_file
         self.stop_file = stop_file
@@ -287,7 +319,7 @@ class Stream:
         except OSError as exc:
             raise HostError("cannot start %s: %s" % (self.argv[0], exc))
         if self.ready_file:
-            time.sleep(self.settle)  # the monitor subscribes to its netlink group right after it starts
+            listening(proc.pid, self.group, self.settle)
         return proc
 
     def _read(self, source):

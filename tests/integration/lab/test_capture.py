@@ -5,10 +5,13 @@ outlives its trace: not when it is collected, not when the trace is switched off
 play dies and the expiry fires."""
 
 import os
+import subprocess
 import time
 
 import pytest
 from labtools import in_netns, module, records_dir, send, traces_left
+
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, sources
 
 pytestmark = pytest.mark.usefixtures("kube")
 
@@ -107,3 +110,15 @@ def test_a_killed_reader_takes_its_monitor_along_and_the_collection_says_packets
     assert "ended before it was collected, without finishing its spool" in got["capture"]["losses"][0]
     assert "ended before it was collected" in got["_stderr"], got["_stderr"]  # a warning too
     assert traces_left("pp-" + host) == [] and capture_files(host) == []
+
+
+@pytest.mark.parametrize("host, argv", [("node2", ["xtables-monitor", "--trace"]), ("node3", ["nft", "monitor", "trace"])])
+def test_a_monitor_is_ready_once_it_listens_not_after_a_fixed_sleep(host, argv):
+    """The capture's start waits for the monitor's netlink subscription (issue #28: no fixed sleeps where an event
+    can be waited for); a process that never subscribes is not taken for ready."""
+    for program, subscribes in ((argv, True), (["sleep", "5"], False)):
+        with subprocess.Popen(["ip", "netns", "exec", "pp-" + host] + program, stdout=subprocess.DEVNULL) as proc:
+            try:
+                assert sources.listening(proc.pid, fetch.NFNLGRP_NFTRACE, 5.0 if subscribes else 0.3) is subscribes
+            finally:
+                proc.terminate()
