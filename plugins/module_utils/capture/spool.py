@@ -64,7 +64,7 @@ def _serve(lines, stream, files):
             spool.write(line)
             spool.flush()
     hoststate.write(files["done"], {"pid": os.getpid(), "ended_by": stream.ended_by, "returncode": stream.returncode,
-                                    "overruns": stream.overruns, "at": time.time()})
+                                    "overruns": stream.overruns})
 
 
 def _end_quietly(_signum, _frame):
