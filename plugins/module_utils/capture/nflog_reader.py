@@ -43,6 +43,7 @@ NFULNL_CFG_CMD_BIND, NFULNL_CFG_CMD_UNBIND = 1, 2
 NFULNL_COPY_PACKET = 2
 COPY_RANGE = 0xFFFF
 RECV_SIZE = 1 << 20
+CONFIG_TIMEOUT = 2.0  # seconds for the kernel to answer a bind, a mode or an unbind
 _IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 _TCP_FLAGS = ((0x80, "CWR"), (0x40, "ECE"), (0x20, "URG"), (0x10, "ACK"), (0x08, "PSH"), (0x04, "RST"),
               (0x02, "SYN"), (0x01, "FIN"))
@@ -177,11 +178,21 @@ class NflogStream(Stream):
         message["header"]["sequence_number"] = self.sequence
         message.encode()
         self.sock.sendall(bytes(message.data))
-        while True:
-            for answer in self.marshal.parse(self.sock.recv(RECV_SIZE)):
-                header = answer["header"]
-                if header["type"] == NLMSG_ERROR and header["sequence_number"] == self.sequence:
-                    return error_code(answer)
+        # The kernel's answer comes among the packets still arriving; under a flood it can be lost (ENOBUFS), and
+        # the read must not wait for it past the capture's end: a deadline for the whole wait (an OSError after).
+        deadline = time.time() + CONFIG_TIMEOUT
+        try:
+            while True:
+                left = deadline - time.time()
+                if left <= 0:
+                    raise OSError(errno.ETIMEDOUT, "nfnetlink_log did not answer within %d s" % CONFIG_TIMEOUT)
+                self.sock.settimeout(left)
+                for answer in self.marshal.parse(self.sock.recv(RECV_SIZE)):
+                    header = answer["header"]
+                    if header["type"] == NLMSG_ERROR and header["sequence_number"] == self.sequence:
+                        return error_code(answer)
+        finally:
+            self.sock.settimeout(None)
 
     def _start(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)

@@ -9,7 +9,11 @@ IPv4 and IPv6 on lo; kernel 6.18, pyroute2 0.7.2, 2026-11-25.
 """
 
 import json
+import socket
+import threading
+import time
 
+import pytest
 from recorded import fixture_path
 
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import nflog_reader
@@ -66,3 +70,34 @@ def test_what_is_not_a_trace_or_an_ip_packet_gives_no_line():
     assert nflog_reader.kernel_log_line(1.0, "NFLOG something ", b"\x45" + b"\0" * 39) is None
     assert nflog_reader.kernel_log_line(1.0, "TRACE: raw:OUTPUT:policy:2 ", b"\x00" * 10) is None
     assert nflog_reader.kernel_log_line(1.0, None, b"") is None
+
+
+def test_a_configuration_the_kernel_never_answers_ends_at_its_deadline(monkeypatch):
+    """Issue #27: under a flood the reader waited for the unbind's answer in recv past the capture's end. Here the
+    other end of a socket pair keeps sending the recorded packets, never an acknowledgement."""
+    monkeypatch.setattr(nflog_reader, "CONFIG_TIMEOUT", 0.3)
+    chunks = [bytes.fromhex(chunk) for chunk in recorded()["nflog_recv_hex"]]
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood():
+        while flooding.is_set():
+            for chunk in chunks:
+                kernel.send(chunk)
+            time.sleep(0.005)
+
+    sender = threading.Thread(target=flood, daemon=True)
+    with ours, kernel:
+        sender.start()
+        stream = nflog_reader.NflogStream()
+        stream.sock, stream.marshal = ours, nflog_reader.NflogMarshal()
+        started = time.monotonic()
+        try:
+            with pytest.raises(OSError) as gave_up:
+                stream._config([("NFULA_CFG_CMD", {"command": nflog_reader.NFULNL_CFG_CMD_UNBIND})])  # pylint: disable=protected-access
+        finally:
+            flooding.clear()
+            sender.join()
+    # Our deadline (ETIMEDOUT), or the last recv's share of it (socket.timeout): either way within it.
+    assert isinstance(gave_up.value, (socket.timeout, OSError)) and time.monotonic() - started < 1.5
