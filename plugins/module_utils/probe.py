@@ -255,3 +255,23 @@ def summary(attempts):
     return {"attempts": len(attempts), "results": counts, "succeeded": good, "failed": len(attempts) - good,
             "first": attempts[0]["result"] if attempts else None, "last": attempts[-1]["result"] if attempts else None,
             "icmp": icmp}
+
+
+EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"  # IPv6 sockets use the same range
+
+
+def ephemeral_warning(sport, path=EPHEMERAL):
+    """Words for a fixed source port inside this namespace's ephemeral range, or None: the kernel can hand that port
+    to any connection made here, and a trace that selects it either way then counts strangers' packets too."""
+    if not sport:
+        return None
+    try:
+        with open(path) as handle:
+            low, high = (int(value) for value in handle.read().split())
+    except (OSError, ValueError):
+        return None
+    if low <= sport <= high:
+        return ("sport=%d lies in this host's ephemeral port range (%d-%d): other connections can use it too, and a "
+                "trace of the port either way counts their packets with the probe's; choose one outside it" % (
+                    sport, low, high))
+    return None

@@ -43,7 +43,10 @@ options:
     description: The source address to bind to (one of the host's).
     type: str
   sport:
-    description: A fixed source port (tcp, udp), so a trace can select exactly these packets.
+    description:
+      - A fixed source port (tcp, udp), so a trace can select exactly these packets.
+      - A port inside the host's ephemeral range (C(net.ipv4.ip_local_port_range)) gets a warning - other
+        connections of the host can be given it too; the examples use ports below the default range (32768-60999).
     type: int
   dev:
     description: Send through this interface (C(SO_BINDTODEVICE)).
@@ -83,7 +86,7 @@ EXAMPLES = r"""
     proto: tcp
     dst: 192.0.2.80
     dport: 8081
-    sport: 40001
+    sport: 20081
     count: 3
     timeout: 1
   register: probe
@@ -165,6 +168,9 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, msg="check mode: no probe sent", attempts=[],
                          summary=probe.summary([]))
+    crowded = probe.ephemeral_warning(params["sport"])
+    if crowded:
+        module.warn(crowded)
     attempts = sender.run()
     module.exit_json(changed=False, attempts=attempts, summary=probe.summary(attempts))
 

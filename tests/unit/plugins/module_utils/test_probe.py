@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.packetpath.linux.plugins.module_utils import probe
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import Probe, ProbeError, summary
 
 
@@ -44,3 +45,13 @@ def test_summary_names_each_icmp_error_and_its_sender_once():
     attempts = [{"result": "unreachable", "icmp": error}, {"result": "unreachable", "icmp": error},
                 {"result": "timeout"}]
     assert summary(attempts)["icmp"] == [{"name": "destination unreachable", "code": 1, "from": "198.18.10.1"}]
+
+
+def test_a_fixed_source_port_in_the_ephemeral_range_is_warned_of(tmp_path):
+    # /proc/sys/net/ipv4/ip_local_port_range as the kernel writes it (its default range, tab-separated).
+    kernel = tmp_path / "ip_local_port_range"
+    kernel.write_text("32768\t60999\n")
+    assert probe.ephemeral_warning(20080, str(kernel)) is None  # diagnose_port's default: below the range
+    assert probe.ephemeral_warning(48080, str(kernel)).startswith(
+        "sport=48080 lies in this host's ephemeral port range (32768-60999)")
+    assert probe.ephemeral_warning(None, str(kernel)) is None
