@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 
@@ -59,7 +60,7 @@ class Probe:
     """The options of one probe run, checked."""
 
     def __init__(self, proto, dst, dport=None, src=None, sport=None, dev=None, mark=None, count=3, interval=0.2,
-                 timeout=2.0, expect_reply=False):
+                 timeout=2.0, expect_reply=False, parallel=False):
         self.family = _family(dst)
         if src and _family(src, "src") != self.family:
             raise ProbeError("src", src, "not of the same family as dst=%r" % (dst,))
@@ -79,6 +80,9 @@ class Probe:
             raise ProbeError("timeout", timeout, "must be more than 0 and at most %d seconds" % MAX_TIMEOUT)
         if not 0 <= interval <= MAX_INTERVAL:
             raise ProbeError("interval", interval, "must be 0-%d seconds" % MAX_INTERVAL)
+        if parallel and sport is not None and sport + count - 1 > 65535:
+            raise ProbeError("sport", sport, "with parallel=true and count=%d the attempts use ports %d-%d, past 65535"
+                             % (count, sport, sport + count - 1))
         if mark is not None and not 0 <= mark <= 0xFFFFFFFF:
             raise ProbeError("mark", mark, "must be 0-4294967295")
         if dev is not None and (not dev or len(dev) > 15 or "/" in dev or dev.split() != [dev]):
@@ -86,8 +90,16 @@ class Probe:
         self.proto, self.dst, self.dport, self.src, self.sport = proto, dst, dport, src, sport
         self.dev, self.mark, self.count, self.interval, self.timeout = dev, mark, count, interval, timeout
         self.expect_reply = expect_reply or proto == "icmp"
+        self.parallel = parallel
 
-    def _socket(self, kind, protocol=0):
+    def source_port(self, number):
+        """The source port of attempt `number` (from 0): one port for attempts one after the other, sport + number
+        side by side (a connection's addresses and ports are its own: two at once cannot share them)."""
+        if not self.sport:
+            return None
+        return self.sport + number if self.parallel else self.sport
+
+    def _socket(self, kind, protocol=0, number=0):
         sock = socket.socket(self.family, kind, protocol)
         try:
             if self.dev:
@@ -98,7 +110,8 @@ class Probe:
                 sock.setsockopt(*RECVERR[self.family], 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if self.src or self.sport:
-                    sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"), self.sport or 0))
+                    sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"),
+                               self.source_port(number) or 0))
             elif self.src:
                 sock.bind((self.src, 0))
         except OSError:
@@ -107,19 +120,31 @@ class Probe:
         return sock
 
     def run(self):
-        attempts = []
-        for number in range(self.count):
-            if number:
-                time.sleep(self.interval)
-            attempt = getattr(self, "_" + self.proto)(number)
-            attempt["attempt"] = number + 1
-            attempts.append(attempt)
+        """The attempts, each started `interval` after the previous one ended; with parallel, after the previous one
+        started, so the whole probe waits one timeout instead of one per attempt."""
+        attempt = getattr(self, "_" + self.proto)
+        if self.parallel:
+            with ThreadPoolExecutor(max_workers=self.count) as pool:
+                started = []
+                for number in range(self.count):
+                    if number:
+                        time.sleep(self.interval)
+                    started.append(pool.submit(attempt, number))
+                attempts = [future.result() for future in started]
+        else:
+            attempts = []
+            for number in range(self.count):
+                if number:
+                    time.sleep(self.interval)
+                attempts.append(attempt(number))
+        for number, outcome in enumerate(attempts):
+            outcome["attempt"] = number + 1
         return attempts
 
     def _tcp(self, number):
         started = time.time()
         try:
-            sock = self._socket(socket.SOCK_STREAM)
+            sock = self._socket(socket.SOCK_STREAM, number=number)
         except OSError as exc:
             return _failed(exc, started)
         try:
@@ -140,7 +165,7 @@ class Probe:
     def _udp(self, number):
         started = time.time()
         try:
-            sock = self._socket(socket.SOCK_DGRAM)
+            sock = self._socket(socket.SOCK_DGRAM, number=number)
         except OSError as exc:
             return _failed(exc, started)
         try:
@@ -260,18 +285,21 @@ def summary(attempts):
 EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"  # IPv6 sockets use the same range
 
 
-def ephemeral_warning(sport, path=EPHEMERAL):
-    """Words for a fixed source port inside this namespace's ephemeral range, or None: the kernel can hand that port
-    to any connection made here, and a trace that selects it either way then counts strangers' packets too."""
-    if not sport:
+def ephemeral_warning(first, last=None, path=EPHEMERAL):
+    """Words for fixed source ports (first..last) that reach into this namespace's ephemeral range, or None: the
+    kernel can hand such a port to any connection made here, and a trace that selects it either way then counts
+    strangers' packets too."""
+    if not first:
         return None
+    last = last or first
     try:
         with open(path) as handle:
             low, high = (int(value) for value in handle.read().split())
     except (OSError, ValueError):
         return None
-    if low <= sport <= high:
-        return ("sport=%d lies in this host's ephemeral port range (%d-%d): other connections can use it too, and a "
-                "trace of the port either way counts their packets with the probe's; choose one outside it" % (
-                    sport, low, high))
+    if first <= high and last >= low:
+        ports = "sport=%d lies" % first if last == first else "source ports %d-%d reach" % (first, last)
+        return ("%s in this host's ephemeral port range (%d-%d): other connections can be given them too, and a "
+                "trace of the port either way counts their packets with the probe's; choose a port outside it" % (
+                    ports, low, high))
     return None

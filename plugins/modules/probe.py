@@ -70,6 +70,15 @@ options:
     description: For V(udp), wait for a reply datagram (V(icmp) always waits for the echo reply).
     type: bool
     default: false
+  parallel:
+    description:
+      - Send the attempts side by side, each O(interval) after the previous one started, instead of one after the
+        other: the probe then waits one O(timeout) instead of one per attempt (a blocked port costs O(timeout)
+        plus the intervals, not O(count) times O(timeout)).
+      - With O(sport), attempt N comes from port O(sport) + N - 1 (two connections at once cannot share their
+        addresses and ports); a trace selects the range (C(packetpath.linux.diagnose_port) does).
+    type: bool
+    default: false
   netns:
     description: Send from inside this network namespace (a name from C(ip netns list), a path, or a PID).
     type: str
@@ -151,6 +160,7 @@ def main():
             interval={"type": "float", "default": 0.2},
             timeout={"type": "float", "default": 2},
             expect_reply={"type": "bool", "default": False},
+            parallel={"type": "bool", "default": False},
             netns=netns.NETNS_ARGUMENT_SPEC["netns"],
         ),
         required_if=[("proto", "tcp", ("dport",)), ("proto", "udp", ("dport",))],
@@ -161,14 +171,14 @@ def main():
         sender = probe.Probe(params["proto"], params["dst"], dport=params["dport"], src=params["src"],
                              sport=params["sport"], dev=params["dev"], mark=params["mark"], count=params["count"],
                              interval=params["interval"], timeout=params["timeout"],
-                             expect_reply=params["expect_reply"])
+                             expect_reply=params["expect_reply"], parallel=params["parallel"])
         netns.enter(params["netns"])
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, msg="check mode: no probe sent", attempts=[],
                          summary=probe.summary([]))
-    crowded = probe.ephemeral_warning(params["sport"])
+    crowded = probe.ephemeral_warning(sender.source_port(0), sender.source_port(sender.count - 1))
     if crowded:
         module.warn(crowded)
     attempts = sender.run()

@@ -1,5 +1,7 @@
 """Probe options are checked before anything is sent; results are summed up as the module reports them."""
 
+import socket
+
 import pytest
 
 from ansible_collections.packetpath.linux.plugins.module_utils import probe
@@ -22,6 +24,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils.probe import Prob
     ({"proto": "udp", "dst": "192.0.2.1", "dport": 53, "src": "bogus"}, "src='bogus': not an IPv4/IPv6 address"),
     ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "dev": "et h0"}, "dev='et h0': not an interface name"),
     ({"proto": "tcp", "dst": "192.0.2.80", "dport": 0}, "dport=0: must be 1-65535"),
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "sport": 65534, "parallel": True},
+     "sport=65534: with parallel=true and count=3 the attempts use ports 65534-65536, past 65535"),
 ])
 def test_bad_options(args, message):
     with pytest.raises(ProbeError) as error:
@@ -51,7 +55,40 @@ def test_a_fixed_source_port_in_the_ephemeral_range_is_warned_of(tmp_path):
     # /proc/sys/net/ipv4/ip_local_port_range as the kernel writes it (its default range, tab-separated).
     kernel = tmp_path / "ip_local_port_range"
     kernel.write_text("32768\t60999\n")
-    assert probe.ephemeral_warning(20080, str(kernel)) is None  # diagnose_port's default: below the range
-    assert probe.ephemeral_warning(48080, str(kernel)).startswith(
+    assert probe.ephemeral_warning(20080, 20082, str(kernel)) is None  # diagnose_port's default: below the range
+    assert probe.ephemeral_warning(48080, path=str(kernel)).startswith(
         "sport=48080 lies in this host's ephemeral port range (32768-60999)")
-    assert probe.ephemeral_warning(None, str(kernel)) is None
+    assert probe.ephemeral_warning(32766, 32768, str(kernel)).startswith("source ports 32766-32768 reach in this")
+    assert probe.ephemeral_warning(None, path=str(kernel)) is None
+
+
+def test_attempts_side_by_side_each_come_from_a_port_of_their_own():
+    """On loopback: a listener, and a parallel probe from a free block of ports; each attempt connected from
+    sport + its number (sequential attempts share sport)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        block = free_ports(3)
+        attempts = Probe("tcp", "127.0.0.1", dport=listener.getsockname()[1], sport=block, count=3, interval=0,
+                         timeout=2, parallel=True).run()
+    assert [(a["attempt"], a["result"], a["source_port"]) for a in attempts] == [
+        (1, "connected", block), (2, "connected", block + 1), (3, "connected", block + 2)]
+    assert Probe("tcp", "127.0.0.1", dport=80, sport=block, count=3).source_port(2) == block
+
+
+def free_ports(count):
+    """The first of `count` consecutive ports no socket on loopback holds, below the ephemeral range."""
+    for first in range(21000, 30000, count):
+        holders = []
+        try:
+            for port in range(first, first + count):
+                holder = socket.socket()
+                holders.append(holder)
+                holder.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for holder in holders:
+                holder.close()
+    raise AssertionError("no %d free ports on loopback" % count)
