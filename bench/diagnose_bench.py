@@ -141,6 +141,7 @@ def measure(hosts, directory):
     diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "trace_hosts=all", "-e", "dport=8081",
                 "-e", "dst=198.18.0.12", "-e", "probe_from=h01", "-e", "report_dir=%s/report-%d" % (directory, hosts),
                 "-e", "drop_reasons=never"]
+    playbook([ping_playbook(1, directory), "-l", limit])  # SSH connections warm for both sides
     seconds, output = playbook(diagnose)
     tasks = tasks_per_host(output, "h03")
     baseline, _output = playbook([ping_playbook(tasks, directory), "-l", limit])
