@@ -139,8 +139,12 @@ def collect(flow_id, stop=True):
     ended_before = os.path.exists(files["done"])  # the reader ended before it was asked to
     if stop:
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
-        with os.fdopen(_create(files["stop"]), "w") as handle:
-            handle.write("stop\n")
+        try:
+            with os.fdopen(_create(files["stop"]), "w") as handle:
+                handle.write("stop\n")
+        except OSError as exc:  # a full filesystem (ENOSPC), a link planted at its name (ELOOP)
+            raise HostError("cannot ask the capture to stop (%s: %s); it ends by itself at the trace's expiry, and "
+                            "trace_rule state=absent ends it now; nothing was read" % (files["stop"], exc.strerror or exc))
         deadline = time.time() + END_TIMEOUT
         while running(found) and not os.path.exists(files["done"]) and time.time() < deadline:
             time.sleep(0.05)

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import spool
 
 
@@ -47,6 +48,6 @@ def test_the_stop_file_is_never_written_through_a_link(tmp_path, monkeypatch):
     target = tmp_path / "precious"
     target.write_text("kept\n")
     os.symlink(str(target), files["stop"])
-    with pytest.raises(OSError):
+    with pytest.raises(HostError, match="cannot ask the capture to stop .*Too many levels of symbolic links"):
         spool.collect("0123456789ab")
     assert target.read_text() == "kept\n"
