@@ -73,10 +73,10 @@ options:
   parallel:
     description:
       - Send the attempts side by side, each O(interval) after the previous one started, instead of one after the
-        other: the probe then waits one O(timeout) instead of one per attempt (a blocked port costs O(timeout)
-        plus the intervals, not O(count) times O(timeout)).
+        other, so the probe waits one O(timeout) instead of one per attempt (a blocked port costs O(timeout) plus
+        the intervals, not O(count) times O(timeout)).
       - With O(sport), attempt N comes from port O(sport) + N - 1 (two connections at once cannot share their
-        addresses and ports); a trace selects the range (C(packetpath.linux.diagnose_port) does).
+        addresses and ports), so a trace of the probe selects that range of ports.
     type: bool
     default: false
   netns:
