@@ -12,8 +12,10 @@ description:
   - From each host's trace and the finding the host decided on itself, puts the hosts in the order the packet met
     them, names the culprit host and the cause (a catalogue id, with its words, evidence and fix as a task to run),
     and reports per host whether the probe's packets were seen, their path, fate and where they stopped.
-  - Writes C(report.json) (schema in C(docs/diagnose_port.md)), C(report.md) and C(report.html) (each packet's path
-    drawn on the netfilter hook diagram as inline SVG, nothing fetched from the network) into O(report_dir).
+  - Writes C(report.json) (schema in C(docs/diagnose_port.md)), C(report.md), C(report.html) (each packet's path
+    drawn on the netfilter hook diagram as inline SVG, nothing fetched from the network) and C(report.junit.xml)
+    (for a CI system - the fleet's verdict and each host as test cases, failed where the packet died) into
+    O(report_dir).
 author:
   - packetpath developers (@packetpath)
 attributes:
@@ -130,7 +132,8 @@ def main():
         try:
             written = files.write_run(params["report_dir"], [
                 ("report.json", files.as_json(report)), ("report.md", verdict.markdown(report)),
-                ("report.html", html.page(report))], report["generated_epoch"])
+                ("report.html", html.page(report)), ("report.junit.xml", verdict.junit(report))],
+                report["generated_epoch"])
         except PacketpathError as exc:
             module.fail_json(msg=str(exc))
     module.exit_json(changed=bool(written), report=report, table=verdict.table(report), files=written)

@@ -11,7 +11,9 @@ import ipaddress
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common import junit as junit_file
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 
 SCHEMA_VERSION = 2
@@ -328,6 +330,30 @@ def icmp_text(summary):
     errors = (summary or {}).get("icmp") or []
     return " (%s)" % "; ".join("ICMP %s (code %s) from %s" % (error["name"], error["code"], error["from"])
                                for error in errors) if errors else ""
+
+
+def junit(report):
+    """The verdict for a CI system (report.junit.xml): a test case for the fleet's verdict, failed where the port is
+    blocked (its cause, undecided or not_seen), and one per host, failed on the host the packet died on and in error
+    where a host could not be traced or never reported."""
+    request, fleet = report["request"], report["verdict"]
+    name = "%s port %s to %s" % (request.get("proto", "tcp"), request.get("port"), request.get("dst"))
+    rows = [(verdict, "failure" if verdict["host"] == fleet["culprit"] else
+             "error" if verdict.get("error") or not verdict["traced"] else None) for verdict in report["hosts"]]
+    outcomes = [outcome for _verdict, outcome in rows] + ["failure" if fleet["cause"] else None]
+    counts = {"tests": str(len(outcomes)), "failures": str(outcomes.count("failure")),
+              "errors": str(outcomes.count("error")), "time": "0"}
+    root = ET.Element("testsuites", name="packetpath diagnose_port", **counts)
+    suite = ET.SubElement(root, "testsuite", name=name, skipped="0", timestamp=report["generated_at"], **counts)
+    text = "%s\n%s" % (fleet["line"], fleet["words"])
+    if fleet["cause"]:
+        junit_file.case(suite, "verdict", "fleet", "failure", fleet["cause"], label(fleet), text)
+    else:
+        junit_file.case(suite, "verdict", "fleet", text=text)
+    for verdict, outcome in rows:
+        kind = verdict["cause"] if outcome == "failure" else "not_traced"
+        junit_file.case(suite, name, verdict["host"], outcome, kind, verdict["words"] or "", verdict["words"] or "")
+    return junit_file.document(root)
 
 
 def _cell(text):

@@ -9,9 +9,10 @@ every check.  The XML keeps to the attributes of the common JUnit schema
 (Jenkins' junit-10.xsd).
 """
 
-import re
 import time
 import xml.etree.ElementTree as ET
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common import junit as junit_file
 
 SCHEMA = "packetpath.linux/audit/v1"
 
@@ -64,18 +65,6 @@ def build(hosts, checks, before=None, changes=None, title="packetpath audit"):
     }
 
 
-# XML 1.0 cannot carry most control characters, escaped or not: they become U+FFFD in the JUnit file.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _xml_safe(element):
-    for node in element.iter():
-        node.attrib.update({key: _NOT_XML.sub("\ufffd", value) for key, value in node.attrib.items()})
-        if node.text:
-            node.text = _NOT_XML.sub("\ufffd", node.text)
-    return element
-
-
 def junit(report):
     summary = report["summary"]
     root = ET.Element("testsuites", name=report["title"], tests=str(summary["checks"]),
@@ -87,17 +76,17 @@ def junit(report):
                               errors=str(statuses.count("error")), skipped=str(statuses.count("skip")),
                               time="0", timestamp=report["generated_at"])
         for check in entry["checks"]:
-            case = ET.SubElement(suite, "testcase", name=check["name"], classname=entry["host"], time="0")
-            if check["status"] == "fail":
-                failure = ET.SubElement(case, "failure", type="finding", message=check["summary"])
-                failure.text = "\n".join(check["findings"])
-            elif check["status"] == "error":
-                ET.SubElement(case, "error", type="not_audited", message=check["summary"])
-            elif check["status"] == "skip":
-                ET.SubElement(case, "skipped", message=check["summary"])
+            status = check["status"]
+            if status == "skip":
+                ET.SubElement(junit_file.case(suite, check["name"], entry["host"]), "skipped", message=check["summary"])
+            elif status == "fail":
+                junit_file.case(suite, check["name"], entry["host"], "failure", "finding", check["summary"],
+                                "\n".join(check["findings"]))
+            elif status == "error":
+                junit_file.case(suite, check["name"], entry["host"], "error", "not_audited", check["summary"])
             else:
-                ET.SubElement(case, "system-out").text = check["summary"]
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(_xml_safe(root), encoding="unicode") + "\n"
+                junit_file.case(suite, check["name"], entry["host"], text=check["summary"])
+    return junit_file.document(root)
 
 
 def _status_line(entry):

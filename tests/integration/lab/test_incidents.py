@@ -5,9 +5,11 @@ Where the catalogue's fix is remediable, remediate=true applies it and the probe
 import json
 import os
 import re
+import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
+import xmlschema
 import yaml
 from labtools import ROOT, ansible_playbook, connect, in_netns, lab, traces_left
 
@@ -15,6 +17,7 @@ INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
     SCHEMA = json.load(_handle)
 NAMES = sorted(name[:-4] for name in os.listdir(INCIDENTS) if name.endswith(".yml"))
+JUNIT_SCHEMA = xmlschema.XMLSchema(os.environ.get("PACKETPATH_JUNIT_XSD", os.path.join(ROOT, "build", "junit-10.xsd")))
 
 
 def topology(name):
@@ -38,7 +41,20 @@ def diagnose(tmp_path, probe, *extra, blocked_fails=False):
     if blocked_fails:
         assert run.returncode != 0 and "the port is blocked: " in run.stdout, run.stdout[-2000:]
     with open(report_dir / "latest" / "report.json", encoding="utf-8") as handle:
-        return run.stdout, json.load(handle)
+        report = json.load(handle)
+    check_junit(report_dir / "latest" / "report.junit.xml", report)
+    return run.stdout, report
+
+
+def check_junit(path, report):
+    """The JUnit file is valid for the common schema, and fails the fleet's verdict and the culprit, where there
+    is one."""
+    JUNIT_SCHEMA.validate(str(path))
+    failed = {case.get("classname") for case in ET.parse(path).getroot().iter("testcase") if case.find("failure")
+              is not None}
+    fleet = report["verdict"]
+    assert failed == ({"fleet"} if fleet["cause"] else set()) | ({fleet["culprit"]} if fleet["culprit"] else set()), \
+        failed
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,5 +1,6 @@
 """The fleet report of a diagnosis: every host of the run has a row, those that never reported with their error."""
 
+import xml.etree.ElementTree as ET
 
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
@@ -171,3 +172,16 @@ def test_the_diagram_draws_a_sent_packet_from_a_local_process_through_postroutin
         return '<line x1="%d" y1="%d" x2="%d" y2="%d"' % (x1 + 75, y1 + 18, x2 + 75, y2 + 18)
     assert line("local process", "output") + lit in drawn and line("output", "postrouting") + lit in drawn
     assert "routing decision" not in html._steps(sent["path"])  # pylint: disable=protected-access
+
+
+def test_the_junit_file_fails_the_culprit_and_the_fleet_and_errs_where_a_host_never_reported(fixture_text):
+    built = report(fixture_text)  # node saw nothing, gone never reported, the probe timed out: not_seen
+    root = ET.fromstring(verdict.junit(built).split("\n", 1)[1])
+    suite = root.find("testsuite")
+    outcomes = {case.get("classname"): [child.tag for child in case] for case in suite.iter("testcase")}
+    assert outcomes == {"fleet": ["failure"], "gone": ["error"], "node": ["system-out"]}, outcomes
+    assert suite.find("testcase/failure").get("type") == "not_seen"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    passed = verdict.build_report({"node": {"arm_error": None, "trace": {"packets": []}}}, REQUEST,
+                                  {"summary": summary([{"result": "connected"}] * 3)})
+    assert ET.fromstring(verdict.junit(passed).split("\n", 1)[1]).get("failures") == "0"
