@@ -3,8 +3,8 @@
 """From what each host's modules said to a verdict per host: seen or not, where it stopped, why, and the fix.
 
 Input per host (what the diagnose_port role registered, see `gathered`): why it could not be armed (`arm_error`),
-else how it was armed and its trace (trace_results, with the finding the host decided). Output: a stable report (see docs/diagnose_port.md for the
-schema).
+else how it was armed and its trace (trace_results, with the finding the host decided). Output: a stable report
+(see docs/diagnose_port.md for the schema).
 """
 
 import ipaddress

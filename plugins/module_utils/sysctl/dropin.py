@@ -76,6 +76,14 @@ def check_not_linked(path):
                             "plain directory; nothing was changed" % (each, os.readlink(each)))
 
 
+def put_file(path, text):
+    """The file as `text` says: written (atomically), or removed where text is None."""
+    if text is None:
+        os.unlink(path)
+    else:
+        write_file(path, text)
+
+
 def write_file(path, text):
     """Atomically: readers see the old file or the new one, never half of one."""
     directory = os.path.dirname(path)

@@ -72,12 +72,12 @@ def configure(task, persistent, missing, check_mode):
     if missing_names and persistent != "present":
         raise OptionError("missing", "persist_only", "needs persistent=present (got persistent=%s)" % persistent)
     before = task.runtime()
-    planned = [(conf.family_and_name(key), interface, task.settings[key])
+    planned = [(conf.family_and_name(key), interface, task.settings[key], current)
                for interface, values in sorted(before.items()) for key, current in sorted(values.items())
                if current != task.settings[key]]
     # Every runtime key checked writable before anything is written (a read-only /proc/sys, a read-only key): one
     # side applied without the other would be a half-done remediation that reports nothing changed.
-    unwritable = [conf.sysctl_key(family, interface, name) for (family, name), interface, _wanted in planned
+    unwritable = [conf.sysctl_key(family, interface, name) for (family, name), interface, _wanted, _current in planned
                   if not os.access(conf.conf_path(family, interface, name), os.W_OK)]
     if unwritable:
         raise HostError("%s: cannot be set at runtime here (/proc/sys read-only, or the key is); nothing was changed"
@@ -85,13 +85,13 @@ def configure(task, persistent, missing, check_mode):
     # The file first: where it cannot be written (a full or immutable directory), nothing has changed yet.
     file_result, file_changed = _persist(task, persistent, check_mode)
     changed_keys = []
-    for (family, name), interface, wanted in planned:
+    for done, ((family, name), interface, wanted, _current) in enumerate(planned):
         key = conf.sysctl_key(family, interface, name)
         if not check_mode:
             try:
                 conf.write(family, interface, name, wanted)
             except OSError as exc:
-                _undo(task, file_result, before, changed_keys)
+                _undo(task, file_result, planned[:done])
                 raise HostError("%s: cannot be set to %s: %s; what was changed before it was put back (%s)" % (
                     key, wanted, exc.strerror or exc, ", ".join(file_changed + changed_keys) or "nothing"))
         changed_keys.append(key)
@@ -112,22 +112,18 @@ def configure(task, persistent, missing, check_mode):
     return result
 
 
-def _undo(task, file_result, before, changed_keys):
-    """Put back the file and the runtime keys a failed configure changed, as far as the host lets us."""
-    for interface, values in before.items():
-        for key, value in values.items():
-            family, name = conf.family_and_name(key)
-            if conf.sysctl_key(family, interface, name) in changed_keys and value is not None:
-                try:
-                    conf.write(family, interface, name, value)
-                except OSError:
-                    pass  # the error raised next names the key that failed; this one stays as set
+def _undo(task, file_result, written):
+    """Put back the runtime keys a failed configure wrote (`written`, entries of its plan) and the file, as far as
+    the host lets us."""
+    for (family, name), interface, _wanted, current in written:
+        if current is not None:
+            try:
+                conf.write(family, interface, name, current)
+            except OSError:
+                pass  # the error raised next names the key that failed; this one stays as set
     if file_result["changed"]:
         try:
-            if file_result["before_text"] is None:
-                os.unlink(task.path)
-            else:
-                dropin.write_file(task.path, file_result["before_text"])
+            dropin.put_file(task.path, file_result["before_text"])
         except OSError:
             pass
 
@@ -164,10 +160,7 @@ def _persist(task, persistent, check_mode):
     result.update(after_text=after, changed=after != before)
     if result["changed"] and not check_mode:
         try:
-            if after is None:
-                os.unlink(task.path)
-            else:
-                dropin.write_file(task.path, after)
+            dropin.put_file(task.path, after)
         except OSError as exc:
             raise HostError("%s: cannot be written: %s; nothing was changed" % (task.path, exc.strerror or exc))
     return result, ["file:" + key for key in changed_keys]
