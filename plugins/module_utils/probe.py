@@ -105,7 +105,8 @@ class Probe:
             if self.dev:
                 sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.dev.encode() + b"\0")
             if self.mark is not None:
-                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.mark)
+                # As the kernel's u32: Python passes an int as a C int, which refuses marks from 2**31 on.
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, struct.pack("=I", self.mark))
             if kind != socket.SOCK_RAW:
                 sock.setsockopt(*RECVERR[self.family], 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

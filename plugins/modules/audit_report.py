@@ -81,15 +81,18 @@ files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import files, inputs
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import audit_report
 
 
+LONGEST_SUFFIX = ".junit.xml"  # of the files written: name.json, name.junit.xml, name.md
+
+
 def main():
-    module = AnsibleModule(
+    module = PacketpathModule(
         argument_spec=dict(
             hosts={"type": "dict", "required": True},
             checks={"type": "list", "elements": "str", "required": True},
@@ -104,6 +107,9 @@ def main():
     params = module.params
     if "/" in params["name"] or "\0" in params["name"] or params["name"] in ("", ".", ".."):
         module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
+    if len((params["name"] + LONGEST_SUFFIX).encode("utf-8", "surrogateescape")) > 255:
+        module.fail_json(msg="name=%r: with %s, longer than a file name can be (255 bytes); nothing was written"
+                         % (params["name"], LONGEST_SUFFIX))
     try:
         inputs.check_paths(params, ("report_dir",))
         inputs.check_per_host(params, ("hosts", "before"))

@@ -86,10 +86,10 @@ files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import files, inputs
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
 
 
@@ -105,7 +105,7 @@ def check_inputs(params):
 
 
 def main():
-    module = AnsibleModule(
+    module = PacketpathModule(
         argument_spec=dict(
             hosts={"type": "dict", "required": True},
             request={"type": "dict", "required": True},

@@ -151,11 +151,11 @@ remediation:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import strict_sources
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.expectations import DEFAULT_IGNORE, Expectations
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import CHECKS, NEED_EXPECTATIONS, HostAudit
@@ -179,7 +179,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
         wanted = Expectations(params["expect"], params["expect_by_interface"], params["ignore_interfaces"],

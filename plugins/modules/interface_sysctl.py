@@ -200,11 +200,11 @@ martians:
 
 import socket
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import read_kernel_ring
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf, dropin, interface, martians
 
@@ -257,7 +257,7 @@ def persistent_path(params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ("settings",)),
                                         ("state", "audit", ("settings", "expect"), True)])
     params = module.params

@@ -120,16 +120,16 @@ problems:
   sample: ["not running as root: TRACE rules, sysctls and netlink lookups need root (use become)"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.preflight import problems, survey
 
 
 def main():
-    module = AnsibleModule(
+    module = PacketpathModule(
         argument_spec=dict(netns.NETNS_ARGUMENT_SPEC, fail_on_problems={"type": "bool", "default": False}),
         supports_check_mode=True,
     )

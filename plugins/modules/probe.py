@@ -139,15 +139,15 @@ summary:
            "last": "unreachable", "icmp": [{"name": "time exceeded", "code": 0, "from": "198.18.20.2"}]}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils import probe
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 
 
 def main():
-    module = AnsibleModule(
+    module = PacketpathModule(
         argument_spec=dict(
             proto={"type": "str", "choices": ["tcp", "udp", "icmp"], "default": "tcp"},
             dst={"type": "str", "required": True},

@@ -217,11 +217,12 @@ policy:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, netlink
@@ -255,7 +256,7 @@ def lookup_specs(params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("lookups", option) for option in SINGLE_LOOKUP])
     params = module.params
     if params["engine"] == "netlink" and not netlink.HAS_PYROUTE2:

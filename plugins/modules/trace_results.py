@@ -417,11 +417,12 @@ query_result:
 import socket
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, inputs, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
@@ -544,7 +545,7 @@ def switch_off(module, flow):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("source", "file", ("path",))])
     params = module.params
     if params["query"] and jmespath is None:

@@ -311,11 +311,11 @@ nf_log:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, fetch, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
@@ -371,6 +371,9 @@ def switch(runner, params, check_mode):
         return result
     flow = Flow.from_params(params)
     check_bounds(params)
+    if not flow.narrowed and params["state"] == "absent" and not any(params[option] for option in FLOW_OPTIONS):
+        raise OptionError("all", params["all"], "state=absent needs the flow (%s) or all=true"
+                          % ", ".join(FLOW_OPTIONS))
     if not flow.narrowed:
         raise OptionError("proto", params["proto"], "alone selects every packet (an address prefix /0 or the whole "
                           "port range 1-65535 narrows nothing): give at least one of %s" % ", ".join(FLOW_OPTIONS))
@@ -435,7 +438,7 @@ def _discard(flow_ids, check_mode):
 
 def main():
     # A TRACE in raw sees iif at prerouting and oif at output, never both.
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("iif", "oif")])
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("iif", "oif")])
     try:
         netns.enter(module.params["netns"])
         with hoststate.namespace_lock():

@@ -24,7 +24,7 @@ class Expectations:
         if not isinstance(by_interface or {}, dict):
             raise OptionError("expect_by_interface", by_interface,
                               "a mapping of interface names or globs to expectations")
-        entries = [(conf.check_interface(name),
+        entries = [(conf.check_interface(name, "expect_by_interface"),
                     conf.check_settings(wanted, "expect_by_interface.%s" % name, allowed_lists=True))
                    for name, wanted in (by_interface or {}).items()]
         if any(name == "all" for name, _wanted in entries):
@@ -32,7 +32,7 @@ class Expectations:
                               "values of the interfaces instead")
         # Exact names first, then globs as written.
         self.by_interface = sorted(entries, key=lambda entry: conf.is_glob(entry[0]))
-        self.ignore = [conf.check_interface(name) for name in ignore or ()]
+        self.ignore = [conf.check_interface(name, "ignore_interfaces") for name in ignore or ()]
         if not self.expect and not self.by_interface and needed_by:
             raise OptionError("expect", reason="give at least one expectation (expect or expect_by_interface): the "
                               "checks %s compare against it" % ", ".join(needed_by))

@@ -25,7 +25,7 @@ def check(strict_sources):
                           "a mapping of interface names or globs to lists of networks")
     checked = {}
     for interface, networks in (strict_sources or {}).items():
-        conf.check_interface(interface)
+        conf.check_interface(interface, "strict_sources")
         if not isinstance(networks, list) or not networks:
             raise OptionError("strict_sources.%s" % interface, networks, "a list of networks such as 198.51.100.0/24")
         parsed = []

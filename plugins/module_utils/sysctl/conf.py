@@ -61,9 +61,9 @@ def check_settings(settings, option="settings", allowed_lists=False):
     return checked
 
 
-def check_interface(name):
+def check_interface(name, option="interfaces"):
     if not isinstance(name, str) or name in (".", "..") or not _NAME.fullmatch(name):
-        raise OptionError("interfaces", reason="%r is not an interface name or glob (1-15 characters: letters, digits, "
+        raise OptionError(option, reason="%r is not an interface name or glob (1-15 characters: letters, digits, "
                           "_ . @ : - and * ? [ ]; no /, no spaces, not . or ..)" % (name,))
     return name
 

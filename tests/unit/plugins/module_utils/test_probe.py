@@ -1,5 +1,6 @@
 """Probe options are checked before anything is sent; results are summed up as the module reports them."""
 
+import os
 import socket
 
 import pytest
@@ -92,3 +93,14 @@ def free_ports(count):
             for holder in holders:
                 holder.close()
     raise AssertionError("no %d free ports on loopback" % count)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SO_MARK needs CAP_NET_ADMIN")
+def test_a_mark_from_2_to_the_31_on_is_set_as_the_kernel_reads_it():
+    """Python hands setsockopt an int as a C int: 0x80000000 (a common kube-proxy/Calico bit) raised TypeError."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        attempts = Probe("tcp", "127.0.0.1", dport=listener.getsockname()[1], mark=0x80000000, count=1,
+                         timeout=2).run()
+    assert [a["result"] for a in attempts] == ["connected"]

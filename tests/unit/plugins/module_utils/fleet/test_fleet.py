@@ -104,7 +104,7 @@ def test_drift_against_our_file_and_its_fix_persists_what_runs():
     (({"rp_filter": 5},), "expect.rp_filter=5: must be one of 0, 1, 2"),
     ((None, {"cni*": {"rp_filter": [2, 7]}}), "expect_by_interface.cni*.rp_filter=7"),
     ((None, {"all": {"rp_filter": 2}}), "expect_by_interface.all: conf/all is not an interface"),
-    ((None, {"eth 0": {"rp_filter": 2}}), "interfaces: 'eth 0' is not an interface name"),
+    ((None, {"eth 0": {"rp_filter": 2}}), "expect_by_interface: 'eth 0' is not an interface name"),
     (({"rp_filter": []},), "expect.rp_filter=[]: list at least one allowed value"),
     ((None, None), "expect: give at least one expectation"),
 ])

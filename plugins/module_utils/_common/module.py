@@ -1,0 +1,59 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The AnsibleModule every module of the collection is built with: ansible-core's own, with the three ways its
+argument checking let a bad value through or out as a traceback closed (found by tests/integration/module_fuzz.py):
+
+- an int option given infinity (`-e count=inf`, YAML `.inf`) raised OverflowError out of the argument check, a
+  traceback instead of a refusal (ansible/ansible#87253, fixed upstream after 2.19.14, the newest release we can
+  install);
+- an int option given a boolean (`burst: yes`) passed as True and reached a command line as the word "True";
+- a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option.
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common import parameters, validation
+
+
+def _checked_int(value):
+    if isinstance(value, bool):
+        raise TypeError("%r is a boolean, not an int" % (value,))
+    try:
+        return validation.check_type_int(value)
+    except ArithmeticError:  # OverflowError from an infinity, where ansible-core lets it out
+        raise TypeError("%r cannot be converted to an int" % (value,)) from None
+
+
+class PacketpathModule(AnsibleModule):
+    def __init__(self, *args, **kwargs):
+        # The module's own process only: ansible-core looks its type checks up in this table as it validates.
+        parameters.DEFAULT_TYPE_VALIDATORS["int"] = _checked_int
+        self._checking_arguments = True
+        super().__init__(*args, **kwargs)
+        self._checking_arguments = False
+
+    def _load_params(self):
+        super()._load_params()
+        self._given = copy.deepcopy(self.params)  # as given: the check replaces what it cannot convert
+
+    def fail_json(self, msg, **kwargs):
+        if getattr(self, "_checking_arguments", False):
+            msg = _naming_the_option(self.argument_spec, self._given, msg)
+        super().fail_json(msg=msg, **kwargs)
+
+
+def _naming_the_option(spec, params, msg):
+    """ansible-core's refusal, led by the option it is about where its message names none: the options given
+    text (or a list with text) where the spec wants mappings, the one case found that ansible-core leaves
+    unnamed."""
+    if any(option in msg for option in spec):
+        return msg
+    suspects = ["%s=%r" % (option, params[option]) for option in sorted(spec)
+                if (spec[option].get("type") == "dict" or spec[option].get("elements") == "dict")
+                and any(isinstance(value, str) for value in _as_list(params.get(option)))]
+    return "%s: %s" % (", ".join(suspects), msg) if suspects else msg
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
