@@ -31,6 +31,7 @@ sys.path.insert(0, sys.argv[1])
 
 # pylint: disable=wrong-import-position
 from ansible.module_utils import basic
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
 
 MODULES = ("trace_rule", "trace_results", "interface_sysctl", "route_lookup", "probe", "preflight", "host_audit",
            "diagnosis_report", "audit_report")
@@ -215,7 +216,7 @@ def state(netns, work):
     # Without comments and packet counters: a probe's packets move the counters, not the rules.
     rules = [COUNTERS.sub("", "\n".join(line for line in text.splitlines() if not line.startswith("#")))
              for text in rules]
-    return {"rules": rules, "records": _tree("/run/packetpath"), "etc": _tree("/etc/netns/" + netns),
+    return {"rules": rules, "records": _tree(hoststate.namespace_dir()), "etc": _tree("/etc/netns/" + netns),
             "work": _tree(os.path.join(work, "cwd")), "sysctls": _sysctls(), "processes": _processes()}
 
 

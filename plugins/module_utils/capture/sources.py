@@ -391,4 +391,7 @@ class Stream:
         finally:
             self._end(source)
             if created:
-                os.unlink(self.ready_file)
+                try:
+                    os.unlink(self.ready_file)
+                except FileNotFoundError:  # removed by whoever discarded the capture first
+                    pass

@@ -58,13 +58,29 @@ def _create(path):
 
 
 def _serve(lines, stream, files):
-    """The grandchild: write the source's lines to the spool until the source ends, then say how it ended."""
-    with os.fdopen(_create(files["lines"]), "w", encoding="utf-8") as spool:
+    """The grandchild: write the source's lines to the spool until the source ends, then say how it ended. A spool
+    that cannot take a line (a full filesystem) ends the reading, and its source with it, as said in the done file
+    where that still fits. The spool is written unbuffered: nothing is left to fail at its close."""
+    ended = {"pid": os.getpid()}
+    fd = _create(files["lines"])
+    try:
         for line in lines:
-            spool.write(line)
-            spool.flush()
-    hoststate.write(files["done"], {"pid": os.getpid(), "ended_by": stream.ended_by, "returncode": stream.returncode,
-                                    "overruns": stream.overruns})
+            try:
+                _write_all(fd, line.encode("utf-8"))
+            except OSError as exc:
+                ended["spool_error"] = exc.strerror or str(exc)
+                lines.close()  # its finally ends the monitor program
+                break
+    finally:
+        os.close(fd)
+    ended.update(ended_by="spool" if "spool_error" in ended else stream.ended_by, returncode=stream.returncode,
+                 overruns=stream.overruns)
+    hoststate.write(files["done"], ended)
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _end_quietly(_signum, _frame):
@@ -137,7 +153,7 @@ def collect(flow_id, stop=True):
                         "capture=true (it also ends when the trace expires, and is removed when it is switched off); "
                         "nothing was read")
     ended_before = os.path.exists(files["done"])  # the reader ended before it was asked to
-    if stop:
+    if stop and running(found):  # a reader that ended (or died: its spool full) needs no stop file
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
         try:
             with os.fdopen(_create(files["stop"]), "w") as handle:
@@ -161,9 +177,13 @@ def losses(found, done, reader_lost, ended_before):
     or a capture that had reached its deadline before it was collected."""
     if reader_lost:
         return ["the capture's reader (pid %s) ended before it was collected, without finishing its spool "
-                "(killed, or its source failed): packets after its end are missing" % found.get("pid")]
+                "(killed, its source failed, or its filesystem was full): packets after its end are missing"
+                % found.get("pid")]
     why = []
-    if (done or {}).get("ended_by") == "source":
+    if (done or {}).get("ended_by") == "spool":
+        why.append("the capture could not write its spool (%s) and ended: packets after that are missing"
+                   % done.get("spool_error"))
+    elif (done or {}).get("ended_by") == "source":
         why.append("the capture's %s ended on its own before it was collected (rc=%s): packets after its end are "
                    "missing" % (found.get("source"), done.get("returncode")))
     elif ended_before:
@@ -182,6 +202,10 @@ def discard(flow_id):
     found = record(flow_id)
     if running(found):
         os.kill(found["pid"], signal.SIGTERM)
+        # Its files go once it has ended: a reader still ending would write its done file after they went.
+        deadline = time.time() + END_TIMEOUT
+        while running(found) and time.time() < deadline:
+            time.sleep(0.02)
     drop_reasons.discard((found or {}).get("drop_reasons"))
     existed = found is not None
     for name in ("lines", "ready", "stop", "done", "record"):

@@ -1,0 +1,166 @@
+"""Faults of the host under a trace, each in a scratch network namespace of its own (issue #27's fault matrix):
+the capture's filesystem full, the namespace deleted while traced, runtime sysctl keys that cannot be written.
+Nothing is left behind and nothing is half-applied. The modules run as Ansible runs them on a host: their file,
+given its arguments."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from labtools import ROOT, in_netns
+
+SCRATCH = "ppscratch-faults"  # not "pp-": lab-down's and the guard's names
+COLLECTIONS = os.path.join(ROOT, "build", "collections")
+
+# Inside the scratch namespace (and the mount namespace `ip netns exec` gives it): a module file run with its
+# arguments, as Ansible runs it on a host; its JSON result. argv: module name, arguments (JSON).
+RUN_MODULE = r"""
+import json, os, subprocess, sys, tempfile
+def run(name, args):
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        handle.flush()
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "plugins", "modules", name + ".py"), handle.name],
+                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=COLLECTIONS)).stdout
+    return json.loads(out.strip().splitlines()[-1])
+"""
+
+# The spool's filesystem full: a 256 KiB tmpfs over /run/packetpath (in this mount namespace only), a trace at
+# 10,000 packets/s and UDP to loopback until the capture's reader has ended; then the collection. argv: backend.
+FULL_SPOOL = RUN_MODULE + r"""
+import socket, time
+os.makedirs("/run/packetpath", exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "packetpath-full", "/run/packetpath"], check=True)
+flow = {"proto": "udp", "dst": "127.0.0.1", "dport": "9999"}
+armed = run("trace_rule", dict(flow, backend=sys.argv[1], capture=True, expires=60, rate=10000, burst=10000,
+                               drop_reasons="never"))
+sender, deadline = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), time.time() + 20
+while time.time() < deadline and os.path.exists("/proc/%d" % armed["capture"]["pid"]):
+    for _ in range(200):
+        sender.sendto(b"x" * 64, ("127.0.0.1", 9999))
+    time.sleep(0.01)
+got = run("trace_results", dict(flow, source="capture", trace_off=True))
+left = run("trace_rule", {"state": "absent", "all": True})
+print(json.dumps({"armed": armed, "got": got, "left": left, "files": sorted(
+    os.path.relpath(os.path.join(top, name), "/run/packetpath") for top, _dirs, names in os.walk("/run/packetpath")
+    for name in names)}))
+"""
+
+
+def _scratch_down():
+    """Whatever a failed run left: the namespace's processes (killed by PID, inside it only), the namespace with its
+    rules, its records under /run/packetpath, its /etc/netns directory."""
+    try:
+        inode = os.stat("/run/netns/" + SCRATCH).st_ino
+    except OSError:
+        inode = None
+    for pid in subprocess.run(["ip", "netns", "pids", SCRATCH], capture_output=True, text=True,
+                              check=False).stdout.split():
+        subprocess.run(["kill", "-9", pid], check=False)
+    subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
+    shutil.rmtree("/etc/netns/" + SCRATCH, ignore_errors=True)
+    for name in os.listdir("/run/packetpath") if inode and os.path.isdir("/run/packetpath") else ():
+        if name.startswith("net-%d-" % inode):
+            shutil.rmtree(os.path.join("/run/packetpath", name))
+    if os.path.isdir("/run/packetpath") and not os.listdir("/run/packetpath"):
+        os.rmdir("/run/packetpath")
+
+
+@pytest.fixture
+def scratch():
+    """A namespace of our own with loopback and eth1 (a veth whose peer is eth2) up."""
+    _scratch_down()
+    subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
+    try:
+        in_netns(SCRATCH, ["ip", "link", "set", "lo", "up"])
+        in_netns(SCRATCH, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2"])
+        in_netns(SCRATCH, ["ip", "link", "set", "eth1", "up"])
+        yield SCRATCH
+    finally:
+        _scratch_down()
+
+
+def python_in(netns, code, *args, timeout=120):
+    """Python code run inside the namespace with ROOT and COLLECTIONS set; its last line of output as JSON."""
+    prelude = "ROOT, COLLECTIONS = %r, %r\n" % (ROOT, COLLECTIONS)
+    proc = in_netns(netns, [sys.executable, "-c", prelude + code] + list(args), check=False, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def processes_in(netns):
+    return subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout.split()
+
+
+@pytest.mark.parametrize("backend", ["iptables_legacy", "nftables"])
+def test_a_full_spool_ends_the_capture_and_the_collection_says_what_is_missing(scratch, backend):
+    """Issue #27: a full spool filesystem killed the reader, and trace_results then crashed writing its stop file.
+    Now the reader ends its monitor and says why, the collection returns what was spooled with the loss named,
+    and the trace goes off as asked."""
+    found = python_in(scratch, FULL_SPOOL, backend)
+    assert found["armed"].get("changed") and found["armed"]["capture"]["pid"], found["armed"]
+    got = found["got"]
+    assert not got.get("failed"), got.get("msg")
+    assert got["capture"]["complete"] is False, got["capture"]
+    assert any("could not write its spool (No space left on device)" in why or "its filesystem was full" in why
+               for why in got["capture"]["losses"]), got["capture"]
+    assert got["packets"], "what was spooled before the filesystem filled is read"
+    assert got["trace_off"]["removed"] and not found["left"]["removed"], found["left"]
+    assert found["files"] == [], found["files"]
+    assert processes_in(scratch) == []
+
+
+ARM_THEN_LEAVE = RUN_MODULE + r"""
+armed = run("trace_rule", {"proto": "udp", "dport": "9999", "backend": sys.argv[1], "capture": True, "expires": 4,
+                           "drop_reasons": "never"})
+print(json.dumps(armed))
+"""
+
+
+@pytest.mark.parametrize("backend", ["iptables_legacy", "iptables_nft", "nftables"])
+def test_a_namespace_deleted_while_traced_takes_the_trace_and_its_files_along_at_the_expiry(scratch, backend):
+    """`ip netns del` only unmounts the name: the namespace lives on while our sleeper and capture are in it. At the
+    expiry they end, the rules go with the namespace, and the records directory of that namespace is removed."""
+    inode = os.stat("/run/netns/" + scratch).st_ino
+    armed = python_in(scratch, ARM_THEN_LEAVE, backend)
+    assert armed.get("changed") and armed["capture"]["pid"], armed
+    ours = [int(pid) for pid in processes_in(scratch)]
+    assert ours, "the sleeper and the capture run in the namespace"
+    subprocess.run(["ip", "netns", "del", scratch], check=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % pid) for pid in ours):
+        time.sleep(0.2)
+    assert not any(os.path.exists("/proc/%d" % pid) for pid in ours), "a process of ours outlived the expiry"
+    left = [name for name in os.listdir("/run/packetpath")] if os.path.isdir("/run/packetpath") else []
+    assert not [name for name in left if name.startswith("net-%d-" % inode)], left
+
+
+# Runtime keys that cannot be written: a read-only bind mount (in this mount namespace only) over one key, or over
+# the whole of /proc/sys/net; then interface_sysctl asked to set two keys now and in its file. argv: what is
+# read-only.
+READ_ONLY = RUN_MODULE + r"""
+target = {"one key": "/proc/sys/net/ipv4/conf/eth1/log_martians", "all of /proc/sys/net": "/proc/sys/net"}[sys.argv[1]]
+subprocess.run(["mount", "--bind", target, target], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
+keys = ["/proc/sys/net/ipv4/conf/eth1/rp_filter", "/proc/sys/net/ipv4/conf/eth1/log_martians"]
+before = [open(key).read() for key in keys]
+got = run("interface_sysctl", {"interfaces": ["eth1"], "settings": {"rp_filter": 2, "log_martians": 1},
+                               "persistent": "present"})
+print(json.dumps({"got": got, "before": before, "after": [open(key).read() for key in keys],
+                  "files": os.listdir("/etc/sysctl.d")}))
+"""
+
+
+@pytest.mark.parametrize("read_only", ["one key", "all of /proc/sys/net"])
+def test_runtime_keys_that_cannot_be_written_change_nothing_at_all(scratch, read_only):
+    """Issue #27: with the runtime side unwritable the file was written and the runtime was not (half-applied).
+    Now the keys are checked first: the task fails naming the key, and neither the file nor a value changed."""
+    os.makedirs("/etc/netns/%s/sysctl.d" % scratch)  # `ip netns exec` binds it over /etc/sysctl.d
+    found = python_in(scratch, READ_ONLY, read_only)
+    assert found["got"].get("failed"), found["got"]
+    assert "log_martians" in found["got"]["msg"] and "nothing was changed" in found["got"]["msg"], found["got"]["msg"]
+    assert found["after"] == found["before"] and found["files"] == []
