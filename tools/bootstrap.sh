@@ -12,6 +12,7 @@ declare -A needs=(
   [sysctl]=procps [tar]=tar [git]=git [shellcheck]=shellcheck [chromium]=chromium
   [unshare]=util-linux [sudo]=sudo  # the fleet tests: a host without tools, and runs with become
   [bpftrace]=bpftrace [tc]=iproute2  # the kernel's drop reasons (optional on a target, proved in the lab); tc labs
+  [strace]=strace  # the fault matrix: a module killed at each of its steps (strace's fault injection)
 )
 missing=()
 for program in "${!needs[@]}"; do

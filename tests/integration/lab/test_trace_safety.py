@@ -4,6 +4,7 @@ take turns (one lock per namespace): no duplicate rule, one expiry per flow, `ab
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import threading
 import time
 
 import pytest
-from labtools import BIN, ROOT, in_netns, module, records_dir, traces_left
+from labtools import BIN, ROOT, in_netns, module, traces_left
 
 NODES = {"node1": "iptables_legacy", "node2": "iptables_nft", "node3": "nftables"}
 FLOW_A = {"proto": "tcp", "dport": "30080"}
@@ -85,27 +86,35 @@ def test_runs_at_once_on_one_namespace_take_turns(host):
     assert traces_left("pp-" + host) == []
 
 
-def killed_present(host, tmp_path, when, args=None):
-    """trace_rule present run as a process of ours in the host's namespace, killed (SIGKILL) as soon as
-    `when(host)` holds; whether the kill came before the module ended."""
+# The steps of a run, at which it is killed one by one: each command it starts (clone, vfork: iptables, nft, the
+# expiry's sleeper), each record it writes or removes (rename, unlink) and the old sleeper it ends (kill).
+STEP_SYSCALLS = ("clone", "clone3", "vfork", "fork", "rename", "unlink", "kill")
+
+
+def run_present(host, tmp_path, args, strace=()):
+    """trace_rule run as Ansible runs it on a host (its file, given its arguments) in the host's namespace, under
+    `strace` where given; its return code."""
     path = tmp_path / ("args-%s.json" % host)
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args or dict(FLOW_A, expires=4)}))
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "build", "collections"))
-    proc = subprocess.Popen(["ip", "netns", "exec", "pp-" + host, os.path.join(BIN, "python"), MODULE, str(path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and not when(host) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    in_time = proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return in_time
+    return subprocess.run(["ip", "netns", "exec", "pp-" + host] + list(strace) + [
+        os.path.join(BIN, "python"), MODULE, str(path)], env=env, capture_output=True, check=False, timeout=60).returncode
 
 
-def after(seconds):
-    """A test of killed_present: `seconds` have passed since it was made (the module's start)."""
-    start = time.monotonic()
-    return lambda _host: time.monotonic() - start >= seconds
+def steps(host, tmp_path, args):
+    """[(syscall, n)]: every step syscall one run of the module makes (not its children's), counted by strace."""
+    log = tmp_path / ("steps-%s.log" % host)
+    assert run_present(host, tmp_path, args, ["strace", "-o", str(log), "-e", "trace=" + ",".join(STEP_SYSCALLS)]) == 0
+    made = re.findall(r"^(\w+)\(", log.read_text(), re.M)
+    return [(name, n) for name in sorted(set(made)) for n in range(1, made.count(name) + 1)]
+
+
+def killed_at(host, tmp_path, args, syscall, n):
+    """The module killed (SIGKILL, by strace's fault injection) as it enters its n-th `syscall`: before the command
+    starts, the record is renamed into place, the old sleeper is ended. Whether it died there."""
+    rc = run_present(host, tmp_path, args, ["strace", "-o", "/dev/null", "-e", "trace=" + syscall,
+                                            "-e", "inject=%s:signal=SIGKILL:when=%d" % (syscall, n)])
+    return rc in (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 def nothing_left_by(host, seconds):
@@ -133,89 +142,32 @@ def on_every_node(test):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(300)
+        thread.join(600)
     return failures
 
 
-def module_seconds(host, tmp_path, args):
-    """How long one run of trace_rule with `args` takes on the host, as killed_present starts it (not killed)."""
-    start = time.monotonic()
-    killed_present(host, tmp_path, lambda _host: False, args)
-    took = time.monotonic() - start
-    module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
-    return took
-
-
-def expiry_recorded(host):
-    """A test of `host`: has an expiry record been written? (The directory is asked for once: the test polls.)"""
-    directory = os.path.join(records_dir("pp-" + host), "expiry")
-    return lambda _name: os.path.isdir(directory) and any(name.endswith(".json") for name in os.listdir(directory))
-
-
-@pytest.mark.parametrize("host", sorted(NODES))
-@pytest.mark.parametrize("point", ["expiry_recorded", "first_rule_in"])
-def test_a_kill_at_any_point_of_present_leaves_nothing_once_the_expiry_fires(host, point, tmp_path):
-    when = expiry_recorded(host) if point == "expiry_recorded" else (lambda name: bool(ours(name)))
-    killed_present(host, tmp_path, when)
-    deadline = time.monotonic() + 20
-    while (ours(host) or traces_left("pp-" + host)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    try:
-        assert ours(host) == [] and traces_left("pp-" + host) == [], "a rule of ours outlived its expiry"
-    finally:
-        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
-
-
-@pytest.mark.parametrize("fraction", [0.2, 0.4, 0.6, 0.8, 0.95])
-def test_a_kill_at_any_time_of_a_first_present_leaves_nothing_once_the_expiry_fires(fraction, tmp_path):
-    """Kills spread over a first `present`'s whole run (its length measured on each node first), on the three
-    backends at once."""
-    args = dict(FLOW_A, expires=3)
-
-    def test(host):
-        killed_present(host, tmp_path, after(fraction * module_seconds(host, tmp_path, args)), args)
-        assert nothing_left_by(host, 12), "a rule of ours outlived its expiry: %s" % (ours(host) or sleepers(host))
-
-    assert on_every_node(test) == {}
-
-
-def rule_at_rate(rate):
-    return lambda host: any("--limit %d/sec" % rate in line or "limit rate %d/second" % rate in line
-                            for line in ours(host))
-
-
-def expiry_record(host):
-    directory = os.path.join(records_dir("pp-" + host), "expiry")
-    for name in os.listdir(directory) if os.path.isdir(directory) else ():
-        try:
-            with open(os.path.join(directory, name), encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            continue  # being replaced
-    return None
-
-
-REARM_POINTS = {
-    # The new sleeper started beside the old one, the new expiry recorded, the first rule at the new rate in.
-    "two_sleepers": lambda first: lambda host: 2 in sleepers(host).values(),
-    "new_expiry_recorded": lambda first: lambda host: (expiry_record(host) or first)["expires_at"] != first["expires_at"],
-    "new_rule_in": lambda first: rule_at_rate(20),
-}
-
-
-@pytest.mark.parametrize("point", sorted(REARM_POINTS) + [0.2, 0.5, 0.8])
-def test_a_kill_at_any_point_of_a_re_arm_leaves_a_deadline(point, tmp_path):
+@pytest.mark.parametrize("re_arm", [False, True], ids=["first_present", "re_arm"])
+def test_a_kill_at_every_step_leaves_no_rule_past_its_expiry(re_arm, tmp_path):
     """Issue #27: a kill while a second `present` of the same flow re-armed it (a new rate) left its rules without
-    any expiry in 3 of 57 kills. Killed at each step (and at times spread over its run), the rules still go."""
-    first, again = dict(FLOW_A, expires=6, rate=10), dict(FLOW_A, expires=3, rate=20)
+    any expiry in 3 of 57 kills. Here a first `present`, and a re-arm of a flow traced already, are killed at each of
+    their steps in turn, on the three backends at once: every time, the rules go by the expiry (the old one's or
+    the new one's), with the sleepers and records."""
+    first, again = dict(FLOW_A, expires=2, rate=10), dict(FLOW_A, expires=1, rate=20)
+    absent_all = {"state": "absent", "all": True}
 
     def test(host):
-        took = module_seconds(host, tmp_path, again) if not isinstance(point, str) else None
-        armed = module(host, "packetpath.linux.trace_rule", first)
-        assert armed["_status"] == "CHANGED", armed["_stdout"]
-        when = REARM_POINTS[point](expiry_record(host)) if took is None else after(point * took)
-        killed_present(host, tmp_path, when, again)
-        assert nothing_left_by(host, 15), "a rule of ours outlived both expiries: %s" % (ours(host) or sleepers(host))
+        killed_run = again if re_arm else first
+        if re_arm:
+            assert run_present(host, tmp_path, first) == 0
+        plan = steps(host, tmp_path, killed_run)
+        assert run_present(host, tmp_path, absent_all) == 0
+        assert len(plan) >= 10, plan
+        for syscall, n in plan:
+            if re_arm:
+                assert run_present(host, tmp_path, first) == 0
+            assert killed_at(host, tmp_path, killed_run, syscall, n), "not killed at %s #%d" % (syscall, n)
+            assert nothing_left_by(host, 10), "killed at %s #%d of %s, a rule of ours outlived its expiry: %s" % (
+                syscall, n, plan, ours(host) or sleepers(host) or traces_left("pp-" + host))
 
     assert on_every_node(test) == {}
 
