@@ -107,9 +107,9 @@ def main():
     params = module.params
     if "/" in params["name"] or "\0" in params["name"] or params["name"] in ("", ".", ".."):
         module.fail_json(msg="name=%r: a file base name, without a directory; nothing was written" % params["name"])
-    if len((params["name"] + LONGEST_SUFFIX).encode("utf-8", "surrogateescape")) > 255:
-        module.fail_json(msg="name=%r: with %s, longer than a file name can be (255 bytes); nothing was written"
-                         % (params["name"], LONGEST_SUFFIX))
+    if not files.fits(params["name"] + LONGEST_SUFFIX):
+        module.fail_json(msg="name=%r: with %s and the temporary name it is written through, longer than a file name "
+                         "can be (255 bytes); nothing was written" % (params["name"], LONGEST_SUFFIX))
     try:
         inputs.check_paths(params, ("report_dir",))
         inputs.check_per_host(params, ("hosts", "before"))

@@ -258,8 +258,8 @@ def persistent_path(params):
 
 def main():
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "present", ("settings",)),
-                                        ("state", "audit", ("settings", "expect"), True)])
+                              required_if=[("state", "present", ("settings",)),
+                                           ("state", "audit", ("settings", "expect"), True)])
     params = module.params
     try:
         settings, expect = settings_and_expectations(params)

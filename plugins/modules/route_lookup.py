@@ -257,7 +257,7 @@ def lookup_specs(params):
 
 def main():
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("lookups", option) for option in SINGLE_LOOKUP])
+                              mutually_exclusive=[("lookups", option) for option in SINGLE_LOOKUP])
     params = module.params
     if params["engine"] == "netlink" and not netlink.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=netlink.PYROUTE2_IMPORT_ERROR)

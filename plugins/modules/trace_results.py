@@ -546,7 +546,7 @@ def switch_off(module, flow):
 
 def main():
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("source", "file", ("path",))])
+                              required_if=[("source", "file", ("path",))])
     params = module.params
     if params["query"] and jmespath is None:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)

@@ -32,6 +32,15 @@ def write_run(directory, texts, started):
     return paths
 
 
+def fits(name):
+    """Whether a file `name`, and the temporary name write() writes it through first, fit in a directory entry."""
+    return len(_temporary_prefix(name).encode("utf-8", "surrogateescape")) + len("x" * 8) <= 255  # mkstemp's 8
+
+
+def _temporary_prefix(name):
+    return ".%s." % name
+
+
 def write(directory, texts):
     """Write [(file name, text)] into `directory`, made if missing; return the paths. Each file is written to a
     temp file of its own and renamed over the old one: a reader sees the old report or the new one, and a symlink
@@ -41,7 +50,7 @@ def write(directory, texts):
         os.makedirs(directory, exist_ok=True)
         for name, text in texts:
             path = os.path.join(directory, name)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % name)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(name))
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)

@@ -8,12 +8,16 @@ argument checking let a bad value through or out as a traceback closed (found by
   install);
 - an int option given a boolean (`burst: yes`) passed as True and reached a command line as the word "True";
 - a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option.
+
+Its refusals end as the engine's do: "nothing was changed".
 """
 
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common import parameters, validation
+
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 
 
 def _checked_int(value):
@@ -38,8 +42,8 @@ class PacketpathModule(AnsibleModule):
         self._given = copy.deepcopy(self.params)  # as given: the check replaces what it cannot convert
 
     def fail_json(self, msg, **kwargs):
-        if getattr(self, "_checking_arguments", False):
-            msg = _naming_the_option(self.argument_spec, self._given, msg)
+        if getattr(self, "_checking_arguments", False):  # a refusal of ansible-core's, as the engine's read
+            msg = "%s; %s" % (_naming_the_option(self.argument_spec, self._given, msg), OptionError.consequence)
         super().fail_json(msg=msg, **kwargs)
 
 

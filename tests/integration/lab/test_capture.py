@@ -112,6 +112,22 @@ def test_a_killed_reader_takes_its_monitor_along_and_the_collection_says_packets
     assert traces_left("pp-" + host) == [] and capture_files(host) == []
 
 
+@pytest.mark.parametrize("host, monitor", [("node2", "xtables-monitor --trace"), ("node3", "nft monitor trace")])
+def test_a_killed_monitor_ends_the_capture_and_the_collection_says_so(host, monitor):
+    """The fault matrix's other half: the monitor program killed under its reader (as xtables-monitor ends itself
+    on ENOBUFS). The reader records that its source ended, and the collection says packets after it are missing."""
+    armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True, drop_reasons="never"))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    pids = in_netns("pp-" + host, ["pgrep", "-f", monitor]).stdout.split()
+    assert len(pids) == 1, pids
+    os.kill(int(pids[0]), 9)
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
+    assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
+    assert "ended on its own before it was collected (rc=-9)" in got["capture"]["losses"][0], got["capture"]
+    assert alive(armed["capture"]["pid"]) is False
+    assert traces_left("pp-" + host) == [] and capture_files(host) == []
+
+
 @pytest.mark.parametrize("host, argv", [("node2", ["xtables-monitor", "--trace"]), ("node3", ["nft", "monitor", "trace"])])
 def test_a_monitor_is_ready_once_it_listens_not_after_a_fixed_sleep(host, argv):
     """The capture's start waits for the monitor's netlink subscription (issue #28: no fixed sleeps where an event

@@ -135,7 +135,7 @@ def test_a_namespace_deleted_while_traced_takes_the_trace_and_its_files_along_at
     while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % pid) for pid in ours):
         time.sleep(0.2)
     assert not any(os.path.exists("/proc/%d" % pid) for pid in ours), "a process of ours outlived the expiry"
-    left = [name for name in os.listdir("/run/packetpath")] if os.path.isdir("/run/packetpath") else []
+    left = os.listdir("/run/packetpath") if os.path.isdir("/run/packetpath") else []
     assert not [name for name in left if name.startswith("net-%d-" % inode)], left
 
 

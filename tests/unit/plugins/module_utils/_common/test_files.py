@@ -39,3 +39,9 @@ def test_each_run_keeps_its_own_report_and_latest_points_at_the_last(tmp_path):
     assert os.readlink(tmp_path / "latest") == "20261124T185013.250000Z"
     assert (tmp_path / "latest" / "report.json").read_text() == "{\"run\": 2}\n"
     assert sorted(os.listdir(tmp_path)) == ["20261124T185012.500000Z", "20261124T185013.250000Z", "latest"]
+
+
+def test_a_name_fits_only_with_room_for_the_temporary_name_it_is_written_through(tmp_path):
+    longest = "x" * (255 - len("..") - 8)
+    assert files.fits(longest) and not files.fits(longest + "x")
+    assert files.write(str(tmp_path), [(longest, "kept\n")]) == [str(tmp_path / longest)]

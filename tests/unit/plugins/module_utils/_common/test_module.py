@@ -24,13 +24,13 @@ def test_infinity_for_an_int_is_refused_not_a_traceback(value, capsys):
 
 
 def test_a_boolean_for_an_int_is_refused(capsys):
-    assert refusal({"count": True}, capsys).endswith("True is a boolean, not an int")
+    assert refusal({"count": True}, capsys).endswith("True is a boolean, not an int; nothing was changed")
 
 
 @pytest.mark.parametrize("value", ["abc", ["lo"]])
 def test_text_for_a_list_of_mappings_is_refused_naming_the_option(value, capsys):
-    assert refusal({"lookups": value}, capsys) == "lookups=%r: dictionary requested, could not parse JSON or key=value" % (
-        value,)
+    assert refusal({"lookups": value}, capsys) == (
+        "lookups=%r: dictionary requested, could not parse JSON or key=value; nothing was changed" % (value,))
 
 
 def test_good_values_pass_as_ansible_core_converts_them():
