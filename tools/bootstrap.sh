@@ -21,6 +21,8 @@ done
 # The lab's hosts run modules with the system Python: pyroute2 for route lookups, jmespath for `query`.
 /usr/bin/python3 -c 'import pyroute2' >/dev/null 2>&1 || missing+=(python3-pyroute2)
 /usr/bin/python3 -c 'import jmespath' >/dev/null 2>&1 || missing+=(python3-jmespath)
+# The prerequisites role's check mode on a lab host: Ansible's apt module needs python3-apt for it.
+/usr/bin/python3 -c 'import apt' >/dev/null 2>&1 || missing+=(python3-apt)
 "$python" -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)

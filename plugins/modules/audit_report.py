@@ -49,6 +49,8 @@ options:
     description: The report's title (and the JUnit C(testsuites) name).
     type: str
     default: packetpath audit
+requirements:
+  - ansible-core only, on the controller (it runs where the play delegates it, usually localhost)
 seealso:
   - module: packetpath.linux.host_audit
 """

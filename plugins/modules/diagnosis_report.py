@@ -56,6 +56,8 @@ options:
       - Each run writes into a directory of its own under it, named after the run's UTC time
         (C(20261205T084402.123456Z)), and points C(latest) at it, so an earlier run's report is never overwritten.
     type: path
+requirements:
+  - ansible-core only, on the controller (it runs where the play delegates it, usually localhost)
 """
 
 EXAMPLES = r"""

@@ -73,6 +73,10 @@ options:
       - Audit this network namespace (a name from C(ip netns list), a path, or a PID). For a named namespace the
         boot configuration is read from C(/etc/netns/<name>/sysctl.d) in place of C(/etc/sysctl.d).
     type: str
+requirements:
+  - Linux with C(/proc/sys/net)
+  - iptables or nft on the host to find trace leftovers (C(trace_leftovers), C(trace_backend))
+  - pyroute2 0.7 to 0.9 only for V(pyroute2) in O(checks) with O(require_pyroute2=true)
 notes:
   - Needs root for the trace checks (listing netfilter rules).
 seealso:

@@ -87,6 +87,9 @@ options:
       - Work inside this network namespace (a name from C(ip netns list), a path, or a PID). Our file then lives in
         C(/etc/netns/<name>/sysctl.d/), which needs a named namespace.
     type: str
+requirements:
+  - Linux with C(/proc/sys/net) (writable for O(state=present))
+  - C(dmesg) (util-linux) for O(martians_since)
 notes:
   - Needs root to write.
   - C(conf/default) only seeds interfaces created later; give V(default) in O(interfaces) to set it too.

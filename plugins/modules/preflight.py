@@ -30,6 +30,8 @@ options:
       - Survey inside this network namespace (a name from C(ip netns list), a path, or a PID), such as a container or a pod
         seen from its host, as the other modules of the C(packetpath) action group take it.
     type: str
+requirements:
+  - the host's Python only; it reports which of the tools the other modules use are there
 notes:
   - Runs on Python 3.8 or newer on the target. Needs no extra Python packages.
 """

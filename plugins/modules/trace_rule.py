@@ -149,6 +149,10 @@ options:
     type: str
     choices: [auto, never]
     default: auto
+requirements:
+  - one of iptables-legacy, iptables-nft (iptables 1.8 or newer) or nft (nftables), as O(backend) says
+  - for O(capture), C(xtables-monitor) (iptables-nft) or C(nft) (nftables); legacy reads NFLOG itself
+  - optional, bpftrace for the kernel's drop reasons beside a capture (O(drop_reasons))
 notes:
   - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
     chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.

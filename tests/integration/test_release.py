@@ -22,4 +22,4 @@ def test_tarball_installs_and_documents_every_module(tmp_path):
     for module in modules:
         doc = run([os.path.join(BIN, "ansible-doc"), "-M", str(installed / "plugins" / "modules"),
                    "packetpath.linux." + module], check=True)
-        assert "RETURN VALUES" in doc.stdout and "EXAMPLES" in doc.stdout
+        assert "RETURN VALUES" in doc.stdout and "EXAMPLES" in doc.stdout and "REQUIREMENTS" in doc.stdout, module

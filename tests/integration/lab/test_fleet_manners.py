@@ -155,3 +155,31 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
         assert "reserved name" not in done.stdout + done.stderr
     assert (tmp_path / "packetpath-report" / "latest" / "report.json").exists() and (tmp_path / "packetpath-audit" / "audit.json").exists()
     assert not traces_left("pp-node") and not traces_left("pp-client")
+
+
+PREREQUISITES = """---
+- name: What packetpath's modules use, on the node
+  hosts: node
+  gather_facts: false
+  roles:
+    - role: packetpath.linux.prerequisites
+      prerequisites_backends: %s
+      prerequisites_drop_reasons: true
+"""
+
+
+@pytest.mark.parametrize("backends, outcome", [('["nftables", "iptables"]', "ok"),
+                                               ('["nftables", "ipfw"]', "prerequisites_backends")])
+def test_the_prerequisites_role_finds_everything_installed_and_refuses_a_backend_it_does_not_know(tmp_path, backends,
+                                                                                                  outcome):
+    """In check mode on the lab's node, whose machine has every package (the bootstrap installs them): nothing to
+    install, nothing changed. An unknown backend is refused by the role's argument spec, naming it."""
+    play = tmp_path / "prerequisites.yml"
+    play.write_text(PREREQUISITES % backends)
+    done = run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, str(play), "--check", "--diff"], check=False)
+    recap = done.stdout[done.stdout.index("PLAY RECAP"):]
+    if outcome == "ok":
+        assert done.returncode == 0 and "changed=0" in recap and "failed=0" in recap, done.stdout + done.stderr
+        assert "TASK [packetpath.linux.prerequisites : Install what packetpath's modules need on this host]" in done.stdout
+    else:
+        assert done.returncode != 0 and "prerequisites_backends" in done.stdout and "ipfw" in done.stdout, done.stdout
