@@ -226,6 +226,11 @@ flow:
   returned: unless all=true
   type: str
   sample: "tcp * -> *:8081 ipv4/ipv6"
+netns:
+  description: The network namespace worked in, as O(netns) named it; null for the host's own.
+  returned: always
+  type: str
+  sample: /proc/4242/ns/net
 rules:
   description: The flow's rules after the task, as the backend lists them (in check mode, as they would be placed).
   returned: state=present
@@ -449,6 +454,7 @@ def main():
             result = switch(ModuleCommandRunner(module), module.params, module.check_mode)
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
+    result["netns"] = module.params["netns"]
     diff = result.pop("diff")
     for warning in result.pop("warnings"):
         module.warn(warning)

@@ -170,7 +170,7 @@ def _finding(packets, port, evidence):
         return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
     decided = _loop(requests, evidence) or _stopped(request, "request", evidence)
-    if decided is None and request.get("fate") == "delivered_local":
+    if decided is None and (request.get("fate") == "delivered_local" or _handed_to_local_stack(request, evidence)):
         decided = _listener(request, evidence, answered=reply is not None)
     if decided is None and reply is not None and reply.get("fate") not in PASSED:
         decided = _stopped(reply, "reply", evidence)
@@ -438,14 +438,24 @@ def _before_first_hook(evidence):
     return {"ingress_drops": dropped} if dropped else {}
 
 
+def _handed_to_local_stack(packet, evidence):
+    """A packet the trace cannot follow past its last hop (nothing hooks input or forward here) that the routing
+    decision hands to the local stack: as far as the sockets go, delivered."""
+    if packet.get("fate") != "unknown":
+        return False
+    answer, _decision = evidence.route(route_spec(packet["hops"][-1]))
+    return answer.get("type") == "local"
+
+
 def _listener(packet, evidence, answered):
     """Delivered to the local stack: does anything take its post-NAT address and port, and does it take new
     connections or datagrams (`answered`: a reply of the flow was traced)?"""
     hop = packet["hops"][-1]
-    proto, port = hop.get("proto"), hop.get("dport")
+    proto = hop.get("proto")
+    dst, port = translated(hop) or (hop["dst"], hop.get("dport"))  # a last hop in nat PREROUTING: after its DNAT
     if proto not in sockets.LISTENING or port is None:
         return None
-    takers, nearby = sockets.takers(evidence.listening(), proto, hop["dst"], port)
+    takers, nearby = sockets.takers(evidence.listening(), proto, dst, port)
     if takers:
         if answered:
             return None
@@ -456,7 +466,7 @@ def _listener(packet, evidence, answered):
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "listening_instead": nearby,
              "note": "counters are shared by all traffic of the namespace; a v6 wildcard socket is counted as taking "
                      "IPv4 too (v6-only is not in the kernel's tables)"}
-    return causes.finding("no_listener", "request", proof, delta=evidence.delta, proto=proto, dst=hop["dst"],
+    return causes.finding("no_listener", "request", proof, delta=evidence.delta, proto=proto, dst=dst,
                           port=port, answer=answer, instead=instead)
 
 

@@ -68,7 +68,7 @@ def gathered(trace, armed):
     capture = armed.get("capture") or {}
     return {"arm_error": None, "trace": trace or {}, "armed": {
         "backend": armed.get("backend"), "capture": capture.get("source"), "expires_at": armed.get("expires_at"),
-        "drop_reasons": capture.get("drop_reasons")}}
+        "drop_reasons": capture.get("drop_reasons"), "netns": armed.get("netns")}}
 
 
 def host_verdict(host, data, error=None):
@@ -299,10 +299,13 @@ def drops_text(verdict):
 
 
 def armed_text(verdict):
-    """'Armed with iptables_nft (capture xtables_monitor), routes looked up with pyroute2.'"""
+    """'Armed with iptables_nft (capture xtables_monitor) in network namespace pp-pod1, routes looked up with
+    pyroute2.' (the namespace where one other than the host's own was traced, a pod's on its node)"""
     armed = verdict.get("armed") or {}
-    return "Armed with %s (capture %s)%s." % (armed.get("backend") or "-", armed.get("capture") or "-", (
-        ", routes looked up with %s" % verdict["engine"]) if verdict.get("engine") else "")
+    return "Armed with %s (capture %s)%s%s." % (
+        armed.get("backend") or "-", armed.get("capture") or "-",
+        " in network namespace %s" % armed["netns"] if armed.get("netns") else "",
+        ", routes looked up with %s" % verdict["engine"] if verdict.get("engine") else "")
 
 
 def label(fleet):

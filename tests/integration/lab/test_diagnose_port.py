@@ -11,6 +11,7 @@ import time
 import zlib
 
 import pytest
+import yaml
 from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ansible_playbook, in_netns, lab, traces_left
 
 
@@ -134,6 +135,43 @@ def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
     else:
         assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert traces_left("pp-" + node) == []
+
+
+def with_host_vars(tmp_path, **host_vars):
+    """The lab's inventory with variables of its own for some hosts (as an SRE sets them in host_vars)."""
+    with open(INVENTORY, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    for host, values in host_vars.items():
+        data["all"]["hosts"][host].update(values)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.usefixtures("kube")
+def test_a_pods_namespace_traced_on_its_node_and_a_probe_from_a_pod(tmp_path):
+    """Issue #26's pods: node1 traces pod1's namespace (a host variable) while the client is traced in its own; the
+    service's packet is seen arriving in the pod, after the node's DNAT, and handed to the pod's local stack. Then the
+    probe goes from pod2's namespace on node2 (probe_netns) to node2's CNI address, where nothing listens on 22:
+    the packet comes from the pod's address, and the verdict names the missing listener on node2."""
+    inventory = with_host_vars(tmp_path, node1={"packetpath_trace_netns": "pp-pod1"})
+    _output, report, hosts = diagnose(tmp_path, "-i", inventory, "-e", "dport=30080", "-e", "dst=198.51.100.11",
+                                      "-e", "probe_from=client", "-e", "trace_hosts=client:node1")
+    pod, client = hosts["node1"], hosts["client"]
+    assert pod["armed"]["netns"] == "pp-pod1" and client["armed"]["netns"] is None, pod["armed"]
+    assert pod["seen"] and "198.19.1.10" in pod["addresses"], pod  # the pod's own addresses, not the node's
+    assert pod["words"].startswith("the routing decision hands it to the local stack: `local 198.19.1.10"), pod
+    assert "in network namespace pp-pod1" in (tmp_path / "report" / "latest" / "report.md").read_text()
+    assert report["probe"]["summary"]["results"] == {"connected": 3}
+    assert traces_left("pp-pod1") == [] and traces_left("pp-node1") == []
+
+    _output, report, hosts = diagnose(tmp_path, "-e", "dport=22", "-e", "dst=198.19.2.1", "-e", "probe_from=node2",
+                                      "-e", "probe_netns=pp-pod2", "-e", "trace_hosts=node2")
+    assert report["request"]["probe_netns"] == "pp-pod2"
+    assert report["probe"]["summary"]["results"] == {"refused": 3}, report["probe"]
+    node = hosts["node2"]
+    assert node["cause"] == "no_listener" and node["armed"]["netns"] is None, node
+    assert node["per_packet"][0]["path"], node
 
 
 def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_path, lab_down_after):

@@ -135,11 +135,14 @@ def test_what_a_host_gathered_comes_from_its_arming_and_its_collection():
     # trace_rule capture=true's result as the role registers it, and a failed one (rescued).
     armed = {"changed": True, "backend": "nftables", "expires_at": "2026-12-05T11:40:00Z", "flow_id": "pp-1",
              "capture": {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor",
-                         "drop_reasons": {"unavailable": "drop_reasons=never"}}}
+                         "drop_reasons": {"unavailable": "drop_reasons=never"}}, "netns": "pp-pod1"}
     trace = {"changed": True, "packets": [], "finding": {"engine": "pyroute2"}, "trace_off": {"changed": True}}
     assert verdict.gathered(trace, armed) == {"arm_error": None, "trace": trace, "armed": {
         "backend": "nftables", "capture": "nft_monitor", "expires_at": "2026-12-05T11:40:00Z",
-        "drop_reasons": {"unavailable": "drop_reasons=never"}}}
+        "drop_reasons": {"unavailable": "drop_reasons=never"}, "netns": "pp-pod1"}}
+    row = verdict.build_report({"node": verdict.gathered(trace, armed)}, REQUEST, None)["hosts"][0]
+    assert verdict.armed_text(row) == ("Armed with nftables (capture nft_monitor) in network namespace pp-pod1, routes "
+                                       "looked up with pyroute2.")
     failed = {"failed": True, "msg": "backend=auto: no trace backend found; nothing was changed"}
     skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
     data = verdict.gathered(skipped, failed)
