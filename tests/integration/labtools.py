@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,3 +284,36 @@ def live_captures(hosts, **args):
     finally:
         for capture in captures:
             capture.__exit__()
+
+
+def scratch_down(netns):
+    """Whatever a test left in a scratch namespace of its own: its processes (killed by PID, inside it only), the
+    namespace with its rules, its records under /run/packetpath and its /etc/netns directory."""
+    try:
+        inode = os.stat("/run/netns/" + netns).st_ino
+    except OSError:
+        inode = None
+    for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout.split():
+        subprocess.run(["kill", "-9", pid], check=False)
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    shutil.rmtree("/etc/netns/" + netns, ignore_errors=True)
+    for name in os.listdir("/run/packetpath") if inode and os.path.isdir("/run/packetpath") else ():
+        if name.startswith("net-%d-" % inode):
+            shutil.rmtree(os.path.join("/run/packetpath", name))
+    if os.path.isdir("/run/packetpath") and not os.listdir("/run/packetpath"):
+        os.rmdir("/run/packetpath")
+
+
+@contextlib.contextmanager
+def scratch(netns):
+    """A namespace of the test's own (name it outside "pp-", lab-down's and the guard's) with loopback and eth1 (a
+    veth whose peer is eth2) up; gone afterwards with whatever was left in it, also when the test fails."""
+    scratch_down(netns)
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        in_netns(netns, ["ip", "link", "set", "lo", "up"])
+        in_netns(netns, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2"])
+        in_netns(netns, ["ip", "link", "set", "eth1", "up"])
+        yield netns
+    finally:
+        scratch_down(netns)

@@ -5,13 +5,12 @@ given its arguments."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-from labtools import ROOT, in_netns
+from labtools import ROOT, in_netns, scratch
 
 SCRATCH = "ppscratch-faults"  # not "pp-": lab-down's and the guard's names
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
@@ -51,37 +50,10 @@ print(json.dumps({"armed": armed, "got": got, "left": left, "files": sorted(
 """
 
 
-def _scratch_down():
-    """Whatever a failed run left: the namespace's processes (killed by PID, inside it only), the namespace with its
-    rules, its records under /run/packetpath, its /etc/netns directory."""
-    try:
-        inode = os.stat("/run/netns/" + SCRATCH).st_ino
-    except OSError:
-        inode = None
-    for pid in subprocess.run(["ip", "netns", "pids", SCRATCH], capture_output=True, text=True,
-                              check=False).stdout.split():
-        subprocess.run(["kill", "-9", pid], check=False)
-    subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
-    shutil.rmtree("/etc/netns/" + SCRATCH, ignore_errors=True)
-    for name in os.listdir("/run/packetpath") if inode and os.path.isdir("/run/packetpath") else ():
-        if name.startswith("net-%d-" % inode):
-            shutil.rmtree(os.path.join("/run/packetpath", name))
-    if os.path.isdir("/run/packetpath") and not os.listdir("/run/packetpath"):
-        os.rmdir("/run/packetpath")
-
-
 @pytest.fixture
-def scratch():
-    """A namespace of our own with loopback and eth1 (a veth whose peer is eth2) up."""
-    _scratch_down()
-    subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
-    try:
-        in_netns(SCRATCH, ["ip", "link", "set", "lo", "up"])
-        in_netns(SCRATCH, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2"])
-        in_netns(SCRATCH, ["ip", "link", "set", "eth1", "up"])
-        yield SCRATCH
-    finally:
-        _scratch_down()
+def scratch_netns():
+    with scratch(SCRATCH) as netns:
+        yield netns
 
 
 def python_in(netns, code, *args, timeout=120):
@@ -97,11 +69,11 @@ def processes_in(netns):
 
 
 @pytest.mark.parametrize("backend", ["iptables_legacy", "nftables"])
-def test_a_full_spool_ends_the_capture_and_the_collection_says_what_is_missing(scratch, backend):
+def test_a_full_spool_ends_the_capture_and_the_collection_says_what_is_missing(scratch_netns, backend):
     """Issue #27: a full spool filesystem killed the reader, and trace_results then crashed writing its stop file.
     Now the reader ends its monitor and says why, the collection returns what was spooled with the loss named,
     and the trace goes off as asked."""
-    found = python_in(scratch, FULL_SPOOL, backend)
+    found = python_in(scratch_netns, FULL_SPOOL, backend)
     assert found["armed"].get("changed") and found["armed"]["capture"]["pid"], found["armed"]
     got = found["got"]
     assert not got.get("failed"), got.get("msg")
@@ -111,7 +83,7 @@ def test_a_full_spool_ends_the_capture_and_the_collection_says_what_is_missing(s
     assert got["packets"], "what was spooled before the filesystem filled is read"
     assert got["trace_off"]["removed"] and not found["left"]["removed"], found["left"]
     assert found["files"] == [], found["files"]
-    assert processes_in(scratch) == []
+    assert processes_in(scratch_netns) == []
 
 
 ARM_THEN_LEAVE = RUN_MODULE + r"""
@@ -122,15 +94,15 @@ print(json.dumps(armed))
 
 
 @pytest.mark.parametrize("backend", ["iptables_legacy", "iptables_nft", "nftables"])
-def test_a_namespace_deleted_while_traced_takes_the_trace_and_its_files_along_at_the_expiry(scratch, backend):
+def test_a_namespace_deleted_while_traced_takes_the_trace_and_its_files_along_at_the_expiry(scratch_netns, backend):
     """`ip netns del` only unmounts the name: the namespace lives on while our sleeper and capture are in it. At the
     expiry they end, the rules go with the namespace, and the records directory of that namespace is removed."""
-    inode = os.stat("/run/netns/" + scratch).st_ino
-    armed = python_in(scratch, ARM_THEN_LEAVE, backend)
+    inode = os.stat("/run/netns/" + scratch_netns).st_ino
+    armed = python_in(scratch_netns, ARM_THEN_LEAVE, backend)
     assert armed.get("changed") and armed["capture"]["pid"], armed
-    ours = [int(pid) for pid in processes_in(scratch)]
+    ours = [int(pid) for pid in processes_in(scratch_netns)]
     assert ours, "the sleeper and the capture run in the namespace"
-    subprocess.run(["ip", "netns", "del", scratch], check=True)
+    subprocess.run(["ip", "netns", "del", scratch_netns], check=True)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % pid) for pid in ours):
         time.sleep(0.2)
@@ -156,11 +128,11 @@ print(json.dumps({"got": got, "before": before, "after": [open(key).read() for k
 
 
 @pytest.mark.parametrize("read_only", ["one key", "all of /proc/sys/net"])
-def test_runtime_keys_that_cannot_be_written_change_nothing_at_all(scratch, read_only):
+def test_runtime_keys_that_cannot_be_written_change_nothing_at_all(scratch_netns, read_only):
     """Issue #27: with the runtime side unwritable the file was written and the runtime was not (half-applied).
     Now the keys are checked first: the task fails naming the key, and neither the file nor a value changed."""
-    os.makedirs("/etc/netns/%s/sysctl.d" % scratch)  # `ip netns exec` binds it over /etc/sysctl.d
-    found = python_in(scratch, READ_ONLY, read_only)
+    os.makedirs("/etc/netns/%s/sysctl.d" % scratch_netns)  # `ip netns exec` binds it over /etc/sysctl.d
+    found = python_in(scratch_netns, READ_ONLY, read_only)
     assert found["got"].get("failed"), found["got"]
     assert "log_martians" in found["got"]["msg"] and "nothing was changed" in found["got"]["msg"], found["got"]["msg"]
     assert found["after"] == found["before"] and found["files"] == []

@@ -5,43 +5,17 @@ run again (PACKETPATH_FUZZ_SEED picks another)."""
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 
-from labtools import ROOT, in_netns
+from labtools import ROOT, in_netns, scratch
 
 SCRATCH = "ppscratch-fuzz"  # not "pp-": lab-down's and the guard's names
 TRACE_FILE = os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "iptables_legacy-kube-node1-icmp4-dmesg.txt")
 RUNNER = os.path.join(ROOT, "tests", "integration", "module_fuzz.py")
 
 
-def _scratch_down():
-    """Whatever a failed run left: the namespace's processes (killed by PID, inside it only), the namespace with
-    its rules, its records under /run/packetpath and its /etc/netns directory."""
-    try:
-        inode = os.stat("/run/netns/" + SCRATCH).st_ino
-    except OSError:
-        inode = None
-    for pid in subprocess.run(["ip", "netns", "pids", SCRATCH], capture_output=True, text=True,
-                              check=False).stdout.split():
-        subprocess.run(["kill", "-9", pid], check=False)  # only processes inside the scratch namespace
-    subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
-    shutil.rmtree("/etc/netns/" + SCRATCH, ignore_errors=True)
-    for name in os.listdir("/run/packetpath") if inode and os.path.isdir("/run/packetpath") else ():
-        if name.startswith("net-%d-" % inode):
-            shutil.rmtree(os.path.join("/run/packetpath", name))
-    if os.path.isdir("/run/packetpath") and not os.listdir("/run/packetpath"):
-        os.rmdir("/run/packetpath")
-
-
 def test_generated_arguments_never_crash_a_module_and_a_refusal_changes_nothing(tmp_path):
-    _scratch_down()
-    subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
-    try:
-        in_netns(SCRATCH, ["ip", "link", "set", "lo", "up"])
-        in_netns(SCRATCH, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2"])
-        in_netns(SCRATCH, ["ip", "link", "set", "eth1", "up"])
+    with scratch(SCRATCH):
         os.makedirs("/etc/netns/%s/sysctl.d" % SCRATCH)  # `ip netns exec` binds it over /etc/sysctl.d
         seed = os.environ.get("PACKETPATH_FUZZ_SEED", "1")
         proc = in_netns(SCRATCH, [sys.executable, RUNNER, os.path.join(ROOT, "build", "collections"), SCRATCH,
@@ -52,5 +26,3 @@ def test_generated_arguments_never_crash_a_module_and_a_refusal_changes_nothing(
         assert counts["cases"] >= 5000 and counts["accepted"] >= 500 and counts["check_mode"] >= 500, counts
         assert defects == [], "%d of %d cases went wrong (seed %s):\n%s" % (
             len(defects), counts["cases"], seed, "\n".join(line[:600] for line in defects[:40]))
-    finally:
-        _scratch_down()
