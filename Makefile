@@ -79,8 +79,12 @@ sanity: bootstrap  ## ansible-test sanity on a staged copy of the tracked files
 lint: collection  ## ansible-lint, production profile
 	$(BIN)/ansible-lint --offline --profile production
 
-changelog-lint: bootstrap
+changelog-lint: collection  ## changelog fragments, changelog.yaml, and CHANGELOG.rst as generated from them
 	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	@cp CHANGELOG.rst $(BUILD)/CHANGELOG.rst.committed
+	@$(BIN)/antsibull-changelog generate && cmp -s CHANGELOG.rst $(BUILD)/CHANGELOG.rst.committed \
+	  || { mv $(BUILD)/CHANGELOG.rst.committed CHANGELOG.rst; echo "CHANGELOG.rst is not what antsibull-changelog generate makes of changelogs/changelog.yaml: run it and commit"; exit 1; }
 
 # Both ends of the pyroute2 range the targets may have (Debian 12's 0.7.2 .. the newest 0.9), each in a directory
 # of its own: the unit tests decode recorded netlink answers with each.
