@@ -48,13 +48,13 @@ ifeq ($(INCIDENT),)
 	@$(LAB) up seed
 	@trap '[ -n "$(KEEP_LAB)" ] || $(LAB) down' EXIT; \
 	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) && \
-	  echo "--- again, with remediate=true ---" && \
-	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) -e remediate=true
+	  echo "--- again, with packetpath_remediate=true ---" && \
+	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(DEMO_ARGS) -e packetpath_remediate=true
 else
 	@test -f tests/lab/topologies/incidents/$(INCIDENT).yml || { echo "INCIDENT=$(INCIDENT): not an incident of the catalogue (one of: $(INCIDENTS))"; exit 2; }
 	@$(LAB) up incidents/$(INCIDENT)
 	@trap '[ -n "$(KEEP_LAB)" ] || $(LAB) down' EXIT; \
-	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(INCIDENT_ARGS) -e remediate=true
+	  $(BIN)/ansible-playbook -i $(INVENTORY) packetpath.linux.diagnose_port $(INCIDENT_ARGS) -e packetpath_remediate=true
 endif
 
 test: sanity lint changelog-lint unit integration  ## everything CI runs

@@ -2,11 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The cause catalogue: every way the engine can say a packet died, one record each: its id, the layer where the
 packet died, the evidence that establishes it, its words, the counters that corroborate it, its fix and whether
-remediate=true may apply that fix. One place: the host's finding (diagnosis/finding.py holds one detector per
+packetpath_remediate=true may apply that fix. One place: the host's finding (diagnosis/finding.py holds one detector per
 layer), the fleet verdict, the report and the docs' table read it.
 
 A fix is data (a module and its arguments). `remediable` fixes are applied as they are by diagnose_port's
-remediate=true; the others are suggestions, because applying them would change what an operator chose (a rule,
+packetpath_remediate=true; the others are suggestions, because applying them would change what an operator chose (a rule,
 a route, a listener).
 """
 
@@ -77,7 +77,7 @@ class Cause:
     words: str  # filled from the finding's facts with str.format
     counters: Tuple[str, ...] = ()  # nstat names that corroborate it where they move in the window
     fix: Optional[Callable] = None  # facts -> {module, why, args}, or None where a person must look
-    remediable: bool = False  # remediate=true applies the fix as it is
+    remediable: bool = False  # packetpath_remediate=true applies the fix as it is
     route_type: Optional[str] = None  # the route (or rule) type whose decision this cause is
     # The kernel's drop reasons (skb:kfree_skb, as the kernel names them; REASON:function where the reason alone is
     # too general) that corroborate it where bpftrace reads them: as seen in its incident lab on Linux 6.18.

@@ -45,8 +45,8 @@ def fix_state(verdict, report):
     """How a host's fix stands: applied by this run's remediation, remediable, or suggested only."""
     if not verdict["remediable"]:
         return "suggested only"
-    return "applied by remediate=true" if report.get("probe_after_fix") is not None else \
-        "remediable: run again with -e remediate=true"
+    return "applied by packetpath_remediate=true" if report.get("probe_after_fix") is not None else \
+        "remediable: run again with -e packetpath_remediate=true"
 
 
 def fix_command(fix):

@@ -99,7 +99,7 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         assert "<h2>client</h2>" in rendered and "<h2>node</h2>" in rendered and rendered.count("<svg") == 2
         assert colours(shot) > 20  # not blank: the diagram's boxes, the stop mark, the text
 
-        _output, report, hosts = diagnose(tmp_path, *(args + ("-e", "remediate=true")))
+        _output, report, hosts = diagnose(tmp_path, *(args + ("-e", "packetpath_remediate=true")))
         assert report["probe_after_fix"]["summary"]["results"] == {"connected": 3}
         assert in_netns("pp-node", ["sysctl", "-n", "net.ipv4.conf.b-srv.rp_filter"]).stdout.strip() == "2"
         with open("/etc/netns/pp-node/sysctl.d/90-packetpath-interfaces.conf", encoding="utf-8") as handle:

@@ -94,6 +94,8 @@ def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
      "probe_from=nobody: not a host of the inventory"),
     (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
       "-e", "family=ipv6"), "dst=203.0.113.12: not an ipv6 address"),
+    (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
+      "-e", "remediate=true"), "remediate=true: the switch is packetpath_remediate now"),
 ])
 def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message):
     done, _report = diagnosis(tmp_path, INVENTORY, *(args or SEED))

@@ -1,6 +1,6 @@
 """The incident catalogue (tests/lab/topologies/incidents/): each small lab carries its truth (culprit host, cause
 id), and diagnose_port, run across all its hosts, must name that host and that cause, and blame no other host.
-Where the catalogue's fix is remediable, remediate=true applies it and the probe then succeeds."""
+Where the catalogue's fix is remediable, packetpath_remediate=true applies it and the probe then succeeds."""
 
 import json
 import os
@@ -68,7 +68,7 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
         expected = dict(incident, **(incident.get("without_drop_reasons", {}) if drop_reasons == "never" else {}))
         fixed = expected.get("fixed_by_remediate", False) and drop_reasons == "auto"
         output, report = diagnose(tmp_path / drop_reasons, expected["probe"], "-e", "drop_reasons=%s" % drop_reasons,
-                                  *(["-e", "remediate=true"] if fixed else []),
+                                  *(["-e", "packetpath_remediate=true"] if fixed else []),
                                   blocked_fails=drop_reasons == "never")  # a CI job or a cron sees it blocked
         check_verdict(expected, drop_reasons, output, report)
         backends = {host: spec.get("backend", "iptables_nft") for host, spec in topology(name)["hosts"].items()

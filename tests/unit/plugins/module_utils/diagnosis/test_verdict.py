@@ -112,11 +112,11 @@ def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
     hosts = {"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}}
     failed = {"summary": summary([{"result": "timeout"}] * 3)}
     before = verdict.build_report(hosts, REQUEST, failed)
-    assert "fix on node: sysctl -w net.ipv4.conf.b-srv.rp_filter=2  (remediable: run again with -e remediate=true)" \
+    assert "fix on node: sysctl -w net.ipv4.conf.b-srv.rp_filter=2  (remediable: run again with -e packetpath_remediate=true)" \
         in verdict.table(before)
     assert "applied" not in verdict.markdown(before) + html.page(before)
     after = verdict.build_report(hosts, REQUEST, failed, {"summary": summary([{"result": "connected"}] * 3)})
-    assert "(applied by remediate=true)" in verdict.table(after) and "Fix (applied by remediate=true)" in \
+    assert "(applied by packetpath_remediate=true)" in verdict.table(after) and "Fix (applied by packetpath_remediate=true)" in \
         verdict.markdown(after)
 
 
