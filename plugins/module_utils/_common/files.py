@@ -32,9 +32,12 @@ def write_run(directory, texts, started):
     return paths
 
 
+RANDOM_PART = 8  # what mkstemp adds to a temporary name's prefix
+
+
 def fits(name):
     """Whether a file `name`, and the temporary name write() writes it through first, fit in a directory entry."""
-    return len(_temporary_prefix(name).encode("utf-8", "surrogateescape")) + len("x" * 8) <= 255  # mkstemp's 8
+    return len(_temporary_prefix(name).encode("utf-8", "surrogateescape")) + RANDOM_PART <= 255
 
 
 def _temporary_prefix(name):
