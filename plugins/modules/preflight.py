@@ -33,7 +33,7 @@ options:
 requirements:
   - the host's Python only; it reports which of the tools the other modules use are there
 notes:
-  - Runs on Python 3.8 or newer on the target. Needs no extra Python packages.
+  - Runs on Python 3.8 or newer on the target.
 """
 
 EXAMPLES = r"""

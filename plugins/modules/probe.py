@@ -83,7 +83,7 @@ options:
     description: Send from inside this network namespace (a name from C(ip netns list), a path, or a PID).
     type: str
 requirements:
-  - the host's Python only (standard library); ICMP, O(mark) and O(dev) need root
+  - the host's Python only (standard library)
 notes:
   - ICMP needs root (a raw socket), as do O(mark) and O(dev).
 seealso:

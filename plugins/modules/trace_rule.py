@@ -150,12 +150,12 @@ options:
     choices: [auto, never]
     default: auto
 requirements:
-  - one of iptables-legacy, iptables-nft (iptables 1.8 or newer) or nft (nftables), as O(backend) says
+  - for the chosen O(backend), C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft) (iptables 1.8
+    or newer), or C(nft) (nftables); on iptables before 1.8, plain C(iptables) is the legacy backend
   - for O(capture), C(xtables-monitor) (iptables-nft) or C(nft) (nftables); legacy reads NFLOG itself
   - optional, bpftrace for the kernel's drop reasons beside a capture (O(drop_reasons))
 notes:
-  - Needs root. Needs C(iptables-legacy)/C(ip6tables-legacy), C(iptables-nft)/C(ip6tables-nft), or C(nft) for the
-    chosen backend; on iptables before 1.8, plain C(iptables) is the legacy backend.
+  - Needs root.
   - A flow must narrow the traffic with at least one of O(src), O(dst), O(sport), O(dport), O(iif), O(oif).
     Tracing every packet of a host is refused.
   - The flow id is a hash of the flow options, so the same options always find the same rules again.
@@ -380,10 +380,10 @@ def switch(runner, params, check_mode):
         return result
     flow = Flow.from_params(params)
     check_bounds(params)
-    if not flow.narrowed and params["state"] == "absent" and not any(params[option] for option in FLOW_OPTIONS):
-        raise OptionError("all", params["all"], "state=absent needs the flow (%s) or all=true"
-                          % ", ".join(FLOW_OPTIONS))
     if not flow.narrowed:
+        if params["state"] == "absent" and not any(params[option] for option in FLOW_OPTIONS):
+            raise OptionError("all", params["all"], "state=absent needs the flow (%s) or all=true"
+                              % ", ".join(FLOW_OPTIONS))
         raise OptionError("proto", params["proto"], "alone selects every packet (an address prefix /0 or the whole "
                           "port range 1-65535 narrows nothing): give at least one of %s" % ", ".join(FLOW_OPTIONS))
     if params["state"] == "absent":
