@@ -38,10 +38,10 @@ build: bootstrap  ## build the release tarball into build/
 	@mkdir -p $(BUILD)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 
-DEMO_ARGS = -e trace_hosts=client:node -e dport=8081 -e dst=203.0.113.12 -e probe_from=client -e report_dir=$(CURDIR)/build/demo-report
+DEMO_ARGS = -e packetpath_trace_hosts=client:node -e packetpath_dport=8081 -e packetpath_dst=203.0.113.12 -e packetpath_probe_from=client -e packetpath_report_dir=$(CURDIR)/build/demo-report
 INCIDENTS := $(notdir $(basename $(wildcard tests/lab/topologies/incidents/*.yml)))
 # An incident's probe, from its topology file's `incident.probe` (proto, dst, dport, probe_from).
-INCIDENT_ARGS = $$($(BIN)/python -c 'import sys, yaml; p = yaml.safe_load(open(sys.argv[1]))["incident"]["probe"]; print(" ".join("-e %s=%s" % kv for kv in p.items()))' tests/lab/topologies/incidents/$(INCIDENT).yml) -e trace_hosts=all -e report_dir=$(CURDIR)/build/demo-report
+INCIDENT_ARGS = $$($(BIN)/python -c 'import sys, yaml; p = yaml.safe_load(open(sys.argv[1]))["incident"]["probe"]; print(" ".join("-e packetpath_%s=%s" % kv for kv in p.items()))' tests/lab/topologies/incidents/$(INCIDENT).yml) -e packetpath_trace_hosts=all -e packetpath_report_dir=$(CURDIR)/build/demo-report
 
 demo: collection  ## the seed incident: diagnose, fix, prove (INCIDENT=<name> runs one of the incident catalogue; KEEP_LAB=1 keeps the lab)
 ifeq ($(INCIDENT),)

@@ -39,7 +39,7 @@ def main():
         subprocess.run(LAB + ["up", "scale", "--hosts", "50"], env=ENV, check=True, capture_output=True)
         with tempfile.TemporaryDirectory() as directory:
             playbook([raw_playbook(directory)])  # warm: SSH control masters up for both runs
-            audit, _output = playbook(["packetpath.linux.audit", "-e", "report_dir=%s" % directory])
+            audit, _output = playbook(["packetpath.linux.audit", "-e", "packetpath_report_dir=%s" % directory])
             raw, _output = playbook([raw_playbook(directory)])
     finally:
         subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)

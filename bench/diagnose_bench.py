@@ -138,9 +138,11 @@ def measure(hosts, directory):
     limit = ",".join(names)
     # Without the kernel's drop reasons: here every host's bpftrace would compile on the same 2 cores (on a fleet,
     # each on its own host); their cost per host is measured on the incident lab.
-    diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "trace_hosts=all", "-e", "dport=8081",
-                "-e", "dst=198.18.0.12", "-e", "probe_from=h01", "-e", "report_dir=%s/report-%d" % (directory, hosts),
-                "-e", "drop_reasons=never"]
+    diagnose = ["packetpath.linux.diagnose_port", "-l", limit, "-e", "packetpath_trace_hosts=all",
+                "-e", "packetpath_dport=8081",
+                "-e", "packetpath_dst=198.18.0.12", "-e", "packetpath_probe_from=h01",
+                "-e", "packetpath_report_dir=%s/report-%d" % (directory, hosts),
+                "-e", "packetpath_drop_reasons=never"]
     playbook([ping_playbook(1, directory), "-l", limit])  # SSH connections warm for both sides
     seconds, output = playbook(diagnose)
     tasks = tasks_per_host(output, "h03")
@@ -166,21 +168,26 @@ def measure_incident(directory):
     os.chmod(wrapper, 0o755)
     counting = ["-e", "ansible_python_interpreter=%s" % wrapper]
     subprocess.run(LAB + ["up", "incidents/forward-drop"], env=ENV, check=True, capture_output=True)
-    seconds, _output = playbook(["packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080",
-                                 "-e", "dst=198.18.20.2", "-e", "probe_from=client",
-                                 "-e", "report_dir=%s/report-incident" % directory] + counting)
+    seconds, _output = playbook(["packetpath.linux.diagnose_port", "-e", "packetpath_trace_hosts=all",
+                                 "-e", "packetpath_dport=8080",
+                                 "-e", "packetpath_dst=198.18.20.2", "-e", "packetpath_probe_from=client",
+                                 "-e", "packetpath_report_dir=%s/report-incident" % directory] + counting)
     inode = {host: str(os.stat("/run/netns/pp-" + host).st_ino) for host in INCIDENT_HOSTS}
     with open(log, encoding="utf-8") as handle:
         started = handle.read().split()
     executions = {host: started.count(inode[host]) for host in INCIDENT_HOSTS}
     baseline, _output = playbook([ping_playbook(3, directory), "-l", ",".join(INCIDENT_HOSTS)] + counting)
-    without, _output = playbook(["packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080",
-                                 "-e", "dst=198.18.20.2", "-e", "probe_from=client", "-e", "drop_reasons=never",
-                                 "-e", "report_dir=%s/report-incident-never" % directory])
+    without, _output = playbook(["packetpath.linux.diagnose_port", "-e", "packetpath_trace_hosts=all",
+                                 "-e", "packetpath_dport=8080",
+                                 "-e", "packetpath_dst=198.18.20.2", "-e", "packetpath_probe_from=client",
+                                 "-e", "packetpath_drop_reasons=never",
+                                 "-e", "packetpath_report_dir=%s/report-incident-never" % directory])
     arms = {choice: arm_seconds("router", choice) for choice in ("never", "auto")}
     floor = against_floor(INCIDENT_HOSTS, directory, "client", [
-        "packetpath.linux.diagnose_port", "-e", "trace_hosts=all", "-e", "dport=8080", "-e", "dst=198.18.20.2",
-        "-e", "probe_from=client", "-e", "report_dir=%s/report-floor" % directory], "%s/report-floor" % directory)
+        "packetpath.linux.diagnose_port", "-e", "packetpath_trace_hosts=all", "-e", "packetpath_dport=8080",
+        "-e", "packetpath_dst=198.18.20.2",
+        "-e", "packetpath_probe_from=client",
+        "-e", "packetpath_report_dir=%s/report-floor" % directory], "%s/report-floor" % directory)
     subprocess.run(LAB + ["down"], env=ENV, capture_output=True, check=False)
     return seconds, baseline, executions, without, arms, floor
 

@@ -37,6 +37,30 @@ FLOW_ARGUMENT_SPEC = {
 }
 
 
+# What trace_rule returns as `handle`, and trace_rule and trace_results take back: the flow's selector and the
+# network namespace it was armed in, so that a playbook passes on what was armed instead of repeating the selector.
+HANDLE_OPTIONS = tuple(FLOW_ARGUMENT_SPEC) + ("netns",)
+HANDLE_ARGUMENT_SPEC = {"handle": {"type": "dict", "options": dict(
+    FLOW_ARGUMENT_SPEC, proto=dict(FLOW_ARGUMENT_SPEC["proto"], default=None), netns={"type": "str"})}}
+# The handle stands for every option it holds: given with any of them, it is refused (ansible-core names both).
+HANDLE_EXCLUDES = [("handle", option) for option in HANDLE_OPTIONS]
+
+
+def handle_of(params):
+    """The handle of the flow the module's options select: those of the selector (and netns) that are set."""
+    return dict((key, params[key]) for key in HANDLE_OPTIONS if params.get(key) not in (None, ""))
+
+
+def with_handle(params):
+    """The module's options with the handle's selector and netns in place of their own (which it excludes)."""
+    if not params.get("handle"):
+        return params
+    given = dict((key, value) for key, value in params["handle"].items() if value not in (None, ""))
+    taken = dict((key, given.get(key)) for key in HANDLE_OPTIONS)
+    taken["proto"] = taken["proto"] or "any"
+    return dict(params, **taken)
+
+
 def _network(option, value):
     if "%" in str(value):  # a zone id: iptables would drop it silently, nft refuse it; neither selects by it
         raise OptionError(option, value, "an IPv6 zone id (%...) selects nothing here: give the address alone, and the "

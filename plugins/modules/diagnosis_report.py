@@ -12,16 +12,22 @@ description:
   - From each host's trace and the finding the host decided on itself, puts the hosts in the order the packet met
     them, names the culprit host and the cause (a catalogue id, with its words, evidence and fix as a task to run),
     and reports per host whether the probe's packets were seen, their path, fate and where they stopped.
-  - Writes C(report.json) (schema in C(docs/diagnose_port.md)), C(report.md), C(report.html) (each packet's path
-    drawn on the netfilter hook diagram as inline SVG, nothing fetched from the network) and C(report.junit.xml)
-    (for a CI system - the fleet's verdict and each host as test cases, failed where the packet died) into
-    O(report_dir).
+  - Writes C(report.json) (schema in C(schemas/diagnosis_report.schema.json), which ships with the collection),
+    C(report.md) and C(report.html) (each packet's path drawn on the netfilter hook diagram as inline SVG, nothing
+    fetched from the network) and C(report.junit.xml) (for a CI system - the fleet's verdict and each host as test
+    cases, failed where the packet died) into O(report_dir).
+  - The module decides; its action plugin writes the files, always on the controller. C(report.md) and
+    C(report.html) are rendered from Jinja2 templates (the HTML autoescaped), the collection's own unless
+    O(markdown_template) or O(html_template) names another.
 author:
   - packetpath developers (@packetpath)
 attributes:
+  action:
+    support: full
+    description: An action plugin writes the files on the controller, from the module's verdicts.
   check_mode:
     support: full
-    description: Computes the verdicts and writes no file.
+    description: Computes the verdicts and renders the templates, and writes no file.
   diff_mode:
     support: none
     description: The report files are new each run; no diff is shown.
@@ -56,8 +62,22 @@ options:
       - Each run writes into a directory of its own under it, named after the run's UTC time
         (C(20261205T084402.123456Z)), and points C(latest) at it, so an earlier run's report is never overwritten.
     type: path
+  markdown_template:
+    description:
+      - A Jinja2 template for C(report.md) instead of the collection's own (C(roles/diagnose_port/templates/report.md.j2),
+        the one to copy). A path, or a file name found in C(templates/) of the role or playbook, as
+        M(ansible.builtin.template) finds its O(ansible.builtin.template#module:src).
+      - The template gets C(report), the content of C(report.json), and the filters the collection's own template
+        uses. It is rendered in check mode too, so a broken template fails before a real run.
+    type: path
+  html_template:
+    description:
+      - A Jinja2 template for C(report.html) instead of the collection's own
+        (C(roles/diagnose_port/templates/report.html.j2)), found as O(markdown_template) is. Autoescaped.
+    type: path
 requirements:
-  - ansible-core only, on the controller (it runs where the play delegates it, usually localhost)
+  - ansible-core only, on the controller (the files are written there; the module runs where the play delegates it,
+    usually localhost)
 """
 
 EXAMPLES = r"""
@@ -89,15 +109,15 @@ files:
 """
 
 
-from ansible_collections.packetpath.linux.plugins.module_utils._common import files, inputs
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common import inputs
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
 
 
 def check_inputs(params):
     """What the role hands over, checked before anything is written: a malformed value names its option."""
-    inputs.check_paths(params, ("report_dir",))
+    inputs.check_paths(params, ("report_dir", "markdown_template", "html_template"))
     inputs.check_per_host(params, ("hosts", "last_results"))
     for option in ("probe", "probe_after_fix"):
         if not isinstance((params[option] or {}).get("summary", {}), dict):
@@ -115,6 +135,8 @@ def main():
             probe_after_fix={"type": "dict"},
             last_results={"type": "dict"},
             report_dir={"type": "path"},
+            markdown_template={"type": "path"},
+            html_template={"type": "path"},
         ),
         supports_check_mode=True,
     )
@@ -129,16 +151,8 @@ def main():
     hosts = {host: verdict.gathered(trace, last.get(host)) for host, trace in params["hosts"].items()}
     hosts.update(dict.fromkeys(unreported))
     report = verdict.build_report(hosts, params["request"], params["probe"], params["probe_after_fix"], unreported)
-    written = []
-    if params["report_dir"] and not module.check_mode:
-        try:
-            written = files.write_run(params["report_dir"], [
-                ("report.json", files.as_json(report)), ("report.md", verdict.markdown(report)),
-                ("report.html", html.page(report)), ("report.junit.xml", verdict.junit(report))],
-                report["generated_epoch"])
-        except PacketpathError as exc:
-            module.fail_json(msg=str(exc))
-    module.exit_json(changed=bool(written), report=report, table=verdict.table(report), files=written)
+    # The action plugin writes the files on the controller, from this result.
+    module.exit_json(changed=False, report=report, table=verdict.table(report), files=[])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ description:
   - Reads line by line; memory grows with the packets kept (O(max_packets)), not with the size of the log.
   - Reads only, except that O(source=capture) ends the capture it reads, and O(trace_off) switches the flow's trace
     off.
+extends_documentation_fragment:
+  - packetpath.linux.flow_handle
 author:
   - packetpath developers (@packetpath)
 attributes:
@@ -427,7 +429,13 @@ from ansible_collections.packetpath.linux.plugins.module_utils.capture import dr
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
-from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
+    FLOW_ARGUMENT_SPEC,
+    HANDLE_ARGUMENT_SPEC,
+    HANDLE_EXCLUDES,
+    Flow,
+    with_handle,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
@@ -447,6 +455,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif", "family")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         source={"type": "str", "choices": list(SOURCES), "default": "auto"},
         path={"type": "path"},
@@ -546,8 +555,8 @@ def switch_off(module, flow):
 
 def main():
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
-                              required_if=[("source", "file", ("path",))])
-    params = module.params
+                              required_if=[("source", "file", ("path",))], mutually_exclusive=HANDLE_EXCLUDES)
+    params = with_handle(module.params)
     if params["query"] and jmespath is None:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)
     try:

@@ -26,6 +26,8 @@ description:
     C(nfnetlink_log) module where it is not loaded yet, and says so. The binding found before is put back when the
     last legacy rule of the collection goes, by O(state=absent) or by the expiry. Where C(nfnetlink_log) cannot be
     had it binds the kernel-log logger instead and warns that other namespaces' lines can mix in.
+extends_documentation_fragment:
+  - packetpath.linux.flow_handle
 author:
   - packetpath developers (@packetpath)
 attributes:
@@ -192,6 +194,11 @@ EXAMPLES = r"""
     proto: tcp
     dport: 8081
 
+- name: Or switch off what an earlier task armed, by the handle it returned
+  packetpath.linux.trace_rule:
+    state: absent
+    handle: "{{ armed.handle }}"
+
 - name: Trace a probe's packets and their replies, and capture them live from now on (read with trace_results)
   packetpath.linux.trace_rule:
     proto: tcp
@@ -216,6 +223,14 @@ backend_reason:
   returned: state=present
   type: str
   sample: "no rules yet; `iptables --version` says iptables v1.8.9 (legacy)"
+handle:
+  description:
+    - The flow's selector and the network namespace it was worked in, as O(handle) takes it back (only the options
+      set), so that the same flow's capture is read by C(packetpath.linux.trace_results) and its trace switched off
+      without repeating the selector. Also in the result of a failed task, whose clean-up it is for.
+  returned: unless all=true
+  type: dict
+  sample: {"proto": "tcp", "port": "28080", "family": "both", "netns": "pp-pod1"}
 flow_id:
   description: The id of the flow; rules are tagged C(packetpath:<flow_id>).
   returned: unless all=true
@@ -327,7 +342,14 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, fetch, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
-from ansible_collections.packetpath.linux.plugins.module_utils.flow import FLOW_ARGUMENT_SPEC, Flow
+from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
+    FLOW_ARGUMENT_SPEC,
+    HANDLE_ARGUMENT_SPEC,
+    HANDLE_EXCLUDES,
+    Flow,
+    handle_of,
+    with_handle,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
 FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif")
@@ -336,6 +358,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         hooks={"type": "list", "elements": "str", "choices": list(backends.HOOKS)},
@@ -447,14 +470,19 @@ def _discard(flow_ids, check_mode):
 
 def main():
     # A TRACE in raw sees iif at prerouting and oif at output, never both.
-    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("iif", "oif")])
+    module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
+                              mutually_exclusive=[("iif", "oif")] + HANDLE_EXCLUDES)
+    params = with_handle(module.params)
     try:
-        netns.enter(module.params["netns"])
+        netns.enter(params["netns"])
         with hoststate.namespace_lock():
-            result = switch(ModuleCommandRunner(module), module.params, module.check_mode)
+            result = switch(ModuleCommandRunner(module), params, module.check_mode)
     except PacketpathError as exc:
-        module.fail_json(msg=str(exc))
-    result["netns"] = module.params["netns"]
+        # The handle also where arming failed: what a playbook's clean-up switches off.
+        module.fail_json(msg=str(exc), handle=handle_of(params))
+    result["netns"] = params["netns"]
+    if not params["all"]:
+        result["handle"] = handle_of(params)
     diff = result.pop("diff")
     for warning in result.pop("warnings"):
         module.warn(warning)

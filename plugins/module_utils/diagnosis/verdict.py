@@ -68,7 +68,8 @@ def gathered(trace, armed):
     capture = armed.get("capture") or {}
     return {"arm_error": None, "trace": trace or {}, "armed": {
         "backend": armed.get("backend"), "capture": capture.get("source"), "expires_at": armed.get("expires_at"),
-        "drop_reasons": capture.get("drop_reasons"), "netns": armed.get("netns")}}
+        "drop_reasons": capture.get("drop_reasons"), "netns": armed.get("netns"),
+        "since": (armed.get("marker") or {}).get("time")}}
 
 
 def host_verdict(host, data, error=None):
@@ -308,6 +309,44 @@ def armed_text(verdict):
         ", routes looked up with %s" % verdict["engine"] if verdict.get("engine") else "")
 
 
+# What a report shows of a finding's evidence apart from the rest: the path and hops are drawn, the rewrites are on
+# the diagram.
+SHOWN_ELSEWHERE = ("hops", "rewrites", "path", "last_hop")
+
+
+def evidence_lines(verdict):
+    """[(what, text)]: what a host's finding rests on (its counters, the routing decision redone, the neighbour, the
+    link, conntrack), one line each, as a report shows it under the host."""
+    lines = []
+    for key, value in sorted((verdict.get("evidence") or {}).items()):
+        if key in SHOWN_ELSEWHERE or value in (None, "", {}, []):
+            continue
+        lines.append((key.replace("_", " "), _evidence_text(key, value)))
+    return lines
+
+
+def _evidence_text(key, value):
+    if key == "counters" and isinstance(value, dict):  # the namespace's counters that moved in the capture window
+        return ", ".join("%s +%s" % item for item in sorted(value.items()))
+    if key == "route_lookup" and isinstance(value, dict):
+        error = value.get("error")
+        if isinstance(error, dict):
+            return "%s (%s): %s" % (error.get("name"), error.get("message"), error.get("explanation") or "-")
+        if value.get("ip_route_get"):
+            return "ip route get: %s" % value["ip_route_get"]
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def window_text(verdict, report):
+    """'from 2026-12-05T16:40:02Z to 2026-12-05T16:40:09Z': the capture window of a host (armed to collected)."""
+    armed = verdict.get("armed") or {}
+    if not armed.get("since"):
+        return None
+    return "from %s to %s" % (armed["since"], report.get("generated_at"))
+
+
 def label(fleet):
     """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen."""
     return fleet["cause"] or ("passed" if fleet["way"] else "nothing seen")
@@ -357,44 +396,3 @@ def junit(report):
         kind = verdict["cause"] if outcome == "failure" else "not_traced"
         junit_file.case(suite, name, verdict["host"], outcome, kind, verdict["words"] or "", verdict["words"] or "")
     return junit_file.document(root)
-
-
-def _cell(text):
-    """A Markdown table cell: a `|` or a line break in the host's own text (a rule comment) would end the cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _fence(text):
-    """A code fence longer than any run of backticks in `text`, which would otherwise close it."""
-    return "`" * max([3] + [len(run) + 1 for run in re.findall("`+", text)])
-
-
-def markdown(report):
-    request = report["request"]
-    lines = ["# Why does %s port %s fail?" % (request.get("proto", "tcp"), request.get("port")), "",
-             "Destination %s, probe from %s: %s. Generated %s." % (
-                 request.get("dst"), request.get("probe_from") or "-", probe_text(report.get("probe")),
-                 report.get("generated_at")), "",
-             "**%s** (%s): %s" % (report["verdict"]["line"], label(report["verdict"]),
-                                  report["verdict"]["words"]), "",
-             "| host | seen | last hop | fate | cause |", "| --- | --- | --- | --- | --- |"]
-    for verdict in report["hosts"]:
-        lines.append("| %s |" % " | ".join(_cell(text) for text in (
-            verdict["host"], "yes" if verdict["seen"] else "no", verdict["last_hop"] or "-", verdict["fate"] or "-",
-            cause_text(verdict))))
-    for verdict in report["hosts"]:
-        if verdict["evidence"].get("hops") or verdict.get("drop_reasons") or verdict.get("armed"):
-            lines += ["", "## %s" % verdict["host"]]
-        if verdict.get("armed"):
-            lines += ["", armed_text(verdict)]
-        if verdict["evidence"].get("hops"):
-            lines += ["", _fence(verdict["evidence"]["hops"]), verdict["evidence"]["hops"],
-                      _fence(verdict["evidence"]["hops"])]
-        if verdict.get("drop_reasons"):
-            lines += ["", "The kernel dropped: %s." % drops_text(verdict)]
-        if verdict["fix"]:
-            lines += ["", "Fix (%s): `%s`, or as a task:" % (fix_state(verdict, report), fix_command(verdict["fix"])),
-                      "", "```yaml", verdict["fix"]["task"].rstrip(), "```"]
-    if report.get("probe_after_fix"):
-        lines += ["", "After the fix the probe says: %s." % probe_text(report["probe_after_fix"])]
-    return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ansible_playbook, 
 
 def diagnose(tmp_path, *extra):
     report_dir = str(tmp_path / "report")
-    run = ansible_playbook("packetpath.linux.diagnose_port", "-e", "report_dir=%s" % report_dir, *extra)
+    run = ansible_playbook("packetpath.linux.diagnose_port", "-e", "packetpath_report_dir=%s" % report_dir, *extra)
     with open(os.path.join(report_dir, "latest", "report.json"), encoding="utf-8") as handle:
         report = json.load(handle)
     return run.stdout, report, dict((verdict["host"], verdict) for verdict in report["hosts"])
@@ -53,8 +53,9 @@ def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
     lab("up", "seed")
     try:
         argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, "packetpath.linux.diagnose_port", "-e",
-                "trace_hosts=all", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "diagnose_port_trace_expires=6",
-                "-e", "report_dir=%s" % tmp_path]
+                "packetpath_trace_hosts=all", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
+                "-e", "packetpath_probe_from=client", "-e", "diagnose_port_trace_expires=6",
+                "-e", "packetpath_report_dir=%s" % tmp_path]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,  # pylint: disable=consider-using-with
                                 start_new_session=True)
         deadline = time.time() + 60
@@ -73,7 +74,8 @@ def test_a_killed_run_leaves_nothing_behind_once_the_expiry_fires(tmp_path):
 def test_seed_the_incident_then_the_fix(tmp_path):
     lab("up", "seed")
     try:
-        args = ("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
+        args = ("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081",
+                "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client")
         output, report, hosts = diagnose(tmp_path, *(args + DEFAULT_PIPELINING))
         node = hosts["node"]
         assert node["seen"] and node["fate"] == "vanished_after"
@@ -116,8 +118,9 @@ def test_seed_the_incident_then_the_fix(tmp_path):
     ("node3", "198.51.100.13", "forwarded"),  # nftables: nft monitor, detached
 ])
 def test_kube_service_port_on_each_backend(tmp_path, node, address, fate):
-    _output, report, hosts = diagnose(tmp_path, "-e", "dport=30080", "-e", "dst=%s" % address, "-e", "probe_from=client",
-                                      "-e", "trace_hosts=client:%s" % node)
+    _output, report, hosts = diagnose(tmp_path, "-e", "packetpath_dport=30080", "-e", "packetpath_dst=%s" % address,
+                                      "-e", "packetpath_probe_from=client",
+                                      "-e", "packetpath_trace_hosts=client:%s" % node)
     verdict = hosts[node]
     assert verdict["seen"] and verdict["fate"] == fate, verdict
     hops = verdict["evidence"]["hops"]
@@ -155,8 +158,9 @@ def test_a_pods_namespace_traced_on_its_node_and_a_probe_from_a_pod(tmp_path):
     probe goes from pod2's namespace on node2 (probe_netns) to node2's CNI address, where nothing listens on 22:
     the packet comes from the pod's address, and the verdict names the missing listener on node2."""
     inventory = with_host_vars(tmp_path, node1={"packetpath_trace_netns": "pp-pod1"})
-    _output, report, hosts = diagnose(tmp_path, "-i", inventory, "-e", "dport=30080", "-e", "dst=198.51.100.11",
-                                      "-e", "probe_from=client", "-e", "trace_hosts=client:node1")
+    _output, report, hosts = diagnose(tmp_path, "-i", inventory, "-e", "packetpath_dport=30080",
+                                      "-e", "packetpath_dst=198.51.100.11",
+                                      "-e", "packetpath_probe_from=client", "-e", "packetpath_trace_hosts=client:node1")
     pod, client = hosts["node1"], hosts["client"]
     assert pod["armed"]["netns"] == "pp-pod1" and client["armed"]["netns"] is None, pod["armed"]
     assert pod["seen"] and "198.19.1.10" in pod["addresses"], pod  # the pod's own addresses, not the node's
@@ -165,8 +169,9 @@ def test_a_pods_namespace_traced_on_its_node_and_a_probe_from_a_pod(tmp_path):
     assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert traces_left("pp-pod1") == [] and traces_left("pp-node1") == []
 
-    _output, report, hosts = diagnose(tmp_path, "-e", "dport=22", "-e", "dst=198.19.2.1", "-e", "probe_from=node2",
-                                      "-e", "probe_netns=pp-pod2", "-e", "trace_hosts=node2")
+    _output, report, hosts = diagnose(tmp_path, "-e", "packetpath_dport=22", "-e", "packetpath_dst=198.19.2.1",
+                                      "-e", "packetpath_probe_from=node2",
+                                      "-e", "packetpath_probe_netns=pp-pod2", "-e", "packetpath_trace_hosts=node2")
     assert report["request"]["probe_netns"] == "pp-pod2"
     assert report["probe"]["summary"]["results"] == {"refused": 3}, report["probe"]
     node = hosts["node2"]
@@ -179,8 +184,9 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
     route lookup it made answered (delivered locally), not only that a lookup would tell."""
     lab("up", "scale", "--hosts", "2")
     # fail_on_blocked: a port that answers passes (exit 0).
-    output, report, hosts = diagnose(tmp_path, "-e", "trace_hosts=all", "-e", "dport=8081", "-e", "dst=198.18.0.12",
-                                     "-e", "probe_from=h01", "-e", "fail_on_blocked=true")
+    output, report, hosts = diagnose(tmp_path, "-e", "packetpath_trace_hosts=all", "-e", "packetpath_dport=8081",
+                                     "-e", "packetpath_dst=198.18.0.12",
+                                     "-e", "packetpath_probe_from=h01", "-e", "packetpath_fail_on_blocked=true")
     h02 = hosts["h02"]
     assert (h02["fate"], h02["last_hop"]) == ("unknown", "raw:PREROUTING:policy")
     assert h02["cause"] is None and h02["words"] == (
@@ -194,8 +200,10 @@ def test_check_mode_arms_nothing_and_says_so(tmp_path):
     """--check: the request is checked, nothing is switched on or captured, nothing is sent, no file is written."""
     lab("up", "seed")
     try:
-        done = ansible_playbook("packetpath.linux.diagnose_port", "--check", "-e", "trace_hosts=all", "-e", "dport=8081",
-                                "-e", "dst=203.0.113.12", "-e", "probe_from=client", "-e", "report_dir=%s" % tmp_path)
+        done = ansible_playbook("packetpath.linux.diagnose_port", "--check", "-e", "packetpath_trace_hosts=all",
+                                "-e", "packetpath_dport=8081",
+                                "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client",
+                                "-e", "packetpath_report_dir=%s" % tmp_path)
         assert done.returncode == 0 and "the probe's packets were not seen here" in done.stdout, done.stdout
         assert traces_left("pp-node") == [] and traces_left("pp-client") == [] and os.listdir(tmp_path) == []
     finally:

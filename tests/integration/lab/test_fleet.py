@@ -77,7 +77,8 @@ def foreign_rules(host):
 
 
 def test_the_audit_finds_exactly_the_seeded_drift(inventory, tmp_path):
-    clean = playbook(inventory, "audit", "-e", "report_dir=%s" % tmp_path, "-e", "fail_on_findings=true")
+    clean = playbook(inventory, "audit", "-e", "packetpath_report_dir=%s" % tmp_path,
+                     "-e", "packetpath_fail_on_findings=true")
     assert failing(read_report(tmp_path)) == [], clean.stdout
     # One host strict, one with a leftover TRACE rule (and its expiry timer), one whose runtime differs from its
     # persistent value.  Done behind the collection's back, as people do.
@@ -89,7 +90,8 @@ def test_the_audit_finds_exactly_the_seeded_drift(inventory, tmp_path):
     in_netns("pp-node3", ["sysctl", "-qw", "net.ipv4.conf.eth1.rp_filter=0"])
 
     before = dict((host, host_state(host)) for host in HOSTS)
-    found = playbook(inventory, "audit", "-e", "report_dir=%s" % tmp_path, "-e", "fail_on_findings=true", "--check",
+    found = playbook(inventory, "audit", "-e", "packetpath_report_dir=%s" % tmp_path,
+                     "-e", "packetpath_fail_on_findings=true", "--check",
                      check=False)
     assert found.returncode != 0 and "Fail the run on findings" in found.stdout
     assert dict((host, host_state(host)) for host in HOSTS) == before, "the audit changed something"
@@ -138,9 +140,11 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
     before = dict((host, host_state(host)) for host in HOSTS)
     # One host per batch, no failure allowed: the client (first) refuses, and the run stops before the nodes.
     # A bare `force` (as an inventory might set for its own reasons) does not turn the refusal off.
-    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=all", "-e", "force=true",
-                       "-e", "remediate_serial=1",
-                       "-e", "remediate_max_fail_percentage=0", "-e", "report_dir=%s" % tmp_path, check=False)
+    refused = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "packetpath_target=all",
+                       "-e", "force=true",
+                       "-e", "packetpath_remediate_serial=1",
+                       "-e", "packetpath_remediate_max_fail_percentage=0",
+                       "-e", "packetpath_report_dir=%s" % tmp_path, check=False)
     assert refused.returncode != 0
     assert ("strict rp_filter on mgmt0 would drop packets from 198.51.100.0/24: the route back to 198.51.100.1 "
             "leaves via eth1") in refused.stdout
@@ -148,18 +152,26 @@ def test_remediation_refuses_strict_mode_against_an_asymmetric_source(inventory,
     assert "[node1]" not in refused.stdout
     assert dict((host, host_state(host)) for host in HOSTS) == before
     # With force the same plan goes ahead (shown here in check mode, which changes nothing).
-    forced = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "target=client", "-e", "remediate_force=true",
-                      "-e", "report_dir=%s" % tmp_path, "--check", "--diff")
+    forced = playbook(inventory, "remediate_rp_filter", "-e", wanted, "-e", "packetpath_target=client",
+                      "-e", "packetpath_remediate_force=true",
+                      "-e", "packetpath_report_dir=%s" % tmp_path, "--check", "--diff")
     assert "+net.ipv4.conf.mgmt0.rp_filter = 1" in forced.stdout
     assert dict((host, host_state(host)) for host in HOSTS) == before
 
 
 def test_remediation_refuses_without_a_host_pattern_or_an_expectation_and_changes_nothing(inventory, tmp_path):
     before = dict((host, host_state(host)) for host in HOSTS)
-    untargeted = playbook(inventory, "remediate_rp_filter", "-e", "report_dir=%s" % tmp_path, check=False)
-    assert untargeted.returncode != 0 and "target=: required (an inventory pattern" in untargeted.stdout
+    untargeted = playbook(inventory, "remediate_rp_filter", "-e", "packetpath_report_dir=%s" % tmp_path, check=False)
+    assert untargeted.returncode != 0 and "packetpath_target=: required (an inventory pattern" in untargeted.stdout
+    # The unprefixed `target` of 0.1.0 (or an inventory's) chooses no host to write to.
+    bare = playbook(inventory, "remediate_rp_filter", "-e", "target=client",
+                    "-e", "packetpath_report_dir=%s" % tmp_path,
+                    check=False)
+    assert bare.returncode != 0 and "required (an inventory pattern" in bare.stdout
+    assert "the inputs are prefixed since 0.2.0, so target is not read; nothing was changed" in bare.stdout
     # The lab's own inventory sets no expectation: the audit's defaults are never written.
-    unexpected = playbook(INVENTORY, "remediate_rp_filter", "-e", "target=client", "-e", "report_dir=%s" % tmp_path,
+    unexpected = playbook(INVENTORY, "remediate_rp_filter", "-e", "packetpath_target=client",
+                          "-e", "packetpath_report_dir=%s" % tmp_path,
                           check=False)
     assert unexpected.returncode != 0 and "packetpath_expect: no expectation is set for client" in unexpected.stdout
     assert "Apply the wanted values" not in unexpected.stdout
@@ -168,7 +180,8 @@ def test_remediation_refuses_without_a_host_pattern_or_an_expectation_and_change
 
 def test_remediation_in_check_mode_shows_the_change_and_makes_none(inventory, tmp_path):
     before = dict((host, host_state(host)) for host in HOSTS)
-    shown = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path, "--check",
+    shown = playbook(inventory, "remediate_rp_filter", "-e", "packetpath_target=all",
+                     "-e", "packetpath_report_dir=%s" % tmp_path, "--check",
                      "--diff")
     assert dict((host, host_state(host)) for host in HOSTS) == before
     assert "-net.ipv4.conf.eth1.rp_filter = 1\n+net.ipv4.conf.eth1.rp_filter = 2" in shown.stdout  # client
@@ -178,9 +191,10 @@ def test_remediation_in_check_mode_shows_the_change_and_makes_none(inventory, tm
 
 
 def test_remediation_in_batches_then_clean_then_nothing_to_do(inventory, tmp_path):
-    first = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path,
-                     "-e", "remediate_serial=2",
-                     "-e", "remediate_max_fail_percentage=0")
+    first = playbook(inventory, "remediate_rp_filter", "-e", "packetpath_target=all",
+                     "-e", "packetpath_report_dir=%s" % tmp_path,
+                     "-e", "packetpath_remediate_serial=2",
+                     "-e", "packetpath_remediate_max_fail_percentage=0")
     assert len(re.findall(r"^PLAY \[Apply the wanted", first.stdout, flags=re.M)) == 2  # two batches of two
     report = read_report(tmp_path, "remediation")
     by_host = dict((entry["host"], entry) for entry in report["hosts"])
@@ -195,10 +209,12 @@ def test_remediation_in_batches_then_clean_then_nothing_to_do(inventory, tmp_pat
         assert "net.ipv4.conf.eth1.rp_filter = 2" in handle.read()
 
     playbook(inventory, "cleanup")
-    audit = playbook(inventory, "audit", "-e", "report_dir=%s" % tmp_path, "-e", "fail_on_findings=true")
+    audit = playbook(inventory, "audit", "-e", "packetpath_report_dir=%s" % tmp_path,
+                     "-e", "packetpath_fail_on_findings=true")
     assert failing(read_report(tmp_path)) == [] and "4 hosts: 4 clean" in audit.stdout
 
-    again = playbook(inventory, "remediate_rp_filter", "-e", "target=all", "-e", "report_dir=%s" % tmp_path)
+    again = playbook(inventory, "remediate_rp_filter", "-e", "packetpath_target=all",
+                     "-e", "packetpath_report_dir=%s" % tmp_path)
     assert len(re.findall(r"^(?:client|node\d) +: ok=\d+ +changed=0 ", again.stdout, flags=re.M)) == len(HOSTS)
 
 
@@ -206,7 +222,8 @@ def test_cleanup_after_a_killed_diagnosis_leaves_nothing_of_ours_and_every_forei
     foreign = dict((host, foreign_rules(host)) for host in HOSTS)
     assert sum(len(rules) for rules in foreign.values()) > 30  # kube-proxy's chains on three backends
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, "packetpath.linux.diagnose_port",
-            "-e", "trace_hosts=all", "-e", "dport=30080", "-e", "dst=198.51.100.12", "-e", "probe_from=client", "-e", "report_dir=%s" % tmp_path]
+            "-e", "packetpath_trace_hosts=all", "-e", "packetpath_dport=30080", "-e", "packetpath_dst=198.51.100.12",
+            "-e", "packetpath_probe_from=client", "-e", "packetpath_report_dir=%s" % tmp_path]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,  # pylint: disable=consider-using-with
                             start_new_session=True)
     deadline = time.time() + 90
@@ -238,7 +255,7 @@ def test_a_host_that_cannot_be_reached_is_reported_as_not_audited(inventory, tmp
     # An address on the management bridge where no host answers: SSH fails with no route to the host.
     extra.write_text(yaml.safe_dump({"all": {"hosts": {"gone": {"ansible_host": "198.18.0.250"}}}}))
     run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-i", str(extra), "packetpath.linux.audit",
-         "-e", "report_dir=%s" % tmp_path, "-e", "ansible_ssh_timeout=5"], check=False)
+         "-e", "packetpath_report_dir=%s" % tmp_path, "-e", "ansible_ssh_timeout=5"], check=False)
     report = read_report(tmp_path)
     gone = [entry for entry in report["hosts"] if entry["host"] == "gone"][0]
     assert gone["status"] == "error" and "198.18.0.250" in gone["error"]

@@ -45,13 +45,13 @@ def playbook(inventory_path, name, *args, cwd=None, pipelining=True):
 
 
 def diagnosis(tmp_path, inventory_path, *args):
-    done = playbook(inventory_path, "diagnose_port", "-e", "report_dir=%s" % (tmp_path / "report"), *args)
+    done = playbook(inventory_path, "diagnose_port", "-e", "packetpath_report_dir=%s" % (tmp_path / "report"), *args)
     path = tmp_path / "report" / "latest" / "report.json"
     report = json.loads(path.read_text()) if path.exists() else None
     return done, report
 
 
-SEED = ("-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client")
+SEED = ("-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client")
 
 
 def test_the_probe_goes_out_when_the_first_traced_host_cannot_be_traced(tmp_path):
@@ -59,7 +59,7 @@ def test_the_probe_goes_out_when_the_first_traced_host_cannot_be_traced(tmp_path
     wrapper.write_text(WITHOUT_TOOLS)
     wrapper.chmod(0o755)
     hosts = inventory(tmp_path, host_vars={"client": {"ansible_python_interpreter": str(wrapper)}})
-    done, report = diagnosis(tmp_path, hosts, "-e", "trace_hosts=client:node", *SEED)
+    done, report = diagnosis(tmp_path, hosts, "-e", "packetpath_trace_hosts=client:node", *SEED)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {entry["host"]: entry for entry in report["hosts"]}
     assert rows["client"]["words"].startswith("cannot be traced here: no trace backend"), rows["client"]
@@ -71,7 +71,7 @@ def test_the_probe_goes_out_when_the_first_traced_host_cannot_be_traced(tmp_path
 
 def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
     hosts = inventory(tmp_path, extra_hosts=UNREACHABLE)
-    done, report = diagnosis(tmp_path, hosts, "-e", "trace_hosts=client:node:gone", *SEED)
+    done, report = diagnosis(tmp_path, hosts, "-e", "packetpath_trace_hosts=client:node:gone", *SEED)
     assert done.returncode != 0 and report is not None, done.stdout  # an unreachable host fails the run, and says so
     rows = {entry["host"]: entry for entry in report["hosts"]}
     assert sorted(rows) == ["client", "gone", "node"]
@@ -81,21 +81,30 @@ def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((), "trace_hosts=: required"),
-    (("-e", "trace_hosts=", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
-     "trace_hosts=: required"),
-    (("-e", "trace_hosts=nosuchgroup", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
-     "trace_hosts=nosuchgroup: names no host of the inventory"),
-    (("-e", "trace_hosts=client:node", "-e", "dport=70000", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+    ((), "packetpath_trace_hosts, packetpath_dport, packetpath_dst: required"),
+    (("-e", "packetpath_trace_hosts=", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
+      "-e", "packetpath_probe_from=client"),
+     "packetpath_trace_hosts: required"),
+    (("-e", "packetpath_trace_hosts=nosuchgroup", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
+      "-e", "packetpath_probe_from=client"),
+     "packetpath_trace_hosts=nosuchgroup: names no host of the inventory"),
+    (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=70000",
+      "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client"),
      "dport=70000: must be 1-65535"),
-    (("-e", "trace_hosts=client:node", "-e", "dport=0", "-e", "dst=203.0.113.12", "-e", "probe_from=client"),
+    (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=0", "-e", "packetpath_dst=203.0.113.12",
+      "-e", "packetpath_probe_from=client"),
      "dport=0: must be 1-65535"),
-    (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=nobody"),
+    (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
+      "-e", "packetpath_probe_from=nobody"),
      "probe_from=nobody: not a host of the inventory"),
+    (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
+      "-e", "packetpath_probe_from=client",
+      "-e", "packetpath_family=ipv6"), "dst=203.0.113.12: not an ipv6 address"),
+    # The unprefixed inputs of 0.1.0 are not read, and the run says so (remediate among them: it applies no fix).
     (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
-      "-e", "family=ipv6"), "dst=203.0.113.12: not an ipv6 address"),
-    (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
-      "-e", "remediate=true"), "remediate=true: the switch is packetpath_remediate now"),
+      "-e", "remediate=true"), "packetpath_trace_hosts, packetpath_dport, packetpath_dst: required (-e packetpath_trace_"
+     "hosts=PATTERN -e packetpath_dport=PORT -e packetpath_dst=ADDRESS); the inputs are prefixed since 0.2.0, so dport, "
+     "dst, probe_from, remediate, trace_hosts is not read; nothing was touched"),
 ])
 def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message):
     done, _report = diagnosis(tmp_path, INVENTORY, *(args or SEED))
@@ -105,9 +114,17 @@ def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message):
     assert not traces_left("pp-node") and not traces_left("pp-client")
 
 
+@pytest.mark.parametrize("name", ["audit", "preflight", "cleanup"])
+def test_an_unprefixed_target_is_refused_not_taken_for_every_host(name):
+    done = playbook(INVENTORY, name, "-e", "target=client", "-e", "fail_on_problems=true")
+    assert done.returncode != 0, done.stdout
+    assert "target=client: not read (the inputs are prefixed since 0.2.0): give packetpath_target" in done.stdout
+    assert "ok: [client]" not in done.stdout and "changed: [client]" not in done.stdout
+
+
 def test_audit_with_limit_covers_exactly_the_run_and_fails_on_findings(tmp_path):
-    expect = json.dumps({"packetpath_expect": {"rp_filter": [0, 2]}, "fail_on_findings": True,
-                         "report_dir": str(tmp_path)})
+    expect = json.dumps({"packetpath_expect": {"rp_filter": [0, 2]}, "packetpath_fail_on_findings": True,
+                         "packetpath_report_dir": str(tmp_path)})
     done = playbook(INVENTORY, "audit", "--limit", "node", "-e", expect)
     assert done.returncode != 0 and "findings" in done.stdout, done.stdout
     report = json.loads((tmp_path / "audit.json").read_text())
@@ -119,10 +136,11 @@ def test_audit_with_limit_covers_exactly_the_run_and_fails_on_findings(tmp_path)
 
 
 def test_become_on_the_hosts_and_never_on_the_controller(tmp_path):
-    done = playbook(INVENTORY, "audit", "-b", "--become-user", "root", "-e", "report_dir=%s" % tmp_path)
+    done = playbook(INVENTORY, "audit", "-b", "--become-user", "root", "-e", "packetpath_report_dir=%s" % tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "audit.json").exists()
-    done, report = diagnosis(tmp_path, INVENTORY, "-b", "--become-user", "root", "-e", "trace_hosts=client:node", *SEED)
+    done, report = diagnosis(tmp_path, INVENTORY, "-b", "--become-user", "root",
+                             "-e", "packetpath_trace_hosts=client:node", *SEED)
     assert done.returncode == 0 and report["hosts"][1]["seen"], done.stdout + done.stderr
 
 

@@ -32,11 +32,11 @@ def truth(name):
 def diagnose(tmp_path, probe, *extra, blocked_fails=False):
     """The run's output and report; with blocked_fails, run with fail_on_blocked=true, which must fail it."""
     report_dir = tmp_path / "report"
-    args = ["-e", "trace_hosts=all", "-e", "report_dir=%s" % report_dir]
+    args = ["-e", "packetpath_trace_hosts=all", "-e", "packetpath_report_dir=%s" % report_dir]
     for key, value in probe.items():
-        args += ["-e", "%s=%s" % (key, value)]
+        args += ["-e", "packetpath_%s=%s" % (key, value)]
     if blocked_fails:
-        args += ["-e", "fail_on_blocked=true"]
+        args += ["-e", "packetpath_fail_on_blocked=true"]
     run = ansible_playbook("packetpath.linux.diagnose_port", *(args + list(extra)), check=not blocked_fails)
     if blocked_fails:
         assert run.returncode != 0 and "the port is blocked: " in run.stdout, run.stdout[-2000:]
@@ -67,7 +67,8 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
     for drop_reasons in ("never", "auto"):
         expected = dict(incident, **(incident.get("without_drop_reasons", {}) if drop_reasons == "never" else {}))
         fixed = expected.get("fixed_by_remediate", False) and drop_reasons == "auto"
-        output, report = diagnose(tmp_path / drop_reasons, expected["probe"], "-e", "drop_reasons=%s" % drop_reasons,
+        output, report = diagnose(tmp_path / drop_reasons, expected["probe"],
+                                  "-e", "packetpath_drop_reasons=%s" % drop_reasons,
                                   *(["-e", "packetpath_remediate=true"] if fixed else []),
                                   blocked_fails=drop_reasons == "never")  # a CI job or a cron sees it blocked
         check_verdict(expected, drop_reasons, output, report)

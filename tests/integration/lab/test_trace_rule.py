@@ -206,6 +206,22 @@ def test_netns_option_places_the_rule_in_that_namespace():
     assert result["flow_id"] not in in_netns("pp-pod1", ["iptables-nft-save", "-t", "raw"]).stdout
 
 
+def test_the_handle_it_returns_switches_off_what_was_armed_and_stands_alone():
+    armed = trace_rule("node1", proto="tcp", port="8080", family="both", netns="pp-pod1")
+    assert armed["handle"] == {"proto": "tcp", "port": "8080", "family": "both", "netns": "pp-pod1"}
+    refused = trace_rule("node1", state="absent", handle=armed["handle"], proto="tcp")
+    assert refused["_status"] == "FAILED" and "mutually exclusive: handle|proto" in refused["msg"], refused["msg"]
+    # The capture's reader takes the same handle: the flow, in pp-pod1 (nothing was captured there, and it says so).
+    collected = module("node1", "packetpath.linux.trace_results", {"source": "capture", "handle": armed["handle"]})
+    assert "no capture of this flow on this host" in collected["msg"], collected
+    gone = trace_rule("node1", state="absent", handle=armed["handle"])
+    assert gone["changed"] and gone["flow_id"] == armed["flow_id"] and gone["handle"] == armed["handle"]
+    assert armed["flow_id"] not in in_netns("pp-pod1", ["iptables-nft-save", "-t", "raw"]).stdout
+    # A failed arming still says what to switch off.
+    failed = trace_rule("node1", proto="tcp", port="8080", netns="pp-pod1", rate=0)
+    assert failed["_status"] == "FAILED" and failed["handle"] == {"proto": "tcp", "port": "8080", "netns": "pp-pod1"}
+
+
 def test_netns_option_takes_the_pid_of_a_process_inside():
     listener = [r for r in journal()["resources"] if r["kind"] == "process" and r["host"] == "pod3"][0]
     result = trace_rule("node3", proto="udp", dport="8080", netns=str(listener["pid"]), backend="nftables")

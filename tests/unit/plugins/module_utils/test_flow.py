@@ -1,6 +1,7 @@
 import pytest
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
+from ansible_collections.packetpath.linux.plugins.module_utils import flow
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import Flow
 
 
@@ -59,3 +60,17 @@ def test_bad_values_name_the_option_and_the_value(params, option, reason):
     assert raised.value.option == option
     assert str(raised.value).startswith("%s=%r" % (option, params[option]))
     assert reason in str(raised.value)
+
+
+def test_a_handle_gives_back_the_flow_it_was_made_of():
+    params = dict.fromkeys(flow.HANDLE_OPTIONS)
+    params.update(proto="tcp", port="28080", family="both", netns="pp-pod1", handle=None)
+    handle = flow.handle_of(params)
+    assert handle == {"proto": "tcp", "port": "28080", "family": "both", "netns": "pp-pod1"}
+    # As a module receives it: every option of the selector unset (the handle excludes them), the handle's own
+    # suboptions filled in with None by ansible-core.
+    given = dict(dict.fromkeys(flow.HANDLE_OPTIONS), proto="any", handle=dict(dict.fromkeys(flow.HANDLE_OPTIONS), **handle))
+    taken = flow.with_handle(given)
+    assert flow.handle_of(taken) == handle
+    assert flow.Flow.from_params(taken).flow_id == flow.Flow.from_params(params).flow_id
+    assert flow.with_handle(dict(params, handle={})) == dict(params, handle={})  # no handle: the options stand

@@ -2,13 +2,27 @@
 
 import xml.etree.ElementTree as ET
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import html, verdict
+from ansible_collections.packetpath.linux.plugins.action import diagnosis_report as action
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import diagram, verdict
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
 
 # As the lab's test_fleet recorded it for a host that does not answer.
 UNREACHABLE = ("Task failed: Failed to connect to the host via ssh: ssh: connect to host 198.18.0.250 port 22: "
                "No route to host")
 REQUEST = {"port": "8081", "proto": "tcp", "dst": "203.0.113.12", "probe_from": "client"}
+
+
+def rendered(report):
+    """report.md and report.html as the action plugin renders them with the collection's own templates."""
+    return action.render(dict(report, generator={"collection": "packetpath.linux", "version": "0.1.0"}), action.SHIPPED)
+
+
+def markdown(report):
+    return rendered(report)["report.md"]
+
+
+def page(report):
+    return rendered(report)["report.html"]
 
 
 def report(_fixture_text, probe_after=None):
@@ -32,8 +46,8 @@ def test_a_host_that_never_reported_has_a_row_with_its_error(fixture_text):
 def test_a_blocked_port_that_no_host_saw_is_never_passed(fixture_text):
     built = report(fixture_text)  # every attempt timed out, and no traced host saw a packet
     assert (built["verdict"]["cause"], built["verdict"]["culprit"]) == ("not_seen", None)
-    assert "[not_seen]" in verdict.table(built) and "(not_seen)" in verdict.markdown(built)
-    assert "passed" not in verdict.table(built) + verdict.markdown(built) + html.page(built)
+    assert "[not_seen]" in verdict.table(built) and "(not_seen)" in markdown(built)
+    assert "passed" not in verdict.table(built) + markdown(built) + page(built)
     # The same run whose probe connected: nothing is blamed, and nothing was seen either.
     hosts = {"node": {"arm_error": None, "trace": {"packets": []}}}
     quiet = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "connected"}] * 3)})
@@ -59,24 +73,24 @@ def test_a_hosts_own_text_cannot_break_the_tables_or_drive_the_terminal():
     hosts = {"node": {"arm_error": None, "trace": {"packets": [], "finding": {
         "role": "stopped", "cause": "rule_drop", "words": words, "evidence": {"hops": "rule a|b ```\x1b[2J"}}}}}
     built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "timeout"}] * 3)})
-    text = verdict.table(built) + verdict.markdown(built) + html.page(built)
+    text = verdict.table(built) + markdown(built) + page(built)
     assert "\x1b" not in text and "\\x1b[2J" in text
-    row = next(line for line in verdict.markdown(built).splitlines() if line.startswith("| node |"))
+    row = next(line for line in markdown(built).splitlines() if line.startswith("| node |"))
     assert row.count(" | ") == 4 and "a\\|b cc" in row, row
-    assert "\n````\nrule a|b ```\\x1b[2J\n````\n" in verdict.markdown(built)
+    assert "\n````\nrule a|b ```\\x1b[2J\n````\n" in markdown(built)
 
 
 def test_the_report_says_when_and_what_the_probe_said_in_words(fixture_text):
     built = report(fixture_text, probe_after={"summary": summary([{"result": "connected"}] * 3)})
     assert built["generated_at"] == "2026-11-24T18:50:12Z"
     assert built["request"]["port"] == 8081  # an integer, though the playbook's template gave text
-    text = verdict.markdown(built)
-    assert "probe from client: 3 attempts: timeout 3. Generated 2026-11-24T18:50:12Z." in text
+    text = markdown(built)
+    assert "probe from client: 3 attempts: timeout 3.\nGenerated 2026-11-24T18:50:12Z by packetpath.linux 0.1.0." in text
     assert "After the fix the probe says: 3 attempts: connected 3." in text
-    page = html.page(built)
-    assert '<span class="probe">3 attempts: timeout 3</span>' in page
-    assert '<span class="probe-after-fix">3 attempts: connected 3</span>' in page
-    assert "<time>2026-11-24T18:50:12Z</time>" in page
+    html = page(built)
+    assert '<span class="probe">3 attempts: timeout 3</span>' in html
+    assert '<span class="probe-after-fix">3 attempts: connected 3</span>' in html
+    assert "<time>2026-11-24T18:50:12Z</time>" in html and '<span class="version">0.1.0</span>' in html
 
 
 def test_a_probe_that_could_not_be_sent_says_why():
@@ -114,10 +128,10 @@ def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
     before = verdict.build_report(hosts, REQUEST, failed)
     assert "fix on node: sysctl -w net.ipv4.conf.b-srv.rp_filter=2  (remediable: run again with -e packetpath_remediate=true)" \
         in verdict.table(before)
-    assert "applied" not in verdict.markdown(before) + html.page(before)
+    assert "applied" not in markdown(before) + page(before)
     after = verdict.build_report(hosts, REQUEST, failed, {"summary": summary([{"result": "connected"}] * 3)})
     assert "(applied by packetpath_remediate=true)" in verdict.table(after) and "Fix (applied by packetpath_remediate=true)" in \
-        verdict.markdown(after)
+        markdown(after)
 
 
 def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
@@ -127,19 +141,20 @@ def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
     built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "connected"}] * 3)})
     assert (built["hosts"][0]["armed"], built["hosts"][0]["engine"]) == (armed, "pyroute2")
     assert "Armed with iptables_nft (capture xtables_monitor), routes looked up with pyroute2." in \
-        verdict.markdown(built)
-    assert "Armed with iptables_nft (capture xtables_monitor)" in html.page(built)
+        markdown(built)
+    assert "Armed with iptables_nft (capture xtables_monitor)" in page(built)
 
 
 def test_what_a_host_gathered_comes_from_its_arming_and_its_collection():
     # trace_rule capture=true's result as the role registers it, and a failed one (rescued).
     armed = {"changed": True, "backend": "nftables", "expires_at": "2026-12-05T11:40:00Z", "flow_id": "pp-1",
+             "marker": {"time": "2026-12-05T11:35:00Z", "epoch": 1796470500.0, "uptime": 2601.7},
              "capture": {"pid": 4242, "source": "nft_monitor", "format": "nft_monitor",
                          "drop_reasons": {"unavailable": "drop_reasons=never"}}, "netns": "pp-pod1"}
     trace = {"changed": True, "packets": [], "finding": {"engine": "pyroute2"}, "trace_off": {"changed": True}}
     assert verdict.gathered(trace, armed) == {"arm_error": None, "trace": trace, "armed": {
         "backend": "nftables", "capture": "nft_monitor", "expires_at": "2026-12-05T11:40:00Z",
-        "drop_reasons": {"unavailable": "drop_reasons=never"}, "netns": "pp-pod1"}}
+        "drop_reasons": {"unavailable": "drop_reasons=never"}, "netns": "pp-pod1", "since": "2026-12-05T11:35:00Z"}}
     row = verdict.build_report({"node": verdict.gathered(trace, armed)}, REQUEST, None)["hosts"][0]
     assert verdict.armed_text(row) == ("Armed with nftables (capture nft_monitor) in network namespace pp-pod1, routes "
                                        "looked up with pyroute2.")
@@ -166,15 +181,15 @@ def test_the_verdict_names_the_host_an_icmp_error_to_the_probe_came_from():
 def test_the_diagram_draws_a_sent_packet_from_a_local_process_through_postrouting():
     sent = {"host": "client", "path": "routing decision \u2192 output \u2192 postrouting \u2192 out eth0",
             "fate": "sent", "evidence": {}}
-    drawn = html.svg(sent)
+    drawn = diagram.svg(sent)
     lit = ' stroke="#2a7" stroke-width="4"/>'
-    edges = {name: html.NODES[name] for name in ("local process", "output", "postrouting", "routing decision")}
+    edges = {name: diagram.NODES[name] for name in ("local process", "output", "postrouting", "routing decision")}
 
     def line(start, end):
         (x1, y1), (x2, y2) = edges[start], edges[end]
         return '<line x1="%d" y1="%d" x2="%d" y2="%d"' % (x1 + 75, y1 + 18, x2 + 75, y2 + 18)
     assert line("local process", "output") + lit in drawn and line("output", "postrouting") + lit in drawn
-    assert "routing decision" not in html._steps(sent["path"])  # pylint: disable=protected-access
+    assert "routing decision" not in diagram._steps(sent["path"])  # pylint: disable=protected-access
 
 
 def test_the_junit_file_fails_the_culprit_and_the_fleet_and_errs_where_a_host_never_reported(fixture_text):

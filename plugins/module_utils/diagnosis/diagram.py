@@ -1,18 +1,9 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""report.html: each host's packet drawn on the netfilter hook diagram (inline SVG, nothing fetched)."""
+"""Each host's packet drawn on the netfilter hook diagram: inline SVG for report.html, nothing fetched."""
 
 from html import escape
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.verdict import (
-    armed_text,
-    cause_text,
-    drops_text,
-    fix_command,
-    fix_state,
-    label,
-    probe_text,
-)
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
@@ -32,6 +23,8 @@ def _steps(path):
     steps = [step.split(" (")[0].strip() for step in (path or "").split("\u2192")]
     if steps[:2] == ["routing decision", "output"]:  # a packet this host sends: its own routing decision
         steps[0] = "local process"
+    if steps and steps[-1].startswith("out "):  # it left the host: through postrouting, traced there or not
+        steps[-1:] = [] if "postrouting" in steps else ["postrouting"]
     return steps
 
 
@@ -64,45 +57,3 @@ def svg(verdict):
                  % escape(verdict.get("words") or ""))
     parts.append("</svg>")
     return "".join(parts)
-
-
-def page(report):
-    request = report["request"]
-    title = "Why does %s port %s fail?" % (request.get("proto", "tcp"), request.get("port"))
-    body = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>%s</title>"
-            "<style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em;overflow:auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
-            % escape(title), "<h1>%s</h1>" % escape(title),
-            "<p>Destination %s, probe from %s: <span class=\"probe\">%s</span>.</p>" % (
-                escape(str(request.get("dst"))), escape(str(request.get("probe_from") or "-")),
-                escape(probe_text(report.get("probe")))),
-            "<p>Generated <time>%s</time>.</p>" % escape(str(report.get("generated_at"))),
-            "<p class=\"way\"><strong>%s</strong> (%s)</p><p class=\"verdict\">%s</p>" % (
-                escape(report["verdict"]["line"]), escape(label(report["verdict"])),
-                escape(report["verdict"]["words"])),
-            "<table><tr><th>host</th><th>seen</th><th>last hop</th><th>fate</th><th>cause</th></tr>"]
-    for verdict in report["hosts"]:
-        body.append("<tr class=\"host\"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(
-            escape(str(value)) for value in (verdict["host"], "yes" if verdict["seen"] else "no",
-                                             verdict["last_hop"] or "-", verdict["fate"] or "-",
-                                             cause_text(verdict))))
-    body.append("</table>")
-    if report.get("probe_after_fix"):
-        body.append("<p>After the fix the probe says: <span class=\"probe-after-fix\">%s</span>.</p>"
-                    % escape(probe_text(report["probe_after_fix"])))
-    for verdict in report["hosts"]:
-        body.append("<h2>%s</h2>" % escape(verdict["host"]))
-        if verdict.get("armed"):
-            body.append("<p class=\"armed\">%s</p>" % escape(armed_text(verdict)))
-        if verdict["seen"]:
-            body.append(svg(verdict))
-        if verdict["evidence"].get("hops"):
-            body.append("<pre>%s</pre>" % escape(verdict["evidence"]["hops"]))
-        if verdict.get("drop_reasons"):
-            body.append("<p class=\"drops\">The kernel dropped: %s.</p>" % escape(drops_text(verdict)))
-        if verdict.get("fix"):
-            body.append("<p>Fix (%s): <code>%s</code>, or as a task:</p><pre>%s</pre>" % (
-                escape(fix_state(verdict, report)), escape(fix_command(verdict["fix"])),
-                escape(verdict["fix"]["task"])))
-    body.append("</body></html>")
-    return "\n".join(body) + "\n"
