@@ -81,7 +81,7 @@ def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((), "packetpath_trace_hosts, packetpath_dport, packetpath_dst: required"),
+    ((), "packetpath_trace_hosts: required (-e packetpath_trace_hosts=PATTERN"),
     (("-e", "packetpath_trace_hosts=", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
       "-e", "packetpath_probe_from=client"),
      "packetpath_trace_hosts: required"),
