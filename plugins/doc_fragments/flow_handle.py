@@ -43,6 +43,9 @@ options:
         description: The address families.
         type: str
         choices: [ipv4, ipv6, both]
+      probe_src:
+        description: The address the probe was sent from.
+        type: str
       netns:
         description: The network namespace.
         type: str

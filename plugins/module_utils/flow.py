@@ -37,11 +37,15 @@ FLOW_ARGUMENT_SPEC = {
 }
 
 
+# Of a trace (trace_rule, trace_results): the address a probe's packets come from. They are the flow's packets from
+# it on the port, or back to it: they get a trace budget of their own, and are kept before the rest of the flow.
+PROBE_SRC_ARGUMENT_SPEC = {"probe_src": {"type": "str"}}
 # What trace_rule returns as `handle`, and trace_rule and trace_results take back: the flow's selector and the
 # network namespace it was armed in, so that a playbook passes on what was armed instead of repeating the selector.
-HANDLE_OPTIONS = tuple(FLOW_ARGUMENT_SPEC) + ("netns",)
+HANDLE_OPTIONS = tuple(FLOW_ARGUMENT_SPEC) + ("probe_src", "netns")
 HANDLE_ARGUMENT_SPEC = {"handle": {"type": "dict", "options": dict(
-    FLOW_ARGUMENT_SPEC, proto=dict(FLOW_ARGUMENT_SPEC["proto"], default=None), netns={"type": "str"})}}
+    FLOW_ARGUMENT_SPEC, proto=dict(FLOW_ARGUMENT_SPEC["proto"], default=None), probe_src={"type": "str"},
+    netns={"type": "str"})}}
 # The handle stands for every option it holds: given with any of them, it is refused (ansible-core names both).
 HANDLE_EXCLUDES = [("handle", option) for option in HANDLE_OPTIONS]
 
@@ -106,7 +110,7 @@ class Flow:
     """A validated, canonical flow; equal selectors give equal flow ids."""
 
     def __init__(self, proto="any", src=None, dst=None, sport=None, dport=None, iif=None, oif=None, families=None,
-                 port=None):
+                 port=None, probe_src=None):
         self.proto = proto
         self.src = src
         self.dst = dst
@@ -116,6 +120,7 @@ class Flow:
         self.iif = iif
         self.oif = oif
         self.families = families or ("ipv4", "ipv6")
+        self.probe_src = probe_src  # an address: the probe's packets, from it on `port` or back to it, come first
 
     @classmethod
     def from_params(cls, params):
@@ -133,6 +138,7 @@ class Flow:
             raise OptionError("port", params["port"], "selects both directions; it goes without sport and dport")
         interfaces = {option: _ifname(option, params[option]) for option in ("iif", "oif") if params.get(option)}
         families = cls._families(params.get("family"), proto, networks, params)
+        probe_src = cls._probe_src(params.get("probe_src"), ports.get("port"), families)
         return cls(
             proto=proto,
             src=str(networks["src"]) if "src" in networks else None,
@@ -143,7 +149,23 @@ class Flow:
             iif=interfaces.get("iif"),
             oif=interfaces.get("oif"),
             families=families,
+            probe_src=probe_src,
         )
+
+    @staticmethod
+    def _probe_src(value, port, families):
+        """The probe's source address, canonical; it needs the probe's source port as `port` (either way)."""
+        if not value:
+            return None
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise OptionError("probe_src", value, "not an IPv4/IPv6 address")
+        if not port:
+            raise OptionError("probe_src", value, "goes with port (the probe's source port, selected either way)")
+        if "ipv%d" % address.version not in families:
+            raise OptionError("probe_src", value, "is not of the flow's families (%s)" % "/".join(families))
+        return str(address)
 
     @staticmethod
     def _families(family, proto, networks, params):
@@ -188,6 +210,13 @@ class Flow:
                 return False
         return True
 
+    def favours(self, fields):
+        """Whether packet headers of the flow are the probe's: from probe_src or back to it (the flow's port they
+        have already; the rules are narrower, by direction, but a packet of probe_src's on the port is no stranger's).
+        """
+        return bool(self.probe_src) and any(
+            address and _IN_NETWORK[address, self.probe_src] for address in (fields.get("src"), fields.get("dst")))
+
     @property
     def narrowed(self):
         """True when the flow selects something narrower than "every packet": an address prefix of /0 or the whole
@@ -209,6 +238,8 @@ class Flow:
         }
         if self.port:  # absent otherwise, so that the flow ids of older selectors stay the same
             canonical["port"] = list(self.port)
+        if self.probe_src:  # likewise
+            canonical["probe_src"] = self.probe_src
         return canonical
 
     @property
@@ -230,4 +261,6 @@ class Flow:
         if self.oif:
             parts.append("out " + self.oif)
         parts.append("/".join(self.families))
+        if self.probe_src:
+            parts.append("(the probe's from %s first)" % self.probe_src)
         return " ".join(parts)

@@ -110,15 +110,37 @@ class Probe:
             if kind != socket.SOCK_RAW:
                 sock.setsockopt(*RECVERR[self.family], 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if self.src or self.sport:
-                    sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"),
-                               self.source_port(number) or 0))
+                port = self.source_port(number) if number is not None else None  # None: any port
+                if self.src or port:
+                    sock.bind((self.src or ("::" if self.family == socket.AF_INET6 else "0.0.0.0"), port or 0))
             elif self.src:
                 sock.bind((self.src, 0))
         except OSError:
             sock.close()
             raise
         return sock
+
+    def plan(self, ports_in_use=None):
+        """What the probe would send, without sending: the source address the kernel chooses for dst (a datagram
+        socket connected, nothing sent; None and `source_error` where there is no route) and the source ports.
+        A fixed source port a socket here already holds is refused: the probe could not have it, and a trace of the
+        port either way would count that socket's packets. `ports_in_use`: {port: states} of this namespace's
+        sockets of the probe's protocol."""
+        ports = sorted(set(self.source_port(number) for number in range(self.count))) if self.sport else []
+        for port in ports:
+            if port in (ports_in_use or {}):
+                raise ProbeError("sport", self.sport, "port %d is held by a %s socket in this network namespace: "
+                                 "choose another" % (port, "/".join(sorted(ports_in_use[port]))))
+        plan = {"source": None, "sports": ports}
+        sock = self._socket(socket.SOCK_DGRAM, number=None)
+        try:
+            sock.connect((self.dst, self.dport or 9))
+            plan["source"] = sock.getsockname()[0]
+        except OSError as exc:  # the probe's attempts would say so, each: not a bad option
+            plan["source_error"] = exc.strerror or str(exc)
+        finally:
+            sock.close()
+        return plan
 
     def run(self):
         """The attempts, each started `interval` after the previous one ended; with parallel, after the previous one

@@ -21,7 +21,10 @@ author:
 attributes:
   check_mode:
     support: partial
-    description: In check mode nothing is sent; the result says the probe was skipped.
+    description:
+      - In check mode nothing is sent; the result says the probe was skipped, and what it would send - the source
+        address the kernel chooses for O(dst) (RV(source)) and the source ports (RV(sports)) - so that a trace can
+        be armed for exactly these packets before they go.
     details: Sending test packets is the whole point of the module, so check mode skips it rather than pretend.
   diff_mode:
     support: none
@@ -47,6 +50,8 @@ options:
       - A fixed source port (tcp, udp), so a trace can select exactly these packets.
       - A port inside the host's ephemeral range (C(net.ipv4.ip_local_port_range)) gets a warning - other
         connections of the host can be given it too; the examples use ports below the default range (32768-60999).
+      - In check mode, a port a socket of the namespace already holds (listening or connected) is refused, as the
+        probe could not have it, and a trace of the port either way would count that socket's packets.
     type: int
   dev:
     description: Send through this interface (C(SO_BINDTODEVICE)).
@@ -139,6 +144,23 @@ summary:
   type: dict
   sample: {"attempts": 3, "results": {"unreachable": 3}, "succeeded": 0, "failed": 3, "first": "unreachable",
            "last": "unreachable", "icmp": [{"name": "time exceeded", "code": 0, "from": "198.18.20.2"}]}
+source:
+  description:
+    - The source address the probe's packets would have (the kernel's choice for O(dst), or O(src)); null where this
+      host has no route to O(dst) (RV(source_error) says why).
+  returned: in check mode
+  type: str
+  sample: 198.18.10.2
+source_error:
+  description: Why there is no source address (no route to O(dst)).
+  returned: in check mode, where there is no route
+  type: str
+sports:
+  description: The fixed source ports the attempts would use (empty without O(sport)).
+  returned: in check mode
+  type: list
+  elements: int
+  sample: [28080]
 """
 
 
@@ -146,6 +168,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils import probe
 from ansible_collections.packetpath.linux.plugins.module_utils._common import netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import sockets
 
 
 def main():
@@ -177,12 +200,16 @@ def main():
         netns.enter(params["netns"])
     except PacketpathError as exc:
         module.fail_json(msg=str(exc))
-    if module.check_mode:
-        module.exit_json(changed=False, skipped=True, msg="check mode: no probe sent", attempts=[],
-                         summary=probe.summary([]))
     crowded = probe.ephemeral_warning(sender.source_port(0), sender.source_port(sender.count - 1))
     if crowded:
         module.warn(crowded)
+    if module.check_mode:
+        try:
+            plan = sender.plan(sockets.local_ports("udp" if params["proto"] == "udp" else "tcp"))
+        except PacketpathError as exc:
+            module.fail_json(msg=str(exc))
+        module.exit_json(changed=False, skipped=True, msg="check mode: no probe sent", attempts=[],
+                         summary=probe.summary([]), **plan)
     attempts = sender.run()
     module.exit_json(changed=False, attempts=attempts, summary=probe.summary(attempts))
 

@@ -95,6 +95,13 @@ options:
   port:
     description: Keep packets from or to this port or range (a conversation both ways). Goes without O(sport), O(dport).
     type: str
+  probe_src:
+    description:
+      - The address a probe was sent from, with O(port) its source port, as C(packetpath.linux.trace_rule) was given
+        it. The probe's packets (from it on O(port), or back to it) are kept before the others, so that a flood on
+        the port does not crowd them out of O(max_packets); where the host saw any of them, the other packets on the
+        port are left out (counted in RV(stats)'s C(packets_of_strangers)).
+    type: str
   iif:
     description: Keep packets that arrived on this interface (a trailing C(+) is a wildcard).
     type: str
@@ -352,7 +359,8 @@ truncated:
 stats:
   description:
     - C(lines_read), C(trace_events), C(events_outside_window), C(packets_seen), C(packets_matched), C(packets_kept),
-      C(hops_skipped) (hops past the 1000 kept per packet), C(packets_elsewhere) (left out by O(this_netns_only)), C(other_lines) (other kernel
+      C(hops_skipped) (hops past the 1000 kept per packet), C(packets_elsewhere) (left out by O(this_netns_only)),
+      C(packets_of_strangers) (packets on the port left out because the probe's own were seen, see O(probe_src)), C(other_lines) (other kernel
       messages, no trace), C(unparsable_lines) with a few C(unparsable_samples),
       and C(seconds).
   returned: always
@@ -433,6 +441,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
     HANDLE_EXCLUDES,
+    PROBE_SRC_ARGUMENT_SPEC,
     Flow,
     with_handle,
 )
@@ -455,6 +464,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif", "family")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(PROBE_SRC_ARGUMENT_SPEC)
     spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         source={"type": "str", "choices": list(SOURCES), "default": "auto"},

@@ -68,6 +68,16 @@ options:
       - Goes without O(sport) and O(dport). iptables match it with C(-m multiport --ports); nftables with two rules
         in the flow's chain.
     type: str
+  probe_src:
+    description:
+      - The address a probe is sent from, with O(port) its source port. The probe's packets (from this address on
+        O(port), and back to it on O(port)) get TRACE rules of their own, before the flow's, each with its own
+        O(rate) and O(burst), so that other traffic on the port, however much, cannot use up the trace before they come.
+        The traced packets stay bounded (twice the flow's rate at most, for each pair of rules).
+      - On a host where an SNAT in between changed the probe's address, the flow's own rule still traces its packets.
+      - It is part of the flow (its flow id, the O(handle)); C(packetpath.linux.trace_results) given the same keeps the
+        probe's packets first.
+    type: str
   iif:
     description:
       - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
@@ -346,6 +356,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
     HANDLE_EXCLUDES,
+    PROBE_SRC_ARGUMENT_SPEC,
     Flow,
     handle_of,
     with_handle,
@@ -358,6 +369,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
+    spec.update(PROBE_SRC_ARGUMENT_SPEC)
     spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -393,7 +405,7 @@ def check_bounds(params):
 def switch(runner, params, check_mode):
     """The task: every trace of ours off (all=true), or one flow's trace on or off."""
     if params["all"]:
-        given = [option for option in FLOW_OPTIONS if params[option]]
+        given = [option for option in FLOW_OPTIONS + ("probe_src",) if params[option]]
         if params["state"] != "absent" or given:
             raise OptionError("all", True, "goes with state=absent and no flow options (got %s)"
                               % ", ".join(["state=" + params["state"]] + given))

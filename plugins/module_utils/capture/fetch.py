@@ -240,7 +240,8 @@ class TraceReader:
         self.rules = rules or LegacyRules({})
         self.inventory = inventory
         self.parser = PARSERS[fmt]()
-        self.assembler = PacketAssembler(max_packets, self._keep, inventory.chain_hooks())
+        favoured = self._favoured if flow is not None and flow.probe_src else None
+        self.assembler = PacketAssembler(max_packets, self._keep, inventory.chain_hooks(), favoured)
         self.elsewhere = 0
         self.counts = {}
 
@@ -255,6 +256,9 @@ class TraceReader:
             self.elsewhere += 1
             return False
         return self.flow is None or any(self.flow.matches(h) for h in headers)
+
+    def _favoured(self, packet):
+        return any(self.flow.favours(h) for h in packet.headers())
 
     def _admits(self, run):
         """A run lasts microseconds: its first hop's time stands for all of its hops."""
@@ -285,13 +289,14 @@ class TraceReader:
         assembler = self.assembler
         return dict(self.counts, packets_seen=assembler.seen, packets_matched=assembler.matched,
                     packets_kept=len(assembler.kept), packets_elsewhere=self.elsewhere,
-                    hops_skipped=assembler.hops_skipped,
+                    hops_skipped=assembler.hops_skipped, packets_of_strangers=assembler.strangers,
                     other_lines=self.parser.other_lines,
                     unparsable_lines=self.parser.unparsable, unparsable_samples=self.parser.samples)
 
     @property
     def truncated(self):
-        return self.assembler.matched > len(self.assembler.kept) or self.assembler.hops_skipped > 0
+        assembler = self.assembler  # strangers left out beside a probe's packets are not a loss
+        return assembler.matched - assembler.strangers > len(assembler.kept) or assembler.hops_skipped > 0
 
     def _explain(self, packets):
         built = [(packet, hops.build_hops(packet, self.rules, self.interfaces)) for packet in packets]

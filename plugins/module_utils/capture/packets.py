@@ -35,7 +35,7 @@ class Packet:
     """One packet's pass through one host: its runs of hops in order, and what identifies it."""
 
     __slots__ = ("packet_id", "runs", "hooks", "last_position", "entry_hook", "moved_on", "entered", "last_entered",
-                 "_events")
+                 "favoured", "_events")
 
     def __init__(self, packet_id):
         self.packet_id = packet_id
@@ -46,6 +46,7 @@ class Packet:
         self.moved_on = False  # seen at a hook past the entry hook
         self.entered = set()  # (table, hook) of each hooked chain entered
         self.last_entered = None
+        self.favoured = False  # a probe's (PacketAssembler's `favoured`)
         self._events = None
 
     @property
@@ -73,14 +74,19 @@ def legacy_id(key):
 class PacketAssembler:
     """Feed events in order; `close()` at the end; `kept` then holds the packets, in order."""
 
-    def __init__(self, max_packets, keep, chain_hooks=None):
+    def __init__(self, max_packets, keep, chain_hooks=None, favoured=None):
         self.max_packets = max_packets
         self.keep = keep  # packet -> bool: the filter
+        # packet -> bool: a probe's, kept before the others (a flood on the port cannot crowd them out), and, where
+        # the host saw any, kept alone (the other packets on the port are strangers' then).
+        self.favoured = favoured
         self.chain_hooks = chain_hooks or {}  # (table, chain) -> hook, from the host's ruleset
         self.kept = []
         self.seen = 0
         self.matched = 0
         self.hops_skipped = 0  # hops past MAX_HOPS of a packet, left out
+        self.strangers = 0  # packets on the port left out because the probe's own were seen
+        self.matched_favoured = 0
         self._open = OrderedDict()
         self._occurrences = {}
         self._chains = Memo(self._chain_info)
@@ -185,11 +191,21 @@ class PacketAssembler:
                                  if k == key or k in self._open}
         if self.keep(packet):
             self.matched += 1
+            packet.favoured = bool(self.favoured and self.favoured(packet))
+            self.matched_favoured += packet.favoured
             if len(self.kept) < self.max_packets:
                 self.kept.append(packet)
+            elif packet.favoured:  # in place of the latest stranger kept, if any
+                strangers = [index for index, kept in enumerate(self.kept) if not kept.favoured]
+                if strangers:
+                    del self.kept[strangers[-1]]
+                    self.kept.append(packet)
 
     def close(self):
         while self._open:
             self._close(next(iter(self._open)))
+        if self.matched_favoured:
+            self.strangers = self.matched - self.matched_favoured
+            self.kept = [packet for packet in self.kept if packet.favoured]
         self.kept.sort(key=lambda packet: packet.runs[0].line_no)
         return self.kept

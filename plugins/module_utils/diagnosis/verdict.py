@@ -90,6 +90,8 @@ def host_verdict(host, data, error=None):
         return verdict
     packet, packets = _first_packet(trace)
     verdict["packets"] = len(packets)
+    # Other traffic on the port, traced too and left out beside the probe's own packets (trace_results' stats).
+    verdict["strangers"] = ((trace.get("stats") or {}).get("packets_of_strangers")) or 0
     verdict["per_packet"] = [{key: each.get(key) for key in ("id", "path", "fate", "last_hop", "hints")}
                              for each in packets]
     found = trace.get("finding") or {}

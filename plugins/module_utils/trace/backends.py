@@ -34,6 +34,10 @@ def iptables_lines(text):
 
 TAG_PREFIX = "packetpath:"
 HOOKS = ("prerouting", "output")
+# A flow with a probe_src has, beside the rule of the whole flow, rules for the probe's packets alone, from it and
+# back to it, with a rate limit of their own: other traffic on the port cannot use up the probe's trace. On
+# iptables each is a rule of its own, tagged packetpath:<flow id>:<kind>.
+PROBE_KINDS = ("from_probe", "to_probe")
 BACKENDS = ("iptables_legacy", "iptables_nft", "nftables")
 
 
@@ -68,10 +72,11 @@ class TraceRule:
     burst: Optional[int]
     text: str
     removal: Action  # deletes exactly this rule
+    kind: str = ""  # "" for the flow's rule, else one of PROBE_KINDS
 
     @property
     def unit(self):
-        return (self.hook, self.families)
+        return (self.hook, self.families, self.kind)
 
     def as_dict(self):
         return {
@@ -206,21 +211,28 @@ class IptablesBackend(Backend):
         tag = options.get("--comment", "")
         if not tag.startswith(TAG_PREFIX):
             return None
+        flow_id, _colon, kind = tag[len(TAG_PREFIX):].partition(":")
         rate = options.get("--limit", "").split("/")[0]
         removal = Action(self._base(family) + ["-D", chain] + words[2:])
-        return TraceRule(self.name, tag[len(TAG_PREFIX):], hook, (family,),
+        return TraceRule(self.name, flow_id, hook, (family,),
                          int(rate) if rate.isdigit() else None,
                          int(options["--limit-burst"]) if options.get("--limit-burst", "").isdigit() else None,
-                         self._command_text(family, line), removal)
+                         self._command_text(family, line), removal, kind)
 
     def _command_text(self, family, rule):
         """How an operator would type the rule: `ip6tables -t raw -A OUTPUT ...` tells the family apart."""
         return "%s -t raw %s" % (self.COMMANDS[family], rule)
 
     def units(self, flow, hooks):
-        return [(hook, (family,)) for hook in hooks for family in flow.families]
+        probe_family = ("ipv6" if ":" in flow.probe_src else "ipv4") if flow.probe_src else None
+        return [(hook, (family,), kind) for hook in hooks for family in flow.families
+                for kind in ("",) + (PROBE_KINDS if family == probe_family else ())]
 
-    def match(self, flow, hook, family):
+    def match(self, flow, hook, family, kind=""):
+        if kind:  # the probe's packets: from probe_src on the port, or back to it on the port
+            proto = _IPT_PROTO.get(flow.proto, flow.proto)
+            address, port = ("-s", "--sport") if kind == "from_probe" else ("-d", "--dport")
+            return [address, flow.probe_src, "-p", proto, "-m", proto, port, _port(flow.port)]
         args = []
         if flow.src:
             args += ["-s", flow.src]
@@ -244,9 +256,9 @@ class IptablesBackend(Backend):
         return args
 
     def _rule(self, flow, unit, rate, burst):
-        hook, (family,) = unit
-        return family, hook.upper(), self.match(flow, hook, family) + [
-            "-m", "comment", "--comment", TAG_PREFIX + flow.flow_id,
+        hook, (family,), kind = unit
+        return family, hook.upper(), self.match(flow, hook, family, kind) + [
+            "-m", "comment", "--comment", TAG_PREFIX + flow.flow_id + (":" + kind if kind else ""),
             "-m", "limit", "--limit", "%d/sec" % rate, "--limit-burst", str(burst),
             "-j", "TRACE",
         ]
@@ -327,8 +339,9 @@ class NftablesBackend(Backend):
         return rules
 
     def units(self, flow, hooks):
-        # The flow id fixes the families, and each flow has one chain per hook: the hook is the unit.
-        return [(hook, ()) for hook in hooks]
+        # The flow id fixes the families (and the probe's rules), and each flow has one chain per hook: the hook is
+        # the unit.
+        return [(hook, (), "") for hook in hooks]
 
     def match(self, flow, hook):
         """The rule's match words; one list per direction where the flow selects a port either way (nft has no
@@ -345,6 +358,12 @@ class NftablesBackend(Backend):
         if flow.oif and hook == "output":
             words += ["oifname", '"%s"' % flow.oif.replace("+", "*")]
         if flow.proto != "any":
+            if flow.probe_src:  # the probe's packets first, from it on the port and back to it, their own budget
+                family = "ip6" if ":" in flow.probe_src else "ip"
+                probe = [[family, direction, flow.probe_src, flow.proto, field, _nft_ports(flow.port)]
+                         for direction, field in (("saddr", "sport"), ("daddr", "dport"))]
+            else:
+                probe = []
             if not (flow.sport or flow.dport or flow.port):  # a port match implies the protocol; nft prints it so
                 words += ["meta", "l4proto", _NFT_PROTO.get(flow.proto, flow.proto)]
             for option, field in (("sport", "sport"), ("dport", "dport")):
@@ -352,7 +371,7 @@ class NftablesBackend(Backend):
                 if value:
                     words += [flow.proto, field, _nft_ports(value)]
             if flow.port:
-                return [words + [flow.proto, field, _nft_ports(flow.port)] for field in ("sport", "dport")]
+                return probe + [words + [flow.proto, field, _nft_ports(flow.port)] for field in ("sport", "dport")]
         return [words]
 
     def add(self, flow, unit, rate, burst):

@@ -3,6 +3,7 @@ or cannot be reached, module_defaults for the action group, bad input, and the R
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -78,6 +79,18 @@ def test_a_host_that_cannot_be_reached_has_a_row_with_its_error(tmp_path):
     assert "198.18.0.250" in rows["gone"]["error"] and rows["gone"]["words"].startswith("not reported")
     assert rows["node"]["seen"]
     assert "gone" in done.stdout.split("Where the packet died and why")[1]
+
+
+def test_an_unreachable_probe_from_stops_the_run_before_any_host_is_armed(tmp_path):
+    hosts = inventory(tmp_path, extra_hosts=UNREACHABLE)
+    done, report = diagnosis(tmp_path, hosts, "-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081",
+                             "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=gone")
+    assert done.returncode != 0 and report is None, done.stdout
+    assert "probe_from=gone: unreachable (" in done.stdout and "198.18.0.250" in done.stdout, done.stdout
+    assert "Switch the trace on" not in done.stdout
+    # No traced host is blamed for it: none of them is unreachable in the recap.
+    assert len(re.findall(r"^(client|node) +: .* unreachable=0 ", done.stdout, flags=re.M)) == 2, done.stdout
+    assert not traces_left("pp-node") and not traces_left("pp-client")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -5,13 +5,15 @@ Where the catalogue's fix is remediable, packetpath_remediate=true applies it an
 import json
 import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
 import xmlschema
 import yaml
-from labtools import ROOT, ansible_playbook, connect, in_netns, lab, traces_left
+from labtools import ENV, ROOT, ansible_playbook, connect, in_netns, lab, traces_left
 
 INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
@@ -170,3 +172,35 @@ def test_both_engines_read_the_same_links_addresses_and_tc_drops(lab_down_after)
     assert eth0["admin_up"] and eth0["carrier"] and not eth0["xdp"]
     assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2"} in found["addresses"]
     assert found["snapshot"]["eth0"]["ingress_drops"] >= 1 and found["snapshot"]["eth0"]["egress_drops"] == 0
+
+
+# Strangers on each host of forward-drop, on the probe's own source port (20000 + 8080 % 10000): SYNs from an
+# address of the host's network that is not the probe's, to a host that does not exist across the lab.
+FLOODS = {"client": ("198.18.10.77", "198.18.20.99"), "router": ("198.18.20.78", "198.18.10.99"),
+          "server": ("198.18.20.77", "198.18.10.98")}
+
+
+@pytest.mark.parametrize("name", ["forward-drop", "policy-drop"])  # iptables-nft, iptables-legacy
+def test_a_flood_on_the_probes_port_leaves_the_verdict_as_it_is(name, tmp_path, lab_down_after):
+    """2,000 SYNs a second on each host, on the probe's port: the probe's packets have a trace budget of their own
+    (trace_rule's probe_src) and are kept before the strangers', so the verdict is the quiet one."""
+    expected = truth(name)
+    lab("up", "incidents/" + name)
+    flooders = [subprocess.Popen(  # pylint: disable=consider-using-with
+        ["ip", "netns", "exec", "pp-" + host, sys.executable, os.path.join(ROOT, "tests", "lab", "flood.py"),
+         "--src", src, "--dst", dst, "--sport", "28080", "--rate", "2000", "--seconds", "90"], env=ENV)
+        for host, (src, dst) in FLOODS.items()]
+    try:
+        output, report = diagnose(tmp_path, expected["probe"], "-e", "packetpath_drop_reasons=never")
+    finally:
+        for flooder in flooders:  # ours, by PID
+            flooder.terminate()
+            flooder.wait(timeout=10)
+    check_verdict(expected, "never", output, report)
+    assert report["request"]["probe_src"] == "198.18.10.2"
+    rows = {row["host"]: row for row in report["hosts"]}
+    # The strangers were there and traced (the flow's own rule), and left out beside the probe's packets.
+    assert rows["router"]["seen"] and rows["router"]["packets"] >= 3, rows["router"]
+    assert sum(row["strangers"] for row in rows.values()) > 0, rows
+    for host in FLOODS:
+        assert traces_left("pp-" + host) == []

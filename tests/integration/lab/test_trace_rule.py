@@ -222,6 +222,26 @@ def test_the_handle_it_returns_switches_off_what_was_armed_and_stands_alone():
     assert failed["_status"] == "FAILED" and failed["handle"] == {"proto": "tcp", "port": "8080", "netns": "pp-pod1"}
 
 
+@pytest.mark.parametrize("host", sorted(NODES))
+def test_a_probes_packets_get_rules_of_their_own_and_stay_idempotent(host):
+    backend = NODES[host][0]
+    args = dict(proto="tcp", port="28080", probe_src="198.51.100.10", backend=backend, expires=120)
+    armed = trace_rule(host, **args)
+    assert armed["changed"] and armed["handle"]["probe_src"] == "198.51.100.10"
+    again = trace_rule(host, **args)
+    assert not again["changed"], again["diff"] if "diff" in again else again
+    probe_lines = [line for line in ours(host) if "198.51.100.10" in line]
+    if backend == "nftables":  # in the flow's chain of each hook, before the flow's own two rules
+        assert len(armed["rules"]) == 2 and len(probe_lines) == 4, ours(host)
+    else:  # per hook: the flow's rule for each family, and the probe's two (from it, back to it) for IPv4
+        assert len(armed["rules"]) == 8 and len(probe_lines) == 4, ours(host)
+        tags = [re.search(r"packetpath:[0-9a-f]+(:\w+)?", rule["rule"]).group(0) for rule in armed["rules"]]
+        assert sorted(set(tags)) == ["packetpath:%s%s" % (armed["flow_id"], kind)
+                                     for kind in ("", ":from_probe", ":to_probe")] and len(tags) == 8
+    gone = trace_rule(host, state="absent", handle=armed["handle"])
+    assert gone["changed"] and not ours(host)
+
+
 def test_netns_option_takes_the_pid_of_a_process_inside():
     listener = [r for r in journal()["resources"] if r["kind"] == "process" and r["host"] == "pod3"][0]
     result = trace_rule("node3", proto="udp", dport="8080", netns=str(listener["pid"]), backend="nftables")

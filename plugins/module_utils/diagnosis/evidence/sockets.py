@@ -37,6 +37,26 @@ def parse(text, proto):
     return found
 
 
+def local_ports(proto, tables=None):
+    """{port: states} of every socket of `proto` in this network namespace, listening or connected, by its local
+    port (a fixed source port one of them holds is not free)."""
+    found = {}
+    for (table_proto, _family), path in sorted((tables or TABLES).items()):
+        if table_proto != proto:
+            continue
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split()
+            if len(words) > 3:
+                found.setdefault(int(words[1].partition(":")[2], 16), set()).add(
+                    "listening" if words[3] == LISTENING[proto] else "connected")
+    return found
+
+
 def listening(tables=None):
     """Every listening socket of this network namespace, sorted, one per proto, address and port."""
     found = []

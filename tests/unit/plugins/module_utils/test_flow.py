@@ -74,3 +74,15 @@ def test_a_handle_gives_back_the_flow_it_was_made_of():
     assert flow.handle_of(taken) == handle
     assert flow.Flow.from_params(taken).flow_id == flow.Flow.from_params(params).flow_id
     assert flow.with_handle(dict(params, handle={})) == dict(params, handle={})  # no handle: the options stand
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"proto": "tcp", "dport": "8080", "probe_src": "198.18.10.2"}, "probe_src='198.18.10.2': goes with port"),
+    ({"proto": "tcp", "port": "28080", "probe_src": "198.18.10.0/24"}, "probe_src='198.18.10.0/24': not an IPv4/IPv6"),
+    ({"proto": "tcp", "port": "28080", "family": "ipv6", "probe_src": "198.18.10.2"},
+     "probe_src='198.18.10.2': is not of the flow's families (ipv6)"),
+])
+def test_a_probe_src_needs_the_probes_port_and_family(params, message):
+    with pytest.raises(OptionError) as raised:
+        Flow.from_params(params)
+    assert message in str(raised.value)

@@ -285,3 +285,21 @@ def test_a_packet_that_repeats_its_hops_without_end_is_bounded(monkeypatch):
     monkeypatch.setattr(packets_module, "MAX_HOPS", 10 ** 6)
     every = len(TraceReader("nft_monitor").read(repeated)[0]["hops"])
     assert every > 5000 and reader.stats["hops_skipped"] == every - kept
+
+
+def test_a_probes_packets_are_kept_first_and_alone_when_strangers_share_its_port(tmp_path):
+    # Two recordings of node3 (nftables) one after the other: IPv4 SYNs to port 30080 first, then an IPv6 one. The
+    # IPv6 client's stands for the probe's, the IPv4 ones for strangers' traffic on its port.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("".join(open(trace(name), encoding="utf-8").read() for name in (
+        "nft-monitor-kube-node3-tcp4.txt", "nft-monitor-kube-node3-tcp6.txt")))
+    plain = Flow.from_params({"proto": "tcp", "port": "30080"})
+    packets, reader = read(str(mixed), flow=plain, max_packets=1)
+    assert [p["hops"][0]["src"] for p in packets] == ["198.51.100.10"] and reader.truncated  # first come, kept
+    probe = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "2001:db8:100::10"})
+    packets, reader = read(str(mixed), flow=probe, max_packets=1)
+    assert [p["id"] for p in packets] == ["5e7a2dce"] and not reader.truncated
+    assert reader.stats["packets_matched"] == 5 and reader.stats["packets_of_strangers"] == 4
+    packets, reader = read(str(mixed), flow=probe, max_packets=60)  # room for all: the strangers still left out
+    assert [p["id"] for p in packets] == ["5e7a2dce"] and reader.stats["packets_of_strangers"] == 4
+    assert probe.flow_id != plain.flow_id and "(the probe's from 2001:db8:100::10 first)" in probe.describe()

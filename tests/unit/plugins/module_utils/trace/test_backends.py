@@ -37,7 +37,8 @@ def test_legacy_lists_only_tagged_rules_with_their_limits(legacy):
         by_flow.setdefault(rule.flow_id, []).append(rule)
     assert sorted(by_flow) == ["625c0f8d239d", "950644b047e6", "abc123", "abc124", "x"]
     assert sorted(r.unit for r in by_flow["625c0f8d239d"]) == [
-        ("output", ("ipv4",)), ("output", ("ipv6",)), ("prerouting", ("ipv4",)), ("prerouting", ("ipv6",))]
+        ("output", ("ipv4",), ""), ("output", ("ipv6",), ""), ("prerouting", ("ipv4",), ""),
+        ("prerouting", ("ipv6",), "")]
     udp6 = by_flow["950644b047e6"][0]
     assert (udp6.hook, udp6.families, udp6.rate, udp6.burst) == ("prerouting", ("ipv6",), 3, 6)
     assert udp6.text.startswith("ip6tables -t raw -A PREROUTING -s 2001:db8:100::10/128 -i eth1 -p udp")
@@ -67,7 +68,7 @@ def test_legacy_skips_a_raw_table_that_does_not_exist(legacy, tmp_path):
 def test_a_rule_we_add_reads_back_word_for_word(legacy, fixture_text, flow_params, fixture, family, chain):
     flow = Flow.from_params(flow_params)
     rate, burst = (3, 6) if flow.proto == "udp" else (10, 20)
-    action, text = legacy.add(flow, ("prerouting", (family,)), rate, burst)
+    action, text = legacy.add(flow, ("prerouting", (family,), ""), rate, burst)
     listed = [line for line in fixture_text("backends/" + fixture).splitlines() if flow.flow_id in line][0]
     assert shlex.split(text)[3:] == shlex.split(listed)
     assert action.argv[-len(shlex.split(listed)[2:]):] == shlex.split(listed)[2:]
@@ -95,7 +96,7 @@ def test_nftables_rules_we_add_read_back_as_nft_prints_them(nftables, fixture_te
     for params, hook in (({"proto": "tcp", "dport": "30080"}, "prerouting"),
                          ({"proto": "icmp", "dst": "198.51.100.13"}, "prerouting")):
         flow = Flow.from_params(params)
-        action, text = nftables.add(flow, (hook, ()), 10, 20)
+        action, text = nftables.add(flow, (hook, (), ""), 10, 20)
         rule = text.split(": ", 1)[1]
         assert rule + " # handle" in listed, rule
         assert "add chain inet packetpath pre_%s { type filter hook prerouting priority -350;" % flow.flow_id in action.stdin
