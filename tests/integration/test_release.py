@@ -3,15 +3,22 @@
 import os
 import tarfile
 
+import yaml
 from labtools import BIN, ROOT, run
 
 
 def test_tarball_installs_and_documents_every_module(tmp_path):
     run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), ROOT])
-    tarball = tmp_path / "packetpath-linux-0.1.0.tar.gz"
+    with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+        version = yaml.safe_load(handle)["version"]
+    tarball = tmp_path / ("packetpath-linux-%s.tar.gz" % version)
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     assert "plugins/modules/preflight.py" in names and "meta/runtime.yml" in names
+    # The reports' schemas, and the action plugin with the templates it renders by default.
+    assert {"schemas/diagnosis_report.schema.json", "schemas/audit_report.schema.json",
+            "plugins/action/diagnosis_report.py", "roles/diagnose_port/templates/report.md.j2",
+            "roles/diagnose_port/templates/report.html.j2"} <= set(names)
     assert not [n for n in names if n.split("/")[0] in (".venv", "build", ".pytest_cache", ".ci", "tools")]
 
     collections = tmp_path / "collections"

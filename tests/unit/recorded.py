@@ -3,6 +3,7 @@
 import os
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout: schemas/
 
 
 def fixture_path(*parts):

@@ -10,9 +10,13 @@ import subprocess
 import time
 import zlib
 
+import jsonschema
 import pytest
 import yaml
-from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ansible_playbook, in_netns, lab, traces_left
+from labtools import BIN, DEFAULT_PIPELINING, ENV, INVENTORY, ROOT, ansible_playbook, in_netns, lab, traces_left
+
+with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
+    SCHEMA = json.load(_handle)
 
 
 def diagnose(tmp_path, *extra):
@@ -20,6 +24,7 @@ def diagnose(tmp_path, *extra):
     run = ansible_playbook("packetpath.linux.diagnose_port", "-e", "packetpath_report_dir=%s" % report_dir, *extra)
     with open(os.path.join(report_dir, "latest", "report.json"), encoding="utf-8") as handle:
         report = json.load(handle)
+    jsonschema.validate(report, SCHEMA)  # the schema that ships with the collection
     return run.stdout, report, dict((verdict["host"], verdict) for verdict in report["hosts"])
 
 

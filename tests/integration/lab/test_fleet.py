@@ -10,6 +10,7 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
+import jsonschema
 import pytest
 import xmlschema
 import yaml
@@ -21,6 +22,8 @@ HOSTS = ("client", "node1", "node2", "node3")
 CHECKS = ("sysctl_expected", "sysctl_drift", "strict_reverse_path", "trace_leftovers", "trace_backend", "pyroute2")
 # The common JUnit schema, which `make integration` fetches (see the Makefile).
 XSD = os.environ.get("PACKETPATH_JUNIT_XSD", os.path.join(ROOT, "build", "junit-10.xsd"))
+with open(os.path.join(ROOT, "schemas", "audit_report.schema.json"), encoding="utf-8") as _handle:
+    AUDIT_SCHEMA = json.load(_handle)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +46,11 @@ def playbook(inventory, name, *args, check=True):
 
 
 def read_report(directory, name="audit"):
+    """The audit's (or remediation's) report, valid against the schema that ships with the collection."""
     with open(os.path.join(directory, name + ".json"), encoding="utf-8") as handle:
-        return json.load(handle)
+        report = json.load(handle)
+    jsonschema.validate(report, AUDIT_SCHEMA)
+    return report
 
 
 def failing(report):

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 
+import jsonschema
 import pytest
 import yaml
 from labtools import BIN, ENV, INVENTORY, ROOT, run, traces_left
@@ -19,6 +20,10 @@ exec unshare --mount --propagation private sh -c \\
   'for tool in /usr/sbin/iptables /usr/sbin/ip6tables /usr/sbin/nft; do mount --bind /dev/null "$tool"; done
    exec /usr/bin/python3 "$@"' sh "$@"
 """
+SCHEMAS = {}
+for _name in ("diagnosis_report", "audit_report"):  # the schemas that ship with the collection
+    with open(os.path.join(ROOT, "schemas", _name + ".schema.json"), encoding="utf-8") as _handle:
+        SCHEMAS[_name] = json.load(_handle)
 UNREACHABLE = {"gone": {"ansible_host": "198.18.0.250", "ansible_ssh_timeout": 5}}  # nothing answers there
 
 
@@ -49,7 +54,15 @@ def diagnosis(tmp_path, inventory_path, *args):
     done = playbook(inventory_path, "diagnose_port", "-e", "packetpath_report_dir=%s" % (tmp_path / "report"), *args)
     path = tmp_path / "report" / "latest" / "report.json"
     report = json.loads(path.read_text()) if path.exists() else None
+    if report is not None:
+        jsonschema.validate(report, SCHEMAS["diagnosis_report"])
     return done, report
+
+
+def audit_json(path):
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMAS["audit_report"])
+    return report
 
 
 SEED = ("-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client")
@@ -140,10 +153,10 @@ def test_audit_with_limit_covers_exactly_the_run_and_fails_on_findings(tmp_path)
                          "packetpath_report_dir": str(tmp_path)})
     done = playbook(INVENTORY, "audit", "--limit", "node", "-e", expect)
     assert done.returncode != 0 and "findings" in done.stdout, done.stdout
-    report = json.loads((tmp_path / "audit.json").read_text())
+    report = audit_json(tmp_path / "audit.json")
     assert [entry["host"] for entry in report["hosts"]] == ["node"]
     again = playbook(INVENTORY, "audit", "--limit", "client,localhost", "-e", expect)
-    report = json.loads((tmp_path / "audit.json").read_text())
+    report = audit_json(tmp_path / "audit.json")
     assert again.returncode == 0, again.stdout
     assert [entry["host"] for entry in report["hosts"]] == ["client"]
 

@@ -5,9 +5,10 @@ import json
 import os
 import xml.etree.ElementTree as ET
 
+import jsonschema
 import pytest
 
-from recorded import fixture_path
+from recorded import ROOT, fixture_path
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet import (
@@ -18,6 +19,9 @@ from ansible_collections.packetpath.linux.plugins.module_utils.fleet import (
 )
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.expectations import Expectations, Snapshot
 from ansible_collections.packetpath.linux.plugins.module_utils.fleet.host_audit import _check
+
+with open(os.path.join(ROOT, "schemas", "audit_report.schema.json"), encoding="utf-8") as _handle:
+    AUDIT_SCHEMA = json.load(_handle)
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl.boot import BootConfig
 
 SYSCTL = fixture_path("sysctl")
@@ -157,6 +161,7 @@ def fleet():
 def test_report_counts_every_host_and_check():
     report = audit_report.build(fleet(), ["sysctl_expected", "pyroute2"])
     assert report["schema"] == "packetpath.linux/audit/v1"
+    jsonschema.validate(json.loads(json.dumps(report)), AUDIT_SCHEMA)  # the schema that ships with the collection
     statuses = [(h["host"], h["status"]) for h in report["hosts"]]
     assert statuses == [("gone", "error"), ("node", "findings"), ("node1", "clean")]
     assert report["summary"] == {"hosts": 3, "hosts_clean": 1, "hosts_with_findings": 1, "hosts_not_audited": 1,
@@ -180,6 +185,7 @@ def test_markdown_and_table_show_before_and_after():
     before = dict(hosts, node1=hosts["node"])
     changes = {"node1": [{"interface": "b-srv", "key": "rp_filter", "before": 1, "after": 2, "why": "wanted"}]}
     report = audit_report.build(hosts, ["sysctl_expected"], before, changes, "remediation")
+    jsonschema.validate(json.loads(json.dumps(report)), AUDIT_SCHEMA)
     text = audit_report.markdown(report)
     assert "| node1 | findings -> clean | pass |" in text
     assert "- changed `rp_filter` on b-srv: 1 -> 2 (wanted)" in text
