@@ -4,6 +4,8 @@
 
 from html import escape
 
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
+
 
 # Where each step of a path sits on the diagram (x, y), and the arrows between them.
 NODES = {
@@ -30,7 +32,7 @@ def _steps(path):
 
 def svg(verdict):
     steps = _steps(verdict.get("path"))
-    stopped = verdict.get("fate") not in ("delivered_local", "forwarded", "sent", None)
+    stopped = verdict.get("fate") not in finding.PASSED + (None,)
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="700" height="300" role="img" '
              'aria-label="netfilter path of %s">' % escape(verdict["host"])]
     for start, end in EDGES:

@@ -97,6 +97,8 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rp_filter: rejected by rp_filter",
                          output)
         assert "client \u2192 node \u2717  [rp_filter]" in output
+        # One line per host as it is collected, before the table.
+        assert re.search(r"node: [3-9]\d* packet\(s\) of the probe's flow; capture complete; trace off", output), output
         assert traces_left("pp-node") == [] and traces_left("pp-client") == []
         with open(tmp_path / "report" / "latest" / "report.html", encoding="utf-8") as handle:
             html = handle.read()

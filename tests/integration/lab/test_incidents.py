@@ -202,5 +202,6 @@ def test_a_flood_on_the_probes_port_leaves_the_verdict_as_it_is(name, tmp_path, 
     # The strangers were there and traced (the flow's own rule), and left out beside the probe's packets.
     assert rows["router"]["seen"] and rows["router"]["packets"] >= 3, rows["router"]
     assert sum(row["strangers"] for row in rows.values()) > 0, rows
+    assert "of other traffic on the port left out" in output
     for host in FLOODS:
         assert traces_left("pp-" + host) == []
