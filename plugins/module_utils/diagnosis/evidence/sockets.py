@@ -10,6 +10,7 @@ TABLES = {("tcp", "ipv4"): "/proc/net/tcp", ("tcp", "ipv6"): "/proc/net/tcp6",
           ("udp", "ipv4"): "/proc/net/udp", ("udp", "ipv6"): "/proc/net/udp6"}
 # The `st` column: TCP_LISTEN for tcp; an unconnected udp socket stays TCP_CLOSE (7) and receives.
 LISTENING = {"tcp": "0A", "udp": "07"}
+TIME_WAIT = "06"
 
 
 def _address(hexadecimal):
@@ -51,7 +52,7 @@ def local_ports(proto, tables=None):
             continue
         for line in lines:
             words = line.split()
-            if len(words) > 3:
+            if len(words) > 3 and not (proto == "tcp" and words[3] == TIME_WAIT):  # SO_REUSEADDR binds past it
                 found.setdefault(int(words[1].partition(":")[2], 16), set()).add(
                     "listening" if words[3] == LISTENING[proto] else "connected")
     return found

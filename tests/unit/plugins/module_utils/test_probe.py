@@ -1,11 +1,15 @@
 """Probe options are checked before anything is sent; results are summed up as the module reports them."""
 
+import json
 import os
 import socket
 
 import pytest
 
+from recorded import fixture_path
+
 from ansible_collections.packetpath.linux.plugins.module_utils import probe
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import sockets
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import Probe, ProbeError, summary
 
 
@@ -104,3 +108,20 @@ def test_a_mark_from_2_to_the_31_on_is_set_as_the_kernel_reads_it():
         attempts = Probe("tcp", "127.0.0.1", dport=listener.getsockname()[1], mark=0x80000000, count=1,
                          timeout=2).run()
     assert [a["result"] for a in attempts] == ["connected"]
+
+
+def test_a_source_port_a_socket_holds_is_refused_before_anything_is_sent(tmp_path):
+    # The accept-queue-full incident's server, as the lab recorded its /proc/net/tcp: sshd listening on 22, and a
+    # connection from local port 57550 (0xE0CE) to 8080.
+    with open(fixture_path("incidents", "accept-queue-full.json"), encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    table = tmp_path / "tcp"
+    table.write_text(recorded["result"]["proc_net"]["/proc/net/tcp"])
+    held = sockets.local_ports("tcp", {("tcp", "ipv4"): str(table)})
+    assert held[22] >= {"listening"} and held[57550] == {"connected"}
+    sender = Probe("tcp", "127.0.0.1", dport=8080, sport=57550)
+    with pytest.raises(ProbeError) as refused:
+        sender.plan(held)
+    assert "sport=57550: port 57550 is held by a connected socket in this network namespace" in str(refused.value)
+    # A free port: the plan says where from (loopback answers for itself here: no packet leaves).
+    assert Probe("tcp", "127.0.0.1", dport=8080, sport=20080).plan(held) == {"source": "127.0.0.1", "sports": [20080]}
