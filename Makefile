@@ -111,7 +111,7 @@ $(JUNIT_XSD): | bootstrap
 	cp $(BUILD)/junit-schema/$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd $@
 
 integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules against real kernels (root)
-	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python -m pytest -q tests/integration
+	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python -m pytest -q --durations=20 tests/integration
 
 
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|neighbours|traces|journal|routing|sysctl)

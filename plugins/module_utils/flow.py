@@ -62,6 +62,11 @@ def with_handle(params):
     given = dict((key, value) for key, value in params["handle"].items() if value not in (None, ""))
     taken = dict((key, given.get(key)) for key in HANDLE_OPTIONS)
     taken["proto"] = taken["proto"] or "any"
+    try:  # a handle's own values are checked here, so that a bad one is named as the handle's
+        Flow.from_params(taken)
+    except OptionError as exc:
+        named = exc.option if exc.value is None else "%s=%r" % (exc.option, exc.value)
+        raise OptionError("handle", params["handle"], "its %s: %s" % (named, exc.reason))
     return dict(params, **taken)
 
 

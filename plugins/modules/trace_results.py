@@ -566,10 +566,11 @@ def switch_off(module, flow):
 def main():
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
                               required_if=[("source", "file", ("path",))], mutually_exclusive=HANDLE_EXCLUDES)
-    params = with_handle(module.params)
+    params = module.params
     if params["query"] and jmespath is None:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)
     try:
+        params = with_handle(params)
         check_options(params)
         narrowed = params["proto"] != "any" or any(params[option] for option in FLOW_OPTIONS)
         flow = Flow.from_params(params) if narrowed else None

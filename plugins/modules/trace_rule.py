@@ -484,8 +484,9 @@ def main():
     # A TRACE in raw sees iif at prerouting and oif at output, never both.
     module = PacketpathModule(argument_spec=argument_spec(), supports_check_mode=True,
                               mutually_exclusive=[("iif", "oif")] + HANDLE_EXCLUDES)
-    params = with_handle(module.params)
+    params = module.params
     try:
+        params = with_handle(params)
         netns.enter(params["netns"])
         with hoststate.namespace_lock():
             result = switch(ModuleCommandRunner(module), params, module.check_mode)

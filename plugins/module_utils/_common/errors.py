@@ -23,6 +23,7 @@ class OptionError(PacketpathError, ValueError):
     def __init__(self, option, value=OMITTED, reason=""):
         self.option = option
         self.value = None if value is OMITTED else value
+        self.reason = reason
         named = option if value is OMITTED else "%s=%r" % (option, value)
         super().__init__("%s: %s; %s" % (named, reason, self.consequence))
 

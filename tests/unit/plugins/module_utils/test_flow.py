@@ -86,3 +86,11 @@ def test_a_probe_src_needs_the_probes_port_and_family(params, message):
     with pytest.raises(OptionError) as raised:
         Flow.from_params(params)
     assert message in str(raised.value)
+
+
+def test_a_bad_value_in_a_handle_is_named_as_the_handles():
+    given = dict(dict.fromkeys(flow.HANDLE_OPTIONS), proto="any",
+                 handle=dict(dict.fromkeys(flow.HANDLE_OPTIONS), proto="tcp", port="99999"))
+    with pytest.raises(OptionError) as refused:
+        flow.with_handle(given)
+    assert str(refused.value).startswith("handle={") and "its port='99999': ports are 1-65535" in str(refused.value)
