@@ -7,7 +7,9 @@ argument checking let a bad value through or out as a traceback closed (found by
   traceback instead of a refusal (ansible/ansible#87253, fixed upstream after 2.19.14, the newest release we can
   install);
 - an int option given a boolean (`burst: yes`) passed as True and reached a command line as the word "True";
-- a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option.
+- a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option;
+- a mapping option with suboptions given a number or a list (`handle: 5`) raised TypeError out of ansible-core's
+  suboption check, after its own type check had failed (ansible-core 2.19.14).
 
 Its refusals end as the engine's do: "nothing was changed".
 """
@@ -40,6 +42,11 @@ class PacketpathModule(AnsibleModule):
     def _load_params(self):
         super()._load_params()
         self._given = copy.deepcopy(self.params)  # as given: the check replaces what it cannot convert
+        for option, spec in sorted(self.argument_spec.items()):
+            value = self.params.get(option)
+            if spec.get("type") == "dict" and spec.get("options") and not isinstance(value, (dict, str, type(None))):
+                self.fail_json(msg="argument '%s' is of type %s and we were unable to convert to dict: a mapping is "
+                               "wanted" % (option, type(value).__name__))
 
     def fail_json(self, msg, **kwargs):
         if getattr(self, "_checking_arguments", False):  # a refusal of ansible-core's, as the engine's read

@@ -9,7 +9,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 
 SPEC = {"count": {"type": "int"}, "lookups": {"type": "list", "elements": "dict", "options": {"dst": {"type": "str"}}},
-        "settings": {"type": "dict"}}
+        "settings": {"type": "dict"}, "handle": {"type": "dict", "options": {"port": {"type": "str"}}}}
 
 
 def refusal(args, capsys):
@@ -33,8 +33,17 @@ def test_text_for_a_list_of_mappings_is_refused_naming_the_option(value, capsys)
         "lookups=%r: dictionary requested, could not parse JSON or key=value; nothing was changed" % (value,))
 
 
+@pytest.mark.parametrize("value", [5, 1.5, True, ["port"]])
+def test_a_number_or_a_list_for_a_mapping_with_suboptions_is_refused_not_a_traceback(value, capsys):
+    assert refusal({"handle": value}, capsys) == (
+        "argument 'handle' is of type %s and we were unable to convert to dict: a mapping is wanted; nothing was "
+        "changed" % type(value).__name__)
+
+
 def test_good_values_pass_as_ansible_core_converts_them():
-    with patch_module_args({"count": "3", "lookups": [{"dst": "192.0.2.1"}], "settings": "rp_filter=2"}):
+    with patch_module_args({"count": "3", "lookups": [{"dst": "192.0.2.1"}], "settings": "rp_filter=2",
+                            "handle": {"port": 28080}}):
         module = PacketpathModule(argument_spec=SPEC)
     assert module.params["count"] == 3 and module.params["lookups"] == [{"dst": "192.0.2.1"}]
+    assert module.params["handle"] == {"port": "28080"}
     assert module.params["settings"] == {"rp_filter": "2"}
