@@ -132,7 +132,12 @@ class Probe:
                 raise ProbeError("sport", self.sport, "port %d is held by a %s socket in this network namespace: "
                                  "choose another" % (port, "/".join(sorted(ports_in_use[port]))))
         plan = {"source": None, "sports": ports}
-        sock = self._socket(socket.SOCK_DGRAM, number=None)
+        try:
+            sock = self._socket(socket.SOCK_DGRAM, number=None)
+        except OSError as exc:  # SO_BINDTODEVICE to an interface this namespace does not have, a mark refused
+            option, value = ("dev", self.dev) if self.dev else ("mark", self.mark) if self.mark is not None else (
+                "src", self.src)
+            raise ProbeError(option, value, "refused here: %s" % (exc.strerror or exc))
         try:
             sock.connect((self.dst, self.dport or 9))
             plan["source"] = sock.getsockname()[0]

@@ -125,3 +125,9 @@ def test_a_source_port_a_socket_holds_is_refused_before_anything_is_sent(tmp_pat
     assert "sport=57550: port 57550 is held by a connected socket in this network namespace" in str(refused.value)
     # A free port: the plan says where from (loopback answers for itself here: no packet leaves).
     assert Probe("tcp", "127.0.0.1", dport=8080, sport=20080).plan(held) == {"source": "127.0.0.1", "sports": [20080]}
+
+
+def test_a_plan_through_an_interface_this_host_lacks_is_refused_naming_it():
+    with pytest.raises(ProbeError) as refused:
+        Probe("udp", "127.0.0.1", dport=9, dev="pp-absent0").plan({})
+    assert str(refused.value).startswith("dev='pp-absent0': refused here: ")
