@@ -46,6 +46,9 @@ options:
       probe_src:
         description: The address the probe was sent from.
         type: str
+      probe_dport:
+        description: The port the probe was sent to.
+        type: int
       netns:
         description: The network namespace.
         type: str

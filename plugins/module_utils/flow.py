@@ -37,15 +37,17 @@ FLOW_ARGUMENT_SPEC = {
 }
 
 
-# Of a trace (trace_rule, trace_results): the address a probe's packets come from. They are the flow's packets from
-# it on the port, or back to it: they get a trace budget of their own, and are kept before the rest of the flow.
-PROBE_SRC_ARGUMENT_SPEC = {"probe_src": {"type": "str"}}
+# Of a trace (trace_rule, trace_results): the address a probe's packets come from, and the port they go to. The
+# flow's packets from that address on the port, or back to it, are the probe's: they get a trace budget of their
+# own, and are kept before the rest of the flow. Where an SNAT before a host changed the address, the packets that
+# pair the probe's two ports are.
+PROBE_ARGUMENT_SPEC = {"probe_src": {"type": "str"}, "probe_dport": {"type": "int"}}
 # What trace_rule returns as `handle`, and trace_rule and trace_results take back: the flow's selector and the
 # network namespace it was armed in, so that a playbook passes on what was armed instead of repeating the selector.
-HANDLE_OPTIONS = tuple(FLOW_ARGUMENT_SPEC) + ("probe_src", "netns")
+HANDLE_OPTIONS = tuple(FLOW_ARGUMENT_SPEC) + tuple(PROBE_ARGUMENT_SPEC) + ("netns",)
 HANDLE_ARGUMENT_SPEC = {"handle": {"type": "dict", "options": dict(
-    FLOW_ARGUMENT_SPEC, proto=dict(FLOW_ARGUMENT_SPEC["proto"], default=None), probe_src={"type": "str"},
-    netns={"type": "str"})}}
+    FLOW_ARGUMENT_SPEC, proto=dict(FLOW_ARGUMENT_SPEC["proto"], default=None), netns={"type": "str"},
+    **PROBE_ARGUMENT_SPEC)}}
 # The handle stands for every option it holds: given with any of them, it is refused (ansible-core names both).
 HANDLE_EXCLUDES = [("handle", option) for option in HANDLE_OPTIONS]
 
@@ -115,7 +117,7 @@ class Flow:
     """A validated, canonical flow; equal selectors give equal flow ids."""
 
     def __init__(self, proto="any", src=None, dst=None, sport=None, dport=None, iif=None, oif=None, families=None,
-                 port=None, probe_src=None):
+                 port=None, probe_src=None, probe_dport=None):
         self.proto = proto
         self.src = src
         self.dst = dst
@@ -126,6 +128,7 @@ class Flow:
         self.oif = oif
         self.families = families or ("ipv4", "ipv6")
         self.probe_src = probe_src  # an address: the probe's packets, from it on `port` or back to it, come first
+        self.probe_dport = probe_dport  # the port the probe goes to: past an SNAT, its packets pair it with `port`
 
     @classmethod
     def from_params(cls, params):
@@ -144,6 +147,12 @@ class Flow:
         interfaces = {option: _ifname(option, params[option]) for option in ("iif", "oif") if params.get(option)}
         families = cls._families(params.get("family"), proto, networks, params)
         probe_src = cls._probe_src(params.get("probe_src"), ports.get("port"), families)
+        probe_dport = params.get("probe_dport")
+        if probe_dport is not None:
+            if not probe_src:
+                raise OptionError("probe_dport", probe_dport, "goes with probe_src")
+            if not 1 <= probe_dport <= 65535:
+                raise OptionError("probe_dport", probe_dport, "ports are 1-65535")
         return cls(
             proto=proto,
             src=str(networks["src"]) if "src" in networks else None,
@@ -155,6 +164,7 @@ class Flow:
             oif=interfaces.get("oif"),
             families=families,
             probe_src=probe_src,
+            probe_dport=probe_dport,
         )
 
     @staticmethod
@@ -215,12 +225,20 @@ class Flow:
                 return False
         return True
 
-    def favours(self, fields):
-        """Whether packet headers of the flow are the probe's: from probe_src or back to it (the flow's port they
-        have already; the rules are narrower, by direction, but a packet of probe_src's on the port is no stranger's).
-        """
-        return bool(self.probe_src) and any(
-            address and _IN_NETWORK[address, self.probe_src] for address in (fields.get("src"), fields.get("dst")))
+    def kinship(self, fields):
+        """How surely packet headers of the flow are the probe's: 2 from probe_src or back to it (the rules are
+        narrower, by direction, but a packet of probe_src's on the port is no stranger's); 1 pairing the flow's port
+        with probe_dport, either way (the probe's past an SNAT that changed its address); 0 not known to be."""
+        if not self.probe_src:
+            return 0
+        if any(address and _IN_NETWORK[address, self.probe_src] for address in (fields.get("src"), fields.get("dst"))):
+            return 2
+        low, high = self.port
+        for mine, theirs in (("sport", "dport"), ("dport", "sport")):
+            port, other = fields.get(mine), fields.get(theirs)
+            if port is not None and low <= port <= high and other == self.probe_dport:
+                return 1
+        return 0
 
     @property
     def narrowed(self):
@@ -245,6 +263,8 @@ class Flow:
             canonical["port"] = list(self.port)
         if self.probe_src:  # likewise
             canonical["probe_src"] = self.probe_src
+        if self.probe_dport:
+            canonical["probe_dport"] = self.probe_dport
         return canonical
 
     @property
@@ -267,5 +287,6 @@ class Flow:
             parts.append("out " + self.oif)
         parts.append("/".join(self.families))
         if self.probe_src:
-            parts.append("(the probe's from %s first)" % self.probe_src)
+            parts.append("(the probe's from %s%s first)" % (
+                self.probe_src, " to port %d" % self.probe_dport if self.probe_dport else ""))
         return " ".join(parts)

@@ -99,9 +99,14 @@ options:
     description:
       - The address a probe was sent from, with O(port) its source port, as C(packetpath.linux.trace_rule) was given
         it. The probe's packets (from it on O(port), or back to it) are kept before the others, so that a flood on
-        the port does not crowd them out of O(max_packets); where the host saw any of them, the other packets on the
-        port are left out (counted in RV(stats)'s C(packets_of_strangers)).
+        the port does not crowd them out of O(max_packets), and alone - the other packets on the port are left out,
+        counted in RV(stats)'s C(packets_of_strangers). Where the host saw none from or to it, the packets that
+        pair O(port) with O(probe_dport) are taken for the probe's (an SNAT before the host changed its address);
+        where there are none of those either, no packet is kept (none is known to be the probe's).
     type: str
+  probe_dport:
+    description: The port the probe was sent to, with O(probe_src).
+    type: int
   iif:
     description: Keep packets that arrived on this interface (a trailing C(+) is a wildcard).
     type: str
@@ -441,7 +446,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
     HANDLE_EXCLUDES,
-    PROBE_SRC_ARGUMENT_SPEC,
+    PROBE_ARGUMENT_SPEC,
     Flow,
     with_handle,
 )
@@ -464,7 +469,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif", "family")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
-    spec.update(PROBE_SRC_ARGUMENT_SPEC)
+    spec.update(PROBE_ARGUMENT_SPEC)
     spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         source={"type": "str", "choices": list(SOURCES), "default": "auto"},

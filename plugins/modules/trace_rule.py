@@ -78,6 +78,12 @@ options:
       - It is part of the flow (its flow id, the O(handle)); C(packetpath.linux.trace_results) given the same keeps the
         probe's packets first.
     type: str
+  probe_dport:
+    description:
+      - The port the probe is sent to (with O(probe_src)). It changes no rule; it goes with the flow (its flow id,
+        the O(handle)) to C(packetpath.linux.trace_results), where, on a host past an SNAT that changed the probe's
+        address, the packets that pair O(port) with it are taken for the probe's.
+    type: int
   iif:
     description:
       - Interface the packets arrive on (matched at prerouting only). A trailing C(+) is a wildcard.
@@ -356,7 +362,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
     HANDLE_EXCLUDES,
-    PROBE_SRC_ARGUMENT_SPEC,
+    PROBE_ARGUMENT_SPEC,
     Flow,
     handle_of,
     with_handle,
@@ -369,7 +375,7 @@ FLOW_OPTIONS = ("src", "dst", "sport", "dport", "port", "iif", "oif")
 def argument_spec():
     spec = dict(FLOW_ARGUMENT_SPEC)
     spec.update(netns.NETNS_ARGUMENT_SPEC)
-    spec.update(PROBE_SRC_ARGUMENT_SPEC)
+    spec.update(PROBE_ARGUMENT_SPEC)
     spec.update(HANDLE_ARGUMENT_SPEC)
     spec.update(
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -405,7 +411,7 @@ def check_bounds(params):
 def switch(runner, params, check_mode):
     """The task: every trace of ours off (all=true), or one flow's trace on or off."""
     if params["all"]:
-        given = [option for option in FLOW_OPTIONS + ("probe_src",) if params[option]]
+        given = [option for option in FLOW_OPTIONS + ("probe_src", "probe_dport") if params[option]]
         if params["state"] != "absent" or given:
             raise OptionError("all", True, "goes with state=absent and no flow options (got %s)"
                               % ", ".join(["state=" + params["state"]] + given))

@@ -240,8 +240,8 @@ class TraceReader:
         self.rules = rules or LegacyRules({})
         self.inventory = inventory
         self.parser = PARSERS[fmt]()
-        favoured = self._favoured if flow is not None and flow.probe_src else None
-        self.assembler = PacketAssembler(max_packets, self._keep, inventory.chain_hooks(), favoured)
+        kinship = self._kinship if flow is not None and flow.probe_src else None
+        self.assembler = PacketAssembler(max_packets, self._keep, inventory.chain_hooks(), kinship)
         self.elsewhere = 0
         self.counts = {}
 
@@ -257,8 +257,8 @@ class TraceReader:
             return False
         return self.flow is None or any(self.flow.matches(h) for h in headers)
 
-    def _favoured(self, packet):
-        return any(self.flow.favours(h) for h in packet.headers())
+    def _kinship(self, packet):
+        return max([0] + [self.flow.kinship(h) for h in packet.headers()])
 
     def _admits(self, run):
         """A run lasts microseconds: its first hop's time stands for all of its hops."""

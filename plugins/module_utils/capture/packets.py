@@ -35,7 +35,7 @@ class Packet:
     """One packet's pass through one host: its runs of hops in order, and what identifies it."""
 
     __slots__ = ("packet_id", "runs", "hooks", "last_position", "entry_hook", "moved_on", "entered", "last_entered",
-                 "favoured", "_events")
+                 "kinship", "_events")
 
     def __init__(self, packet_id):
         self.packet_id = packet_id
@@ -46,7 +46,7 @@ class Packet:
         self.moved_on = False  # seen at a hook past the entry hook
         self.entered = set()  # (table, hook) of each hooked chain entered
         self.last_entered = None
-        self.favoured = False  # a probe's (PacketAssembler's `favoured`)
+        self.kinship = 0  # how surely a probe's (PacketAssembler's `kinship`)
         self._events = None
 
     @property
@@ -74,19 +74,20 @@ def legacy_id(key):
 class PacketAssembler:
     """Feed events in order; `close()` at the end; `kept` then holds the packets, in order."""
 
-    def __init__(self, max_packets, keep, chain_hooks=None, favoured=None):
+    def __init__(self, max_packets, keep, chain_hooks=None, kinship=None):
         self.max_packets = max_packets
         self.keep = keep  # packet -> bool: the filter
-        # packet -> bool: a probe's, kept before the others (a flood on the port cannot crowd them out), and, where
-        # the host saw any, kept alone (the other packets on the port are strangers' then).
-        self.favoured = favoured
+        # packet -> 0, 1 or 2: how surely it is a probe's (Flow.kinship). Where a probe was sent, the surest packets
+        # the host saw are kept, before and without the others: a flood on the port cannot crowd them out, and a
+        # stranger's packet never decides. Packets not known to be the probe's at all are left out, and counted.
+        self.kinship = kinship
         self.chain_hooks = chain_hooks or {}  # (table, chain) -> hook, from the host's ruleset
         self.kept = []
         self.seen = 0
         self.matched = 0
         self.hops_skipped = 0  # hops past MAX_HOPS of a packet, left out
-        self.strangers = 0  # packets on the port left out because the probe's own were seen
-        self.matched_favoured = 0
+        self.strangers = 0  # packets on the port left out as not (or less surely) the probe's
+        self.matched_kin = [0, 0, 0]  # packets matched, by kinship
         self._open = OrderedDict()
         self._occurrences = {}
         self._chains = Memo(self._chain_info)
@@ -191,21 +192,22 @@ class PacketAssembler:
                                  if k == key or k in self._open}
         if self.keep(packet):
             self.matched += 1
-            packet.favoured = bool(self.favoured and self.favoured(packet))
-            self.matched_favoured += packet.favoured
+            packet.kinship = self.kinship(packet) if self.kinship else 0
+            self.matched_kin[packet.kinship] += 1
             if len(self.kept) < self.max_packets:
                 self.kept.append(packet)
-            elif packet.favoured:  # in place of the latest stranger kept, if any
-                strangers = [index for index, kept in enumerate(self.kept) if not kept.favoured]
-                if strangers:
-                    del self.kept[strangers[-1]]
+            else:  # in place of the latest packet kept that is less surely the probe's, if any
+                lower = [index for index, kept in enumerate(self.kept) if kept.kinship < packet.kinship]
+                if lower:
+                    del self.kept[lower[-1]]
                     self.kept.append(packet)
 
     def close(self):
         while self._open:
             self._close(next(iter(self._open)))
-        if self.matched_favoured:
-            self.strangers = self.matched - self.matched_favoured
-            self.kept = [packet for packet in self.kept if packet.favoured]
+        if self.kinship:
+            surest = max(kin for kin in (2, 1, 0) if self.matched_kin[kin] or kin == 0)
+            self.strangers = self.matched - (self.matched_kin[surest] if surest else 0)
+            self.kept = [packet for packet in self.kept if surest and packet.kinship == surest]
         self.kept.sort(key=lambda packet: packet.runs[0].line_no)
         return self.kept

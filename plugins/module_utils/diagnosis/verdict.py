@@ -100,6 +100,9 @@ def host_verdict(host, data, error=None):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
+    if verdict["strangers"] and not packets:  # what it did see on the port, and why it is not the probe's
+        verdict["words"] += (" (%d other packets on the port were, none from or to the probe's address, nor pairing "
+                             "its ports)" % verdict["strangers"])
     verdict["evidence"] = dict(found.get("evidence") or {})
     losses = (trace.get("capture") or {}).get("losses")
     if losses:  # what the host saw is a lower bound: say so where the words are read

@@ -303,3 +303,20 @@ def test_a_probes_packets_are_kept_first_and_alone_when_strangers_share_its_port
     packets, reader = read(str(mixed), flow=probe, max_packets=60)  # room for all: the strangers still left out
     assert [p["id"] for p in packets] == ["5e7a2dce"] and reader.stats["packets_of_strangers"] == 4
     assert probe.flow_id != plain.flow_id and "(the probe's from 2001:db8:100::10 first)" in probe.describe()
+
+
+def test_past_an_snat_the_probes_packets_are_those_that_pair_its_two_ports_and_unknown_ones_are_left_out(tmp_path):
+    # Two recordings of node3 one after the other: SYNs from port 49346 to 30080, then from 50076 to 30080. With the
+    # probe's address nowhere (an SNAT before the host changed it), the packets pairing the flow's port (30080) with
+    # the probe's other port (50076) are its; the others on the port are strangers'.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("".join(open(trace(name), encoding="utf-8").read() for name in (
+        "nft-monitor-kube-node3-dnat.txt", "nft-monitor-kube-node3-tcp4.txt")))
+    paired = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "198.51.100.99", "probe_dport": 50076})
+    packets, reader = read(str(mixed), flow=paired, max_packets=2)
+    assert {p["hops"][0]["sport"] for p in packets} == {50076} and len(packets) == 2
+    assert reader.stats["packets_matched"] == 8 and reader.stats["packets_of_strangers"] == 4 and reader.truncated
+    # Nothing on the port is known to be the probe's: nothing is kept, all of it counted.
+    unknown = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "198.51.100.99", "probe_dport": 1})
+    packets, reader = read(str(mixed), flow=unknown)
+    assert packets == [] and reader.stats["packets_of_strangers"] == 8 and not reader.truncated
