@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reports on the controller: the same files written the same way for every report (diagnosis, audit)."""
+"""Files written atomically: the reports on the controller (diagnosis, audit), the same way for each, and the
+sysctl.d file on a host (sysctl.dropin)."""
 
 import json
 import os
@@ -44,25 +45,29 @@ def _temporary_prefix(name):
     return ".%s." % name
 
 
+def write_text(path, text):
+    """One file, atomically: written to a temp file of its own beside it and renamed over the old one, so a reader
+    sees the old file or the new one, never half of one, and a symlink planted at its name is replaced, never
+    written through. A failed write (a full disk) leaves no temp file. Mode 0644."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=_temporary_prefix(os.path.basename(path)))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def write(directory, texts):
-    """Write [(file name, text)] into `directory`, made if missing; return the paths. Each file is written to a
-    temp file of its own and renamed over the old one: a reader sees the old report or the new one, and a symlink
-    planted at a report's name is replaced, never written through."""
+    """Write [(file name, text)] into `directory`, made if missing, each with write_text; return the paths."""
     paths = []
     try:
         os.makedirs(directory, exist_ok=True)
         for name, text in texts:
-            path = os.path.join(directory, name)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(name))
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            paths.append(path)
+            paths.append(os.path.join(directory, name))
+            write_text(paths[-1], text)
     except OSError as exc:
         raise HostError("report_dir=%r: cannot write the report: %s" % (directory, exc))
     return paths

@@ -4,8 +4,8 @@
 
 import os
 import re
-import tempfile
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.inputs import check_paths
 
@@ -85,19 +85,11 @@ def put_file(path, text):
 
 
 def write_file(path, text):
-    """Atomically: readers see the old file or the new one, never half of one."""
+    """Atomically (files.write_text), in a directory made 0755 where missing."""
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)  # a full disk leaves no empty temp file behind
-        raise
+    files.write_text(path, text)
 
 
 def has_keys(text):
