@@ -13,6 +13,7 @@ import os
 import re
 
 import jinja2
+import yaml
 from markupsafe import Markup
 
 from ansible.errors import AnsibleError
@@ -69,6 +70,23 @@ def collection_version():
     return "unknown"
 
 
+def fix_task(fix, host):
+    """The structured fix as a task a person can paste into a playbook, dumped by PyYAML (which quotes whatever the
+    words hold: ": ", "#", a leading "*")."""
+    name = "%s%s (on %s)" % (fix["why"][:1].upper(), fix["why"][1:], host)
+    return yaml.safe_dump([{"name": name, fix["module"]: fix["args"]}], sort_keys=False, default_flow_style=False,
+                          allow_unicode=True, width=1000)
+
+
+def with_tasks(report):
+    """The report with each fix's pasteable task (`task`), the fleet verdict's the culprit's."""
+    hosts = [dict(host, fix=dict(host["fix"], task=fix_task(host["fix"], host["host"])) if host.get("fix") else None)
+             for host in report["hosts"]]
+    culprit = next((host for host in hosts if host["host"] == report["verdict"]["culprit"]), None)
+    verdict = dict(report["verdict"], fix=culprit["fix"] if culprit and report["verdict"].get("fix") else None)
+    return dict(report, hosts=hosts, verdict=verdict)
+
+
 def render(report, templates):
     """{file written: text} from {option: template path}; a template that fails names its option."""
     texts = {}
@@ -113,7 +131,8 @@ class ActionModule(ActionBase):
         result.update(decided)
         if decided.get("failed"):
             return result
-        report = dict(decided["report"], generator={"collection": "packetpath.linux", "version": collection_version()})
+        report = with_tasks(dict(decided["report"], generator={"collection": "packetpath.linux",
+                                                               "version": collection_version()}))
         try:  # rendered in check mode too: a broken template is found before a real run
             rendered = render(report, templates)
         except ValueError as exc:

@@ -31,16 +31,6 @@ def _first_packet(trace):
     return finding.deciding(packets), packets
 
 
-def fix_task(fix, host):
-    """The structured fix as a task an operator can paste (YAML)."""
-    if not fix:
-        return None
-    # JSON is YAML: every value quoted as JSON parses back as it was, whatever ": " or "#" the words hold.
-    args = "\n".join("    %s: %s" % (key, json.dumps(value)) for key, value in sorted(fix["args"].items()))
-    name = "%s%s (on %s)" % (fix["why"][:1].upper(), fix["why"][1:], host)
-    return "- name: %s\n  %s:\n%s\n" % (json.dumps(name), fix["module"], args)
-
-
 def fix_state(verdict, report):
     """How a host's fix stands: applied by this run's remediation, remediable, or suggested only."""
     if not verdict["remediable"]:
@@ -108,8 +98,6 @@ def host_verdict(host, data, error=None):
     if losses:  # what the host saw is a lower bound: say so where the words are read
         verdict["evidence"]["capture_losses"] = losses
         verdict["words"] += " (the capture may lack packets: %s)" % "; ".join(losses)
-    if verdict["fix"]:
-        verdict["fix"] = dict(verdict["fix"], task=fix_task(verdict["fix"], host))
     if packet is None:
         return verdict
     verdict.update(seen=True, path=packet.get("path"), last_hop=packet.get("last_hop"), fate=packet.get("fate"))

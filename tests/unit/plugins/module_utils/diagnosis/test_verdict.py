@@ -14,7 +14,8 @@ REQUEST = {"port": "8081", "proto": "tcp", "dst": "203.0.113.12", "probe_from": 
 
 def rendered(report):
     """report.md and report.html as the action plugin renders them with the collection's own templates."""
-    return action.render(dict(report, generator={"collection": "packetpath.linux", "version": "0.1.0"}), action.SHIPPED)
+    return action.render(action.with_tasks(dict(report, generator={"collection": "packetpath.linux", "version": "0.1.0"})),
+                         action.SHIPPED)
 
 
 def markdown(report):
@@ -109,7 +110,7 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
         fix = causes.fix(cause_id, **facts)
         if fix is None:
             continue
-        task = yaml.safe_load(verdict.fix_task(fix, "node"))[0]
+        task = yaml.safe_load(action.fix_task(fix, "node"))[0]
         assert task[fix["module"]] == fix["args"] and task["name"].endswith("(on node)"), task
         commands[cause_id] = verdict.fix_command(fix)
     assert commands["rp_filter"] == "sysctl -w net.ipv4.conf.b-srv.rp_filter=2"
