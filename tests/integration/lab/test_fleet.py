@@ -245,11 +245,13 @@ def test_cleanup_after_a_killed_diagnosis_leaves_nothing_of_ours_and_every_forei
         assert traces_left("pp-" + host) == [], host
         assert foreign_rules(host) == foreign[host], host
     summaries = re.findall(r'^ok: \[(\w+)\] => \{\n +"msg": \[\n +"([^"]+)"', cleaned.stdout, flags=re.M)
+    # On iptables, per hook: the flow's rule for each family, and the probe's two for its address's family (4 x 2);
+    # on nftables one chain per hook, the probe's rules in it.
     assert sorted(summaries) == [
-        ("client", "removed 4 rules, 0 nftables tables, 1 expiry timers"),
+        ("client", "removed 8 rules, 0 nftables tables, 1 expiry timers"),
         # node1 is iptables-legacy: its nf_log binding, bound to NFLOG for the trace, goes back too.
-        ("node1", "removed 4 rules, 0 nftables tables, 1 expiry timers, put back the nf_log binding of ipv4, ipv6"),
-        ("node2", "removed 4 rules, 0 nftables tables, 1 expiry timers"),
+        ("node1", "removed 8 rules, 0 nftables tables, 1 expiry timers, put back the nf_log binding of ipv4, ipv6"),
+        ("node2", "removed 8 rules, 0 nftables tables, 1 expiry timers"),
         ("node3", "removed 2 rules, 1 nftables tables, 1 expiry timers")], cleaned.stdout
     twice = playbook(inventory, "cleanup")
     assert len(re.findall(r"^(?:client|node\d) +: ok=\d+ +changed=0 ", twice.stdout, flags=re.M)) == len(HOSTS)
