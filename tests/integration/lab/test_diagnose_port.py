@@ -88,7 +88,8 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         assert node["cause"] == "rp_filter" and report["verdict"]["culprit"] == "node"
         assert node["words"] == "rejected by rp_filter (strict on b-srv): the route back to 198.51.100.13 leaves via a-srv"
         assert node["fix"]["args"] == {"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "persistent": "present"}
-        assert node["fix"]["remediable"] and '"rp_filter": 2' in node["fix"]["task"]
+        assert node["fix"]["remediable"] and yaml.safe_load(node["fix"]["task"]) == [{
+            "name": "Loose reverse-path filtering (on node)", "packetpath.linux.interface_sysctl": node["fix"]["args"]}]
         error = node["evidence"]["route_lookup"]["error"]
         assert error["reverse_path"]["route_back_dev"] == "a-srv" and error["reverse_path"]["mode"] == "strict"
         assert hosts["client"]["fate"] == "sent"
