@@ -62,12 +62,9 @@ def collection_version():
         pass
     try:
         with open(os.path.join(COLLECTION_ROOT, "galaxy.yml"), encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("version:"):
-                    return line.split(":", 1)[1].strip().strip("'\"")
-    except OSError:
-        pass
-    return "unknown"
+            return str(yaml.safe_load(handle)["version"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "unknown"
 
 
 def fix_task(fix, host):

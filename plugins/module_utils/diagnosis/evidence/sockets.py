@@ -42,15 +42,8 @@ def local_ports(proto, tables=None):
     """{port: states} of every socket of `proto` in this network namespace, listening or connected, by its local
     port (a fixed source port one of them holds is not free)."""
     found = {}
-    for (table_proto, _family), path in sorted((tables or TABLES).items()):
-        if table_proto != proto:
-            continue
-        try:
-            with open(path) as handle:
-                lines = handle.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
+    for _proto, text in _texts(tables, proto):
+        for line in text.splitlines()[1:]:
             words = line.split()
             if len(words) > 3 and not (proto == "tcp" and words[3] == TIME_WAIT):  # SO_REUSEADDR binds past it
                 found.setdefault(int(words[1].partition(":")[2], 16), set()).add(
@@ -58,15 +51,24 @@ def local_ports(proto, tables=None):
     return found
 
 
+def _texts(tables=None, proto=None):
+    """(proto, text) of each socket table of this namespace that can be read (of `proto` only, where given)."""
+    for (table_proto, _family), path in sorted((tables or TABLES).items()):
+        if proto not in (None, table_proto):
+            continue
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        yield table_proto, text
+
+
 def listening(tables=None):
     """Every listening socket of this network namespace, sorted, one per proto, address and port."""
     found = []
-    for (proto, _family), path in sorted((tables or TABLES).items()):
-        try:
-            with open(path) as handle:
-                found += parse(handle.read(), proto)
-        except OSError:
-            continue
+    for proto, text in _texts(tables):
+        found += parse(text, proto)
     unique = {}
     for socket in found:  # SO_REUSEPORT's sockets on one address and port: one entry, their queues added
         key = (socket["proto"], socket["address"], socket["port"])
