@@ -221,6 +221,9 @@ class NflogStream(Stream):
     def _ended(source):
         return False  # a socket has no end of its own: the deadline, the stop file or enough packets end it
 
+    def _drained(self, source):
+        return True  # the kernel queues an event on the socket as the packet passes: a quiet socket holds them all
+
     def _read(self, source):
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)  # the kernel log's clock
         lines = []

@@ -259,7 +259,10 @@ def listening(pid, group, longest):
     return False
 
 
-def _subscribed(pid, group):
+def _netfilter_sockets(pid):
+    """The rows of /proc/<pid>/net/netlink (sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode) of the process's
+    own NETLINK_NETFILTER sockets, found by the inodes of its descriptors; None where it cannot be read (not
+    started yet, or gone)."""
     try:
         inodes = set()
         for fd in os.listdir("/proc/%d/fd" % pid):
@@ -269,9 +272,26 @@ def _subscribed(pid, group):
         with open("/proc/%d/net/netlink" % pid) as handle:
             rows = [line.split() for line in handle.readlines()[1:]]
     except OSError:
-        return False  # not started yet, or gone: the caller's deadline decides
-    return any(len(row) >= 10 and row[1] == str(NETLINK_NETFILTER) and row[9] in inodes
-               and int(row[3], 16) & (1 << (group - 1)) for row in rows)
+        return None
+    return [row for row in rows if len(row) >= 10 and row[1] == str(NETLINK_NETFILTER) and row[9] in inodes]
+
+
+def _subscribed(pid, group):
+    rows = _netfilter_sockets(pid)  # None: the caller's deadline decides
+    return bool(rows) and any(int(row[3], 16) & (1 << (group - 1)) for row in rows)
+
+
+def idle_monitor(pid):
+    """Whether a monitor we started has printed every event the kernel gave it: its netfilter sockets hold nothing
+    (Rmem 0) and it sleeps, waiting for more (not between a read and its print)."""
+    rows = _netfilter_sockets(pid)
+    if not rows or any(row[4] != "0" for row in rows):
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "S"
+    except OSError:
+        return False
 
 
 def _dies_with(parent):
@@ -295,6 +315,10 @@ class Stream:
     before sending traffic; the capture ends as soon as `stop_file` exists, so the playbook need not wait out
     `duration`.  Subclasses read another kind of source (a netlink socket) through `_start`, `_read` and `_end`.
     """
+
+    # Seconds between two looks at the stop file, and the quiet that shows the events have all been read once it is
+    # there (with the source's own word that it holds none, _drained).
+    POLL = 0.05
 
     def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3, group=None):
         self.argv = argv
@@ -350,6 +374,11 @@ class Stream:
     def _ended(source):
         return source.poll() is not None
 
+    def _drained(self, source):
+        """Whether nothing the kernel has sent is still on its way to us (the pipe was just found empty): the
+        monitor's socket is empty and it waits. Without a netlink group to look at, never: the settle decides."""
+        return self.group is not None and idle_monitor(source.pid)
+
     def lines(self):
         source = self._start()
         readable = self._readable(source)
@@ -367,17 +396,24 @@ class Stream:
                 with os.fdopen(fd, "w") as handle:
                     handle.write("%d\n" % os.getpid())
             self.ended_by = "source"
+            stopping = False
             while True:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
                     self.ended_by = "deadline"
                     break
-                if self.stop_file and os.path.exists(self.stop_file) and (
-                        deadline is None or deadline - time.time() > self.settle):
-                    deadline = time.time() + self.settle  # the last events of the probe are still coming in
-                ready, _w, _x = select.select([readable], [], [], 0.2 if timeout is None else min(0.2, timeout))
+                if not stopping and self.stop_file and os.path.exists(self.stop_file):
+                    # The last events of the probe may still be coming in: read until they are all in (an event,
+                    # _drained), at most `settle` seconds.
+                    stopping = True
+                    deadline = min(deadline or time.time() + self.settle, time.time() + self.settle)
+                    continue
+                ready, _w, _x = select.select([readable], [], [], self.POLL if timeout is None else min(self.POLL, timeout))
                 if not ready:
                     if self._ended(source):
+                        break
+                    if stopping and self._drained(source):
+                        self.ended_by = "deadline"
                         break
                     continue
                 lines = self._read(source)

@@ -163,7 +163,7 @@ def collect(flow_id, stop=True):
                             "trace_rule state=absent ends it now; nothing was read" % (files["stop"], exc.strerror or exc))
         deadline = time.time() + END_TIMEOUT
         while running(found) and not os.path.exists(files["done"]) and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
     if not os.path.exists(files["lines"]):
         raise HostError("the capture wrote nothing at %s" % files["lines"])
     done = hoststate.read(files["done"])
