@@ -9,13 +9,18 @@ imports all of itself), more than a task that needs only `ip -j` spends in all.
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
 
 CHOICES = ("auto", "netlink", "ip")
+# V(auto) answers a request of at most this many lookups through `ip -j` where it is installed: a lookup there costs
+# one process, ~3 ms, while importing pyroute2 costs 150 ms (0.7.2) to 240 ms (0.9.7) of CPU before its first answer
+# (measured on a target here, issue #28). Past it, the batch through one netlink socket is cheaper.
+IP_UP_TO = 20
 
 
-def choose(choice, runner, tables):
+def choose(choice, runner, tables, lookups=None):
     """The engine for `choice`: V(netlink) is pyroute2 (the caller checks netlink.HAS_PYROUTE2 first), V(ip) the
-    iproute2 command, V(auto) pyroute2 when it can be imported, else `ip -j` (one process per lookup: ~700/s
-    against thousands through netlink)."""
-    if choice == "ip":
+    iproute2 command, V(auto) `ip -j` for a request of at most IP_UP_TO `lookups` where `ip` is installed, else
+    pyroute2 when it can be imported, else `ip -j` (one process per lookup: ~700/s against thousands through
+    netlink)."""
+    if choice == "ip" or (choice == "auto" and lookups is not None and lookups <= IP_UP_TO and runner.which("ip")):
         return IpCommand(runner, tables)
     from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink  # pylint: disable=import-outside-toplevel
     if choice == "auto" and not netlink.HAS_PYROUTE2:

@@ -9,12 +9,6 @@ evidence says so.
 import ipaddress
 import socket
 
-try:
-    from pyroute2.conntrack import Conntrack
-    from pyroute2.netlink.nfnetlink.nfctsocket import IPSBIT_TO_NAME, NFCTAttrTuple
-except ImportError:  # pragma: no cover - the ip -j fallback has no conntrack reader
-    Conntrack = None
-
 _SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_%s"
 # enum tcp_conntrack (linux/netfilter/nf_conntrack_tcp.h): the TCP state conntrack tracks the flow in.
 TCP_STATES = ("none", "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack", "time_wait",
@@ -48,7 +42,14 @@ def flow_entries(hop):
     this host): [{orig, reply, status, state, nat, reply_seen, timeout}], or None where there is no reader. Asked
     where conntrack is loaded (fill() is not None)."""
     proto = _PROTOCOLS.get(hop.get("proto"))
-    if Conntrack is None or proto is None:
+    if proto is None:
+        return None
+    # Imported here, where a flow's entries are asked for: pyroute2's package import is most of a collection's start
+    # (issue #28), and a host that saw no packet of the flow never asks.
+    try:
+        from pyroute2.conntrack import Conntrack  # pylint: disable=import-outside-toplevel
+        from pyroute2.netlink.nfnetlink.nfctsocket import IPSBIT_TO_NAME, NFCTAttrTuple  # pylint: disable=import-outside-toplevel
+    except ImportError:  # the ip -j fallback has no conntrack reader
         return None
     family = socket.AF_INET6 if ":" in hop["dst"] else socket.AF_INET
     # The kernel filters by protocol and ports; the addresses are compared here, because pyroute2 (0.7.2 and

@@ -248,3 +248,27 @@ def test_a_request_written_from_its_shape_s_first_message_is_what_pyroute2_encod
     # 1,152 combinations twice; a shape is the family and which selectors are set (not tos, not the mark's value)
     assert (there["lookups"], there["templated"]) == (2304, 256)
     assert there["mismatches"] == [], there["mismatches"]
+
+
+class Which:
+    """A host's commands, as `which` finds them."""
+
+    def __init__(self, *installed):
+        self.installed = installed
+
+    def which(self, name):
+        return "/usr/sbin/" + name if name in self.installed else None
+
+
+def test_auto_answers_a_small_request_through_ip_and_a_batch_through_pyroute2():
+    from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines
+    tables = RtTables(dict(BUILT_IN))
+    assert engines.choose("auto", Which("ip"), tables, lookups=1).name == "ip"
+    assert engines.choose("auto", Which("ip"), tables, lookups=engines.IP_UP_TO).name == "ip"
+    past = engines.choose("auto", Which("ip"), tables, lookups=engines.IP_UP_TO + 1)
+    assert past.name == ("pyroute2" if netlink.HAS_PYROUTE2 else "ip")
+    getattr(past, "close", lambda: None)()
+    without_ip = engines.choose("auto", Which(), tables, lookups=1)  # the count alone never picks a missing ip
+    assert without_ip.name == ("pyroute2" if netlink.HAS_PYROUTE2 else "ip")
+    getattr(without_ip, "close", lambda: None)()
+    assert engines.choose("ip", Which("ip"), tables, lookups=1000).name == "ip"
