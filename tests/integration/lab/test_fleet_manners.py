@@ -229,3 +229,43 @@ def test_the_prerequisites_role_finds_everything_installed_and_refuses_a_backend
         assert "TASK [packetpath.linux.prerequisites : Install what packetpath's modules need on this host]" in done.stdout
     else:
         assert done.returncode != 0 and "prerequisites_backends" in done.stdout and "ipfw" in done.stdout, done.stdout
+
+
+def test_the_playbooks_pipeline_unless_the_inventory_or_packetpath_pipelining_says_not(tmp_path):
+    """With Ansible's own default (no pipelining), a diagnosis sends its modules through SSH's standard input: no
+    module file is put on a host. An inventory's ansible_pipelining=false is kept, and packetpath_pipelining=false
+    turns it off."""
+    puts = re.compile(r"^<(\S+)> PUT .*AnsiballZ_", re.M)  # a module file put on a host, by its address
+    with open(INVENTORY, encoding="utf-8") as handle:
+        client = yaml.safe_load(handle)["all"]["hosts"]["client"]["ansible_host"]
+    for host_vars, extra, pipelined in (({}, (), True), ({"client": {"ansible_pipelining": False}}, (), False),
+                                        ({}, ("-e", "packetpath_pipelining=false"), False)):
+        done = playbook(inventory(tmp_path, host_vars), "diagnose_port", "-vvv", "-e", "packetpath_trace_hosts=client",
+                        "-e", "packetpath_report_dir=%s" % (tmp_path / "report"), *(SEED + extra), pipelining=False)
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert (client in puts.findall(done.stdout)) is not pipelined, (host_vars, extra)
+
+
+# sudo where it requires a tty (sudoers' requiretty): it refuses a command without one, as pipelining runs it (SSH
+# without -tt). As the become_exe, it then runs the command as given (the lab logs in as root already).
+SUDO_REQUIRING_A_TTY = """#!/bin/sh
+tty -s || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; }
+while [ $# -gt 0 ]; do case "$1" in -u) shift 2; break;; -*) shift;; *) break;; esac; done
+exec "$@"
+"""
+
+
+def test_preflight_says_where_sudo_requires_a_tty_and_packetpath_pipelining_false_serves_it(tmp_path):
+    sudo = tmp_path / "sudo"
+    sudo.write_text(SUDO_REQUIRING_A_TTY)
+    sudo.chmod(0o755)
+    # To another user than the one logged in (root), or Ansible skips become; the module files of a run without
+    # pipelining then need to be readable by it.
+    become = ("-b", "--become-user", "daemon", "-e", "ansible_become_exe=%s" % sudo,
+              "-e", "ansible_shell_allow_world_readable_temp=true", "-e", "packetpath_target=client")
+    refused = playbook(INVENTORY, "preflight", *become, pipelining=False)
+    assert refused.returncode != 0, refused.stdout[-3000:]
+    assert "sudo requires a tty here, which pipelining cannot give: set packetpath_pipelining=false" in \
+        refused.stdout, refused.stdout[-3000:]  # the host's row in the table, and its failure after it
+    served = playbook(INVENTORY, "preflight", *(become + ("-e", "packetpath_pipelining=false")), pipelining=False)
+    assert served.returncode == 0 and "must have a tty" not in served.stdout, served.stdout[-3000:]
