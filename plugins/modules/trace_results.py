@@ -412,9 +412,16 @@ capture:
       where not, why (C(losses), also given as warnings) - its reader killed, its monitor ended on its own, events
       the kernel dropped for a full socket buffer (ENOBUFS), or the trace's expiry reached before the collection. A
       host whose capture is incomplete can have seen more than it says.
+    - C(neighbours_awaited) (not in check mode) - the neighbour entries (ARP/NDP) the host was still asking for when
+      the collection began, which it waited for before ending the capture, and for how long (C(seconds)). A packet
+      queued on such an entry is dropped, and its drop reason reported, only when the kernel gives up asking (about
+      3 s after the first packet, from the device's C(mcast_solicit), C(app_solicit) and C(retrans_time_ms)); the
+      wait ends as soon as no entry is INCOMPLETE, and lasts at most that long (6 s in all). C(resolved) is false
+      where one was still INCOMPLETE at the end.
   returned: with source=capture
   type: dict
-  sample: {"complete": false, "losses": ["the capture's xtables_monitor ended on its own before it was collected (rc=1): packets after its end are missing"]}
+  sample: {"complete": false, "losses": ["the capture's xtables_monitor ended on its own before it was collected (rc=1): packets after its end are missing"],
+           "neighbours_awaited": {"seconds": 1.62, "resolved": true, "entries": [{"family": "ipv4", "dev": "eth1", "address": "198.18.20.2"}]}}
 trace_off:
   description:
     - With O(trace_off), the result of switching the flow's trace off (the keys of
@@ -441,7 +448,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.module im
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces, neighbours
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
@@ -509,14 +516,20 @@ def check_options(params):
                           "source=%s" % params["source"])
 
 
-def explain(module, packets, flow, before, interfaces_before, drops=None):
+def router_here(module):
+    tables = rt_tables.RtTables()
+    return Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
+
+
+def explain(module, packets, flow, before, interfaces_before, drops=None, router=None):
     """The host's finding, from the packets just read and the evidence of this namespace."""
     after = counters.snapshot()
-    tables = rt_tables.RtTables()
-    router = Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
+    router = router or router_here(module)
     evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops)
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
-    return dict(finding.explain(packets, flow.port if flow else None, evidence), engine=router.engine.name,
+    # A flow with the probe's address traces the probe's source port: a request carries it as its sport.
+    side = "sport" if flow is not None and flow.probe_src else None
+    return dict(finding.explain(packets, flow.port if flow else None, evidence, side), engine=router.engine.name,
                 addresses=router.addresses())
 
 
@@ -535,10 +548,19 @@ def read_capture(module, flow):
     far, left running)."""
     if flow is None:
         raise OptionError("source", "capture", "give the flow options the capture was started with")
+    router = router_here(module)
+    # Before the capture and the drop reasons end: a packet queued on a neighbour still asked for is dropped (and
+    # its reason reported) only when the kernel gives up on it.
+    resolving = neighbours.settle(router.engine, router.names) if not module.check_mode else None
+    failed = [router.index_of[entry["dev"]] for entry in (resolving or {}).get("entries", [])
+              if entry["state"] == "failed" and entry["dev"] in router.index_of]
+    if failed:  # their queued packets are being dropped: the kernel's word on it is on its way
+        drop_reasons.printed_on((spool.record(flow.flow_id) or {}).get("drop_reasons"), failed)
     found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
     result = fetch(module, module.params, flow, "file", spool_path, found["format"])
+    capture = {"complete": not found["losses"], "losses": found["losses"], "neighbours_awaited": resolving}
     result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
-        found["source"], flow.flow_id), capture={"complete": not found["losses"], "losses": found["losses"]})
+        found["source"], flow.flow_id), capture=capture)
     result.setdefault("warnings", []).extend(found["losses"])
     reasons = found.get("drop_reasons") or {"unavailable": "not asked for"}
     drops = None
@@ -549,7 +571,7 @@ def read_capture(module, flow):
         result["drop_reasons"] = {"read": False, "why": reasons.get("unavailable")}
     if module.params["explain"]:
         result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"),
-                                    drops)
+                                    drops, router)
     if not module.check_mode:
         spool.discard(flow.flow_id)
     if module.params["trace_off"]:

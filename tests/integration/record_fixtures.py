@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import yaml
@@ -307,13 +308,21 @@ def record_neighbours():
     kernel's netlink bytes and `ip -j neigh`'s view of the same table."""
     lab("up", "incidents/neighbour-failed")
     try:
-        connect("pp-client", "198.18.20.2", 8080, timeout=5)
+        # While the router still asks (its next hop INCOMPLETE: the first of three ARP probes a second apart), then
+        # when it has given up (FAILED).
+        asking = threading.Thread(target=connect, args=("pp-client", "198.18.20.2", 8080), kwargs={"timeout": 5})
+        asking.start()
+        time.sleep(0.5)
+        resolving = {family: json.loads(in_netns("pp-router", ["ip", "-j", flag, "neigh", "show"]).stdout)
+                     for family, flag in (("ipv4", "-4"), ("ipv6", "-6"))}
+        asking.join()
         time.sleep(4)  # three ARP probes a second apart, then FAILED
         collections = os.path.join(ROOT, "build", "collections")
         child = ["python3", "-c", RAW_DUMP + NEIGHBOUR_CHILD, collections]
         raw = {"netlink": json.loads(in_netns("pp-router", child).stdout),
                "ip_neigh": {family: json.loads(in_netns("pp-router", ["ip", "-j", flag, "neigh", "show"]).stdout)
                             for family, flag in (("ipv4", "-4"), ("ipv6", "-6"))},
+               "ip_neigh_resolving": resolving,
                "links": json.loads(in_netns("pp-router", ["ip", "-j", "link"]).stdout)}
         write("../routing/neighbour-failed-router-neigh.json", [json.dumps(raw, indent=1, sort_keys=True)])
     finally:

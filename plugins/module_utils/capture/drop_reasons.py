@@ -30,6 +30,7 @@ FIRST_KERNEL = (5, 17)  # skb:kfree_skb gained its reason in 5.17
 RATE = 50  # drops printed a second at most
 READY_TIMEOUT = 20  # seconds for bpftrace to compile and attach (~0.7 s here)
 END_TIMEOUT = 5
+AWAIT_TIMEOUT = 0.5  # seconds a drop that is due (a neighbour given up on) may take to be printed
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmpv6": 58}
 _PROTOCOL_NAMES = {number: name for name, number in PROTOCOL_NUMBERS.items()}
 _SYMBOL = re.compile(r'\{\s*(\d+)\s*,\s*"([A-Za-z0-9_]+)"\s*\}')
@@ -218,6 +219,22 @@ def _read(path):
 def running(found):
     return bool(found) and found.get("pid") is not None and \
         hoststate.start_time(found["pid"]) == found.get("started")
+
+
+def printed_on(found, ifindexes, timeout=AWAIT_TIMEOUT):
+    """Wait until the program has printed a drop on one of `ifindexes` (the device of a neighbour the kernel has just
+    given up on: the packets queued on it are being dropped), at most `timeout` seconds; True once it has. The
+    program prints from its buffer a moment after the kernel's drop, and ending it first would lose the line."""
+    wanted = set(str(index) for index in ifindexes)
+    deadline = time.time() + timeout
+    while running(found):
+        if any(line.split()[3:4] and line.split()[3] in wanted for line in _read(found["files"]["drops"]).splitlines()
+               if line.startswith("D ")):
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.01)
+    return False
 
 
 def stop(found):

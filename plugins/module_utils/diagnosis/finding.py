@@ -116,13 +116,13 @@ def route_spec(hop):
     return {key: value for key, value in spec.items() if value is not None}
 
 
-def split_directions(packets, port):
-    """(requests, replies): the conversation's opener is the first packet; a packet whose first hop carries the
-    traced port on the same side as the opener's is a request, the other side a reply. Without a port either way
-    every packet is a request."""
+def split_directions(packets, port, side=None):
+    """(requests, replies): a packet whose first hop carries the traced port on the request's side is a request, the
+    other side a reply. That side is `side` where the caller knows it (a probe's: its source port, "sport"), else
+    the opener's, the first packet's. Without a port either way every packet is a request."""
     if not packets or not port:
         return list(packets), []
-    side = _request_side(packets, port)
+    side = side or _request_side(packets, port)
     requests, replies = [], []
     for packet in packets:
         value = packet["hops"][0].get(side)
@@ -144,20 +144,25 @@ def deciding(packets):
     return next((p for p in packets if p.get("fate") not in PASSED), packets[0] if packets else None)
 
 
-def explain(packets, port, evidence):
+def explain(packets, port, evidence, side=None):
     """The host's finding: {seen, role, cause, layer, direction, words, evidence, fix, remediable, ruled_out}.
 
     The layers are read in the packet's order, and the first that establishes a cause decides: the trace (rules,
     policies, conntrack), the routing decision as the packet saw it, the socket it was delivered to, the reply's
     trace, and what comes after the last hook (the way out: link, egress qdisc, neighbour). A host whose trace saw
     nothing says what dropped packets before its first hook (tc ingress), for the fleet to join with the host that
-    sent the packet there."""
-    found = _finding(packets, port, evidence)
-    return _kernel_word(found, evidence.drops, port, packets)
+    sent the packet there.
+
+    `side`: which port of a request is `port`, where the caller knows it ("sport" for a probe's source port). A
+    probe's first packet need not be the first of the capture: a reply to an earlier probe from the same port (a
+    server still retransmitting its SYN-ACK) can come before it."""
+    side = side or (_request_side(packets, port) if port else None)
+    found = _finding(packets, port, side, evidence)
+    return _kernel_word(found, evidence.drops, port, side)
 
 
-def _finding(packets, port, evidence):
-    requests, replies = split_directions(packets, port)
+def _finding(packets, port, side, evidence):
+    requests, replies = split_directions(packets, port, side)
     request, reply = deciding(requests), deciding(replies)
     base = {"seen": bool(packets), "requests": len(requests), "replies": len(replies),
             "role": _role(request), "counters": evidence.delta,
@@ -189,13 +194,12 @@ def _finding(packets, port, evidence):
     return dict(base, **decided)
 
 
-def _kernel_word(found, drops, port, packets):
+def _kernel_word(found, drops, port, side):
     """The kernel's own reasons for the flow's drops here, set beside the finding: they corroborate its cause, or
     name another; where no layer decided and the packet went unanswered (or never reached a hook here), the first
     drop of a request decides (`kernel_drop`)."""
     if drops is None:
         return found
-    side = _request_side(packets, port) if port else None
     drops = [dict(drop, direction="request" if not port or port[0] <= drop[side] <= port[1] else "reply")
              for drop in drops]
     found = dict(found, drop_reasons=drops, kernel=None)

@@ -48,7 +48,10 @@ def test_arm_then_collect_reads_the_packets_and_leaves_nothing(host):
     assert got["trace_off"]["removed"] and got["trace_off"]["expiry"], got["trace_off"]
     assert traces_left("pp-" + host) == []
     assert got["source"] == "capture" and got["packets"], got["_stdout"]
-    assert got["capture"] == {"complete": True, "losses": []}, got["capture"]
+    # No neighbour was being asked for: nothing to wait for before the capture ended.
+    assert got["capture"] == {"complete": True, "losses": [], "neighbours_awaited": {
+        "entries": [], "resolved": True, "seconds": got["capture"]["neighbours_awaited"]["seconds"]}}, got["capture"]
+    assert got["capture"]["neighbours_awaited"]["seconds"] < 0.5
     # The counters were read when the capture started, and again now.
     assert got["finding"]["seen"] and got["finding"]["counters"].get("IpInReceives", 0) >= 1, got["finding"]
     assert got["drop_reasons"]["read"] and isinstance(got["drop_reasons"]["drops"], list), got["drop_reasons"]

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import xmlschema
 import yaml
-from labtools import ENV, ROOT, ansible_playbook, connect, in_netns, lab, traces_left
+from labtools import ENV, ROOT, ansible_playbook, connect, in_netns, lab, module, traces_left
 
 INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
@@ -205,3 +205,26 @@ def test_a_flood_on_the_probes_port_leaves_the_verdict_as_it_is(name, tmp_path, 
     assert "of other traffic on the port left out" in output
     for host in FLOODS:
         assert traces_left("pp-" + host) == []
+
+
+def test_the_collection_waits_for_a_neighbour_still_asked_for_and_the_kernel_s_word_on_it(lab_down_after):
+    """A probe far shorter than the kernel's ARP asking (3 probes, 1 s apart): the router's next hop is still
+    INCOMPLETE when its capture is collected. The collection waits for the kernel to give up on it: the state is
+    FAILED, and the drop of the queued SYN (NEIGH_FAILED) is read, as after a long probe."""
+    lab("up", "incidents/neighbour-failed")
+    flow = {"proto": "tcp", "port": "28080"}
+    armed = module("router", "packetpath.linux.trace_rule", dict(flow, expires=60, capture=True, drop_reasons="auto"))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    probe = module("client", "packetpath.linux.probe",
+                   {"proto": "tcp", "dst": "198.18.20.2", "dport": 8080, "sport": 28080, "count": 1, "timeout": 0.3})
+    assert probe["summary"]["results"] == {"timeout": 1}, probe["_stdout"]
+    got = module("router", "packetpath.linux.trace_results", dict(flow, source="capture", explain=True,
+                                                                  trace_off=True))
+    awaited = got["capture"]["neighbours_awaited"]
+    assert {"family": "ipv4", "dev": "eth1", "address": "198.18.20.9", "state": "failed"} in awaited["entries"], awaited
+    assert awaited["resolved"] and 0.5 < awaited["seconds"] <= 3.5 + 0.1, awaited
+    assert got["finding"]["cause"] == "neighbour_failed", got["finding"]["words"]
+    assert "neighbour state FAILED" in got["finding"]["words"], got["finding"]["words"]
+    if armed["capture"]["drop_reasons"].get("pid"):  # bpftrace runs here (installed by `make`)
+        assert "NEIGH_FAILED" in [drop["reason"] for drop in got["drop_reasons"]["drops"]], got["drop_reasons"]
+    assert traces_left("pp-router") == []

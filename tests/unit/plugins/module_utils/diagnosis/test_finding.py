@@ -185,6 +185,22 @@ def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name)
     assert found["layer"] == causes.CATALOGUE[found["cause"]].layer
 
 
+def test_a_probes_requests_are_its_source_ports_whichever_packet_came_first():
+    # The server of reply-neighbour-failed-v6 as recorded, its packets reordered as a second run saw them in the lab:
+    # a SYN-ACK it still retransmitted to an earlier probe from the same port came first. The opener alone takes
+    # the replies for the requests; the probe's side (its source port) keeps the cause.
+    recorded = recorded_incident("reply-neighbour-failed-v6")
+    port, packets = recorded["port"], recorded["result"]["packets"]
+    requests, replies = finding.split_directions(packets, (port, port))
+    assert requests and replies and packets[0] in requests
+    late = replies[:1] + requests + replies[1:]
+    assert finding.split_directions(late, (port, port))[0][0] is replies[0]  # the opener's guess, turned round
+    assert finding.split_directions(late, (port, port), "sport") == (requests, replies)
+    found = finding.explain(late, (port, port), RecordedEvidence(recorded["result"]), "sport")
+    assert (found["cause"], found["direction"]) == ("neighbour_failed", "reply"), found["words"]
+    assert found["words"] == recorded["result"]["finding"]["words"]
+
+
 def test_a_drop_before_the_first_hook_is_named_by_joining_the_sender_s_next_hop_and_the_receiver_s_tc_counters():
     # tc-ingress-drop as recorded: the router forwarded the SYN to 198.18.20.2 and saw no answer; the server's trace
     # saw nothing, and its eth0 (198.18.20.2) dropped packets at tc ingress. Neither decides alone.
