@@ -71,3 +71,40 @@ def test_a_ready_file_of_ours_is_made_and_removed(tmp_path):
     for line in stream.lines():
         seen.append((line, ready.exists()))
     assert seen == [("one line\n", True)] and not ready.exists()
+
+
+# A process that opens a NETLINK_NETFILTER socket (as a monitor does) and waits; with an argument, it first sends
+# itself a netlink message it does not read, so that its socket holds something (Rmem above 0).
+NETFILTER_SOCKET = r"""
+import socket, sys, time
+sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+sock.bind((0, 0))
+if len(sys.argv) > 1:
+    # NLMSG_NOOP to itself: queued on its own socket, never read.
+    sock.sendto(b"\x10\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", (sock.getsockname()[0], 0))
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("unread, idle", [(False, True), (True, False)])
+def test_a_monitor_is_idle_only_asleep_with_its_netfilter_socket_empty(unread, idle):
+    import subprocess
+    import sys
+    import time
+    child = subprocess.Popen([sys.executable, "-c", NETFILTER_SOCKET] + (["unread"] if unread else []),  # pylint: disable=consider-using-with
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        asleep = time.time() + (1 if unread else 5)  # it prints, then goes to sleep: seen idle from then on, or never
+        while not sources.idle_monitor(child.pid) and time.time() < asleep:
+            time.sleep(0.01)
+        assert sources.idle_monitor(child.pid) is idle
+    finally:
+        child.kill()
+        child.wait()
+    assert sources.idle_monitor(child.pid) is False  # gone
+
+
+def test_a_process_without_a_netfilter_socket_is_no_idle_monitor():
+    assert sources.idle_monitor(os.getpid()) is False
