@@ -64,23 +64,14 @@ print(json.dumps({"version": metadata.version("pyroute2"), "netlink": netlink_se
 # route_lookup's own start for one lookup: the engine engine=auto chooses for it (`ip -j`, engines.IP_UP_TO), and
 # pyroute2's (import it, open the socket): each imported, asked, answered.
 START = r"""
-import shutil, subprocess, sys
+import sys
 sys.path[:0] = sys.argv[1:3]
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ProcessRunner
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 
-
-class Runner:
-    def which(self, name):
-        return shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-    def run(self, argv, data=None):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return done.returncode, done.stdout, done.stderr
-
-
 tables = rt_tables.RtTables()
-engine = engines.choose(sys.argv[3], Runner(), tables, lookups=1)
+engine = engines.choose(sys.argv[3], ProcessRunner(), tables, lookups=1)
 assert engine.name == sys.argv[4], engine.name
 assert Router(engine, tables).lookup([{"dst": "127.0.0.1"}])[0]["type"] == "local"
 """

@@ -413,7 +413,8 @@ capture:
       the kernel dropped for a full socket buffer (ENOBUFS), or the trace's expiry reached before the collection. A
       host whose capture is incomplete can have seen more than it says.
     - C(neighbours_awaited) (not in check mode) - the neighbour entries (ARP/NDP) the host was still asking for when
-      the collection began, which it waited for before ending the capture, and for how long (C(seconds)). A packet
+      the collection began, which it waited for before ending the capture, the state each ended in (C(failed),
+      C(reachable)...; C(gone) where the entry went), and for how long (C(seconds)). A packet
       queued on such an entry is dropped, and its drop reason reported, only when the kernel gives up asking (about
       3 s after the first packet, from the device's C(mcast_solicit), C(app_solicit) and C(retrans_time_ms)); the
       wait ends as soon as no entry is INCOMPLETE, and lasts at most that long (6 s in all). C(resolved) is false
@@ -421,7 +422,8 @@ capture:
   returned: with source=capture
   type: dict
   sample: {"complete": false, "losses": ["the capture's xtables_monitor ended on its own before it was collected (rc=1): packets after its end are missing"],
-           "neighbours_awaited": {"seconds": 1.62, "resolved": true, "entries": [{"family": "ipv4", "dev": "eth1", "address": "198.18.20.2"}]}}
+           "neighbours_awaited": {"seconds": 1.62, "resolved": true,
+                                  "entries": [{"family": "ipv4", "dev": "eth1", "address": "198.18.20.9", "state": "failed"}]}}
 trace_off:
   description:
     - With O(trace_off), the result of switching the flow's trace off (the keys of
@@ -543,19 +545,26 @@ def fetch(module, params, flow, source, path, fmt):
     ).run()
 
 
+def await_neighbours(router, armed):
+    """Before the capture and its drop reasons end: a packet queued on a neighbour the kernel still asks for is
+    dropped (and its reason reported) only when the kernel gives up on it. Waits for those entries, and where one
+    failed, for the drop-reason program to print the drops on its device."""
+    resolving = neighbours.settle(router.engine, router.names)
+    failed = [router.index_of[entry["dev"]] for entry in resolving["entries"]
+              if entry["state"] == "failed" and entry["dev"] in router.index_of]
+    if failed:
+        drop_reasons.printed_on(armed.get("drop_reasons"), failed)
+    return resolving
+
+
 def read_capture(module, flow):
     """The live capture trace_rule started for the flow: ended, read, explained, removed (check mode: read so
     far, left running)."""
     if flow is None:
         raise OptionError("source", "capture", "give the flow options the capture was started with")
     router = router_here(module)
-    # Before the capture and the drop reasons end: a packet queued on a neighbour still asked for is dropped (and
-    # its reason reported) only when the kernel gives up on it.
-    resolving = neighbours.settle(router.engine, router.names) if not module.check_mode else None
-    failed = [router.index_of[entry["dev"]] for entry in (resolving or {}).get("entries", [])
-              if entry["state"] == "failed" and entry["dev"] in router.index_of]
-    if failed:  # their queued packets are being dropped: the kernel's word on it is on its way
-        drop_reasons.printed_on((spool.record(flow.flow_id) or {}).get("drop_reasons"), failed)
+    armed = spool.record(flow.flow_id)
+    resolving = await_neighbours(router, armed) if armed is not None and not module.check_mode else None
     found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
     result = fetch(module, module.params, flow, "file", spool_path, found["format"])
     capture = {"complete": not found["losses"], "losses": found["losses"], "neighbours_awaited": resolving}

@@ -3,8 +3,13 @@
 """How the engine runs programs on a host.
 
 The engine never imports AnsibleModule: it is handed a runner.  Modules pass
-ModuleCommandRunner; unit tests pass a runner that replays recorded output.
+ModuleCommandRunner; scripts outside Ansible (the lab's probes of both engines, the benches) ProcessRunner; unit
+tests pass a runner that replays recorded output.
 """
+
+import os
+import shutil
+import subprocess
 
 # Parsers read the tools' English output.
 C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
@@ -22,3 +27,15 @@ class ModuleCommandRunner:
     def run(self, argv, data=None):
         """Return (rc, stdout, stderr); a missing program is rc 127, not an exception."""
         return self._module.run_command(argv, data=data, environ_update=C_LOCALE, check_rc=False)
+
+
+class ProcessRunner:
+    """Runs argv lists (never a shell) as processes of its own, in the C locale: the same answers outside a module."""
+
+    def which(self, name):
+        return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+
+    def run(self, argv, data=None):
+        done = subprocess.run(argv, input=data, capture_output=True, text=True, check=False,
+                              env=dict(os.environ, **C_LOCALE))
+        return done.returncode, done.stdout, done.stderr

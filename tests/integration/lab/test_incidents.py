@@ -137,24 +137,15 @@ def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_d
 # Both engines in one namespace: pyroute2's dumps and `ip -j`/`tc -j`, decoded into the same links, addresses and
 # qdisc counters (the finding reads them through whichever the host has).
 ENGINES_CHILD = r"""
-import json, shutil, subprocess, sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
+from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ProcessRunner
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import interfaces
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
 
-
-class Runner:
-    def which(self, name):
-        return shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-    def run(self, argv, data=None):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return done.returncode, done.stdout, done.stderr
-
-
 found = {}
-for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(Runner(), rt_tables.RtTables()))):
+for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(ProcessRunner(), rt_tables.RtTables()))):
     found[name] = {"links": engine.links(), "snapshot": interfaces.snapshot(engine),
                    "addresses": sorted(engine.addresses(), key=json.dumps)}  # netlink dumps one family at a time
 print(json.dumps(found))
