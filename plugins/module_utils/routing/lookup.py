@@ -30,6 +30,13 @@ RP_MODES = {0: "off", 1: "strict", 2: "loose"}
 # ndmsg.ndm_state bits (linux/neighbour.h), as `ip neigh` names them.
 NUD_STATES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay", 0x10: "probe", 0x20: "failed",
               0x40: "noarp", 0x80: "permanent"}
+
+
+def nud_names(bits):
+    """The names of a neighbour entry's NUD state bits, in the kernel's order."""
+    return [name for bit, name in sorted(NUD_STATES.items()) if bits & bit]
+
+
 _PLAIN = {
     errno.ENETUNREACH: "no route to %(dst)s: no table the rules lead to has a route that covers it",
     errno.EHOSTUNREACH: "%(dst)s is covered by an unreachable route (or forwarding is off on the arrival interface)",
@@ -384,10 +391,8 @@ class Router:
     def neighbour(self, family, dev, address):
         """The neighbour entry's state names for `address` on `dev` (ARP/NDP), [] where the kernel has none."""
         if family not in self._neighbours:
-            self._neighbours[family] = {
-                (self.names.get(entry["ifindex"]), entry["dst"]): [
-                    name for bit, name in sorted(NUD_STATES.items()) if entry["state"] & bit]
-                for entry in self.engine.neighbours(family) if entry.get("dst")}
+            self._neighbours[family] = {(self.names.get(entry["ifindex"]), entry["dst"]): nud_names(entry["state"])
+                                        for entry in self.engine.neighbours(family) if entry.get("dst")}
         return self._neighbours[family].get((dev, address), [])
 
     def link(self, name):

@@ -15,7 +15,7 @@ neighbour is unresolved.
 import os
 import time
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import NUD_STATES
+from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import NUD_STATES, nud_names
 
 INCOMPLETE = next(bit for bit, name in NUD_STATES.items() if name == "incomplete")
 FAMILIES = ("ipv4", "ipv6")
@@ -71,4 +71,4 @@ def settle(engine, names, proc="/proc/sys/net", clock=time.monotonic, sleep=time
 def _state(bits):
     if bits is None:
         return "gone"
-    return ",".join(name for bit, name in sorted(NUD_STATES.items()) if bits & bit) or "none"
+    return ",".join(nud_names(bits)) or "none"
