@@ -10,10 +10,11 @@ The capture is the live source trace_results would read (NFLOG of the namespace,
 run by a detached grandchild of the module (a new session; its standard streams on /dev/null, so the module's SSH
 session ends) that writes the lines to a spool file in the namespace's state directory. Everything it runs is
 imported before the fork: the module's own files are gone once the module has returned. It ends when its stop
-file appears, or when the trace's expiry comes (its `duration`), whatever happens to the play. Its PID and kernel
-start time are recorded, so only the process we started is ever signalled.
+FIFO is written (it sleeps until then), or when the trace's expiry comes (its `duration`), whatever happens to the
+play. Its PID and kernel start time are recorded, so only the process we started is ever signalled.
 """
 
+import errno
 import os
 import signal
 import time
@@ -115,6 +116,7 @@ def start(runner, backend, flow_id, duration, extra):
     discard(flow_id)
     files = paths(flow_id)
     hoststate.make_dirs(os.path.dirname(files["record"]))
+    os.mkfifo(files["stop"], 0o600)  # the collection writes it: the reader wakes then, and sleeps until then
     source, lines, stream = fetch.live_lines(runner, backend, duration, files["ready"], files["stop"])
     _detach(lines, stream, files)
     deadline = time.time() + READY_TIMEOUT
@@ -130,6 +132,21 @@ def start(runner, backend, flow_id, duration, extra):
                  expires_at=time.time() + duration)
     hoststate.write(files["record"], found)
     return found
+
+
+def _ask_to_stop(fifo):
+    """Write to the reader's stop FIFO (made at start()), which wakes it; a reader that ended meanwhile has nobody
+    reading it (ENXIO), and needs no asking."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return
+        raise
+    try:
+        os.write(fd, b"stop\n")
+    finally:
+        os.close(fd)
 
 
 def _listening(ready):
@@ -156,9 +173,8 @@ def collect(flow_id, stop=True):
     if stop and running(found):  # a reader that ended (or died: its spool full) needs no stop file
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
         try:
-            with os.fdopen(_create(files["stop"]), "w") as handle:
-                handle.write("stop\n")
-        except OSError as exc:  # a full filesystem (ENOSPC), a link planted at its name (ELOOP)
+            _ask_to_stop(files["stop"])
+        except OSError as exc:  # a link planted at its name (ELOOP), the FIFO removed (ENOENT)
             raise HostError("cannot ask the capture to stop (%s: %s); it ends by itself at the trace's expiry, and "
                             "trace_rule state=absent ends it now; nothing was read" % (files["stop"], exc.strerror or exc))
         deadline = time.time() + END_TIMEOUT

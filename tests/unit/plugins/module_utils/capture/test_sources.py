@@ -4,6 +4,7 @@ are the seed's real kernel-log lines."""
 
 import gzip
 import os
+import threading
 
 import pytest
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
@@ -108,3 +109,45 @@ def test_a_monitor_is_idle_only_asleep_with_its_netfilter_socket_empty(unread, i
 
 def test_a_process_without_a_netfilter_socket_is_no_idle_monitor():
     assert sources.idle_monitor(os.getpid()) is False
+
+
+def write_fifo(path):
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"stop\n")
+    finally:
+        os.close(fd)
+
+
+def test_a_reader_whose_stop_file_is_a_fifo_sleeps_until_it_is_written(tmp_path, monkeypatch):
+    """The capture's spool makes the stop file a FIFO: the reader of an idle source waits in one select() until the
+    collection writes it, instead of looking for the file every POLL (~3 ms of CPU a second per reader); once asked,
+    it reads what is still coming for `settle` and ends. A stop file that is a path is still looked for."""
+    stop = tmp_path / "flow.stop"
+    os.mkfifo(str(stop), 0o600)
+    waits = []
+    real_select = sources.select.select
+
+    def counting(readers, writers, errors, timeout=None):
+        waits.append(timeout)
+        return real_select(readers, writers, errors, timeout)
+
+    monkeypatch.setattr(sources.select, "select", counting)
+    stream = sources.Stream(["sleep", "30"], duration=30, stop_file=str(stop), settle=0.1)
+    lines = stream.lines()
+    timer = threading.Timer(1.0, write_fifo, (str(stop),))
+    timer.start()
+    try:
+        assert list(lines) == []
+    finally:
+        timer.cancel()
+    asleep = [timeout for timeout in waits if timeout is None or timeout > sources.Stream.POLL]
+    assert len(asleep) == 1 and asleep[0] > 25, waits  # one wait, until the deadline or the FIFO
+    assert len(waits) < 10 and stream.ended_by == "deadline" and stream.returncode == -15, waits
+
+    # trace_results' stop_file is a path that does not exist yet: looked for, and the reading ends once it exists.
+    path = tmp_path / "asked.stop"
+    stream = sources.Stream(["sleep", "30"], duration=30, stop_file=str(path), settle=0.1)
+    timer = threading.Timer(0.3, path.write_text, ("stop\n",))
+    timer.start()
+    assert list(stream.lines()) == [] and stream.ended_by == "deadline"
