@@ -520,7 +520,7 @@ def check_options(params):
 
 def router_here(module):
     tables = rt_tables.RtTables()
-    return Router(engines.choose("ip", ModuleCommandRunner(module), tables), tables)
+    return Router(engines.choose("auto", ModuleCommandRunner(module), tables), tables)
 
 
 def explain(module, packets, flow, before, interfaces_before, drops=None, router=None):
