@@ -37,13 +37,13 @@ class KernelTypes:
             raise KernelTypesError("not BTF (no magic 0x%x)" % _MAGIC)
         header, type_off, type_len, str_off = struct.unpack_from(self._order + _HEADER, blob, 2)[2:6]
         self._strings = header + str_off
-        self._entry = struct.Struct(self._order + "III")
-        self._member = struct.Struct(self._order + "III")
+        # Three 32-bit words: a type's head (name, info, size or type) and a struct's member (name, type, offset).
+        self._words = struct.Struct(self._order + "III")
         self._at = [0]  # type id -> where its record starts (id 0 is void)
         self._structs = {}  # name offset -> type id, structs and unions only
         position, end = header + type_off, header + type_off + type_len
         while position < end:
-            name, info = self._entry.unpack_from(blob, position)[:2]
+            name, info = self._words.unpack_from(blob, position)[:2]
             kind, entries = (info >> 24) & 0x1F, info & 0xFFFF
             if kind not in _FIXED:
                 raise KernelTypesError("BTF kind %d is unknown to this reader (type %d)" % (kind, len(self._at)))
@@ -84,24 +84,24 @@ class KernelTypes:
         return type_id
 
     def _resolved(self, type_id):
-        """(kind, info, record position) of a type, typedefs and qualifiers followed."""
+        """(kind, info, size or type, record position) of a type, typedefs and qualifiers followed."""
         while True:
             position = self._at[type_id]
-            info, size_or_type = self._entry.unpack_from(self._blob, position)[1:]
+            info, size_or_type = self._words.unpack_from(self._blob, position)[1:]
             kind = (info >> 24) & 0x1F
             if kind not in _QUALIFIERS:
-                return kind, info, position
+                return kind, info, size_or_type, position
             type_id = size_or_type
 
     def _find(self, type_id, name):
         """(bit offset, type id, bit field width or 0) of member `name` of a struct or union, looking inside its
         anonymous members."""
-        kind, info, position = self._resolved(type_id)
+        kind, info, _size, position = self._resolved(type_id)
         if kind not in (_STRUCT, _UNION):
             return None
         bitfields = info >> 31
         for index in range(info & 0xFFFF):
-            name_off, member_type, offset = self._member.unpack_from(self._blob, position + 12 + 12 * index)
+            name_off, member_type, offset = self._words.unpack_from(self._blob, position + 12 + 12 * index)
             bits, width = (offset & 0xFFFFFF, offset >> 24) if bitfields else (offset, 0)
             if name_off == 0:
                 inner = self._find(member_type, name)
@@ -116,8 +116,7 @@ class KernelTypes:
         return self._blob[start:self._blob.index(b"\0", start)]
 
     def _size(self, type_id):
-        kind, _info, position = self._resolved(type_id)
-        size = self._entry.unpack_from(self._blob, position)[2]
+        kind, _info, size, _position = self._resolved(type_id)
         if kind == _PTR:
             return POINTER_SIZE
         if kind in (_INT, _ENUM, _ENUM64, _STRUCT, _UNION):

@@ -394,9 +394,11 @@ class Stream:
         monitor's socket is empty and it waits. Without a netlink group to look at, never: the settle decides."""
         return self.group is not None and idle_monitor(source.pid)
 
-    def _stop_asked(self, stop_fd):
+    def _stop_asked(self, stop_fd, ready):
+        """Whether the reading was asked to end: its stop FIFO among what the last select() found `ready`, or the
+        stop file that is a path there."""
         if stop_fd is not None:
-            return bool(select.select([stop_fd], [], [], 0)[0])
+            return stop_fd in ready
         return bool(self.stop_file) and os.path.exists(self.stop_file)
 
     def lines(self):
@@ -418,12 +420,13 @@ class Stream:
                     handle.write("%d\n" % os.getpid())
             self.ended_by = "source"
             stopping = False
+            ready = []
             while True:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
                     self.ended_by = "deadline"
                     break
-                if not stopping and self._stop_asked(stop_fd):
+                if not stopping and self._stop_asked(stop_fd, ready):
                     # The last events of the probe may still be coming in: read until they are all in (an event,
                     # _drained), at most `settle` seconds.
                     stopping = True
