@@ -286,6 +286,38 @@ def live_captures(hosts, **args):
             capture.__exit__()
 
 
+class Footprint:
+    """What a test makes on the machine outside its namespaces, removed afterwards, and only what it made: the
+    lab's journal, for a test. The shared directories a test or the collection under test may create
+    (/etc/netns, /run/packetpath) are noted as absent when the footprint starts and removed at its end if they are
+    then empty (a leftover inside stays for the session's guard to see); directories made through makedirs() are
+    recorded as they are made and removed whole."""
+
+    SHARED = ("/etc/netns", "/run/packetpath")
+
+    def __init__(self, shared=SHARED):
+        self.absent = [path for path in shared if not os.path.lexists(path)]
+        self.made = []
+
+    def makedirs(self, path):
+        """os.makedirs(path), each directory it creates recorded first (outermost first)."""
+        missing, head = [], path
+        while not os.path.lexists(head):
+            missing.append(head)
+            head = os.path.dirname(head)
+        self.made += [folder for folder in reversed(missing) if folder not in self.absent]
+        os.makedirs(path)
+        return path
+
+    def undo(self):
+        for folder in reversed(self.made):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.made = []
+        for folder in reversed(self.absent):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when empty
+
+
 def scratch_down(netns):
     """Whatever a test left in a scratch namespace of its own: its processes (killed by PID, inside it only), the
     namespace with its rules, its records under /run/packetpath and its /etc/netns directory."""
@@ -300,20 +332,24 @@ def scratch_down(netns):
     for name in os.listdir("/run/packetpath") if inode and os.path.isdir("/run/packetpath") else ():
         if name.startswith("net-%d-" % inode):
             shutil.rmtree(os.path.join("/run/packetpath", name))
-    if os.path.isdir("/run/packetpath") and not os.listdir("/run/packetpath"):
-        os.rmdir("/run/packetpath")
 
 
 @contextlib.contextmanager
-def scratch(netns):
+def scratch(netns, sysctl_d=False):
     """A namespace of the test's own (name it outside "pp-", lab-down's and the guard's) with loopback and eth1 (a
-    veth whose peer is eth2) up; gone afterwards with whatever was left in it, also when the test fails."""
+    veth whose peer is eth2) up, and with sysctl_d its own /etc/sysctl.d (`ip netns exec` binds
+    /etc/netns/<ns>/sysctl.d over it); gone afterwards with whatever was left in it and whatever it made on the
+    machine (its Footprint), also when the test fails."""
     scratch_down(netns)
+    footprint = Footprint()
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         in_netns(netns, ["ip", "link", "set", "lo", "up"])
         in_netns(netns, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2"])
         in_netns(netns, ["ip", "link", "set", "eth1", "up"])
+        if sysctl_d:
+            footprint.makedirs("/etc/netns/%s/sysctl.d" % netns)
         yield netns
     finally:
         scratch_down(netns)
+        footprint.undo()

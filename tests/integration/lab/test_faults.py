@@ -52,7 +52,7 @@ print(json.dumps({"armed": armed, "got": got, "left": left, "files": sorted(
 
 @pytest.fixture
 def scratch_netns():
-    with scratch(SCRATCH) as netns:
+    with scratch(SCRATCH, sysctl_d=True) as netns:
         yield netns
 
 
@@ -131,7 +131,6 @@ print(json.dumps({"got": got, "before": before, "after": [open(key).read() for k
 def test_runtime_keys_that_cannot_be_written_change_nothing_at_all(scratch_netns, read_only):
     """Issue #27: with the runtime side unwritable the file was written and the runtime was not (half-applied).
     Now the keys are checked first: the task fails naming the key, and neither the file nor a value changed."""
-    os.makedirs("/etc/netns/%s/sysctl.d" % scratch_netns)  # `ip netns exec` binds it over /etc/sysctl.d
     found = python_in(scratch_netns, READ_ONLY, read_only)
     assert found["got"].get("failed"), found["got"]
     assert "log_martians" in found["got"]["msg"] and "nothing was changed" in found["got"]["msg"], found["got"]["msg"]

@@ -15,8 +15,7 @@ RUNNER = os.path.join(ROOT, "tests", "integration", "module_fuzz.py")
 
 
 def test_generated_arguments_never_crash_a_module_and_a_refusal_changes_nothing(tmp_path):
-    with scratch(SCRATCH):
-        os.makedirs("/etc/netns/%s/sysctl.d" % SCRATCH)  # `ip netns exec` binds it over /etc/sysctl.d
+    with scratch(SCRATCH, sysctl_d=True):
         seed = os.environ.get("PACKETPATH_FUZZ_SEED", "1")
         proc = in_netns(SCRATCH, [sys.executable, RUNNER, os.path.join(ROOT, "build", "collections"), SCRATCH,
                                   str(tmp_path), seed, TRACE_FILE], check=False, timeout=1200)

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from labtools import ROOT, in_netns
+from labtools import ROOT, Footprint, in_netns
 
 SCRATCH = "ppscratch-records"  # not "pp-": lab-down's and the guard's names
 HOSTSTATE = ("import json, sys; sys.path.insert(0, sys.argv[1])\n"
@@ -29,7 +29,7 @@ def inode(netns):
 
 
 def test_a_namespace_given_a_dead_ones_inode_sees_none_of_its_records():
-    names, written = [SCRATCH], None
+    names, written, footprint = [SCRATCH], None, Footprint()
     subprocess.run(["ip", "netns", "del", SCRATCH], capture_output=True, check=False)
     try:
         subprocess.run(["ip", "netns", "add", SCRATCH], check=True)
@@ -58,7 +58,4 @@ def test_a_namespace_given_a_dead_ones_inode_sees_none_of_its_records():
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         if written and written.startswith("/run/packetpath/net-"):
             shutil.rmtree(written, ignore_errors=True)
-            try:
-                os.rmdir("/run/packetpath")
-            except OSError:
-                pass
+        footprint.undo()

@@ -67,6 +67,9 @@ class Builder:
         if not os.path.isdir("/run/sshd"):
             self.journal.record("dir", path="/run/sshd")
             os.makedirs("/run/sshd", mode=0o755)
+        if not os.path.lexists("/run/packetpath"):
+            # The collection makes it on the lab's hosts: lab-down removes it (when empty) only where it was not here.
+            self.journal.record("dir", path="/run/packetpath")
         for key in ("id_ed25519", "ssh_host_ed25519_key"):
             if not os.path.exists(path(key)):
                 system.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "packetpath-lab", "-f", path(key)])

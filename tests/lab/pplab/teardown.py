@@ -51,10 +51,6 @@ def _delete_netns(entry):
     system.run(["ip", "netns", "del", name])
     if records:
         shutil.rmtree("%s-%s" % (records, cookie) if cookie else records, ignore_errors=True)
-        try:
-            os.rmdir("/run/packetpath")  # only when empty
-        except OSError:
-            pass
 
 
 def _delete_root_link(entry):
