@@ -88,6 +88,7 @@ class PacketAssembler:
         self.hops_skipped = 0  # hops past MAX_HOPS of a packet, left out
         self.strangers = 0  # packets on the port left out as not (or less surely) the probe's
         self.matched_kin = [0, 0, 0]  # packets matched, by kinship
+        self.kept_kin = [0, 0, 0]  # packets kept, by kinship
         self._open = OrderedDict()
         self._occurrences = {}
         self._chains = Memo(self._chain_info)
@@ -196,11 +197,16 @@ class PacketAssembler:
             self.matched_kin[packet.kinship] += 1
             if len(self.kept) < self.max_packets:
                 self.kept.append(packet)
-            else:  # in place of the latest packet kept that is less surely the probe's, if any
-                lower = [index for index, kept in enumerate(self.kept) if kept.kinship < packet.kinship]
-                if lower:
-                    del self.kept[lower[-1]]
-                    self.kept.append(packet)
+                self.kept_kin[packet.kinship] += 1
+            elif any(self.kept_kin[:packet.kinship]):
+                # In place of the latest packet kept that is less surely the probe's. Looked for only where there
+                # is one: a scan of every kept packet at each packet past max_packets took a 500 MB log's parse
+                # from 3.8 s to 7 s.
+                index = next(index for index in range(len(self.kept) - 1, -1, -1)
+                             if self.kept[index].kinship < packet.kinship)
+                self.kept_kin[self.kept.pop(index).kinship] -= 1
+                self.kept.append(packet)
+                self.kept_kin[packet.kinship] += 1
 
     def close(self):
         while self._open:
