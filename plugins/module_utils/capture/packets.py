@@ -94,12 +94,13 @@ class PacketAssembler:
         self._chains = Memo(self._chain_info)
 
     def _chain_info(self, hop):
-        """(hook or None, whether the hop is in the hooked chain itself) of a hop shape."""
+        """(hook or None, the hooked chain entered or None, whether the hop takes the hook of the hop before: a
+        legacy user chain, under the built-in chain that jumped to it) of a hop shape."""
         table, chain, base_chain = hop[0], hop[1], hop[2]
         hooked = base_chain or chain
         hook = self.chain_hooks.get((table, hooked)) or hook_of_chain(hooked)
         in_hooked = chain == base_chain if base_chain else chain in BUILTIN_CHAIN_HOOK
-        return hook, (table, hook) if in_hooked else None
+        return hook, (table, hook) if in_hooked else None, hook is None and not base_chain
 
     def add_run(self, run):
         """Hops that share one header dict (one packet's, consecutive), in order."""
@@ -113,11 +114,17 @@ class PacketAssembler:
             elif len(packet.hooks) >= MAX_HOPS:
                 self.hops_skipped += len(run.hops)
                 return
-        chains, hooks = self._chains, []
-        for hop in run.hops:
-            hook, entering = chains[hop]
-            if hook is None and not hop[2]:
-                # A legacy user chain: under the built-in chain that jumped to it.
+        hooks, previous = [], None
+        for info in map(self._chains.__getitem__, run.hops):
+            if info == previous:
+                # The same hook and chain entered as the hop before, which did not start over: neither does this
+                # one, and it changes nothing the hop before did not (most hops of a log; the walk below is the
+                # parser's costliest Python per hop).
+                hooks.append(hooks[-1])
+                continue
+            previous = info
+            hook, entering, inherits = info
+            if inherits:
                 hook = hooks[-1] if hooks else (packet.hooks[-1] if packet is not None and packet.hooks else None)
             if packet is None:
                 packet = self._start(key, hook)
