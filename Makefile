@@ -22,7 +22,7 @@ export PACKETPATH_LAB_DIR := $(LAB_DIR)
 export PYTHONDONTWRITEBYTECODE := 1
 LAB := PYTHONPATH=$(CURDIR)/tests/lab $(BIN)/python -m pplab
 
-.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures bench lab-up lab-down lab-status clean
+.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures bench bench-record lab-up lab-down lab-status clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -117,11 +117,16 @@ integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules aga
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|neighbours|traces|journal|routing|sysctl)
 	PYTHONPATH=$(CURDIR)/tests/lab:$(CURDIR)/tests/integration $(BIN)/python tests/integration/record_fixtures.py $(ONLY)
 
-bench: collection $(PYROUTE2_DIRS)  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts)
-	$(BIN)/python bench/trace_results_bench.py
-	$(BIN)/python bench/route_lookup_bench.py
-	$(BIN)/python bench/diagnose_bench.py
-	$(BIN)/python bench/audit_bench.py
+# Every script runs even when one fails; the gate then fails the target on a missed target or a regression against
+# bench/release.json (docs/development.md: before a release). Not part of `make test`: timing is not a test.
+BENCHES := trace_results route_lookup diagnose audit
+bench: collection $(PYROUTE2_DIRS)  ## trace parsing vs grep (500 MB log), route lookups vs ip -batch, diagnose_port vs ping, audit vs raw collection (50 hosts); fails on a regression
+	@$(BIN)/python -c 'import sys; sys.path.insert(0, "bench"); import figures; figures.start()'
+	@status=0; for bench in $(BENCHES); do $(BIN)/python bench/$${bench}_bench.py || { echo "bench/$${bench}_bench.py failed"; status=1; }; done; \
+	  $(BIN)/python bench/figures.py gate || status=1; exit $$status
+
+bench-record: bootstrap  ## write the last `make bench`'s figures to bench/release.json (RELEASE=x.y.z; for a release)
+	$(BIN)/python bench/figures.py record $(or $(RELEASE),$(shell $(BIN)/python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])'))
 
 lab-up: collection  ## build a lab: make lab-up TOPOLOGY=seed|kube|scale [HOSTS=50]
 	@$(LAB) up $(TOPOLOGY) $(if $(HOSTS),--hosts $(HOSTS),)

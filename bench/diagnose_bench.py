@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import figures
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
@@ -257,6 +259,12 @@ def main():
         ", ".join("%s %d" % item for item in sorted(executions.items())),
         "met" if executions["client"] <= 3 and max(executions["router"], executions["server"]) <= 2 else "MISSED"))
     print(floor_line("with drop reasons,", len(INCIDENT_HOSTS), floor))
+    figures.add("diagnose_port.incident_3_hosts", seconds / baseline, "of 3 ping tasks per host", target=1.5)
+    figures.add("diagnose_port.incident_3_hosts_floor", floor["diagnosis"][0] / floor["floor"][0], "of its floor")
+    figures.add("diagnose_port.executions_on_probe_from", None, value=executions["client"], unit="executions",
+                at_most=3)
+    figures.add("diagnose_port.executions_per_traced_host", None,
+                value=max(executions["router"], executions["server"]), unit="executions", at_most=2)
     print("diagnose_port on the scale lab (iptables-nft hosts: trace_rule capture=true, detached; drop_reasons=never),"
           " forks 25")
     for hosts, (seconds, baseline, tasks, floor) in sorted(results.items()):
@@ -264,10 +272,13 @@ def main():
         print("  %2d hosts: %5.1f s vs %5.1f s for %d ping tasks per host: %.2fx (target <= 2x: %s)" % (
             hosts, seconds, baseline, tasks, ratio, "met" if ratio <= 2 else "MISSED"))
         print(floor_line("%d hosts" % hosts, hosts, floor))
+        figures.add("diagnose_port.scale_%d_hosts" % hosts, ratio, "of %d ping tasks per host" % tasks, target=2)
     if large_floor:
         seconds = large_floor["diagnosis"][0]
         print(floor_line("%d hosts, forks 50" % large, large, large_floor) + " (target %d s: %s)" % (
             100, "met" if seconds <= 100 else "MISSED"))
+        figures.add("diagnose_port.scale_%d_hosts_forks_50" % large, seconds / large_floor["floor"][0],
+                    "of its floor", value=seconds, unit="s", at_most=100)
     return 0
 
 

@@ -4,7 +4,8 @@
    `grep TRACE file | grep 'ID=<id> '`, each timed three times, best of three.
 2. Parse every TRACE line into packets and hops (max_packets bounds what is kept): MB/s on one core.
 Peak memory of each is the child's maximum resident set (ru_maxrss), Python itself included.
-Targets (issue #4): fetch <= 1.5x grep with peak < 100 MB; parse >= 100 MB/s.
+Targets: fetch <= 1.5x grep with peak < 100 MB (issue #4); parse >= 150 MB/s (issue #41), held against the last
+release as its time in grep pipelines' (bench/figures.py).
 """
 
 import json
@@ -19,6 +20,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
+import figures  # noqa: E402  pylint: disable=wrong-import-position
 from make_kernel_log import packet_fields, write  # noqa: E402  pylint: disable=wrong-import-position
 
 SIZE_MB = int(os.environ.get("BENCH_MB", "500"))
@@ -94,15 +96,19 @@ def main():
         fetch["seconds"], fetch["max_rss_mb"], fetch["packets"]))
     print("  ratio to grep: %.2fx (target <= 1.5x: %s); peak memory target < 100 MB: %s" % (
         ratio, "met" if ratio <= 1.5 else "MISSED", "met" if fetch["max_rss_mb"] < 100 else "MISSED"))
+    figures.add("trace_results.fetch_one_packet", ratio, "of grep", target=1.5)
+    figures.add("trace_results.fetch_peak_memory", None, value=fetch["max_rss_mb"], unit="MB", at_most=100)
 
-    parse = child("parse", path, "1000")
+    parse = best([child("parse", path, "1000") for _attempt in range(2)])
     rate = size_mb / parse["seconds"]
     stats = parse["stats"]
-    print("parse every TRACE line into packets and hops (max_packets 1000)")
-    print("  %d lines, %d packets, %d kept (%d hops): %.2f s, %.1f MB/s, peak %.1f MB" % (
+    print("parse every TRACE line into packets and hops (max_packets 1000, best of 2)")
+    print("  %d lines, %d packets, %d kept (%d hops): %.2f s, %.1f MB/s, peak %.1f MB; %.1fx grep's time" % (
         stats["trace_events"], stats["packets_seen"], stats["packets_kept"], parse["kept_hops"], parse["seconds"],
-        rate, parse["max_rss_mb"]))
-    print("  target >= 100 MB/s: %s" % ("met" if rate >= 100 else "MISSED"))
+        rate, parse["max_rss_mb"], parse["seconds"] / grep_seconds))
+    print("  target >= 150 MB/s: %s" % ("met" if rate >= 150 else "MISSED"))
+    figures.add("trace_results.parse_every_line", parse["seconds"] / grep_seconds, "of grep's time", value=rate,
+                unit="MB/s", at_least=150)
     return 0
 
 
