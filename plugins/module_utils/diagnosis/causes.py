@@ -82,6 +82,9 @@ class Cause:
     # The kernel's drop reasons (skb:kfree_skb, as the kernel names them; REASON:function where the reason alone is
     # too general) that corroborate it where bpftrace reads them: as seen in its incident lab on Linux 6.18.
     drop_reasons: Tuple[str, ...] = ()
+    # The host answers the packet (a TCP reset, an ICMP error): the probe must have got an answer for the cause to
+    # stand (a probe whose failed attempts all timed out contradicts it).
+    answers: bool = False
 
     def corroborated_by(self, drop):
         return drop["reason"] in self.drop_reasons or "%s:%s" % (drop["reason"], drop["location"]) in self.drop_reasons
@@ -108,7 +111,7 @@ CATALOGUE = {cause.id: cause for cause in (
           drop_reasons=("NETFILTER_DROP",)),
     Cause("rule_reject", "trace", "the trace's last hop is a rule whose verdict is REJECT",
           "rejected by {hop}: {rule}",
-          drop_reasons=("NETFILTER_DROP",)),
+          drop_reasons=("NETFILTER_DROP",), answers=True),
     Cause("policy_drop", "trace", "the trace's last hop is a chain's policy DROP",
           "dropped by the policy of {hop}: no rule of the chain accepted it",
           drop_reasons=("NETFILTER_DROP",)),
@@ -194,7 +197,7 @@ CATALOGUE = {cause.id: cause for cause in (
                                    "(post-NAT) address and port",
           "nothing listens on {proto} {dst} port {port}{instead}: the host answers {answer}",
           counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH,
-          drop_reasons=("NO_SOCKET",)),
+          drop_reasons=("NO_SOCKET",), answers=True),
     Cause("accept_queue_full", "socket", "the SYN was delivered to the local stack and nothing answered it; a socket "
                                          "listens on its (post-NAT) address and port, its accept queue holds "
                                          "connections not yet accepted, and the kernel's ListenOverflows counter "

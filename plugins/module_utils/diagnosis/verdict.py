@@ -165,12 +165,67 @@ def probe_failed(probe):
     return bool(((probe or {}).get("summary") or {}).get("failed"))
 
 
+# An attempt that a host answered: a reset or an ICMP error (port unreachable reads as refused).
+ANSWERED = ("refused", "unreachable")
+
+
+def results_text(summary):
+    """'connected 2, timeout 1'."""
+    return ", ".join("%s %d" % item for item in sorted((summary.get("results") or {}).items()))
+
+
+def contradiction(row, summary):
+    """Why the probe's attempts contradict the cause a host's trace named, or None. A probe that got through every
+    time leaves no cause standing; a cause that has the host answer (a reset, an ICMP error) stands only where an
+    attempt got an answer. No probe, no contradiction: a trace of real traffic is judged on its own."""
+    if not row["cause"] or not summary.get("attempts"):
+        return None
+    if not summary.get("failed"):
+        return "the probe got through in %d of %d attempts" % (summary.get("succeeded", 0), summary["attempts"])
+    cause = causes.CATALOGUE.get(row["cause"])
+    answered = any((summary.get("results") or {}).get(result) for result in ANSWERED) or summary.get("icmp")
+    if cause is not None and cause.answers and not answered:
+        return "the cause has the host answer the packet, and none of the probe's %d failed attempts got an answer " \
+               "(%s)" % (summary["failed"], results_text(summary))
+    return None
+
+
+def set_aside(rows, probe):
+    """Each host's cause that the probe contradicts, set aside: the row keeps it under `set_aside` with the reason,
+    and names no cause (a verdict never draws a cross over a probe that got through, nor claims a reset none saw)."""
+    summary = (probe or {}).get("summary") or {}
+    for row in rows:
+        why = contradiction(row, summary)
+        if why is None:
+            continue
+        row["set_aside"] = {"cause": row["cause"], "words": row["words"], "why": why}
+        row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None,
+                   words="no cause here: %s (the trace alone suggested %s: %s)" % (why, row["cause"], row["words"]))
+    return rows
+
+
+def attempts_text(probe, culprit):
+    """'2 of 3 attempts got through; the failed ones (timeout 1) are explained: ' where the attempts differ, or where
+    every one got through; '' where all failed or no probe ran."""
+    summary = (probe or {}).get("summary") or {}
+    attempts, failed = summary.get("attempts") or 0, summary.get("failed") or 0
+    if not attempts or failed == attempts:
+        return ""
+    if not failed:
+        return "the probe got through in %d of %d attempts (%s); " % (attempts, attempts, results_text(summary))
+    return "%d of %d attempts got through and %d failed (%s); %s" % (
+        summary.get("succeeded", 0), attempts, failed, results_text(summary),
+        "the failed ones: " if culprit else "what failed them is not established: ")
+
+
 def fleet_verdict(verdicts, probe):
     """The packet's way across the hosts and the one finding on top: the first host on the way that names a cause
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
     way = sorted((v for v in verdicts if v["seen"]), key=_way)
     culprit = next((v for v in way if v["cause"]), None)
-    if culprit is None:
+    summary = (probe or {}).get("summary") or {}
+    if culprit is None and not (summary.get("attempts") and not summary.get("failed")):
+        # Where the probe got through every time, no host dropped it before its first hook either.
         culprit = _dropped_before_first_hook(way, verdicts)
         if culprit is not None:
             way.append(culprit)
@@ -198,6 +253,11 @@ def fleet_verdict(verdicts, probe):
     if lossy and culprit is None:
         words += ". Not every capture was complete: %s" % "; ".join(
             "%s: %s" % (v["host"], v["evidence"]["capture_losses"][0]) for v in lossy)
+    words = attempts_text(probe, culprit) + words
+    aside = [v for v in verdicts if v.get("set_aside")]
+    if aside:
+        words += ". Set aside: %s" % "; ".join("%s's trace suggested %s, but %s" % (
+            v["host"], v["set_aside"]["cause"], v["set_aside"]["why"]) for v in aside)
     words += icmp_senders_text(verdicts, probe)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
@@ -229,8 +289,8 @@ def printable(value):
 def build_report(hosts, request, probe, probe_after=None, unreported=None, now=None):
     """The report: request, probe, one verdict per host (sorted), and the rerun after a remediation.
     `unreported`: {host: its last error} for hosts whose data is None."""
-    verdicts = [printable(host_verdict(host, data, (unreported or {}).get(host)))
-                for host, data in sorted(hosts.items())]
+    verdicts = set_aside([printable(host_verdict(host, data, (unreported or {}).get(host)))
+                          for host, data in sorted(hosts.items())], probe)
     moment = time.time() if now is None else now
     if str(request.get("port", "")).isdigit():  # templated values arrive as text on older ansible-core
         request = dict(request, port=int(request["port"]))

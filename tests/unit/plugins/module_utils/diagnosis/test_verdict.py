@@ -1,10 +1,12 @@
 """The fleet report of a diagnosis: every host of the run has a row, those that never reported with their error."""
 
+import json
 import xml.etree.ElementTree as ET
 
 from ansible_collections.packetpath.linux.plugins.action import diagnosis_report as action
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import diagram, verdict
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary
+from recorded import fixture_path
 
 # As the lab's test_fleet recorded it for a host that does not answer.
 UNREACHABLE = ("Task failed: Failed to connect to the host via ssh: ssh: connect to host 198.18.0.250 port 22: "
@@ -204,3 +206,50 @@ def test_the_junit_file_fails_the_culprit_and_the_fleet_and_errs_where_a_host_ne
     passed = verdict.build_report({"node": {"arm_error": None, "trace": {"packets": []}}}, REQUEST,
                                   {"summary": summary([{"result": "connected"}] * 3)})
     assert ET.fromstring(verdict.junit(passed).split("\n", 1)[1]).get("failures") == "0"
+
+
+def recorded_router(name):
+    """The culprit of an incident lab as its trace_results recorded it there (tests/unit/fixtures/incidents)."""
+    with open(fixture_path("incidents", name + ".json"), encoding="utf-8") as handle:
+        result = json.load(handle)["result"]
+    return {"arm_error": None, "trace": {"packets": result["packets"], "finding": result["finding"]}}
+
+
+def test_a_probe_that_got_through_is_never_crossed_out():
+    # forward-reject's router, whose trace named its REJECT rule: had the probe connected every time (a rule that
+    # rejects other packets than the probe's), no host is crossed out and the row names no cause.
+    hosts = {"router": recorded_router("forward-reject")}
+    built = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "connected"}] * 3)})
+    fleet, row = built["verdict"], built["hosts"][0]
+    assert (fleet["culprit"], fleet["cause"], fleet["fix"]) == (None, None, None)
+    assert "\u2717" not in fleet["line"] and verdict.label(fleet) == "passed"
+    assert row["cause"] is None and row["set_aside"]["cause"] == "rule_reject"
+    assert row["set_aside"]["why"] == "the probe got through in 3 of 3 attempts"
+    assert fleet["words"].startswith("the probe got through in 3 of 3 attempts (connected 3)")
+    assert "Set aside: router's trace suggested rule_reject, but the probe got through" in fleet["words"]
+    junit = ET.fromstring(verdict.junit(built))
+    assert junit.get("failures") == "0", verdict.junit(built)
+
+
+def test_an_answer_is_claimed_only_where_the_probe_got_one():
+    hosts = {"router": recorded_router("forward-reject")}
+    # As recorded: ICMP port unreachable reached the client, which reads it as refused: the REJECT stands.
+    refused = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "refused"}] * 3)})["verdict"]
+    assert (refused["culprit"], refused["cause"]) == ("router", "rule_reject")
+    assert refused["words"].startswith("router: rejected by filter:FORWARD")
+    # Every attempt timed out: nothing answered, so a REJECT (which answers) does not explain it.
+    silent = verdict.build_report(hosts, REQUEST, {"summary": summary([{"result": "timeout"}] * 3)})
+    assert (silent["verdict"]["culprit"], silent["verdict"]["cause"]) == (None, "undecided")
+    assert "none of the probe's 3 failed attempts got an answer (timeout 3)" in silent["hosts"][0]["set_aside"]["why"]
+    # Without a probe (real traffic traced), the trace is judged on its own.
+    alone = verdict.build_report(hosts, REQUEST, None)["verdict"]
+    assert (alone["culprit"], alone["cause"]) == ("router", "rule_reject")
+
+
+def test_attempts_that_differ_are_said_and_the_failed_ones_explained():
+    hosts = {"router": recorded_router("forward-reject")}
+    attempts = [{"result": "connected"}, {"result": "refused"}, {"result": "connected"}]
+    fleet = verdict.build_report(hosts, REQUEST, {"summary": summary(attempts)})["verdict"]
+    assert (fleet["culprit"], fleet["cause"]) == ("router", "rule_reject")
+    assert fleet["words"].startswith("2 of 3 attempts got through and 1 failed (connected 2, refused 1); the failed "
+                                     "ones: router: rejected by")
