@@ -226,14 +226,17 @@ class Flow:
         return True
 
     def kinship(self, fields):
-        """How surely packet headers of the flow are the probe's: 2 from probe_src or back to it (the rules are
-        narrower, by direction, but a packet of probe_src's on the port is no stranger's); 1 pairing the flow's port
-        with probe_dport, either way (the probe's past an SNAT that changed its address); 0 not known to be."""
+        """How surely packet headers of the flow are the probe's conversation: 2 from probe_src on the probe's own
+        port (`port`: its source ports) or back to it on that port, as trace_rule's rules for the probe select them;
+        1 pairing the flow's port with probe_dport, either way (the probe's past an SNAT that changed its address);
+        0 not known to be. A packet from probe_src *to* one of those ports is another conversation of its host's."""
         if not self.probe_src:
             return 0
-        if any(address and _IN_NETWORK[address, self.probe_src] for address in (fields.get("src"), fields.get("dst"))):
-            return 2
         low, high = self.port
+        for address, port in (("src", "sport"), ("dst", "dport")):
+            value, number = fields.get(address), fields.get(port)
+            if value and number is not None and low <= number <= high and _IN_NETWORK[value, self.probe_src]:
+                return 2
         for mine, theirs in (("sport", "dport"), ("dport", "sport")):
             port, other = fields.get(mine), fields.get(theirs)
             if port is not None and low <= port <= high and other == self.probe_dport:

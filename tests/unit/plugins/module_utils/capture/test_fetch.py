@@ -288,21 +288,34 @@ def test_a_packet_that_repeats_its_hops_without_end_is_bounded(monkeypatch):
 
 
 def test_a_probes_packets_are_kept_first_and_alone_when_strangers_share_its_port(tmp_path):
-    # Two recordings of node3 (nftables) one after the other: IPv4 SYNs to port 30080 first, then an IPv6 one. The
-    # IPv6 client's stands for the probe's, the IPv4 ones for strangers' traffic on its port.
+    # Two recordings of node3 (nftables) one after the other: IPv4 SYNs from port 50076 to 30080 first, then an IPv6
+    # one from port 48534. The IPv6 client's stands for the probe's (48534 among the probe's source ports, which the
+    # flow's port selects either way), the IPv4 ones for strangers' traffic on another of its ports.
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("".join(open(trace(name), encoding="utf-8").read() for name in (
         "nft-monitor-kube-node3-tcp4.txt", "nft-monitor-kube-node3-tcp6.txt")))
-    plain = Flow.from_params({"proto": "tcp", "port": "30080"})
+    plain = Flow.from_params({"proto": "tcp", "port": "48534:50076"})
     packets, reader = read(str(mixed), flow=plain, max_packets=1)
     assert [p["hops"][0]["src"] for p in packets] == ["198.51.100.10"] and reader.truncated  # first come, kept
-    probe = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "2001:db8:100::10"})
+    probe = Flow.from_params({"proto": "tcp", "port": "48534:50076", "probe_src": "2001:db8:100::10"})
     packets, reader = read(str(mixed), flow=probe, max_packets=1)
     assert [p["id"] for p in packets] == ["5e7a2dce"] and not reader.truncated
     assert reader.stats["packets_matched"] == 5 and reader.stats["packets_of_strangers"] == 4
     packets, reader = read(str(mixed), flow=probe, max_packets=60)  # room for all: the strangers still left out
     assert [p["id"] for p in packets] == ["5e7a2dce"] and reader.stats["packets_of_strangers"] == 4
     assert probe.flow_id != plain.flow_id and "(the probe's from 2001:db8:100::10 first)" in probe.describe()
+
+
+def test_a_packet_from_the_probes_host_to_its_source_port_is_not_the_probes(tmp_path):
+    # Issue #37: the probe's own host sending to the port the probe sends from (30080 here, the probe's source port
+    # by the flow) is another conversation: the IPv6 SYN from the probe's address to 30080 is no longer taken for the
+    # probe's, and with nothing else pairing its ports nothing is kept.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("".join(open(trace(name), encoding="utf-8").read() for name in (
+        "nft-monitor-kube-node3-tcp4.txt", "nft-monitor-kube-node3-tcp6.txt")))
+    backwards = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "2001:db8:100::10"})
+    packets, reader = read(str(mixed), flow=backwards)
+    assert packets == [] and reader.stats["packets_matched"] == 5 and reader.stats["packets_of_strangers"] == 5
 
 
 def test_past_an_snat_the_probes_packets_are_those_that_pair_its_two_ports_and_unknown_ones_are_left_out(tmp_path):
