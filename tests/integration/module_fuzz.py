@@ -8,7 +8,12 @@ sysctls, files), a case that outlives its time bound, and an accepted case whose
 
 Run only inside a scratch network namespace of its own, by tests/integration/lab/test_module_fuzz.py:
 
-    ip netns exec <scratch> python module_fuzz.py <build/collections> <scratch> <work dir> <seed> <fixture trace>
+    ip netns exec <scratch> python module_fuzz.py <build/collections> <scratch> <work dir> <seed> <fixture trace> \
+        [<claims dir>]
+
+With a claims directory, several runners (each in a namespace of its own) share the modules: each takes the next
+module no other has claimed (a file created exclusively there). Each module's cases come from a generator seeded
+with the seed and the module's name, so they are the same whichever runner takes it.
 
 It refuses to start unless /etc/sysctl.d here is the scratch namespace's (`ip netns exec` binds it), so that no
 accepted case can write the machine's own files; netns values are only this namespace or ones that do not exist.
@@ -27,7 +32,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, sys.argv[1])
+if __name__ == "__main__":  # started by itself: argv[1] is build/collections (the tests import it with it on the path)
+    sys.path.insert(0, sys.argv[1])
 
 # pylint: disable=wrong-import-position
 from ansible.module_utils import basic
@@ -237,8 +243,9 @@ def differences(before, after):
 
 
 class Fuzz:
-    def __init__(self, netns, work, seed, trace_file):
-        self.netns, self.work, self.random = netns, work, random.Random(seed)
+    def __init__(self, netns, work, seed, trace_file, claims=None):
+        self.netns, self.work, self.seed, self.claims = netns, work, seed, claims
+        self.random = random.Random(seed)
         self.trace_file = trace_file
         self.modules = {name: importlib.import_module("ansible_collections.packetpath.linux.plugins.modules." + name)
                         for name in MODULES}
@@ -275,6 +282,16 @@ class Fuzz:
             "audit_report": [{"hosts": {"h1": audit}, "checks": ["sysctl_expected", "trace_leftovers"],
                               "report_dir": report_dir}],
         }
+
+    def claim(self, name):
+        """Whether this runner takes the module: always alone, else where no other runner claimed it first."""
+        if self.claims is None:
+            return True
+        try:
+            os.close(os.open(os.path.join(self.claims, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
     def call(self, name, args):
         result, escaped = run(self.modules[name], args, False, self.work)
@@ -373,6 +390,10 @@ class Fuzz:
         bases = self.bases()
         slowest = {}
         for name in MODULES:
+            if not self.claim(name):
+                continue
+            self.random = random.Random("%d:%s" % (self.seed, name))
+            self.counts.setdefault("modules", []).append(name)
             spec = spec_of(self.modules[name])
             for args, mutated in self.cases(name, bases[name], spec):
                 took = self.one(name, args, mutated, check=self.random.random() < 0.2)
@@ -384,10 +405,11 @@ class Fuzz:
 
 def main():
     collections, netns, work, seed, trace_file = sys.argv[1:6]
+    claims = sys.argv[6] if len(sys.argv) > 6 else None
     here, scratch = os.stat("/etc/sysctl.d"), os.stat("/etc/netns/%s/sysctl.d" % netns)
     if (here.st_dev, here.st_ino) != (scratch.st_dev, scratch.st_ino) or collections not in sys.path:
         raise SystemExit("not inside `ip netns exec %s` with its own /etc/sysctl.d: refusing to run" % netns)
-    Fuzz(netns, work, int(seed), trace_file).go()
+    Fuzz(netns, work, int(seed), trace_file, claims).go()
 
 
 if __name__ == "__main__":
