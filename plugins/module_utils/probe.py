@@ -167,6 +167,8 @@ class Probe:
                 attempts.append(attempt(number))
         for number, outcome in enumerate(attempts):
             outcome["attempt"] = number + 1
+            if self.proto != "icmp" and self.source_port(number):  # whatever the result: the trace's conversation
+                outcome.setdefault("source_port", self.source_port(number))
         return attempts
 
     def _tcp(self, number):
@@ -294,12 +296,16 @@ def icmp_error(sock):
     return None
 
 
+# The results of an attempt that got through.
+SUCCEEDED = ("connected", "reply", "sent")
+
+
 def summary(attempts):
     """How many attempts ended how, and the first and last result."""
     counts = {}
     for attempt in attempts:
         counts[attempt["result"]] = counts.get(attempt["result"], 0) + 1
-    good = sum(counts.get(result, 0) for result in ("connected", "reply", "sent"))
+    good = sum(counts.get(result, 0) for result in SUCCEEDED)
     icmp = []
     for attempt in attempts:
         error = {key: attempt["icmp"][key] for key in ("name", "code", "from")} if attempt.get("icmp") else None

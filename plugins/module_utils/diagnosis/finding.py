@@ -53,6 +53,7 @@ class HostEvidence:
         self._listening = None
         self._routes = {}
         self._conntrack_table = _UNREAD
+        self._conntrack = {}
 
     def listening(self):
         if self._listening is None:
@@ -90,12 +91,17 @@ class HostEvidence:
         return self._conntrack_table
 
     def conntrack(self, hop):
-        """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded)."""
-        table = self.conntrack_table()
-        try:
-            return {"table": table, "entries": conntrack.flow_entries(hop) if table else None}
-        except Exception as exc:  # pylint: disable=broad-except  # context only: it must not cost the finding
-            return {"table": table, "entries": None, "error": "conntrack could not be read: %s" % exc}
+        """The flow's entries as conntrack holds them here, and the table's fill (None where not loaded); read once
+        per packet header (the finding asks for the request's and for its lookups)."""
+        key = tuple(hop.get(field) for field in ("proto", "src", "dst", "sport", "dport"))
+        if key not in self._conntrack:
+            table = self.conntrack_table()
+            try:
+                self._conntrack[key] = {"table": table, "entries": conntrack.flow_entries(hop) if table else None}
+            except Exception as exc:  # pylint: disable=broad-except  # context only: it must not cost the finding
+                self._conntrack[key] = {"table": table, "entries": None,
+                                        "error": "conntrack could not be read: %s" % exc}
+        return self._conntrack[key]
 
 
 def translated(hop):
@@ -105,6 +111,29 @@ def translated(hop):
         return None
     address = match.group("bracketed") or match.group("v4") or match.group("v6")
     return address, int(match.group("port")) if match.group("port") else hop.get("dport")
+
+
+def held_translation(hop, evidence):
+    """(dst, dport) conntrack holds the packet's conversation DNAT'd to, or None. Only a conversation's first packet
+    passes the nat hooks: the later ones (and a trace that hooks nothing after prerouting) show the address the
+    client used, while the kernel sends them where conntrack says."""
+    held = evidence.conntrack(hop) or {}
+    for entry in held.get("entries") or []:
+        target = (entry["reply"]["src"], entry["reply"]["sport"])
+        if entry.get("nat") and target != (entry["orig"]["dst"], entry["orig"]["dport"]):
+            return target
+    return None
+
+
+def packet_spec(packet, evidence):
+    """The routing lookup of a packet as the kernel makes it: after the DNAT its last hop shows, else after the
+    DNAT conntrack holds its conversation to (judged by its real tuple), else as it arrived."""
+    hop = packet["hops"][-1]
+    if translated(hop) is None:
+        moved = held_translation(packet["hops"][0], evidence)
+        if moved is not None:
+            return route_spec(dict(hop, dst=moved[0], dport=moved[1]))
+    return route_spec(hop)
 
 
 def route_spec(hop):
@@ -157,8 +186,37 @@ def explain(packets, port, evidence, side=None):
     probe's first packet need not be the first of the capture: a reply to an earlier probe from the same port (a
     server still retransmitting its SYN-ACK) can come before it."""
     side = side or (_request_side(packets, port) if port else None)
-    found = _finding(packets, port, side, evidence)
-    return _kernel_word(found, evidence.drops, port, side)
+    conversations = _conversations(packets, port) if side == "sport" else []
+    if len(conversations) < 2:
+        return _kernel_word(_finding(packets, port, side, evidence), evidence.drops, port, side)
+    # A probe's attempts side by side, each its own conversation (source port): each is decided on its own packets,
+    # so one that failed is explained even where the others got through (NAT can send each somewhere else).
+    drops = evidence.drops
+    decided = [(sport, _kernel_word(_finding(group, (sport, sport), side, evidence), None if drops is None else [
+        drop for drop in drops if sport in (drop.get("sport"), drop.get("dport"))], (sport, sport), side))
+        for sport, group in conversations]
+    found = next((each for _sport, each in decided if each["cause"]), decided[0][1])
+    found = dict(found, requests=sum(each["requests"] for _sport, each in decided),
+                 replies=sum(each["replies"] for _sport, each in decided),
+                 conversations=[{"sport": sport, "role": each["role"], "cause": each["cause"], "words": each["words"]}
+                                for sport, each in decided])
+    if drops is not None:  # every drop of the flow here, beside the deciding conversation's stance on its own
+        found["drop_reasons"] = _directed(drops, port, side)
+    return found
+
+
+def _conversations(packets, port):
+    """[(source port, its packets)] of a probe's conversations, by the probe's source port: a request's own, a
+    reply's destination port; in the order of the ports."""
+    if not port or port[0] == port[1]:
+        return []
+    grouped = {}
+    for packet in packets:
+        first = packet["hops"][0]
+        sport = first.get("sport") if first.get("sport") is not None and port[0] <= first["sport"] <= port[1] \
+            else first.get("dport")
+        grouped.setdefault(sport, []).append(packet)
+    return sorted(grouped.items(), key=lambda item: (item[0] is None, item[0] or 0))
 
 
 def _finding(packets, port, side, evidence):
@@ -200,8 +258,7 @@ def _kernel_word(found, drops, port, side):
     drop of a request decides (`kernel_drop`)."""
     if drops is None:
         return found
-    drops = [dict(drop, direction="request" if not port or port[0] <= drop[side] <= port[1] else "reply")
-             for drop in drops]
+    drops = _directed(drops, port, side)
     found = dict(found, drop_reasons=drops, kernel=None)
     if not drops:
         return found
@@ -220,12 +277,18 @@ def _kernel_word(found, drops, port, side):
     return dict(found, kernel="decides", **decided)
 
 
+def _directed(drops, port, side):
+    """The drops, each with the direction of the packet it dropped: a request carries the port on its `side`."""
+    return [dict(drop, direction="request" if not port or port[0] <= drop[side] <= port[1] else "reply")
+            for drop in drops]
+
+
 def _passed(packet, evidence):
     """Words for a packet that did not stop here. Where no table hooks the next step (fate unknown), the
     routing decision says where it went."""
     if packet["fate"] != "unknown":
         return "passed (%s)" % packet["fate"].replace("_", " ")
-    answer, _decision = evidence.route(route_spec(packet["hops"][-1]))
+    answer, _decision = evidence.route(packet_spec(packet, evidence))
     where = ("hands it to the local stack" if answer.get("type") == "local" else
              "forwards it out of %s" % answer.get("dev") if answer.get("type") == "unicast" else
              "gives a %s route" % answer.get("type"))
@@ -315,7 +378,7 @@ def _routing(packet, direction, evidence):
     """The trace ends at (or cannot follow past) the routing decision: redo it with the packet's addresses as they
     were there (after DNAT), on the input path with its arrival interface and its mark."""
     hop = packet["hops"][-1]
-    spec = route_spec(hop)
+    spec = packet_spec(packet, evidence)
     family = "ipv6" if ":" in spec["dst"] else "ipv4"
     answer, decision = evidence.route(spec)
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
@@ -324,9 +387,11 @@ def _routing(packet, direction, evidence):
         proof["mark"] = spec["mark"]
     destination = spec["dst"]
     if spec["dst"] != hop["dst"]:
-        proof["translated_by"] = hop.get("rule")
-        destination = "%s (written by %s's DNAT; the packet came for %s)" % (
-            spec["dst"], packet["last_hop"], hop["dst"])
+        held = translated(hop) is None
+        proof["translated_by"] = "conntrack (the conversation's DNAT)" if held else hop.get("rule")
+        destination = "%s (%s; the packet came for %s)" % (
+            spec["dst"], "where conntrack holds its conversation DNAT'd to" if held else
+            "written by %s's DNAT" % packet["last_hop"], hop["dst"])
     facts = {"dst": destination, "src": hop.get("src"), "interface": hop.get("in"), "family": family,
              "table": decision["table"], "rule": decision["rule"], "chosen": _chosen_by(decision, spec),
              "route": (decision["route"] or {}).get("dst") or "-"}
@@ -371,7 +436,7 @@ def _next_hop(packet, evidence):
     if packet.get("fate") not in ("forwarded", "sent", "unknown"):
         return None
     hop = packet["hops"][-1]
-    spec = route_spec(hop)
+    spec = packet_spec(packet, evidence)
     answer, decision = evidence.route(spec)
     if answer.get("type") != "unicast":
         return None
@@ -447,7 +512,7 @@ def _handed_to_local_stack(packet, evidence):
     decision hands to the local stack: as far as the sockets go, delivered."""
     if packet.get("fate") != "unknown":
         return False
-    answer, _decision = evidence.route(route_spec(packet["hops"][-1]))
+    answer, _decision = evidence.route(packet_spec(packet, evidence))
     return answer.get("type") == "local"
 
 
@@ -456,7 +521,8 @@ def _listener(packet, evidence, answered):
     connections or datagrams (`answered`: a reply of the flow was traced)?"""
     hop = packet["hops"][-1]
     proto = hop.get("proto")
-    dst, port = translated(hop) or (hop["dst"], hop.get("dport"))  # a last hop in nat PREROUTING: after its DNAT
+    spec = packet_spec(packet, evidence)  # after the DNAT of its last hop, or of its conversation
+    dst, port = spec["dst"], spec.get("dport")
     if proto not in sockets.LISTENING or port is None:
         return None
     takers, nearby = sockets.takers(evidence.listening(), proto, dst, port)

@@ -10,11 +10,13 @@ else how it was armed and its trace (trace_results, with the finding the host de
 import ipaddress
 import json
 import re
+import shlex
 import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import junit as junit_file
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import SUCCEEDED
 
 SCHEMA_VERSION = 2
 NOT_REPORTED = "not reported: the host failed or could not be reached during the run"
@@ -40,13 +42,17 @@ def fix_state(verdict, report):
 
 
 def fix_command(fix):
-    """The fix as a command a person can run on the host."""
+    """The fix as a command a person can paste on the host: each argument quoted for the shell (an interface name is
+    the host's text, `$(reboot)` included), a sysctl key written the kernel's way (sysctl reads a `.` in a component
+    as a separator: an interface `eth0.100` is `eth0/100` there)."""
     if fix["module"].endswith("interface_sysctl"):
         family = "ipv6" if any(key.startswith("ipv6.") for key in fix["args"]["settings"]) else "ipv4"
-        return "sysctl -w %s" % " ".join(
-            "net.%s.conf.%s.%s=%s" % (family, interface, key.split(".", 1)[-1], value)
-            for interface in fix["args"]["interfaces"] for key, value in sorted(fix["args"]["settings"].items()))
-    return " ".join(fix["args"]["argv"])
+        argv = ["sysctl", "-w"] + [
+            "net.%s.conf.%s.%s=%s" % (family, interface.replace(".", "/"), key.split(".", 1)[-1], value)
+            for interface in fix["args"]["interfaces"] for key, value in sorted(fix["args"]["settings"].items())]
+    else:
+        argv = fix["args"]["argv"]
+    return " ".join(shlex.quote(str(argument)) for argument in argv)
 
 
 def gathered(trace, armed):
@@ -86,7 +92,7 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses"):
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -174,14 +180,27 @@ def results_text(summary):
     return ", ".join("%s %d" % item for item in sorted((summary.get("results") or {}).items()))
 
 
-def contradiction(row, summary):
+def failed_ports(probe):
+    """The source ports of the probe's attempts that failed, where it sent from fixed ones."""
+    return [attempt["source_port"] for attempt in (probe or {}).get("attempts") or []
+            if attempt.get("source_port") and attempt.get("result") not in SUCCEEDED]
+
+
+def contradiction(row, probe):
     """Why the probe's attempts contradict the cause a host's trace named, or None. A probe that got through every
     time leaves no cause standing; a cause that has the host answer (a reset, an ICMP error) stands only where an
-    attempt got an answer. No probe, no contradiction: a trace of real traffic is judged on its own."""
+    attempt got an answer; a cause found in one of the probe's conversations stands only where that attempt failed.
+    No probe, no contradiction: a trace of real traffic is judged on its own."""
+    summary = (probe or {}).get("summary") or {}
     if not row["cause"] or not summary.get("attempts"):
         return None
     if not summary.get("failed"):
         return "the probe got through in %d of %d attempts" % (summary.get("succeeded", 0), summary["attempts"])
+    failed = failed_ports(probe)
+    causing = [each["sport"] for each in row.get("conversations") or [] if each["cause"] == row["cause"]]
+    if causing and failed and not set(causing) & set(failed):
+        return "it was found in the conversation from port %s, whose attempt got through (the failed ones came " \
+               "from %s)" % (", ".join(map(str, causing)), ", ".join(map(str, failed)))
     cause = causes.CATALOGUE.get(row["cause"])
     answered = any((summary.get("results") or {}).get(result) for result in ANSWERED) or summary.get("icmp")
     if cause is not None and cause.answers and not answered:
@@ -193,9 +212,8 @@ def contradiction(row, summary):
 def set_aside(rows, probe):
     """Each host's cause that the probe contradicts, set aside: the row keeps it under `set_aside` with the reason,
     and names no cause (a verdict never draws a cross over a probe that got through, nor claims a reset none saw)."""
-    summary = (probe or {}).get("summary") or {}
     for row in rows:
-        why = contradiction(row, summary)
+        why = contradiction(row, probe)
         if why is None:
             continue
         row["set_aside"] = {"cause": row["cause"], "words": row["words"], "why": why}
@@ -213,8 +231,10 @@ def attempts_text(probe, culprit):
         return ""
     if not failed:
         return "the probe got through in %d of %d attempts (%s); " % (attempts, attempts, results_text(summary))
-    return "%d of %d attempts got through and %d failed (%s); %s" % (
+    ports = failed_ports(probe)
+    return "%d of %d attempts got through and %d failed (%s%s); %s" % (
         summary.get("succeeded", 0), attempts, failed, results_text(summary),
+        "; the failed from port %s" % ", ".join(map(str, ports)) if ports else "",
         "the failed ones: " if culprit else "what failed them is not established: ")
 
 

@@ -202,6 +202,9 @@ def test_a_host_without_input_tables_is_explained_by_its_routing_decision(tmp_pa
         "lo` (the trace cannot follow it: no table hooks input or forward on this host)")
     assert report["probe"]["summary"]["results"] == {"connected": 3}
     assert "probe: connected 3" in output
+    # A healthy lab: no host crossed out, no cause, and the words say the probe got through (issue #37).
+    assert "\u2717" not in report["verdict"]["line"] and report["verdict"]["cause"] is None
+    assert report["verdict"]["words"].startswith("the probe got through in 3 of 3 attempts (connected 3); ")
 
 
 def test_check_mode_arms_nothing_and_says_so(tmp_path):

@@ -99,7 +99,12 @@ def check_verdict(expected, drop_reasons, output, report):
         assert expected["culprit"] + " \u2717" in fleet["line"] and expected.get("words_include", "") in fleet["words"]
     else:
         assert "Ruled out on the way" in fleet["words"]
-    assert report["probe"]["summary"]["succeeded"] == 0, report["probe"]["summary"]
+    summary = report["probe"]["summary"]
+    assert summary["succeeded"] == expected.get("probe_succeeded", 0), summary
+    # A cross only over a probe that failed, and an answer claimed only where one came back (issue #37).
+    assert ("\u2717" in fleet["line"]) == bool(expected["culprit"]) and summary["failed"] > 0, (fleet["line"], summary)
+    if expected["cause"] in ("no_listener", "rule_reject"):
+        assert summary["results"].get("refused") or summary["results"].get("unreachable"), summary
     if "probe_icmp" in expected:  # the ICMP error the probe got, and the address of the host that sent it
         assert report["probe"]["summary"]["icmp"] == [expected["probe_icmp"]], report["probe"]["summary"]
         assert "ICMP %s" % expected["probe_icmp"]["name"] in output

@@ -121,6 +121,19 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
     assert commands["link_down"] == "ip link set dev eth1 up"
 
 
+def test_a_fix_command_is_safe_to_paste_whatever_the_host_named_its_interfaces():
+    # Issue #42: an interface name is the host's text; the kernel's sysctl key writes a dot in it as a slash.
+    import subprocess
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+    hostile = verdict.fix_command(causes.fix("rp_filter", interface="$(touch pwned)", family="ipv4"))
+    assert hostile == "sysctl -w 'net.ipv4.conf.$(touch pwned).rp_filter=2'"
+    assert subprocess.run(["sh", "-c", "printf '%s\\n' " + hostile.split(" ", 2)[2]], capture_output=True,
+                          text=True, check=True).stdout == "net.ipv4.conf.$(touch pwned).rp_filter=2\n"
+    assert verdict.fix_command(causes.fix("rp_filter", interface="eth0.100", family="ipv4")) == \
+        "sysctl -w net.ipv4.conf.eth0/100.rp_filter=2"
+    assert verdict.fix_command(causes.fix("link_down", dev="a b;c", admin="down")) == "ip link set dev 'a b;c' up"
+
+
 def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
     from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
     found = causes.finding("rp_filter", "request", {}, explanation="rejected by rp_filter (strict on b-srv)",
@@ -253,3 +266,22 @@ def test_attempts_that_differ_are_said_and_the_failed_ones_explained():
     assert (fleet["culprit"], fleet["cause"]) == ("router", "rule_reject")
     assert fleet["words"].startswith("2 of 3 attempts got through and 1 failed (connected 2, refused 1); the failed "
                                      "ones: router: rejected by")
+
+
+def test_a_conversations_cause_stands_only_where_its_attempt_failed():
+    # forward-reject's router as recorded, its finding from the conversation of port 48080; a probe of two attempts
+    # side by side (48080, 48081), as a NAT spread would send them to two places.
+    router = recorded_router("forward-reject")
+    found = router["trace"]["finding"]
+    found["conversations"] = [{"sport": 48080, "role": "stopped", "cause": "rule_reject", "words": found["words"]},
+                              {"sport": 48081, "role": "forwarded", "cause": None, "words": "passed (forwarded)"}]
+    hosts = {"router": router}
+    as_found = [{"result": "refused", "source_port": 48080}, {"result": "connected", "source_port": 48081}]
+    fleet = verdict.build_report(hosts, REQUEST, {"attempts": as_found, "summary": summary(as_found)})["verdict"]
+    assert (fleet["culprit"], fleet["cause"]) == ("router", "rule_reject")
+    assert "1 failed (connected 1, refused 1; the failed from port 48080); the failed ones: router" in fleet["words"]
+    crossed = [{"result": "connected", "source_port": 48080}, {"result": "refused", "source_port": 48081}]
+    built = verdict.build_report(hosts, REQUEST, {"attempts": crossed, "summary": summary(crossed)})
+    assert (built["verdict"]["culprit"], built["verdict"]["cause"]) == (None, "undecided")
+    assert built["hosts"][0]["set_aside"]["why"] == (
+        "it was found in the conversation from port 48080, whose attempt got through (the failed ones came from 48081)")
