@@ -200,13 +200,14 @@ def _sysctls():
 
 
 def _processes():
+    """The command lines of the processes running in this namespace (a zombie has ended: it waits for its reaper)."""
     own = os.stat("/proc/self/ns/net").st_ino
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         if int(pid) == os.getpid():
             continue
         try:
-            if os.stat("/proc/%s/ns/net" % pid).st_ino != own:
+            if os.stat("/proc/%s/ns/net" % pid).st_ino != own or hoststate.start_time(int(pid)) is None:
                 continue
             with open("/proc/%s/cmdline" % pid, "rb") as handle:
                 found.append(handle.read().replace(b"\0", b" ").decode(errors="replace"))

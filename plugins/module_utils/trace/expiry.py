@@ -20,6 +20,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common import ho
 
 MARKER = "packetpath-expiry"
 DIRECTORY = "expiry"
+ENDED_WITHIN = 2.0  # seconds cancel() waits for a signalled sleeper to be gone (it ends at once on SIGTERM)
 
 # Runs on the target with the target's Python, stdlib only, detached from the module.
 SLEEPER = r"""
@@ -177,10 +178,14 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
 
 
 def cancel(flow_id):
-    """End the flow's sleeper if it still runs; True when one was ended."""
+    """End the flow's sleeper if it still runs, and wait (ENDED_WITHIN seconds at most) until it has: a trace
+    switched off leaves no process of ours running behind the answer. True when one was ended."""
     found = record(flow_id)
     hoststate.remove(record_path(flow_id))
     if found and _is_our_sleeper(found):
         os.kill(found["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + ENDED_WITHIN
+        while hoststate.start_time(found["pid"]) == found["started"] and time.monotonic() < deadline:
+            time.sleep(0.005)
         return True
     return False
