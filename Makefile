@@ -110,8 +110,10 @@ $(JUNIT_XSD): | bootstrap
 	echo "$(JUNIT_XSD_SHA)  $(BUILD)/junit-schema/$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd" | sha256sum -c --quiet
 	cp $(BUILD)/junit-schema/$(JUNIT_SDIST)/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd $@
 
+# The suite in shards side by side (PACKETPATH_SHARDS, default 2), each on a machine of its own (namespaces made by
+# unshare: tests/integration/shards.py); PACKETPATH_SHARDS=1 runs it as one pytest on this machine.
 integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules against real kernels (root)
-	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python -m pytest -q --durations=20 tests/integration
+	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python tests/integration/shards.py tests/integration
 
 
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|neighbours|traces|journal|routing|sysctl)

@@ -69,14 +69,26 @@ def ansible_playbook(*args, check=True):
     return run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY] + list(args), check=check)
 
 
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
 def machine_state():
-    """What the lab could leave behind on this machine."""
+    """What the lab could leave behind on this machine (the machine a shard of the suite sees: its processes are
+    those of its own PID namespace, see shards.py)."""
     links = run(["ip", "-o", "link", "show"]).stdout
     processes = []
+    own = os.stat("/proc/self/ns/pid").st_ino
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as handle:
                 cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            if os.stat("/proc/%s/ns/pid" % pid).st_ino != own:
+                continue
         except OSError:
             continue
         if LAB_DIR in cmdline or "listener.py" in cmdline:
@@ -86,7 +98,8 @@ def machine_state():
         "root_links": sorted(re.findall(r"^\d+: (pp[-m][^:@]*)", links, re.MULTILINE)),
         "etc_netns": sorted(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else None,
         "processes": sorted(processes),
-        "nf_log_all_netns": run(["sysctl", "-n", "net.netfilter.nf_log_all_netns"]).stdout.strip(),
+        # The machine's own switch, in the root network namespace only (a shard's namespace has none).
+        "nf_log_all_netns": _read("/proc/sys/net/netfilter/nf_log_all_netns"),
         "nf_log_bindings": [run(["sysctl", "-n", "net.netfilter.nf_log.%d" % pf]).stdout.strip() for pf in (2, 10)],
         "lab_dir": os.path.exists(LAB_DIR),
         # The collection's records of every namespace (an empty or missing /run/packetpath alike).
@@ -223,6 +236,13 @@ def traces_left(netns):
                                            check=False).stdout.split()
              if "packetpath-expiry" in _cmdline(pid) or "bpftrace" in _cmdline(pid)]
     return left
+
+
+def running_in(netns, text):
+    """PIDs of the processes in a namespace whose command line contains `text` (pgrep alone looks at every
+    process of the machine, another namespace's monitor included)."""
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout.split()
+    return [pid for pid in pids if text in _cmdline(pid).replace("\0", " ")]
 
 
 def _cmdline(pid):

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from labtools import in_netns, module, records_dir, send, traces_left
+from labtools import module, records_dir, running_in, send, traces_left
 
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import fetch, sources
 
@@ -69,7 +69,7 @@ def test_switching_the_trace_off_ends_a_capture_nobody_collected():
     while alive(pid) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(pid) and capture_files("node3") == [] and traces_left("pp-node3") == []
-    assert in_netns("pp-node3", ["pgrep", "-f", "nft monitor trace"], check=False).returncode == 1  # none
+    assert running_in("pp-node3", "nft monitor trace") == []
 
 
 def test_a_capture_ends_with_its_trace_when_the_play_dies():
@@ -80,7 +80,7 @@ def test_a_capture_ends_with_its_trace_when_the_play_dies():
         time.sleep(0.5)
     assert traces_left("pp-node2") == [] and capture_files("node2") == []
     assert not alive(armed["capture"]["pid"])
-    assert in_netns("pp-node2", ["pgrep", "-f", "xtables-monitor --trace"], check=False).returncode == 1  # none
+    assert running_in("pp-node2", "xtables-monitor --trace") == []
 
 
 def test_check_mode_starts_nothing_and_bad_input_changes_nothing():
@@ -105,9 +105,9 @@ def test_a_killed_reader_takes_its_monitor_along_and_the_collection_says_packets
     assert armed["_status"] == "CHANGED", armed["_stdout"]
     os.kill(armed["capture"]["pid"], 9)
     deadline = time.time() + 5
-    while in_netns("pp-" + host, ["pgrep", "-f", monitor], check=False).returncode == 0 and time.time() < deadline:
+    while running_in("pp-" + host, monitor) and time.time() < deadline:
         time.sleep(0.1)
-    assert in_netns("pp-" + host, ["pgrep", "-f", monitor], check=False).returncode == 1, "the monitor outlived its reader"
+    assert running_in("pp-" + host, monitor) == [], "the monitor outlived its reader"
     got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
     assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
     assert "ended before it was collected, without finishing its spool" in got["capture"]["losses"][0]
@@ -121,7 +121,7 @@ def test_a_killed_monitor_ends_the_capture_and_the_collection_says_so(host, moni
     on ENOBUFS). The reader records that its source ended, and the collection says packets after it are missing."""
     armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True, drop_reasons="never"))
     assert armed["_status"] == "CHANGED", armed["_stdout"]
-    pids = in_netns("pp-" + host, ["pgrep", "-f", monitor]).stdout.split()
+    pids = running_in("pp-" + host, monitor)
     assert len(pids) == 1, pids
     os.kill(int(pids[0]), 9)
     got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
