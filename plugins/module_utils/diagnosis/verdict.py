@@ -155,7 +155,7 @@ def _dropped_before_first_hook(way, verdicts):
 def icmp_senders_text(verdicts, probe):
     """'. The probe got ICMP time exceeded from peer (198.18.20.2)': the hosts the probe's ICMP errors came from, by
     their addresses (an address no traced host holds is named alone)."""
-    errors = ((probe or {}).get("summary") or {}).get("icmp") or []
+    errors = probe_summary(probe).get("icmp") or []
     said = []
     for error in errors:
         holders = [v["host"] for v in verdicts
@@ -165,10 +165,15 @@ def icmp_senders_text(verdicts, probe):
     return ". The probe got %s" % "; ".join(said) if said else ""
 
 
+def probe_summary(probe):
+    """The probe's summary (probe.summary()), {} where no probe ran or it could not be sent."""
+    return (probe or {}).get("summary") or {}
+
+
 def probe_failed(probe):
     """Whether the probe says the port is blocked: one of its attempts failed, by its own summary (a probe that
     could not be sent, or no probe at all, says nothing)."""
-    return bool(((probe or {}).get("summary") or {}).get("failed"))
+    return bool(probe_summary(probe).get("failed"))
 
 
 # An attempt that a host answered: a reset or an ICMP error (port unreachable reads as refused).
@@ -191,7 +196,7 @@ def contradiction(row, probe):
     time leaves no cause standing; a cause that has the host answer (a reset, an ICMP error) stands only where an
     attempt got an answer; a cause found in one of the probe's conversations stands only where that attempt failed.
     No probe, no contradiction: a trace of real traffic is judged on its own."""
-    summary = (probe or {}).get("summary") or {}
+    summary = probe_summary(probe)
     if not row["cause"] or not summary.get("attempts"):
         return None
     if not summary.get("failed"):
@@ -225,7 +230,7 @@ def set_aside(rows, probe):
 def attempts_text(probe, culprit):
     """'2 of 3 attempts got through; the failed ones (timeout 1) are explained: ' where the attempts differ, or where
     every one got through; '' where all failed or no probe ran."""
-    summary = (probe or {}).get("summary") or {}
+    summary = probe_summary(probe)
     attempts, failed = summary.get("attempts") or 0, summary.get("failed") or 0
     if not attempts or failed == attempts:
         return ""
@@ -243,7 +248,7 @@ def fleet_verdict(verdicts, probe):
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
     way = sorted((v for v in verdicts if v["seen"]), key=_way)
     culprit = next((v for v in way if v["cause"]), None)
-    summary = (probe or {}).get("summary") or {}
+    summary = probe_summary(probe)
     if culprit is None and not (summary.get("attempts") and not summary.get("failed")):
         # Where the probe got through every time, no host dropped it before its first hook either.
         culprit = _dropped_before_first_hook(way, verdicts)
@@ -431,7 +436,7 @@ def cause_text(verdict):
 
 def probe_text(probe):
     """'3 attempts: timeout 3' (or 'no probe')."""
-    summary = (probe or {}).get("summary") or {}
+    summary = probe_summary(probe)
     results = summary.get("results") or {}
     if not results:
         return "no probe" if not (probe or {}).get("failed") else "the probe could not be sent: %s" % probe.get("msg")
