@@ -170,6 +170,12 @@ def probe_summary(probe):
     return (probe or {}).get("summary") or {}
 
 
+def probe_got_through(probe):
+    """Whether a probe ran and every attempt got through."""
+    summary = probe_summary(probe)
+    return bool(summary.get("attempts")) and not summary.get("failed")
+
+
 def probe_failed(probe):
     """Whether the probe says the port is blocked: one of its attempts failed, by its own summary (a probe that
     could not be sent, or no probe at all, says nothing)."""
@@ -199,7 +205,7 @@ def contradiction(row, probe):
     summary = probe_summary(probe)
     if not row["cause"] or not summary.get("attempts"):
         return None
-    if not summary.get("failed"):
+    if probe_got_through(probe):
         return "the probe got through in %d of %d attempts" % (summary.get("succeeded", 0), summary["attempts"])
     failed = failed_ports(probe)
     causing = [each["sport"] for each in row.get("conversations") or [] if each["cause"] == row["cause"]]
@@ -228,8 +234,9 @@ def set_aside(rows, probe):
 
 
 def attempts_text(probe, culprit):
-    """'2 of 3 attempts got through; the failed ones (timeout 1) are explained: ' where the attempts differ, or where
-    every one got through; '' where all failed or no probe ran."""
+    """'2 of 3 attempts got through and 1 failed (connected 2, timeout 1; the failed from port 28082); the failed
+    ones: ' where the attempts differ, 'the probe got through in 3 of 3 attempts (connected 3); ' where every one got
+    through, '' where all failed or no probe ran."""
     summary = probe_summary(probe)
     attempts, failed = summary.get("attempts") or 0, summary.get("failed") or 0
     if not attempts or failed == attempts:
@@ -248,8 +255,7 @@ def fleet_verdict(verdicts, probe):
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
     way = sorted((v for v in verdicts if v["seen"]), key=_way)
     culprit = next((v for v in way if v["cause"]), None)
-    summary = probe_summary(probe)
-    if culprit is None and not (summary.get("attempts") and not summary.get("failed")):
+    if culprit is None and not probe_got_through(probe):
         # Where the probe got through every time, no host dropped it before its first hook either.
         culprit = _dropped_before_first_hook(way, verdicts)
         if culprit is not None:
