@@ -42,8 +42,10 @@ options:
       - Required with O(state=present); with O(state=audit), give O(settings) or O(expect).
       - Keys under C(net.ipv4.conf.<iface>.) are named plainly (V(rp_filter), V(log_martians), V(accept_local),
         V(src_valid_mark), V(route_localnet), V(forwarding), V(accept_source_route), V(send_redirects),
-        V(accept_redirects)); those under C(net.ipv6.conf.<iface>.) with C(ipv6.) (V(ipv6.forwarding),
-        V(ipv6.accept_source_route), V(ipv6.accept_redirects)). rp_filter takes 0, 1 or 2; the others 0 or 1.
+        V(accept_redirects), V(arp_ignore), V(arp_announce), V(arp_filter), V(proxy_arp)); those under
+        C(net.ipv6.conf.<iface>.) with C(ipv6.) (V(ipv6.forwarding), V(ipv6.accept_source_route),
+        V(ipv6.accept_redirects)). rp_filter and arp_announce take 0, 1 or 2; arp_ignore 0, 1, 2, 3 or 8; the others
+        0 or 1.
     type: dict
   state:
     description: V(present) sets the runtime values; V(audit) changes nothing and reports.

@@ -387,6 +387,10 @@ finding:
       C(nat), C(reply_seen), conntrack saw a reply, even one a filter then dropped); null where conntrack or pyroute2 is missing).
     - C(engine), the routing engine that answered its lookups (V(pyroute2), or V(ip) where pyroute2 is missing),
       and C(addresses), every address of the namespace.
+    - C(link_layer), what the fleet verdict sets beside another host's neighbour entry for one of this host's
+      addresses - C(interfaces), each interface that holds an address, with C(dev), C(mac), C(up), C(addresses)
+      (with their prefix lengths) and C(arp), the ARP policy the kernel applies there (C(arp_ignore),
+      C(arp_filter), C(arp_announce), C(proxy_arp)).
     - C(layer), where the packet died (V(trace), V(routing), V(after_routing), V(before_first_hook), V(socket),
       V(kernel)).
     - Where the kernel's drop reasons were read (see RV(drop_reasons)), C(drop_reasons) (the flow's drops here, each
@@ -450,7 +454,12 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.module im
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import counters, interfaces, neighbours
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import (
+    counters,
+    interfaces,
+    link_layer,
+    neighbours,
+)
 from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
     FLOW_ARGUMENT_SPEC,
     HANDLE_ARGUMENT_SPEC,
@@ -531,8 +540,9 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
     # A flow with the probe's address traces the probe's source port: a request carries it as its sport.
     side = "sport" if flow is not None and flow.probe_src else None
+    # Its interfaces' MACs, prefixes and ARP policy: the fleet verdict joins them with what another host sent here.
     return dict(finding.explain(packets, flow.port if flow else None, evidence, side), engine=router.engine.name,
-                addresses=router.addresses())
+                addresses=router.addresses(), link_layer=link_layer.facts(router, conf.read))
 
 
 def fetch(module, params, flow, source, path, fmt):

@@ -238,12 +238,15 @@ def record_sysctl():
 
 # Incidents whose culprit decides from the kernel's answers beyond the trace (routes, neighbours, links, qdiscs,
 # sockets, rule texts that the monitors print): the culprit's trace_results with explain, as the role runs it. Where
-# the culprit's trace sees nothing (`sent_by` in the truth), the host that sent it the packet is recorded too: the
-# fleet joins the two.
-EXPLAINED = ("accept-queue-full", "conntrack-full", "conntrack-invalid", "dnat-no-route", "forward-reject", "link-down",
-             "mark-policy-route", "martian-source", "neighbour-failed", "policy-drop", "prohibit-route-v6", "qdisc-drop",
-             "reply-neighbour-failed-v6", "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop",
-             "tc-ingress-drop-untraced", "udp-receive-buffer-full-v6", "unreachable-route")
+# the culprit cannot decide alone, the other host of the fleet's join is recorded too: the host that sent it the
+# packet (`sent_by` in the truth: its trace sees nothing, or it holds the address the sender asked for) or the one it
+# sent the packet to (`sent_to`: the holder of its next hop's address).
+EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "conntrack-full", "conntrack-invalid", "dnat-no-route",
+             "forward-reject", "link-down", "mark-policy-route", "martian-source", "neighbour-failed",
+             "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
+             "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
+             "udp-receive-buffer-full-v6", "unreachable-route")
+JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 
 
@@ -259,7 +262,8 @@ def record_incidents(names=EXPLAINED):
             truth = yaml.safe_load(handle)["incident"]
         probe_args = truth["probe"]
         flow = {"proto": probe_args["proto"], "port": str(SPORT)}
-        hosts = [truth["culprit"]] + ([truth["sent_by"]] if "sent_by" in truth else [])
+        joined = [key for key in JOINED if key in truth]
+        hosts = [truth["culprit"]] + [truth[key] for key in joined]
         lab("up", "incidents/" + name)
         try:
             for host in hosts:  # armed as the role arms: the capture, and the kernel's drop reasons beside it
@@ -281,9 +285,9 @@ def record_incidents(names=EXPLAINED):
                                                    "/proc/net/udp6", "/proc/net/stat/nf_conntrack")}
                 results[host] = result
             recorded = {"incident": truth, "port": SPORT, "result": results.pop(truth["culprit"])}
-            if "sent_by" in truth:
-                recorded["sent_by"] = results[truth["sent_by"]]
-            else:
+            for key in joined:
+                recorded[key] = results[truth[key]]
+            if not joined:
                 assert recorded["result"]["finding"]["cause"] == truth["cause"], recorded["result"]["finding"]
             with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as handle:
                 json.dump(recorded, handle, indent=1, sort_keys=True)

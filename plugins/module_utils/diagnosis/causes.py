@@ -61,6 +61,27 @@ def _raise_conntrack_max(facts):
             "args": {"argv": ["sysctl", "-w", "net.netfilter.nf_conntrack_max=%d" % (2 * facts["max"])]}}
 
 
+def _neighbour_to_holder(facts):
+    family = "-6" if ":" in facts["address"] else "-4"
+    if facts.get("permanent"):
+        return {"module": COMMAND, "why": "point the static entry at the MAC %s's %s has (suggested only: it was "
+                                          "set by hand or by a tool that may set it again)" % (facts["owner"],
+                                                                                              facts["owner_dev"]),
+                "args": {"argv": ["ip", family, "neigh", "replace", facts["address"], "lladdr", facts["mac"], "dev",
+                                  facts["dev"], "nud", "permanent"]}}
+    return {"module": COMMAND, "why": "forget the entry, so that ARP/NDP learns the MAC again (suggested only)",
+            "args": {"argv": ["ip", family, "neigh", "del", facts["address"], "dev", facts["dev"]]}}
+
+
+def _answer_arp(facts):
+    return {"module": INTERFACE_SYSCTL,
+            "why": "answer ARP for %s on %s (suggested only: arp_ignore is set on purpose where the address is a "
+                   "service address several hosts hold, LVS-DR or anycast; then route it via %s's own address on the "
+                   "link instead)" % (facts["address"], facts["link_dev"], facts["owner"]),
+            "args": {"interfaces": [facts["link_dev"]] + (["all"] if facts.get("all_ignores") else []),
+                     "settings": {"arp_ignore": 0}, "persistent": "present"}}
+
+
 def _link_up(facts):
     if facts.get("admin") != "down":
         return None  # no carrier: the cable, the peer or the switch port, which no command here fixes
@@ -182,6 +203,22 @@ CATALOGUE = {cause.id: cause for cause in (
                                                "hop whose neighbour entry is FAILED or INCOMPLETE",
           "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH,
           drop_reasons=_NEXT_HOP_UNANSWERED),
+    Cause("neighbour_wrong_lladdr", "after_routing", "the packet left for a next hop whose neighbour entry holds a "
+                                                     "MAC (static, or not yet asked again) that none of the "
+                                                     "interfaces of the fleet's host holding the next hop's address "
+                                                     "has; that host's hooks saw nothing",
+          "the neighbour entry for {address} on {dev} is {state} with MAC {lladdr}, but {address} is {owner}'s "
+          "{owner_dev}, whose MAC is {mac}{elsewhere}: the frames go to a MAC {owner} does not have, and it drops "
+          "them as not its own", fix=_neighbour_to_holder,
+          # The holder's kernel (not the sender's) says it: the frame is for another MAC.
+          drop_reasons=("OTHERHOST",)),
+    Cause("arp_ignored", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
+                                          "INCOMPLETE), and the fleet's host holding that address ignores the "
+                                          "request: arp_ignore 1 or 2 on the interface asked with the address on "
+                                          "another interface (an LVS-DR or anycast address on the loopback), or "
+                                          "arp_ignore 8",
+          "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): {why}",
+          fix=_answer_arp, drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
                                          "dropped packets in the window (its drop counter moved)",
           "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "
@@ -224,6 +261,10 @@ CATALOGUE = {cause.id: cause for cause in (
           "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from"),
 )}
 REFUSING_ROUTES = {cause.route_type: cause.id for cause in CATALOGUE.values() if cause.route_type}
+
+
+# What a host's finding says of the cause, as its row shows it (a join of the fleet sets them all on the row it blames).
+FINDING_KEYS = ("cause", "layer", "direction", "words", "evidence", "fix", "remediable", "ruled_out")
 
 
 def reason_words(reason):

@@ -71,6 +71,9 @@ class HostEvidence:
     def neighbour(self, family, dev, address):
         return self.router.neighbour(family, dev, address)
 
+    def lladdr(self, family, dev, address):
+        return self.router.lladdr(family, dev, address)
+
     def link(self, dev):
         return self.router.link(dev)
 
@@ -431,7 +434,7 @@ def _routing(packet, direction, evidence):
 
 def _next_hop(packet, evidence):
     """Where a packet that went on from this host went next: the interface it left by, the address it was sent to
-    (the gateway, or the destination on a link) and that neighbour's state; None for a packet delivered here, or
+    (the gateway, or the destination on a link), that neighbour's state and the MAC its entry holds; None for a packet delivered here, or
     where the routing decision sends it nowhere."""
     if packet.get("fate") not in ("forwarded", "sent", "unknown"):
         return None
@@ -446,7 +449,7 @@ def _next_hop(packet, evidence):
     family = "ipv6" if ":" in spec["dst"] else "ipv4"
     gateway = answer.get("gateway") or spec["dst"]
     return {"address": gateway, "dev": dev, "neighbour": evidence.neighbour(family, dev, gateway),
-            "route_lookup": answer, "decision": decision}
+            "lladdr": evidence.lladdr(family, dev, gateway), "route_lookup": answer, "decision": decision}
 
 
 def _way_out_evidence(packet, evidence):

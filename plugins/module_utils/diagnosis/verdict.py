@@ -15,7 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import junit as junit_file
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding, next_hop
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import SUCCEEDED
 
 SCHEMA_VERSION = 2
@@ -24,8 +24,6 @@ NOT_REPORTED = "not reported: the host failed or could not be reached during the
 # told apart by the TTL the request arrived with (each router takes one).
 ROLE_ORDER = {"sent": 0, "forwarded": 1, "stopped": 2, "delivered_local": 3, "not_seen": 4}
 ARROW = " \u2192 "
-# What a host's finding says of the cause, as its row shows it.
-FINDING_KEYS = ("cause", "layer", "direction", "words", "evidence", "fix", "remediable", "ruled_out")
 
 
 def _first_packet(trace):
@@ -92,7 +90,8 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations"):
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations",
+                "link_layer"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -144,7 +143,7 @@ def _dropped_before_first_hook(way, verdicts):
                 found = causes.finding("tc_ingress_drop", "request", dict(
                     verdict["evidence"], sent_by={"host": last["host"], "next_hop": next_hop}, ingress=dropped),
                     dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
-                verdict.update((key, found[key]) for key in FINDING_KEYS)
+                verdict.update((key, found[key]) for key in causes.FINDING_KEYS)
                 if verdict["drop_reasons"]:  # the kernel's word, where it was read, now stands beside this cause
                     verdict["kernel"] = causes.CATALOGUE["tc_ingress_drop"].kernel_stance(
                         verdict["drop_reasons"], "request")
@@ -257,9 +256,12 @@ def fleet_verdict(verdicts, probe):
     culprit = next((v for v in way if v["cause"]), None)
     if culprit is None and not probe_got_through(probe):
         # Where the probe got through every time, no host dropped it before its first hook either.
-        culprit = _dropped_before_first_hook(way, verdicts)
-        if culprit is not None:
-            way.append(culprit)
+        culprit = next_hop.wrong_lladdr(way, verdicts) or _dropped_before_first_hook(way, verdicts)
+    elif culprit is not None and culprit["cause"] == "neighbour_failed":
+        # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why.
+        culprit = next_hop.ignores_arp(culprit, verdicts) or culprit
+    if culprit is not None and culprit not in way:
+        way.append(culprit)
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
     unseen = [v["host"] for v in verdicts if not v["seen"] and v is not culprit]
     line = ARROW.join(marks) or "no traced host saw the packet"
@@ -358,15 +360,17 @@ def table(report):
 
 def kernel_text(verdict):
     """' (the kernel agrees: NO_SOCKET in tcp_v4_rcv)': the kernel's own reason beside a cause decided otherwise."""
-    drops = verdict.get("drop_reasons") or []
+    # Where the kernel's word came from the other host of a join (diagnosis/next_hop.py), its drops, named by host.
+    drops = verdict.get("kernel_drops") or verdict.get("drop_reasons") or []
     if verdict.get("kernel") not in ("corroborates", "names another reason") or not drops:
         return ""
     cause = causes.CATALOGUE[verdict["cause"]]
     mine = [d for d in drops if d.get("direction") == verdict["direction"]] or drops
     drop = next((d for d in mine if cause.corroborated_by(d)), mine[0])
+    where = "%s's %s" % (drop["host"], drop.get("dev") or "-") if drop.get("host") else drop.get("dev")
     return " (the kernel %s: %s in %s%s)" % ("agrees" if verdict["kernel"] == "corroborates" else
                                              "names another reason", drop["reason"], drop["location"],
-                                             " on %s" % drop["dev"] if drop.get("dev") else "")
+                                             " on %s" % where if where else "")
 
 
 def drops_text(verdict):

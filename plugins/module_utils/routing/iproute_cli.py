@@ -136,14 +136,15 @@ class IpCommand:
         for entry in self._json(None, "-s", "link", "show"):
             stats = entry.get("stats64") or {}
             flags = entry.get("flags") or []
-            links.append({"ifindex": entry["ifindex"], "name": entry["ifname"], "admin_up": "UP" in flags,
+            links.append({"ifindex": entry["ifindex"], "name": entry["ifname"], "mac": entry.get("address"),
+                          "admin_up": "UP" in flags,
                           "carrier": "LOWER_UP" in flags, "operstate": entry.get("operstate", "UNKNOWN"),
                           "rx_dropped": (stats.get("rx") or {}).get("dropped", 0),
                           "tx_dropped": (stats.get("tx") or {}).get("dropped", 0), "xdp": "xdp" in entry})
         return links
 
     def addresses(self):
-        return [{"ifindex": entry["ifindex"], "address": info["local"]}
+        return [{"ifindex": entry["ifindex"], "address": info["local"], "prefixlen": info.get("prefixlen")}
                 for entry in self._json(None, "addr", "show") for info in entry.get("addr_info") or [] if "local" in info]
 
     def qdiscs(self):

@@ -390,26 +390,47 @@ class Router:
 
     def neighbour(self, family, dev, address):
         """The neighbour entry's state names for `address` on `dev` (ARP/NDP), [] where the kernel has none."""
+        return self._neighbour_entry(family, dev, address)["state"]
+
+    def lladdr(self, family, dev, address):
+        """The link-layer address the neighbour entry for `address` on `dev` sends to, None where it has none."""
+        return self._neighbour_entry(family, dev, address)["lladdr"]
+
+    def _neighbour_entry(self, family, dev, address):
         if family not in self._neighbours:
-            self._neighbours[family] = {(self.names.get(entry["ifindex"]), entry["dst"]): nud_names(entry["state"])
-                                        for entry in self.engine.neighbours(family) if entry.get("dst")}
-        return self._neighbours[family].get((dev, address), [])
+            self._neighbours[family] = {
+                (self.names.get(entry["ifindex"]), entry["dst"]): {"state": nud_names(entry["state"]),
+                                                                    "lladdr": entry.get("lladdr")}
+                for entry in self.engine.neighbours(family) if entry.get("dst")}
+        return self._neighbours[family].get((dev, address), {"state": [], "lladdr": None})
 
     def link(self, name):
-        """The interface's state ({admin_up, carrier, operstate, xdp, ...}), None where there is no such interface."""
-        if self._links is None:
-            self._links = {link["name"]: link for link in self.engine.links()}
-        return self._links.get(name)
+        """The interface's state ({mac, admin_up, carrier, operstate, xdp, ...}), None where there is no such
+        interface."""
+        return self.links().get(name)
 
     def addresses(self, name=None):
         """The addresses of an interface of this namespace, or (no name) of all of them, sorted; one dump."""
+        found = self.prefixes()
+        if name is None:
+            return sorted(set(prefix.split("/")[0] for held in found.values() for prefix in held))
+        return [prefix.split("/")[0] for prefix in found.get(name, [])]
+
+    def prefixes(self):
+        """{interface: ["198.18.20.2/24", ...]}: the addresses each interface holds, with their prefix lengths."""
         if self._addresses is None:
             self._addresses = {}
             for entry in self.engine.addresses():
-                self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(entry["address"])
-        if name is None:
-            return sorted(set(address for found in self._addresses.values() for address in found))
-        return self._addresses.get(name, [])
+                self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(
+                    "%s/%s" % (entry["address"], entry["prefixlen"]) if entry.get("prefixlen") is not None
+                    else entry["address"])
+        return self._addresses
+
+    def links(self):
+        """Every interface's state, by name."""
+        if self._links is None:
+            self._links = {link["name"]: link for link in self.engine.links()}
+        return self._links
 
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table

@@ -211,11 +211,11 @@ def decode_neighbour(message):
 
 
 def decode_link(message):
-    """A link dump entry -> {ifindex, name, admin_up, carrier, operstate, rx_dropped, tx_dropped, xdp}."""
+    """A link dump entry -> {ifindex, name, mac, admin_up, carrier, operstate, rx_dropped, tx_dropped, xdp}."""
     stats = message.get_attr("IFLA_STATS64") or message.get_attr("IFLA_STATS") or {}
     xdp = message.get_attr("IFLA_XDP")
     attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
-    return {"ifindex": message["index"], "name": message.get_attr("IFLA_IFNAME"),
+    return {"ifindex": message["index"], "name": message.get_attr("IFLA_IFNAME"), "mac": message.get_attr("IFLA_ADDRESS"),
             "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
             "operstate": str(message.get_attr("IFLA_OPERSTATE") or "UNKNOWN").upper(),
             "rx_dropped": stats.get("rx_dropped", 0), "tx_dropped": stats.get("tx_dropped", 0),
@@ -223,8 +223,10 @@ def decode_link(message):
 
 
 def decode_address(message):
-    """An address dump entry -> {ifindex, address} (IFA_LOCAL: a point-to-point link's IFA_ADDRESS is the peer's)."""
-    return {"ifindex": message["index"], "address": message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")}
+    """An address dump entry -> {ifindex, address, prefixlen} (IFA_LOCAL: a point-to-point link's IFA_ADDRESS is the
+    peer's)."""
+    return {"ifindex": message["index"], "address": message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"),
+            "prefixlen": message["prefixlen"]}
 
 
 def decode_qdisc(message):

@@ -27,6 +27,11 @@ KEYS = {
     "accept_source_route": ("ipv4", (0, 1), "and"),
     "send_redirects": ("ipv4", (0, 1), "or"),
     "accept_redirects": ("ipv4", (0, 1), "redirects"),
+    # ARP policy (Documentation/networking/ip-sysctl.rst): arp_ignore 4-7 are reserved.
+    "arp_ignore": ("ipv4", (0, 1, 2, 3, 8), "max"),
+    "arp_announce": ("ipv4", (0, 1, 2), "max"),
+    "arp_filter": ("ipv4", (0, 1), "or"),
+    "proxy_arp": ("ipv4", (0, 1), "or"),
     "ipv6.forwarding": ("ipv6", (0, 1), "interface"),
     "ipv6.accept_source_route": ("ipv6", (0, 1), "interface"),
     "ipv6.accept_redirects": ("ipv6", (0, 1), "interface"),

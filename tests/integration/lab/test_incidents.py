@@ -114,6 +114,11 @@ def check_verdict(expected, drop_reasons, output, report):
     rows = {row["host"]: row for row in report["hosts"]}
     if drop_reasons == "never":
         assert all(row["drop_reasons"] is None for row in rows.values())
+    elif "holder_reason" in expected:  # the next hop's holder's kernel word, set beside the sender's cause
+        culprit = rows[expected["culprit"]]
+        assert expected["holder_reason"] in [drop["reason"] for drop in culprit["kernel_drops"]], culprit
+        assert culprit["kernel"] == "corroborates", culprit
+        assert "(the kernel agrees: %s" % expected["holder_reason"] in fleet["words"], fleet["words"]
     elif "kernel_reason" in expected:  # the kernel's own word for the drop, next to the cause
         culprit = rows[expected["culprit"]]
         assert expected["kernel_reason"] in [drop["reason"] for drop in culprit["drop_reasons"]], culprit

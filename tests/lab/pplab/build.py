@@ -145,6 +145,12 @@ class Builder:
     def configure(self, host):
         for key, value in host.sysctls.items():
             system.run(["sysctl", "-qw", "%s=%s" % (key, value)], netns=host.netns)
+        for ifname, prefixes in host.addresses.items():
+            for prefix in prefixes:
+                system.run(["ip", "-n", host.netns, "addr", "add", prefix, "dev", ifname]
+                           + (["nodad"] if ":" in prefix else []))
+        for entry in host.neighbours:
+            system.run(["ip", "-n", host.netns, "neigh", "replace"] + shlex.split(entry))
         for route in host.routes:
             system.run(["ip", "-n", host.netns, "route", "replace"] + shlex.split(route))
         for rule in host.rules:

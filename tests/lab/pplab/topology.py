@@ -32,6 +32,7 @@ BACKENDS = ("iptables_legacy", "iptables_nft", "nftables")
 HOST_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 LISTENER_PROTOS = ("tcp", "udp")
+MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 class TopologyError(ValueError):
@@ -69,6 +70,8 @@ class Host:
     tc: list = field(default_factory=list)  # `tc` command lines (qdiscs and filters), run in the host
     links_down: list = field(default_factory=list)  # interfaces set down once the host is configured
     conntrack_fill: bool = False  # fill the namespace's conntrack table to the machine's limit (conntrack_fill.py)
+    neighbours: list = field(default_factory=list)  # `ip neigh replace` arguments: static entries (a stale MAC)
+    addresses: dict = field(default_factory=dict)  # {interface: [prefixes]}: more addresses (a service's on lo)
 
     @property
     def netns(self):
@@ -143,7 +146,7 @@ def _parse_host(name, spec, index):
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
     known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
-             "conntrack_fill", "tc", "links_down"}
+             "conntrack_fill", "tc", "links_down", "neighbours", "addresses"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -162,6 +165,8 @@ def _parse_host(name, spec, index):
         conntrack_fill=_expect(spec, "conntrack_fill", bool, where, False),
         tc=_expect(spec, "tc", list, where, []),
         links_down=_expect(spec, "links_down", list, where, []),
+        neighbours=_expect(spec, "neighbours", list, where, []),
+        addresses=_expect(spec, "addresses", dict, where, {}),
     )
     if host.backend not in BACKENDS:
         raise TopologyError("%s.backend: %r is not one of %s" % (where, host.backend, ", ".join(BACKENDS)))
@@ -172,6 +177,20 @@ def _parse_host(name, spec, index):
     for ifname in host.links_down:
         if not isinstance(ifname, str) or not IFNAME.match(ifname):
             raise TopologyError("%s.links_down: %r is not a valid interface name" % (where, ifname))
+    for entry in host.neighbours:
+        words = shlex.split(entry) if isinstance(entry, str) else []
+        if len(words) < 5 or "lladdr" not in words or "dev" not in words or not MAC.match(
+                words[words.index("lladdr") + 1] if words.index("lladdr") + 1 < len(words) else ""):
+            raise TopologyError("%s.neighbours: each is `ADDRESS lladdr MAC dev IFNAME [nud STATE]`, got %r" % (
+                where, entry))
+        _check_address(words[0], "%s.neighbours" % where)
+    for ifname, prefixes in host.addresses.items():
+        if not isinstance(ifname, str) or not IFNAME.match(ifname) or not isinstance(prefixes, list):
+            raise TopologyError("%s.addresses: {interface: [prefixes]}, got %r: %r" % (where, ifname, prefixes))
+        for prefix in prefixes:
+            if "/" not in str(prefix):
+                raise TopologyError("%s.addresses.%s: %r needs a prefix length" % (where, ifname, prefix))
+            _check_address(str(prefix), "%s.addresses.%s" % (where, ifname))
     for kind in ("routes", "rules", "iptables", "ip6tables", "tc"):
         for entry in getattr(host, kind):
             if not isinstance(entry, str):

@@ -90,6 +90,12 @@ def test_the_base_variant_is_valid():
         ({"hosts__a": {"links_down": ["e0; reboot"]}}, "not a valid interface name"),
         ({"segments__s__ports__c": {"ifname": "e0"}}, "unknown host 'c'"),
         ({"segments__s__ports__a__ifname": "eth0;reboot"}, "not a valid interface name"),
+        ({"hosts__a": {"neighbours": ["10.0.0.1 lladdr 00:00:5e:00:53:01 dev e0"]}}, "outside the lab's networks"),
+        ({"hosts__a": {"neighbours": ["192.0.2.1 lladdr 00:00:5e:00:53 dev e0"]}}, "ADDRESS lladdr MAC dev IFNAME"),
+        ({"hosts__a": {"neighbours": ["192.0.2.1 dev e0 nud permanent"]}}, "ADDRESS lladdr MAC dev IFNAME"),
+        ({"hosts__a": {"addresses": {"lo": ["10.0.0.1/32"]}}}, "outside the lab's networks"),
+        ({"hosts__a": {"addresses": {"lo": ["192.0.2.9"]}}}, "needs a prefix length"),
+        ({"hosts__a": {"addresses": {"lo;x": ["192.0.2.9/32"]}}}, "addresses: {interface: \\[prefixes\\]}"),
     ],
 )
 def test_bad_topologies_are_refused_with_the_reason(changes, message):
@@ -101,6 +107,13 @@ def test_a_listener_may_be_bound_to_loopback_and_links_may_be_down():
     host = topology.parse(variant(hosts__a={"listeners": [{"proto": "tcp", "port": 80, "address": "127.0.0.1"}],
                                             "links_down": ["e0"], "tc": ["qdisc add dev e0 clsact"]})).host("a")
     assert (host.listeners[0]["address"], host.links_down, host.tc) == ("127.0.0.1", ["e0"], ["qdisc add dev e0 clsact"])
+
+
+def test_a_host_may_hold_static_neighbour_entries_and_addresses_on_other_interfaces():
+    host = topology.parse(variant(hosts__a={"neighbours": ["192.0.2.1 lladdr 00:00:5e:00:53:01 dev e0 nud permanent"],
+                                            "addresses": {"lo": ["203.0.113.10/32"]}})).host("a")
+    assert host.neighbours == ["192.0.2.1 lladdr 00:00:5e:00:53:01 dev e0 nud permanent"]
+    assert host.addresses == {"lo": ["203.0.113.10/32"]}
 
 
 def test_bad_host_name_is_refused():

@@ -22,7 +22,8 @@ def test_effective_value_follows_the_kernel(key, all_value, own, forwarding, exp
     ({"rp_filter": 3}, "settings.rp_filter=3: must be one of 0, 1, 2"),
     ({"log_martians": 2}, "settings.log_martians=2: must be one of 0, 1"),
     ({"rp_filter": True}, "settings.rp_filter=True"),
-    ({"arp_ignore": 1}, "'arp_ignore' is not a conf key this module knows; known: accept_local"),
+    ({"arp_ignore": 4}, "settings.arp_ignore=4: must be one of 0, 1, 2, 3, 8"),
+    ({"arp_notify": 1}, "'arp_notify' is not a conf key this module knows; known: accept_local"),
     ({}, "settings={}: give a mapping"),
 ])
 def test_bad_settings_name_the_option_and_value(settings, message):

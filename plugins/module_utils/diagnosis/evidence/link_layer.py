@@ -1,0 +1,41 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a host is at layer 2, for the fleet to set beside what another host sent it: each interface's MAC, the
+addresses it holds (with their prefixes, which say which link an address is on) and its ARP policy as the kernel
+applies it.
+
+No host can tell alone why its next hop never got a frame, or never answered one: the sender knows the MAC its
+neighbour entry holds and that nobody answers its ARP request; only the host that holds the address knows its MACs,
+on which interface the address is, and whether its arp_ignore lets it answer there. The finding carries these facts
+for every host, seen or not, and the fleet verdict joins them (diagnosis/next_hop.py).
+"""
+
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
+
+# The ARP policy keys the fleet verdict reads (IPv4 only: NDP has no such policy).
+ARP_KEYS = ("arp_ignore", "arp_filter", "arp_announce", "proxy_arp")
+LOOPBACK = ("127.", "::1/")
+
+
+def _held(prefixes):
+    """The addresses that say something of the links: not the loopback's own (127.0.0.0/8, ::1) nor link-local IPv6
+    (every interface has one)."""
+    return [prefix for prefix in prefixes if not prefix.startswith(LOOPBACK) and not prefix.lower().startswith("fe80:")]
+
+
+def facts(router, read_sysctl):
+    """{interfaces: [{dev, mac, up, addresses, arp}], arp_all}: the interfaces that hold an address (the loopback too,
+    where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key (max or OR of
+    conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it too); None
+    where unreadable."""
+    interfaces = []
+    prefixes = router.prefixes()
+    for name, link in sorted(router.links().items()):
+        held = _held(prefixes.get(name, []))
+        if not held:
+            continue
+        arp = {key: conf.effective(key, read_sysctl("ipv4", "all", key), read_sysctl("ipv4", name, key))
+               for key in ARP_KEYS}
+        interfaces.append({"dev": name, "mac": link.get("mac"), "up": bool(link.get("admin_up") and link.get("carrier")),
+                           "addresses": held, "arp": arp})
+    return {"interfaces": interfaces, "arp_all": {key: read_sysctl("ipv4", "all", key) for key in ARP_KEYS}}

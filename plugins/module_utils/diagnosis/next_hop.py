@@ -1,0 +1,167 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Below the routing table, across two hosts: the host that sent the packet to its next hop, and the host in the
+fleet that holds the next hop's address. Neither can tell alone.
+
+- The sender's neighbour entry holds a MAC that none of the holder's interfaces has (a node replaced, or its NIC,
+  while a static entry still holds the old MAC): the sender sees its packet leave, the holder's hooks see nothing
+  (its kernel drops the frame as not its own, OTHERHOST). The sender's entry is the culprit.
+- The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
+  another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
+  only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
+  "does not answer ARP" is what it looked like from there.
+
+Each join reads the rows' `link_layer` (evidence/link_layer.py) and the sender's `next_hop` evidence; where the holder
+is not in the fleet (or did not report) nothing is joined, and the sender's own finding stands.
+"""
+
+import ipaddress
+
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+
+# arp_ignore values that answer only for an address on the interface the request came in by (2: and from a sender
+# in that address's subnet); 8 answers nothing (ip-sysctl.rst).
+ARP_IGNORE_WORDS = {1: "answers only for addresses configured on the interface asked",
+                    2: "answers only for addresses configured on the interface asked, to senders in their subnet",
+                    8: "answers no ARP request at all"}
+# What the neighbour entry's MAC says where the state is one of these: the kernel sends to it without asking again.
+SENT_WITHOUT_ASKING = ("permanent", "noarp", "reachable", "stale", "delay", "probe")
+
+
+def _interface(prefix):
+    try:
+        return ipaddress.ip_interface(prefix)
+    except ValueError:
+        return None
+
+
+def holder(address, rows):
+    """(row, interface facts) of the host in the fleet that holds `address`, or None."""
+    try:
+        wanted = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    for row in rows:
+        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+            if any(getattr(_interface(prefix), "ip", None) == wanted for prefix in interface["addresses"]):
+                return row, interface
+    return None
+
+
+def _mac_holder(mac, rows):
+    """'client's eth0' for the host and interface in the fleet whose MAC this is, or None."""
+    for row in rows:
+        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+            if (interface.get("mac") or "").lower() == mac.lower():
+                return "%s's %s" % (row["host"], interface["dev"])
+    return None
+
+
+def _facing(sender, dev, owner):
+    """The holder's interface on the sender's link: the one whose subnet holds an address of the sender's `dev`."""
+    mine = next((interface for interface in (sender.get("link_layer") or {}).get("interfaces") or []
+                 if interface["dev"] == dev), None)
+    if mine is None:
+        return None
+    for interface in (owner.get("link_layer") or {}).get("interfaces") or []:
+        for prefix in interface["addresses"]:
+            theirs = _interface(prefix)
+            if theirs is None:
+                continue
+            for own in mine["addresses"]:
+                ours = _interface(own)
+                if ours is not None and ours.version == theirs.version and (
+                        ours.ip in theirs.network or theirs.ip in ours.network):
+                    return interface
+    return None
+
+
+def _kernel_word_from(other, row):
+    """The kernel's reasons of the other host of the join, set beside the cause on the row it blames (`kernel_drops`,
+    each drop with its host), where bpftrace read them there."""
+    drops = [dict(drop, host=other["host"]) for drop in other.get("drop_reasons") or []]
+    if drops:
+        row["kernel_drops"] = drops
+        row["kernel"] = causes.CATALOGUE[row["cause"]].kernel_stance(drops, row["direction"])
+
+
+def supersede(row, by, why):
+    """A host's own cause that the join explains better: the row keeps it under `explained_by` and names no cause
+    (one host is blamed, the one whose entry or setting is to fix)."""
+    if not row.get("cause"):
+        return
+    row["explained_by"] = {"host": by["host"], "cause": by["cause"], "was": row["cause"], "words": row["words"]}
+    row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None,
+               words="%s (here: %s)" % (why, row["words"]))
+
+
+def wrong_lladdr(way, rows):
+    """The last host on the way sent the packet to a next hop whose entry holds a MAC the holder of that address does
+    not have. Its row, naming neighbour_wrong_lladdr, or None."""
+    sender = way[-1] if way else None
+    if sender is None or sender["role"] not in ("sent", "forwarded"):
+        return None
+    next_hop = sender["evidence"].get("next_hop") or {}
+    lladdr, states = next_hop.get("lladdr"), next_hop.get("neighbour") or []
+    if not lladdr or not set(states) & set(SENT_WITHOUT_ASKING):
+        return None
+    found = holder(next_hop["address"], [row for row in rows if row is not sender])
+    if found is None:
+        return None
+    owner, interface = found
+    macs = [(each.get("mac") or "").lower() for each in owner["link_layer"]["interfaces"]]
+    if lladdr.lower() in macs:
+        return None
+    elsewhere = _mac_holder(lladdr, [row for row in rows if row is not owner])
+    proof = dict(sender["evidence"], holder={"host": owner["host"], "dev": interface["dev"], "mac": interface["mac"],
+                                             "macs": {each["dev"]: each["mac"] for each in
+                                                      owner["link_layer"]["interfaces"]}})
+    if elsewhere:
+        proof["lladdr_is"] = elsewhere
+    state = ",".join(name.upper() for name in states)
+    decided = causes.finding("neighbour_wrong_lladdr", "request", proof, address=next_hop["address"],
+                             dev=next_hop["dev"], state=state, lladdr=lladdr, owner=owner["host"],
+                             owner_dev=interface["dev"], mac=interface["mac"],
+                             elsewhere="; %s is %s" % (lladdr, elsewhere) if elsewhere else "",
+                             permanent="permanent" in states)
+    sender.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    _kernel_word_from(owner, sender)  # the holder's kernel dropping the frame as not its own says the same
+    supersede(owner, sender, "no hook here saw the packet: %s's neighbour entry for %s sends it to %s, not to this "
+                             "host's MAC" % (sender["host"], next_hop["address"], lladdr))
+    return sender
+
+
+def ignores_arp(asker, rows):
+    """The asker's next hop did not answer ARP, and its holder in the fleet ignores the request by its ARP policy.
+    The holder's row, naming arp_ignored (the asker's own finding superseded), or None."""
+    neighbour = asker["evidence"].get("neighbour") or {}
+    address, dev = neighbour.get("address"), neighbour.get("dev")
+    if not address or ":" in address:  # NDP has no arp_ignore
+        return None
+    found = holder(address, [row for row in rows if row is not asker])
+    if found is None:
+        return None
+    owner, held_on = found
+    facing = _facing(asker, dev, owner)
+    if facing is None or not facing["up"]:
+        return None
+    ignore = facing["arp"].get("arp_ignore") or 0
+    if ignore == 8:
+        why = "%s's arp_ignore = 8 on %s %s" % (owner["host"], facing["dev"], ARP_IGNORE_WORDS[8])
+    elif ignore in (1, 2) and held_on["dev"] != facing["dev"]:
+        why = "%s holds %s on %s, not on %s where the request comes in, and arp_ignore = %d there %s" % (
+            owner["host"], address, held_on["dev"], facing["dev"], ignore, ARP_IGNORE_WORDS[ignore])
+    else:
+        return None
+    proof = {"asked_by": {"host": asker["host"], "dev": dev, "neighbour": neighbour,
+                          "drop_reasons": asker.get("drop_reasons")},
+             "held_on": held_on, "facing": facing, "arp_all": (owner["link_layer"].get("arp_all") or {})}
+    decided = causes.finding("arp_ignored", asker["direction"] or "request", proof, address=address,
+                             link_dev=facing["dev"], why=why, asker=asker["host"], dev=dev, owner=owner["host"],
+                             state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
+                             all_ignores=bool((owner["link_layer"].get("arp_all") or {}).get("arp_ignore")))
+    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
+    supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
+        address, owner["host"]))
+    return owner

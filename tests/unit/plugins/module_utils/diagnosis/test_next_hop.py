@@ -1,0 +1,121 @@
+"""Below the routing table, across two hosts (diagnosis/next_hop.py), from the two hosts of each incident as recorded
+in the lab: the sender's neighbour entry against the MACs of the host that holds its next hop's address, and the
+sender's unanswered ARP against that host's ARP policy. Each join names its cause only where both hosts' facts say so.
+"""
+
+import copy
+
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding, verdict
+from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary as probe_summary
+from test_finding import RecordedEvidence, recorded_incident
+
+TIMEOUTS = {"summary": probe_summary([{"result": "timeout"}] * 2)}
+
+
+def fleet(name, kernel=False):
+    """{host: gathered} for the incident's two recorded hosts, each finding decided again from its recorded
+    evidence, with the link-layer facts trace_results sets beside it."""
+    recorded = recorded_incident(name)
+    truth, port = recorded["incident"], recorded["port"]
+    other = "sent_to" if "sent_to" in truth else "sent_by"
+    hosts = {}
+    for host, result in ((truth["culprit"], recorded["result"]), (truth[other], recorded[other])):
+        found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=kernel))
+        found["link_layer"] = copy.deepcopy(result["finding"]["link_layer"])
+        hosts[host] = {"trace": {"packets": result["packets"], "finding": found}}
+    return hosts
+
+
+def report(hosts):
+    built = verdict.build_report(hosts, {"port": 8080}, TIMEOUTS)
+    return built["verdict"], {row["host"]: row for row in built["hosts"]}
+
+
+def interface(hosts, host, dev):
+    return next(each for each in hosts[host]["trace"]["finding"]["link_layer"]["interfaces"] if each["dev"] == dev)
+
+
+def test_a_static_entry_with_a_mac_the_holder_does_not_have_is_the_sender_s_cause():
+    hosts = fleet("neighbour-stale-mac")
+    router = hosts["router"]["trace"]["finding"]
+    assert router["cause"] is None and router["evidence"]["next_hop"]["lladdr"] == "00:00:5e:00:53:01"
+    found, rows = report(hosts)
+    mac = interface(hosts, "server", "eth0")["mac"]
+    assert (found["culprit"], found["cause"]) == ("router", "neighbour_wrong_lladdr"), found
+    assert found["words"] == (
+        "router: the neighbour entry for 198.18.20.2 on eth1 is PERMANENT with MAC 00:00:5e:00:53:01, but 198.18.20.2 "
+        "is server's eth0, whose MAC is %s: the frames go to a MAC server does not have, and it drops them as not its "
+        "own" % mac)
+    assert found["fix"]["args"]["argv"] == ["ip", "-4", "neigh", "replace", "198.18.20.2", "lladdr", mac, "dev",
+                                            "eth1", "nud", "permanent"]
+    assert {host: row["cause"] for host, row in rows.items()} == {"router": "neighbour_wrong_lladdr", "server": None}
+
+
+def test_the_holder_s_kernel_dropping_the_frame_as_not_its_own_corroborates_and_is_not_blamed():
+    hosts = fleet("neighbour-stale-mac", kernel=True)
+    assert hosts["server"]["trace"]["finding"]["cause"] == "kernel_drop"  # alone, the server names its kernel's drop
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("router", "neighbour_wrong_lladdr")
+    assert "(the kernel agrees: OTHERHOST in ip_rcv_core on server's eth0)" in found["words"], found["words"]
+    assert rows["router"]["kernel"] == "corroborates"
+    assert rows["server"]["cause"] is None and rows["server"]["explained_by"] == {
+        "host": "router", "cause": "neighbour_wrong_lladdr", "was": "kernel_drop",
+        "words": hosts["server"]["trace"]["finding"]["words"]}
+
+
+def test_an_entry_holding_one_of_the_holder_s_macs_names_nothing():
+    hosts = fleet("neighbour-stale-mac")
+    interface(hosts, "server", "eth0")["mac"] = "00:00:5E:00:53:01"  # the same MAC, written in capitals
+    found, _rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == (None, "undecided"), found
+
+
+def test_a_mac_another_host_of_the_fleet_has_is_named_and_a_holder_outside_the_fleet_decides_nothing():
+    hosts = fleet("neighbour-stale-mac")
+    router_eth0 = interface(hosts, "router", "eth0")
+    router_eth0["mac"] = "00:00:5e:00:53:01"
+    found, _rows = report(hosts)
+    assert found["cause"] == "neighbour_wrong_lladdr" and "; 00:00:5e:00:53:01 is router's eth0:" in found["words"]
+    del hosts["server"]
+    assert report(hosts)[0]["cause"] == "undecided"
+
+
+def test_a_neighbour_nobody_answers_is_the_holder_s_arp_policy_where_it_ignores_the_request():
+    hosts = fleet("arp-ignore-vip")
+    assert hosts["router"]["trace"]["finding"]["cause"] == "neighbour_failed"
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("server", "arp_ignored"), found
+    assert found["words"] == (
+        "server: router asks for 198.18.30.10 by ARP on eth1 and gets no answer (neighbour state FAILED): server holds "
+        "198.18.30.10 on lo, not on eth0 where the request comes in, and arp_ignore = 1 there answers only for "
+        "addresses configured on the interface asked")
+    assert found["fix"]["args"] == {"interfaces": ["eth0", "all"], "settings": {"arp_ignore": 0},
+                                    "persistent": "present"} and not found["fix"]["remediable"]
+    assert found["line"] == "router \u2192 server \u2717"  # the packet waited at the router; the fix is the server's
+    assert rows["router"]["cause"] is None and rows["router"]["explained_by"]["was"] == "neighbour_failed"
+
+
+def test_the_asker_s_kernel_giving_up_corroborates_the_holder_s_arp_policy():
+    found, rows = report(fleet("arp-ignore-vip", kernel=True))
+    assert found["cause"] == "arp_ignored" and rows["server"]["kernel"] == "corroborates"
+    assert "(the kernel agrees: NEIGH_FAILED in neigh_invalidate on router's eth1)" in found["words"], found["words"]
+
+
+def test_an_arp_policy_that_answers_leaves_the_asker_s_own_cause():
+    for change in ("answers", "on_the_link", "never", "down"):
+        hosts = fleet("arp-ignore-vip")
+        eth0, loopback = interface(hosts, "server", "eth0"), interface(hosts, "server", "lo")
+        if change == "answers":
+            eth0["arp"]["arp_ignore"] = 0
+        elif change == "on_the_link":  # the address on the interface asked: arp_ignore 1 answers
+            eth0["addresses"].append(loopback["addresses"].pop())
+        elif change == "never":  # arp_ignore 8 answers nothing, wherever the address is
+            eth0["arp"]["arp_ignore"] = 8
+        else:
+            eth0["up"] = False
+        found, _rows = report(hosts)
+        if change == "never":
+            assert found["cause"] == "arp_ignored" and "server's arp_ignore = 8 on eth0 answers no ARP request" \
+                in found["words"], found["words"]
+        else:
+            assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
