@@ -64,13 +64,23 @@ def _raise_conntrack_max(facts):
 def _neighbour_to_holder(facts):
     family = "-6" if ":" in facts["address"] else "-4"
     if facts.get("permanent"):
-        return {"module": COMMAND, "why": "point the static entry at the MAC %s's %s has (suggested only: it was "
-                                          "set by hand or by a tool that may set it again)" % (facts["owner"],
-                                                                                              facts["owner_dev"]),
+        why = "point the static entry at the MAC %s's %s has (suggested only: it was set by hand or by a tool that " \
+              "may set it again)" % (facts["owner"], facts["owner_dev"])
+        return {"module": COMMAND, "why": why,
                 "args": {"argv": ["ip", family, "neigh", "replace", facts["address"], "lladdr", facts["mac"], "dev",
                                   facts["dev"], "nud", "permanent"]}}
     return {"module": COMMAND, "why": "forget the entry, so that ARP/NDP learns the MAC again (suggested only)",
             "args": {"argv": ["ip", family, "neigh", "del", facts["address"], "dev", facts["dev"]]}}
+
+
+def _fdb_entry(facts):
+    if not facts.get("remote"):
+        return None  # the remote VTEP is known only where its host is in the run (diagnosis/next_hop.py)
+    why = "give %s a remote for %s: %s's VTEP (suggested only: the overlay's agent, flannel or Calico, owns these " \
+          "entries; find why it did not write it)" % (facts["dev"], facts["entry_mac"], facts["owner"])
+    return {"module": COMMAND, "why": why,
+            "args": {"argv": ["bridge", "fdb", "append", facts["entry_mac"], "dev", facts["dev"], "dst",
+                              facts["remote"]]}}
 
 
 def _answer_arp(facts):
@@ -203,6 +213,14 @@ CATALOGUE = {cause.id: cause for cause in (
                                                "hop whose neighbour entry is FAILED or INCOMPLETE",
           "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH,
           drop_reasons=_NEXT_HOP_UNANSWERED),
+    Cause("vxlan_no_fdb", "after_routing", "the packet left by a VXLAN device whose forwarding database has no "
+                                           "entry for the MAC the frame goes to (the next hop's, or the broadcast of "
+                                           "the ARP/NDP request for it), no default remote (00:00:00:00:00:00) and "
+                                           "the device no remote or group of its own",
+          "{dev} (VXLAN {vni}, port {port}) has no forwarding entry for {mac} ({whose}) and no default remote: the "
+          "kernel has nowhere to send the encapsulated frame and drops it{dropped}", fix=_fdb_entry,
+          # NO_TX_TARGET in vxlan_xmit on 6.18; earlier 6.x kernels call it VXLAN_NO_REMOTE.
+          drop_reasons=("NO_TX_TARGET", "VXLAN_NO_REMOTE")),
     Cause("neighbour_wrong_lladdr", "after_routing", "the packet left for a next hop whose neighbour entry holds a "
                                                      "MAC (static, or not yet asked again) that none of the "
                                                      "interfaces of the fleet's host holding the next hop's address "

@@ -23,6 +23,11 @@ from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup im
 PASSED = ("delivered_local", "forwarded", "sent")
 # Where a neighbour entry in these states is the next hop, the kernel queued the packet, asked, and dropped it.
 UNANSWERED_NEIGHBOUR = ("failed", "incomplete")
+# Where it is in one of these, the kernel sends to the MAC the entry holds without asking first.
+SENT_WITHOUT_ASKING = ("permanent", "noarp", "reachable", "stale", "delay", "probe")
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+# A VXLAN forwarding entry for this MAC is the device's default remote: frames for any MAC without its own go there.
+DEFAULT_REMOTE = "00:00:00:00:00:00"
 # The share of conntrack's limit that counts as full: flows end and begin between the drop and the reading, so the
 # drop counter decides and the fill confirms.
 CONNTRACK_FULL_SHARE = 0.9
@@ -73,6 +78,9 @@ class HostEvidence:
 
     def lladdr(self, family, dev, address):
         return self.router.lladdr(family, dev, address)
+
+    def fdb(self, dev):
+        return self.router.fdb(dev)
 
     def link(self, dev):
         return self.router.link(dev)
@@ -251,7 +259,7 @@ def _finding(packets, port, side, evidence):
     if decided is None:
         proof = dict(unanswered or {}, path=request.get("path"))
         return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
-                    remediable=False, evidence=proof, ruled_out=[])
+                    remediable=False, evidence=proof, ruled_out=proof.pop("ruled_out", []))
     return dict(base, **decided)
 
 
@@ -490,12 +498,41 @@ def _way_out(packet, direction, found, evidence):
         return causes.finding("qdisc_drop", direction, proof, ruled_out, dev=dev,
                               kind=moved.get("egress_qdisc") or "root", drops=moved["egress_drops"])
     ruled_out.append("the egress qdisc of %s (no drop in the window)" % dev)
+    nowhere = _vxlan_without_remote(next_hop, link, evidence)
+    if nowhere is not None:
+        return causes.finding("vxlan_no_fdb", direction, dict(proof, vxlan=nowhere), ruled_out, dev=dev,
+                              vni=link["vxlan"].get("vni"), port=link["vxlan"].get("port"), mac=nowhere["mac"],
+                              whose=nowhere["whose"], dropped="; tx_dropped on %s +%d in the window" % (
+                                  dev, moved["tx_dropped"]) if moved.get("tx_dropped") else "")
+    if link.get("kind") == "vxlan":
+        ruled_out.append("the forwarding database of %s (it has a remote for the next hop's MAC)" % dev)
     if set(next_hop["neighbour"]) & set(UNANSWERED_NEIGHBOUR):
         return causes.finding("neighbour_failed", direction, dict(proof, neighbour={
             "address": next_hop["address"], "dev": dev, "state": next_hop["neighbour"]}), ruled_out,
             delta=evidence.delta, gateway=next_hop["address"], dev=dev,
             state=",".join(name.upper() for name in next_hop["neighbour"]))
+    ruled_out.append("an unanswered next hop (the neighbour entry for %s on %s is %s)" % (
+        next_hop["address"], dev, ",".join(name.upper() for name in next_hop["neighbour"]) or "absent"))
+    found["ruled_out"] = ruled_out  # what the fleet's "ruled out on the way" says of this host
     return None
+
+
+def _vxlan_without_remote(next_hop, link, evidence):
+    """A VXLAN device has nowhere to send the frame for the next hop: no forwarding entry for the MAC it goes to (the
+    neighbour entry's, or the broadcast of the ARP/NDP request asking for it), no default remote (00:00:00:00:00:00)
+    and no remote or group of its own. The kernel drops it (VXLAN_NO_REMOTE) and counts it as the device's tx_dropped.
+    {mac, whose, entries} or None."""
+    vxlan = link.get("vxlan") if link.get("kind") == "vxlan" else None
+    if vxlan is None or vxlan.get("group"):
+        return None
+    known = next_hop.get("lladdr") and set(next_hop["neighbour"]) & set(SENT_WITHOUT_ASKING)
+    mac = next_hop["lladdr"].lower() if known else BROADCAST
+    entries = evidence.fdb(next_hop["dev"])
+    if {mac, DEFAULT_REMOTE} & set((entry.get("lladdr") or "").lower() for entry in entries):
+        return None
+    whose = "the MAC the neighbour entry for %s holds" % next_hop["address"] if known else \
+        "the broadcast of the request asking for %s" % next_hop["address"]
+    return {"mac": mac, "whose": whose, "entries": entries}
 
 
 def _before_first_hook(evidence):

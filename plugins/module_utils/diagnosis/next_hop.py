@@ -6,6 +6,8 @@ fleet that holds the next hop's address. Neither can tell alone.
 - The sender's neighbour entry holds a MAC that none of the holder's interfaces has (a node replaced, or its NIC,
   while a static entry still holds the old MAC): the sender sees its packet leave, the holder's hooks see nothing
   (its kernel drops the frame as not its own, OTHERHOST). The sender's entry is the culprit.
+- The sender's VXLAN device has no remote for the next hop (vxlan_no_fdb, decided by the sender alone): the holder's
+  VTEP address is the remote its fix appends.
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
@@ -17,15 +19,13 @@ is not in the fleet (or did not report) nothing is joined, and the sender's own 
 
 import ipaddress
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 
 # arp_ignore values that answer only for an address on the interface the request came in by (2: and from a sender
 # in that address's subnet); 8 answers nothing (ip-sysctl.rst).
 ARP_IGNORE_WORDS = {1: "answers only for addresses configured on the interface asked",
                     2: "answers only for addresses configured on the interface asked, to senders in their subnet",
                     8: "answers no ARP request at all"}
-# What the neighbour entry's MAC says where the state is one of these: the kernel sends to it without asking again.
-SENT_WITHOUT_ASKING = ("permanent", "noarp", "reachable", "stale", "delay", "probe")
 
 
 def _interface(prefix):
@@ -103,7 +103,7 @@ def wrong_lladdr(way, rows):
         return None
     next_hop = sender["evidence"].get("next_hop") or {}
     lladdr, states = next_hop.get("lladdr"), next_hop.get("neighbour") or []
-    if not lladdr or not set(states) & set(SENT_WITHOUT_ASKING):
+    if not lladdr or not set(states) & set(finding.SENT_WITHOUT_ASKING):
         return None
     found = holder(next_hop["address"], [row for row in rows if row is not sender])
     if found is None:
@@ -165,3 +165,19 @@ def ignores_arp(asker, rows):
     supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
         address, owner["host"]))
     return owner
+
+
+def vxlan_remote(sender, rows):
+    """The sender's VXLAN device had no remote for its next hop: where the holder of the next hop's address is in the
+    run, its VTEP (its VXLAN device's local address) is the remote to add, and the fix says so."""
+    next_hop = sender["evidence"].get("next_hop") or {}
+    found = holder(next_hop.get("address"), [row for row in rows if row is not sender])
+    vtep = (found[1].get("vxlan") or {}).get("local") if found else None
+    if not vtep:
+        return
+    owner = found[0]
+    mac = sender["evidence"]["vxlan"]["mac"]
+    entry_mac = mac if mac != finding.BROADCAST else finding.DEFAULT_REMOTE
+    sender["evidence"]["holder"] = {"host": owner["host"], "dev": found[1]["dev"], "vtep": vtep}
+    sender["fix"] = causes.fix("vxlan_no_fdb", dev=next_hop["dev"], entry_mac=entry_mac, owner=owner["host"],
+                               remote=vtep)

@@ -260,6 +260,8 @@ def fleet_verdict(verdicts, probe):
     elif culprit is not None and culprit["cause"] == "neighbour_failed":
         # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why.
         culprit = next_hop.ignores_arp(culprit, verdicts) or culprit
+    elif culprit is not None and culprit["cause"] == "vxlan_no_fdb":
+        next_hop.vxlan_remote(culprit, verdicts)  # the remote its fix adds, where the next hop's host is in the run
     if culprit is not None and culprit not in way:
         way.append(culprit)
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]

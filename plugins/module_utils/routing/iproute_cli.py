@@ -133,15 +133,28 @@ class IpCommand:
 
     def links(self):
         links = []
-        for entry in self._json(None, "-s", "link", "show"):
+        for entry in self._json(None, "-s", "-d", "link", "show"):
             stats = entry.get("stats64") or {}
             flags = entry.get("flags") or []
+            kind = (entry.get("linkinfo") or {}).get("info_kind")
             links.append({"ifindex": entry["ifindex"], "name": entry["ifname"], "mac": entry.get("address"),
+                          "kind": kind, "vxlan": _vxlan(entry) if kind == "vxlan" else None,
                           "admin_up": "UP" in flags,
                           "carrier": "LOWER_UP" in flags, "operstate": entry.get("operstate", "UNKNOWN"),
                           "rx_dropped": (stats.get("rx") or {}).get("dropped", 0),
                           "tx_dropped": (stats.get("tx") or {}).get("dropped", 0), "xdp": "xdp" in entry})
         return links
+
+    def fdb(self):
+        bridge = self.runner.which("bridge")
+        if not bridge:
+            return []  # iproute2 without bridge: no forwarding database is read, and the finding says nothing of it
+        rc, out, err = self.runner.run([bridge, "-j", "fdb", "show"])
+        if rc != 0:
+            raise OSError(errno.EIO, err.strip())
+        return [{"ifindex": _index(entry.get("ifname")), "lladdr": entry.get("mac"), "dst": entry.get("dst"),
+                 "vni": entry.get("vni"), "port": entry.get("port"), "master": _index(entry.get("master"))}
+                for entry in json.loads(out or "[]")]
 
     def addresses(self):
         return [{"ifindex": entry["ifindex"], "address": info["local"], "prefixlen": info.get("prefixlen")}
@@ -161,3 +174,15 @@ class IpCommand:
                            "direction": qdisc_direction(parent), "packets": entry.get("packets", 0),
                            "drops": entry.get("drops", 0)})
         return qdiscs
+
+
+def _index(name):
+    """The interface's index in this namespace (`ip -j` and `bridge -j` name the interfaces netlink numbers)."""
+    return socket.if_nametoindex(name) if name else None
+
+
+def _vxlan(entry):
+    """{vni, local, group, port, learning, link} of a VXLAN device, as `ip -d -j link` shows it (netlink's names)."""
+    data = (entry.get("linkinfo") or {}).get("info_data") or {}
+    return {"vni": data.get("id"), "local": data.get("local"), "group": data.get("group") or data.get("remote"),
+            "port": data.get("port"), "learning": bool(data.get("learning")), "link": _index(data.get("link"))}

@@ -19,7 +19,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
-FAMILY = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+FAMILY = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "bridge": 7}  # AF_BRIDGE: the forwarding databases
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
 _PROTOCOL_NAMES = {number: name for name, number in PROTOCOL_NUMBERS.items()}
 # rtmsg.rtm_type and fib_rule_hdr.action, as the kernel numbers them (linux/rtnetlink.h, linux/fib_rules.h).
@@ -214,6 +214,7 @@ class Router:
         self._neighbours = {}
         self._links = None
         self._addresses = None
+        self._fdb = None
 
     def rules(self, family):
         if family not in self._rules:
@@ -399,8 +400,8 @@ class Router:
     def _neighbour_entry(self, family, dev, address):
         if family not in self._neighbours:
             self._neighbours[family] = {
-                (self.names.get(entry["ifindex"]), entry["dst"]): {"state": nud_names(entry["state"]),
-                                                                    "lladdr": entry.get("lladdr")}
+                (self.names.get(entry["ifindex"]), entry["dst"]): {
+                    "state": nud_names(entry["state"]), "lladdr": entry.get("lladdr")}
                 for entry in self.engine.neighbours(family) if entry.get("dst")}
         return self._neighbours[family].get((dev, address), {"state": [], "lladdr": None})
 
@@ -425,6 +426,14 @@ class Router:
                     "%s/%s" % (entry["address"], entry["prefixlen"]) if entry.get("prefixlen") is not None
                     else entry["address"])
         return self._addresses
+
+    def fdb(self, name):
+        """The forwarding database entries of an interface (a bridge port's, a VXLAN device's remotes), one dump."""
+        if self._fdb is None:
+            self._fdb = {}
+            for entry in self.engine.fdb():
+                self._fdb.setdefault(self.names.get(entry["ifindex"]), []).append(entry)
+        return self._fdb.get(name, [])
 
     def links(self):
         """Every interface's state, by name."""

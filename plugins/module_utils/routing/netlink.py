@@ -211,15 +211,43 @@ def decode_neighbour(message):
 
 
 def decode_link(message):
-    """A link dump entry -> {ifindex, name, mac, admin_up, carrier, operstate, rx_dropped, tx_dropped, xdp}."""
+    """A link dump entry -> {ifindex, name, mac, kind, vxlan, admin_up, carrier, operstate, rx_dropped, tx_dropped,
+    xdp}."""
     stats = message.get_attr("IFLA_STATS64") or message.get_attr("IFLA_STATS") or {}
     xdp = message.get_attr("IFLA_XDP")
     attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
+    kind, vxlan = decode_kind(message)
     return {"ifindex": message["index"], "name": message.get_attr("IFLA_IFNAME"), "mac": message.get_attr("IFLA_ADDRESS"),
-            "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
+            "kind": kind, "vxlan": vxlan, "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
             "operstate": str(message.get_attr("IFLA_OPERSTATE") or "UNKNOWN").upper(),
             "rx_dropped": stats.get("rx_dropped", 0), "tx_dropped": stats.get("tx_dropped", 0),
             "xdp": bool(attached)}
+
+
+# What a VXLAN device says of where its frames go (IFLA_INFO_DATA), by the names the report uses.
+VXLAN_FIELDS = (("vni", "IFLA_VXLAN_ID"), ("local", "IFLA_VXLAN_LOCAL"), ("group", "IFLA_VXLAN_GROUP"),
+                ("port", "IFLA_VXLAN_PORT"), ("learning", "IFLA_VXLAN_LEARNING"), ("link", "IFLA_VXLAN_LINK"))
+
+
+def decode_kind(message):
+    """(the link's kind, e.g. "veth", "bridge", "vxlan", or None; {vni, local, group, port, learning, link} for a
+    VXLAN device, else None)."""
+    info = message.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    data = info.get_attr("IFLA_INFO_DATA") if kind == "vxlan" else None
+    if data is None:
+        return kind, None
+    vxlan = {name: data.get_attr(attr) for name, attr in VXLAN_FIELDS}
+    vxlan["learning"] = bool(vxlan["learning"])
+    return kind, vxlan
+
+
+def decode_fdb(message):
+    """A forwarding database entry (AF_BRIDGE neighbour dump) -> {ifindex, lladdr, dst (a VXLAN remote), vni,
+    port, master}."""
+    return {"ifindex": message["ifindex"], "lladdr": message.get_attr("NDA_LLADDR"), "dst": message.get_attr("NDA_DST"),
+            "vni": message.get_attr("NDA_VNI"), "port": message.get_attr("NDA_PORT"),
+            "master": message.get_attr("NDA_MASTER")}
 
 
 def decode_address(message):
@@ -333,6 +361,9 @@ class Pyroute2Engine:
 
     def links(self):
         return self.dump(ifinfmsg, RTM_GETLINK, RTM_NEWLINK, None, decode_link)
+
+    def fdb(self):
+        return self.dump(ndmsg, RTM_GETNEIGH, RTM_NEWNEIGH, "bridge", decode_fdb)
 
     def addresses(self):
         return self.dump(ifaddrmsg, RTM_GETADDR, RTM_NEWADDR, None, decode_address)

@@ -97,6 +97,8 @@ def check_verdict(expected, drop_reasons, output, report):
     assert "[%s]" % expected["cause"] in output
     if expected["culprit"]:
         assert expected["culprit"] + " \u2717" in fleet["line"] and expected.get("words_include", "") in fleet["words"]
+    if "fix_command" in expected:  # the fix a person pastes, as the terminal shows it
+        assert "fix on %s: %s" % (expected["culprit"], expected["fix_command"]) in output, output
     else:
         assert "Ruled out on the way" in fleet["words"]
     summary = report["probe"]["summary"]
@@ -157,7 +159,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_c
 found = {}
 for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(ProcessRunner(), rt_tables.RtTables()))):
     found[name] = {"links": engine.links(), "snapshot": interfaces.snapshot(engine),
-                   "addresses": sorted(engine.addresses(), key=json.dumps)}  # netlink dumps one family at a time
+                   "addresses": sorted(engine.addresses(), key=json.dumps),  # netlink dumps one family at a time
+                   "fdb": sorted(engine.fdb(), key=json.dumps)}
 print(json.dumps(found))
 """
 
@@ -171,8 +174,23 @@ def test_both_engines_read_the_same_links_addresses_and_tc_drops(lab_down_after)
     found = read["pyroute2"]
     eth0 = next(link for link in found["links"] if link["name"] == "eth0")
     assert eth0["admin_up"] and eth0["carrier"] and not eth0["xdp"]
-    assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2"} in found["addresses"]
+    assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2", "prefixlen": 24} in found["addresses"]
     assert found["snapshot"]["eth0"]["ingress_drops"] >= 1 and found["snapshot"]["eth0"]["egress_drops"] == 0
+
+
+def test_both_engines_read_the_same_vxlan_device_and_forwarding_database(lab_down_after):
+    lab("up", "incidents/vxlan-missing-fdb")
+    read = json.loads(in_netns("pp-node2", ["python3", "-c", ENGINES_CHILD,
+                                            os.path.join(ROOT, "build", "collections")]).stdout)
+    assert read["pyroute2"] == read["ip"]
+    links = {link["name"]: link for link in read["pyroute2"]["links"]}
+    assert (links["vxlan0"]["kind"], links["vxlan0"]["mac"], links["eth0"]["kind"]) == (
+        "vxlan", "00:00:5e:00:53:42", "veth")
+    assert links["vxlan0"]["vxlan"] == {"vni": 42, "local": "198.18.50.2", "group": None, "port": 4789,
+                                        "learning": False, "link": links["eth0"]["ifindex"]}
+    remote = {"ifindex": links["vxlan0"]["ifindex"], "lladdr": "00:00:5e:00:53:41", "dst": "198.18.50.1", "vni": None,
+              "port": None, "master": None}
+    assert remote in read["pyroute2"]["fdb"], read["pyroute2"]["fdb"]
 
 
 # Strangers on each host of forward-drop, on the probe's own source port (20000 + 8080 % 10000): SYNs from an

@@ -145,6 +145,12 @@ class Builder:
     def configure(self, host):
         for key, value in host.sysctls.items():
             system.run(["sysctl", "-qw", "%s=%s" % (key, value)], netns=host.netns)
+        for entry in host.links:
+            words = shlex.split(entry)
+            system.run(["ip", "-n", host.netns, "link", "add"] + words)
+            system.run(["ip", "-n", host.netns, "link", "set", words[0], "up"])
+        for entry in host.fdb:
+            system.run(["bridge", "fdb", "append"] + shlex.split(entry), netns=host.netns)
         for ifname, prefixes in host.addresses.items():
             for prefix in prefixes:
                 system.run(["ip", "-n", host.netns, "addr", "add", prefix, "dev", ifname]

@@ -70,6 +70,8 @@ class Host:
     tc: list = field(default_factory=list)  # `tc` command lines (qdiscs and filters), run in the host
     links_down: list = field(default_factory=list)  # interfaces set down once the host is configured
     conntrack_fill: bool = False  # fill the namespace's conntrack table to the machine's limit (conntrack_fill.py)
+    links: list = field(default_factory=list)  # `ip link add` arguments: devices beyond the segments' (a VXLAN)
+    fdb: list = field(default_factory=list)  # `bridge fdb append` arguments: forwarding entries (a VXLAN's remotes)
     neighbours: list = field(default_factory=list)  # `ip neigh replace` arguments: static entries (a stale MAC)
     addresses: dict = field(default_factory=dict)  # {interface: [prefixes]}: more addresses (a service's on lo)
 
@@ -146,7 +148,7 @@ def _parse_host(name, spec, index):
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
     known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
-             "conntrack_fill", "tc", "links_down", "neighbours", "addresses"}
+             "conntrack_fill", "tc", "links_down", "neighbours", "addresses", "links", "fdb"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -166,6 +168,8 @@ def _parse_host(name, spec, index):
         tc=_expect(spec, "tc", list, where, []),
         links_down=_expect(spec, "links_down", list, where, []),
         neighbours=_expect(spec, "neighbours", list, where, []),
+        links=_expect(spec, "links", list, where, []),
+        fdb=_expect(spec, "fdb", list, where, []),
         addresses=_expect(spec, "addresses", dict, where, {}),
     )
     if host.backend not in BACKENDS:
@@ -177,6 +181,18 @@ def _parse_host(name, spec, index):
     for ifname in host.links_down:
         if not isinstance(ifname, str) or not IFNAME.match(ifname):
             raise TopologyError("%s.links_down: %r is not a valid interface name" % (where, ifname))
+    for entry in host.links:
+        words = shlex.split(entry) if isinstance(entry, str) else []
+        if len(words) < 3 or not IFNAME.match(words[0]) or "type" not in words or \
+                words[words.index("type") + 1:words.index("type") + 2] != ["vxlan"]:
+            raise TopologyError("%s.links: each is `IFNAME [address MAC] type vxlan ...` (the lab adds VXLAN devices), "
+                                "got %r" % (where, entry))
+        _check_words(words, "%s.links" % where)
+    for entry in host.fdb:
+        words = shlex.split(entry) if isinstance(entry, str) else []
+        if len(words) < 3 or not MAC.match(words[0]) or "dev" not in words:
+            raise TopologyError("%s.fdb: each is `MAC dev IFNAME [dst ADDRESS]`, got %r" % (where, entry))
+        _check_words(words, "%s.fdb" % where)
     for entry in host.neighbours:
         words = shlex.split(entry) if isinstance(entry, str) else []
         if len(words) < 5 or "lladdr" not in words or "dev" not in words or not MAC.match(

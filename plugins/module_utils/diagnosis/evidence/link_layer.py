@@ -24,7 +24,7 @@ def _held(prefixes):
 
 
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp}], arp_all}: the interfaces that hold an address (the loopback too,
+    """{interfaces: [{dev, mac, up, addresses, arp, vxlan (a VXLAN device's vni, local, port)}], arp_all}: the interfaces that hold an address (the loopback too,
     where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key (max or OR of
     conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it too); None
     where unreadable."""
@@ -36,6 +36,9 @@ def facts(router, read_sysctl):
             continue
         arp = {key: conf.effective(key, read_sysctl("ipv4", "all", key), read_sysctl("ipv4", name, key))
                for key in ARP_KEYS}
-        interfaces.append({"dev": name, "mac": link.get("mac"), "up": bool(link.get("admin_up") and link.get("carrier")),
-                           "addresses": held, "arp": arp})
+        interface = {"dev": name, "mac": link.get("mac"), "up": bool(link.get("admin_up") and link.get("carrier")),
+                     "addresses": held, "arp": arp}
+        if link.get("vxlan"):  # its VTEP: the remote another host's forwarding entry must point at
+            interface["vxlan"] = {key: link["vxlan"].get(key) for key in ("vni", "local", "port")}
+        interfaces.append(interface)
     return {"interfaces": interfaces, "arp_all": {key: read_sysctl("ipv4", "all", key) for key in ARP_KEYS}}

@@ -119,3 +119,28 @@ def test_an_arp_policy_that_answers_leaves_the_asker_s_own_cause():
                 in found["words"], found["words"]
         else:
             assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
+
+
+def test_a_vxlan_device_without_a_remote_for_the_next_hop_is_named_and_its_fix_points_at_the_holder_s_vtep():
+    hosts = fleet("vxlan-missing-fdb")
+    assert hosts["node1"]["trace"]["finding"]["fix"] is None  # alone, node1 cannot know node2's VTEP
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("node1", "vxlan_no_fdb"), found
+    assert found["fix"]["args"]["argv"] == ["bridge", "fdb", "append", "00:00:5e:00:53:42", "dev", "vxlan0", "dst",
+                                            "198.18.50.2"]
+    assert rows["node1"]["evidence"]["holder"] == {"host": "node2", "dev": "vxlan0", "vtep": "198.18.50.2"}
+
+
+def test_a_vxlan_device_with_a_remote_for_the_mac_or_a_default_one_is_not_the_cause():
+    recorded = recorded_incident("vxlan-missing-fdb")
+    port, result = recorded["port"], copy.deepcopy(recorded["result"])
+    for remote in ({"lladdr": "00:00:5e:00:53:42", "dst": "198.18.50.2"},
+                   {"lladdr": "00:00:00:00:00:00", "dst": "198.18.50.2"}):
+        result["finding"]["evidence"]["vxlan"]["entries"] = [dict(remote, ifindex=4, vni=None, port=None, master=None)]
+        found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
+        assert found["cause"] is None and "the forwarding database of vxlan0 (it has a remote for the next hop's " \
+            "MAC)" in found["ruled_out"], found
+    result["finding"]["evidence"]["vxlan"]["entries"] = []
+    result["finding"]["evidence"]["link"]["vxlan"]["group"] = "198.18.50.2"  # a remote of its own takes everything
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
+    assert found["cause"] is None, found

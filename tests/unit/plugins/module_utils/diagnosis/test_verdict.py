@@ -107,7 +107,8 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
     from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
     facts = {"interface": "b-srv", "family": "ipv4", "route": "198.18.20.0/24", "table": 100, "max": 65536,
              "dev": "eth1", "admin": "down", "address": "198.18.20.2", "owner": "server", "owner_dev": "eth0",
-             "mac": "02:00:00:00:00:02", "permanent": True, "link_dev": "eth0", "all_ignores": True}
+             "mac": "02:00:00:00:00:02", "permanent": True, "link_dev": "eth0", "all_ignores": True,
+             "entry_mac": "02:00:00:00:00:02", "remote": "198.18.50.2"}
     commands = {}
     for cause_id in causes.CATALOGUE:
         fix = causes.fix(cause_id, **facts)
@@ -123,8 +124,10 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
     assert commands["neighbour_wrong_lladdr"] == "ip -4 neigh replace 198.18.20.2 lladdr 02:00:00:00:00:02 dev eth1 " \
                                                  "nud permanent"
     assert commands["arp_ignored"] == "sysctl -w net.ipv4.conf.eth0.arp_ignore=0 net.ipv4.conf.all.arp_ignore=0"
-    forget = verdict.fix_command(causes.fix("neighbour_wrong_lladdr", **dict(facts, permanent=False)))
-    assert forget == "ip -4 neigh del 198.18.20.2 dev eth1"
+    assert commands["vxlan_no_fdb"] == "bridge fdb append 02:00:00:00:00:02 dev eth1 dst 198.18.50.2"
+    learned = dict(facts)
+    learned["permanent"] = False  # an entry ARP learned: forgotten, and learned again
+    assert verdict.fix_command(causes.fix("neighbour_wrong_lladdr", **learned)) == "ip -4 neigh del 198.18.20.2 dev eth1"
 
 
 def test_a_fix_command_is_safe_to_paste_whatever_the_host_named_its_interfaces():
