@@ -245,7 +245,8 @@ EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "conntrack-full", "conntrack
              "forward-reject", "link-down", "mark-policy-route", "martian-source", "neighbour-failed",
              "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
-             "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb")
+             "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",
+             "vxlan-port-mismatch")
 JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 

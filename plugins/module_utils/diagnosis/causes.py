@@ -83,6 +83,15 @@ def _fdb_entry(facts):
                               facts["remote"]]}}
 
 
+def _fdb_remote(facts):
+    if facts["differs"] != "the address differs":
+        return None  # a port or VNI is the device's: recreated by whoever made it (the overlay's agent)
+    why = "send %s to %s's VTEP (suggested only: the overlay's agent, flannel or Calico, owns these entries)" % (
+        facts["mac"], facts["owner"])
+    return {"module": COMMAND, "why": why,
+            "args": {"argv": ["bridge", "fdb", "replace", facts["mac"], "dev", facts["dev"], "dst", facts["vtep"]]}}
+
+
 def _answer_arp(facts):
     return {"module": INTERFACE_SYSCTL,
             "why": "answer ARP for %s on %s (suggested only: arp_ignore is set on purpose where the address is a "
@@ -221,6 +230,14 @@ CATALOGUE = {cause.id: cause for cause in (
           "kernel has nowhere to send the encapsulated frame and drops it{dropped}", fix=_fdb_entry,
           # NO_TX_TARGET in vxlan_xmit on 6.18; earlier 6.x kernels call it VXLAN_NO_REMOTE.
           drop_reasons=("NO_TX_TARGET", "VXLAN_NO_REMOTE")),
+    Cause("vxlan_remote_mismatch", "after_routing", "the packet left by a VXLAN device whose remote for the next "
+                                                    "hop's MAC (address, UDP port, VNI) is not where the fleet's host "
+                                                    "holding the next hop's address takes VXLAN (its device's local "
+                                                    "address, port and VNI)",
+          "{dev} sends the frame for {address} ({mac}) to {sent}, but {owner}'s {owner_dev} takes VXLAN at "
+          "{expected} ({differs}): the encapsulated frame reaches no VXLAN device there", fix=_fdb_remote,
+          # The holder drops the UDP datagram (no socket on the port, or no device for the VNI), outside the flow.
+          drop_reasons=()),
     Cause("neighbour_wrong_lladdr", "after_routing", "the packet left for a next hop whose neighbour entry holds a "
                                                      "MAC (static, or not yet asked again) that none of the "
                                                      "interfaces of the fleet's host holding the next hop's address "

@@ -498,14 +498,16 @@ def _way_out(packet, direction, found, evidence):
         return causes.finding("qdisc_drop", direction, proof, ruled_out, dev=dev,
                               kind=moved.get("egress_qdisc") or "root", drops=moved["egress_drops"])
     ruled_out.append("the egress qdisc of %s (no drop in the window)" % dev)
-    nowhere = _vxlan_without_remote(next_hop, link, evidence)
-    if nowhere is not None:
-        return causes.finding("vxlan_no_fdb", direction, dict(proof, vxlan=nowhere), ruled_out, dev=dev,
-                              vni=link["vxlan"].get("vni"), port=link["vxlan"].get("port"), mac=nowhere["mac"],
-                              whose=nowhere["whose"], dropped="; tx_dropped on %s +%d in the window" % (
+    vxlan = _vxlan_remote(next_hop, link, evidence)
+    if vxlan is not None and vxlan["remote"] is None:
+        return causes.finding("vxlan_no_fdb", direction, dict(proof, vxlan=vxlan), ruled_out, dev=dev,
+                              vni=link["vxlan"].get("vni"), port=link["vxlan"].get("port"), mac=vxlan["mac"],
+                              whose=vxlan["whose"], dropped="; tx_dropped on %s +%d in the window" % (
                                   dev, moved["tx_dropped"]) if moved.get("tx_dropped") else "")
-    if link.get("kind") == "vxlan":
-        ruled_out.append("the forwarding database of %s (it has a remote for the next hop's MAC)" % dev)
+    if vxlan is not None:  # where it sent the frame: the fleet checks it against the next hop's host's VTEP
+        found["vxlan"] = proof["vxlan"] = vxlan
+        ruled_out.append("the forwarding database of %s (it sends %s to %s)" % (
+            dev, vxlan["mac"], vxlan["remote"]["dst"]))
     if set(next_hop["neighbour"]) & set(UNANSWERED_NEIGHBOUR):
         return causes.finding("neighbour_failed", direction, dict(proof, neighbour={
             "address": next_hop["address"], "dev": dev, "state": next_hop["neighbour"]}), ruled_out,
@@ -517,22 +519,26 @@ def _way_out(packet, direction, found, evidence):
     return None
 
 
-def _vxlan_without_remote(next_hop, link, evidence):
-    """A VXLAN device has nowhere to send the frame for the next hop: no forwarding entry for the MAC it goes to (the
-    neighbour entry's, or the broadcast of the ARP/NDP request asking for it), no default remote (00:00:00:00:00:00)
-    and no remote or group of its own. The kernel drops it (VXLAN_NO_REMOTE) and counts it as the device's tx_dropped.
-    {mac, whose, entries} or None."""
+def _vxlan_remote(next_hop, link, evidence):
+    """Where a VXLAN device sends the frame for the next hop: the MAC it goes to (the neighbour entry's, or the
+    broadcast of the ARP/NDP request asking for it) and the remote that takes it - the forwarding entry for that MAC,
+    else the default one (00:00:00:00:00:00), else the device's own remote or group - with the UDP port and VNI it
+    is sent with. `remote` None where there is none: the kernel drops the frame (NO_TX_TARGET) and counts it as the
+    device's tx_dropped. {mac, whose, entries, remote: {dst, port, vni} or None}; None for another kind of device."""
     vxlan = link.get("vxlan") if link.get("kind") == "vxlan" else None
-    if vxlan is None or vxlan.get("group"):
+    if vxlan is None:
         return None
     known = next_hop.get("lladdr") and set(next_hop["neighbour"]) & set(SENT_WITHOUT_ASKING)
     mac = next_hop["lladdr"].lower() if known else BROADCAST
     entries = evidence.fdb(next_hop["dev"])
-    if {mac, DEFAULT_REMOTE} & set((entry.get("lladdr") or "").lower() for entry in entries):
-        return None
+    by_mac = {(entry.get("lladdr") or "").lower(): entry for entry in entries}
+    entry = by_mac.get(mac) or by_mac.get(DEFAULT_REMOTE) or (
+        {"dst": vxlan["group"]} if vxlan.get("group") else None)
+    remote = None if entry is None else {"dst": entry.get("dst"), "port": entry.get("port") or vxlan.get("port"),
+                                         "vni": entry.get("vni") or vxlan.get("vni")}
     whose = "the MAC the neighbour entry for %s holds" % next_hop["address"] if known else \
         "the broadcast of the request asking for %s" % next_hop["address"]
-    return {"mac": mac, "whose": whose, "entries": entries}
+    return {"mac": mac, "whose": whose, "entries": entries, "remote": remote}
 
 
 def _before_first_hook(evidence):

@@ -7,7 +7,8 @@ fleet that holds the next hop's address. Neither can tell alone.
   while a static entry still holds the old MAC): the sender sees its packet leave, the holder's hooks see nothing
   (its kernel drops the frame as not its own, OTHERHOST). The sender's entry is the culprit.
 - The sender's VXLAN device has no remote for the next hop (vxlan_no_fdb, decided by the sender alone): the holder's
-  VTEP address is the remote its fix appends.
+  VTEP address is the remote its fix appends. Where it has one, it must be the holder's VTEP (address, UDP port,
+  VNI): vxlan_remote_mismatch where it is not.
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
@@ -128,6 +129,43 @@ def wrong_lladdr(way, rows):
     _kernel_word_from(owner, sender)  # the holder's kernel dropping the frame as not its own says the same
     supersede(owner, sender, "no hook here saw the packet: %s's neighbour entry for %s sends it to %s, not to this "
                              "host's MAC" % (sender["host"], next_hop["address"], lladdr))
+    return sender
+
+
+def _vxlan_words(address, port, vni):
+    return "%s UDP port %s VNI %s" % (address, port, vni)
+
+
+def vxlan_mismatch(way, rows):
+    """The last host on the way sent the frame by VXLAN to a remote (address, port, VNI) where the holder of its
+    next hop's address takes no VXLAN: another VTEP address (an entry left from a replaced node), another port
+    (4789 against flannel's 8472) or another VNI. Its row, naming vxlan_remote_mismatch, or None."""
+    sender = way[-1] if way else None
+    if sender is None or sender["role"] not in ("sent", "forwarded"):
+        return None
+    vxlan, next_hop = sender["evidence"].get("vxlan") or {}, sender["evidence"].get("next_hop") or {}
+    remote = vxlan.get("remote")
+    found = holder(next_hop.get("address"), [row for row in rows if row is not sender]) if remote else None
+    theirs = (found[1].get("vxlan") or {}) if found else {}
+    if not theirs.get("local"):
+        return None
+    owner, interface = found
+    differs = [what for what, mine, their in (("address", remote["dst"], theirs["local"]),
+                                              ("port", remote["port"], theirs.get("port")),
+                                              ("VNI", remote["vni"], theirs.get("vni"))) if str(mine) != str(their)]
+    if not differs:
+        return None
+    proof = dict(sender["evidence"], holder={"host": owner["host"], "dev": interface["dev"], "vxlan": theirs})
+    decided = causes.finding("vxlan_remote_mismatch", "request", proof, dev=next_hop["dev"],
+                             address=next_hop["address"], mac=vxlan["mac"], owner=owner["host"],
+                             owner_dev=interface["dev"], vtep=theirs["local"],
+                             sent=_vxlan_words(remote["dst"], remote["port"], remote["vni"]),
+                             expected=_vxlan_words(theirs["local"], theirs.get("port"), theirs.get("vni")),
+                             differs="the %s differs" % " and the ".join(differs) if len(differs) < 3 else
+                             "the address, the port and the VNI differ")
+    sender.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    supersede(owner, sender, "no hook here saw the packet: %s's VXLAN remote for it is not this host's VTEP" % (
+        sender["host"]))
     return sender
 
 

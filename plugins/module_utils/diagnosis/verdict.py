@@ -256,7 +256,8 @@ def fleet_verdict(verdicts, probe):
     culprit = next((v for v in way if v["cause"]), None)
     if culprit is None and not probe_got_through(probe):
         # Where the probe got through every time, no host dropped it before its first hook either.
-        culprit = next_hop.wrong_lladdr(way, verdicts) or _dropped_before_first_hook(way, verdicts)
+        culprit = next_hop.wrong_lladdr(way, verdicts) or next_hop.vxlan_mismatch(way, verdicts) or \
+            _dropped_before_first_hook(way, verdicts)
     elif culprit is not None and culprit["cause"] == "neighbour_failed":
         # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why.
         culprit = next_hop.ignores_arp(culprit, verdicts) or culprit

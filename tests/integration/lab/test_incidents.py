@@ -97,10 +97,10 @@ def check_verdict(expected, drop_reasons, output, report):
     assert "[%s]" % expected["cause"] in output
     if expected["culprit"]:
         assert expected["culprit"] + " \u2717" in fleet["line"] and expected.get("words_include", "") in fleet["words"]
-    if "fix_command" in expected:  # the fix a person pastes, as the terminal shows it
-        assert "fix on %s: %s" % (expected["culprit"], expected["fix_command"]) in output, output
     else:
         assert "Ruled out on the way" in fleet["words"]
+    if "fix_command" in expected:  # the fix a person pastes, as the terminal shows it
+        assert "fix on %s: %s" % (expected["culprit"], expected["fix_command"]) in output, output
     summary = report["probe"]["summary"]
     assert summary["succeeded"] == expected.get("probe_succeeded", 0), summary
     # A cross only over a probe that failed, and an answer claimed only where one came back (issue #37).

@@ -36,8 +36,8 @@ def facts(router, read_sysctl):
             continue
         arp = {key: conf.effective(key, read_sysctl("ipv4", "all", key), read_sysctl("ipv4", name, key))
                for key in ARP_KEYS}
-        interface = {"dev": name, "mac": link.get("mac"), "up": bool(link.get("admin_up") and link.get("carrier")),
-                     "addresses": held, "arp": arp}
+        up = bool(link.get("admin_up") and link.get("carrier"))
+        interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp}
         if link.get("vxlan"):  # its VTEP: the remote another host's forwarding entry must point at
             interface["vxlan"] = {key: link["vxlan"].get(key) for key in ("vni", "local", "port")}
         interfaces.append(interface)

@@ -138,9 +138,27 @@ def test_a_vxlan_device_with_a_remote_for_the_mac_or_a_default_one_is_not_the_ca
                    {"lladdr": "00:00:00:00:00:00", "dst": "198.18.50.2"}):
         result["finding"]["evidence"]["vxlan"]["entries"] = [dict(remote, ifindex=4, vni=None, port=None, master=None)]
         found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
-        assert found["cause"] is None and "the forwarding database of vxlan0 (it has a remote for the next hop's " \
-            "MAC)" in found["ruled_out"], found
+        assert found["cause"] is None and "the forwarding database of vxlan0 (it sends 00:00:5e:00:53:42 to " \
+            "198.18.50.2)" in found["ruled_out"], found
     result["finding"]["evidence"]["vxlan"]["entries"] = []
     result["finding"]["evidence"]["link"]["vxlan"]["group"] = "198.18.50.2"  # a remote of its own takes everything
     found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
     assert found["cause"] is None, found
+
+
+def test_a_vxlan_remote_where_the_holder_takes_no_vxlan_is_the_sender_s_cause_whatever_differs():
+    hosts = fleet("vxlan-port-mismatch")
+    assert hosts["node1"]["trace"]["finding"]["cause"] is None  # alone, node1 sent it where its entries say
+    found, _rows = report(copy.deepcopy(hosts))
+    assert (found["culprit"], found["cause"]) == ("node1", "vxlan_remote_mismatch"), found
+    assert found["words"].endswith("(the port differs): the encapsulated frame reaches no VXLAN device there")
+    assert found["fix"] is None  # a port is the device's, not an entry's
+    theirs = interface(hosts, "node2", "vxlan0")["vxlan"]
+    theirs.update(port=4789, local="198.18.50.9")  # node2 replaced: a new VTEP address, the entry left behind
+    found, _rows = report(copy.deepcopy(hosts))
+    assert "(the address differs)" in found["words"] and found["fix"]["args"]["argv"] == [
+        "bridge", "fdb", "replace", "00:00:5e:00:53:42", "dev", "vxlan0", "dst", "198.18.50.9"]
+    theirs.update(local="198.18.50.2", vni=43)
+    assert "(the VNI differs)" in report(copy.deepcopy(hosts))[0]["words"]
+    theirs.update(vni=42)  # where it sends is where node2 takes VXLAN: nothing to say below the routing table
+    assert report(hosts)[0]["cause"] == "undecided"
