@@ -241,8 +241,8 @@ def record_sysctl():
 # the culprit cannot decide alone, the other host of the fleet's join is recorded too: the host that sent it the
 # packet (`sent_by` in the truth: its trace sees nothing, or it holds the address the sender asked for) or the one it
 # sent the packet to (`sent_to`: the holder of its next hop's address).
-EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "conntrack-full", "conntrack-invalid", "dnat-no-route",
-             "forward-reject", "link-down", "mark-policy-route", "martian-source", "neighbour-failed",
+EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "bridge-docker-forward", "conntrack-full", "conntrack-invalid",
+             "dnat-no-route", "forward-reject", "link-down", "mark-policy-route", "martian-source", "neighbour-failed",
              "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
              "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",

@@ -73,6 +73,17 @@ def _neighbour_to_holder(facts):
             "args": {"argv": ["ip", family, "neigh", "del", facts["address"], "dev", facts["dev"]]}}
 
 
+def _accept_bridged(facts):
+    if not facts.get("iptables"):
+        return None  # an nftables ruleset: the words name the chain and the rule
+    why = "accept what %s bridges before the drop (suggested only: Docker's documented place is DOCKER-USER; where " \
+          "nothing on this host needs to filter bridged frames, net.bridge.%s = 0 in its namespace instead)" % (
+              facts["bridge"], facts["sysctl"])
+    return {"module": COMMAND, "why": why,
+            "args": {"argv": [facts["tool"], "-I", facts["chain"], "-i", facts["bridge"], "-o", facts["bridge"], "-j",
+                              "ACCEPT"]}}
+
+
 def _fdb_entry(facts):
     if not facts.get("remote"):
         return None  # the remote VTEP is known only where its host is in the run (diagnosis/next_hop.py)
@@ -158,6 +169,13 @@ CATALOGUE = {cause.id: cause for cause in (
     Cause("reply_dropped", "trace", "the reply's trace ends at a rule or policy DROP/REJECT",
           "the reply is dropped: {hop}: {rule}",
           drop_reasons=("NETFILTER_DROP",)),
+    Cause("bridge_netfilter_drop", "trace", "the trace's last hop is a rule or policy DROP/REJECT of a packet that "
+                                            "came in and goes out by the same bridge: a frame the bridge forwards "
+                                            "between its ports, handed to the IP firewall by br_netfilter "
+                                            "(net.bridge.bridge-nf-call-iptables or -ip6tables = 1)",
+          "{bridge} bridges the packet (a frame between its ports {ports}), and br_netfilter hands bridged "
+          "{family_name} to the IP firewall (net.bridge.{sysctl} = {value}), where {dropper}",
+          fix=_accept_bridged, drop_reasons=("NETFILTER_DROP",)),
     Cause("conntrack_invalid", "trace", "the trace's last hop is a rule that drops what conntrack classified INVALID "
                                         "(ctstate INVALID, ct state invalid)",
           "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "

@@ -18,6 +18,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidenc
     sockets,
 )
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
 # The fates of a packet that went on from this host: the one definition, which the fleet verdict reads too.
 PASSED = ("delivered_local", "forwarded", "sent")
@@ -37,6 +38,9 @@ _UNREAD = object()
 _DNAT_TO = re.compile(r"(?:--to-destination\s+|\bdnat\s+(?:ip6?\s+)?to\s+)"
                       r"(?:\[(?P<bracketed>[0-9A-Fa-f:.]+)\]|(?P<v4>\d+\.\d+\.\d+\.\d+)|(?P<v6>[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*))"
                       r"(?::(?P<port>\d+))?")
+# br_netfilter's switch, per network namespace: bridged IP frames go through the IP firewall's hooks where it is 1.
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-%s"
+BRIDGE_NF_TOOL = {"ipv4": "iptables", "ipv6": "ip6tables"}
 # A REJECT target (iptables) or reject statement (nft): xtables-monitor and nft monitor print its verdict as drop.
 _REJECTS = re.compile(r"-j\s+REJECT\b|(?:^|\s)reject(?:\s|$)")
 # A rule that matches what conntrack classified invalid (iptables -m conntrack/-m state, nft ct state).
@@ -81,6 +85,17 @@ class HostEvidence:
 
     def fdb(self, dev):
         return self.router.fdb(dev)
+
+    def bridge_ports(self, bridge):
+        """The interfaces enslaved to a bridge of this namespace, by name."""
+        index = self.router.index_of.get(bridge)
+        return sorted(name for name, link in self.router.links().items() if index and link.get("master") == index)
+
+    @staticmethod
+    def bridge_netfilter(family):
+        """net.bridge.bridge-nf-call-iptables (ip6tables): whether br_netfilter hands this namespace's bridged IP
+        frames to the IP firewall; None where br_netfilter is not there."""
+        return conf.read_path(BRIDGE_NF % BRIDGE_NF_TOOL[family])
 
     def link(self, dev):
         return self.router.link(dev)
@@ -319,6 +334,10 @@ def _stopped(packet, direction, evidence):
     if fate in ("dropped_by_rule", "dropped_by_policy"):
         facts = {"hop": packet["last_hop"], "rule": (packet.get("dropped_by") or {}).get("rule") or "-"}
         proof = {"last_hop": packet["last_hop"], "rule": facts["rule"], "path": packet.get("path")}
+        bridged = _bridged(packet, hop, evidence)
+        if bridged is not None:
+            return causes.finding("bridge_netfilter_drop", direction, dict(proof, bridged=bridged),
+                                  **dict(facts, **bridged))
         if _MATCHES_INVALID.search(facts["rule"]):
             return causes.finding("conntrack_invalid", direction, proof, delta=evidence.delta, **facts)
         if direction == "reply":
@@ -339,6 +358,29 @@ def _stopped(packet, direction, evidence):
                             {"last_hop": packet.get("last_hop"), "path": packet.get("path"),
                              "counters": evidence.delta},
                             ["a rule's DROP or REJECT (the trace shows none)"])
+
+
+def _bridged(packet, hop, evidence):
+    """A packet the firewall saw come in and go out by the same bridge: a frame the bridge forwards between its
+    ports, handed to the IP firewall by br_netfilter. {bridge, ports, family_name, sysctl, value, chain} or None."""
+    bridge = hop.get("in")
+    if not bridge or hop.get("out") != bridge or (evidence.link(bridge) or {}).get("kind") != "bridge":
+        return None
+    family = "ipv6" if ":" in (hop.get("dst") or "") else "ipv4"
+    value = evidence.bridge_netfilter(family)
+    # Docker's own place for a person's rules, where the packet went through it; else the chain that dropped it.
+    chain = "DOCKER-USER" if any(each.get("chain") == "DOCKER-USER" for each in packet["hops"]) else \
+        hop.get("chain") or "FORWARD"
+    rule = (packet.get("dropped_by") or {}).get("rule")
+    return {"bridge": bridge, "ports": ", ".join(evidence.bridge_ports(bridge)) or "-",
+            "family_name": "IPv4" if family == "ipv4" else "IPv6", "value": "-" if value is None else value,
+            "sysctl": "bridge-nf-call-" + BRIDGE_NF_TOOL[family], "chain": chain,
+            "tool": "iptables" if family == "ipv4" else "ip6tables",
+            "dropper": "%s drops it: %s" % (packet["last_hop"], rule) if rule else
+            "the policy of %s drops it (no rule of the chain accepted it)" % packet["last_hop"],
+            # iptables' rules and policies (the monitors print a rule as `-4 -t filter -A ...`), not nftables'
+            "iptables": (rule or "").startswith(("-4 ", "-6 ", "-A "))
+            or not rule and packet["last_hop"].endswith(":policy") and hop.get("table") == "filter"}
 
 
 def _conntrack_full(packet, direction, evidence):

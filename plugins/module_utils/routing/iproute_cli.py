@@ -139,6 +139,7 @@ class IpCommand:
             kind = (entry.get("linkinfo") or {}).get("info_kind")
             links.append({"ifindex": entry["ifindex"], "name": entry["ifname"], "mac": entry.get("address"),
                           "kind": kind, "vxlan": _vxlan(entry) if kind == "vxlan" else None,
+                          "master": _index(entry.get("master")),
                           "admin_up": "UP" in flags,
                           "carrier": "LOWER_UP" in flags, "operstate": entry.get("operstate", "UNKNOWN"),
                           "rx_dropped": (stats.get("rx") or {}).get("dropped", 0),

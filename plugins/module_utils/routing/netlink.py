@@ -211,14 +211,15 @@ def decode_neighbour(message):
 
 
 def decode_link(message):
-    """A link dump entry -> {ifindex, name, mac, kind, vxlan, admin_up, carrier, operstate, rx_dropped, tx_dropped,
-    xdp}."""
+    """A link dump entry -> {ifindex, name, mac, kind, vxlan, master (a bridge port's bridge), admin_up, carrier,
+    operstate, rx_dropped, tx_dropped, xdp}."""
     stats = message.get_attr("IFLA_STATS64") or message.get_attr("IFLA_STATS") or {}
     xdp = message.get_attr("IFLA_XDP")
     attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
     kind, vxlan = decode_kind(message)
     return {"ifindex": message["index"], "name": message.get_attr("IFLA_IFNAME"), "mac": message.get_attr("IFLA_ADDRESS"),
-            "kind": kind, "vxlan": vxlan, "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
+            "kind": kind, "vxlan": vxlan, "master": message.get_attr("IFLA_MASTER"),
+            "admin_up": bool(message["flags"] & IFF_UP), "carrier": bool(message["flags"] & IFF_LOWER_UP),
             "operstate": str(message.get_attr("IFLA_OPERSTATE") or "UNKNOWN").upper(),
             "rx_dropped": stats.get("rx_dropped", 0), "tx_dropped": stats.get("tx_dropped", 0),
             "xdp": bool(attached)}

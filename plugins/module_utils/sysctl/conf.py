@@ -95,8 +95,13 @@ def interfaces_present(family="ipv4"):
 
 
 def read(family, interface, name):
+    return read_path(conf_path(family, interface, name))
+
+
+def read_path(path):
+    """An integer sysctl by its /proc/sys path, None where it is not there or not a number."""
     try:
-        with open(conf_path(family, interface, name)) as handle:
+        with open(path) as handle:
             return int(handle.read().strip())
     except (OSError, ValueError):
         return None

@@ -149,6 +149,11 @@ class Builder:
             words = shlex.split(entry)
             system.run(["ip", "-n", host.netns, "link", "add"] + words)
             system.run(["ip", "-n", host.netns, "link", "set", words[0], "up"])
+        for bridge, ports in host.bridges.items():
+            system.run(["ip", "-n", host.netns, "link", "add", bridge, "type", "bridge"])
+            for port in ports:
+                system.run(["ip", "-n", host.netns, "link", "set", port, "master", bridge])
+            system.run(["ip", "-n", host.netns, "link", "set", bridge, "up"])
         for entry in host.fdb:
             system.run(["bridge", "fdb", "append"] + shlex.split(entry), netns=host.netns)
         for ifname, prefixes in host.addresses.items():

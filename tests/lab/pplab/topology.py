@@ -71,6 +71,7 @@ class Host:
     links_down: list = field(default_factory=list)  # interfaces set down once the host is configured
     conntrack_fill: bool = False  # fill the namespace's conntrack table to the machine's limit (conntrack_fill.py)
     links: list = field(default_factory=list)  # `ip link add` arguments: devices beyond the segments' (a VXLAN)
+    bridges: dict = field(default_factory=dict)  # {bridge: [ports]}: a bridge of the host's own (a hypervisor's)
     fdb: list = field(default_factory=list)  # `bridge fdb append` arguments: forwarding entries (a VXLAN's remotes)
     neighbours: list = field(default_factory=list)  # `ip neigh replace` arguments: static entries (a stale MAC)
     addresses: dict = field(default_factory=dict)  # {interface: [prefixes]}: more addresses (a service's on lo)
@@ -148,7 +149,7 @@ def _parse_host(name, spec, index):
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
     known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
-             "conntrack_fill", "tc", "links_down", "neighbours", "addresses", "links", "fdb"}
+             "conntrack_fill", "tc", "links_down", "neighbours", "addresses", "links", "fdb", "bridges"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -170,6 +171,7 @@ def _parse_host(name, spec, index):
         neighbours=_expect(spec, "neighbours", list, where, []),
         links=_expect(spec, "links", list, where, []),
         fdb=_expect(spec, "fdb", list, where, []),
+        bridges=_expect(spec, "bridges", dict, where, {}),
         addresses=_expect(spec, "addresses", dict, where, {}),
     )
     if host.backend not in BACKENDS:
@@ -188,6 +190,10 @@ def _parse_host(name, spec, index):
             raise TopologyError("%s.links: each is `IFNAME [address MAC] type vxlan ...` (the lab adds VXLAN devices), "
                                 "got %r" % (where, entry))
         _check_words(words, "%s.links" % where)
+    for bridge, ports in host.bridges.items():
+        if not isinstance(bridge, str) or not IFNAME.match(bridge) or not isinstance(ports, list) or not all(
+                isinstance(port, str) and IFNAME.match(port) for port in ports):
+            raise TopologyError("%s.bridges: {bridge: [port interfaces]}, got %r: %r" % (where, bridge, ports))
     for entry in host.fdb:
         words = shlex.split(entry) if isinstance(entry, str) else []
         if len(words) < 3 or not MAC.match(words[0]) or "dev" not in words:

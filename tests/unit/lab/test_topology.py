@@ -98,6 +98,8 @@ def test_the_base_variant_is_valid():
         ({"hosts__a": {"links": ["vx0 type dummy"]}}, "the lab adds VXLAN devices"),
         ({"hosts__a": {"fdb": ["00:00:5e:00:53:01 dev vx0 dst 10.0.0.2"]}}, "outside the lab's networks"),
         ({"hosts__a": {"fdb": ["dev vx0 dst 192.0.2.2"]}}, "MAC dev IFNAME"),
+        ({"hosts__a": {"bridges": {"br0": "e0"}}}, "{bridge: \\[port interfaces\\]}"),
+        ({"hosts__a": {"bridges": {"br0": ["e0;reboot"]}}}, "{bridge: \\[port interfaces\\]}"),
         ({"hosts__a": {"addresses": {"lo": ["192.0.2.9"]}}}, "needs a prefix length"),
         ({"hosts__a": {"addresses": {"lo;x": ["192.0.2.9/32"]}}}, "addresses: {interface: \\[prefixes\\]}"),
     ],

@@ -24,10 +24,10 @@ def _held(prefixes):
 
 
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp, vxlan (a VXLAN device's vni, local, port)}], arp_all}: the interfaces that hold an address (the loopback too,
-    where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key (max or OR of
-    conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it too); None
-    where unreadable."""
+    """{interfaces: [{dev, mac, up, addresses, arp, vxlan}], arp_all}: the interfaces that hold an address (the
+    loopback too, where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key
+    (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it
+    too), None where unreadable; `vxlan` a VXLAN device's vni, local (its VTEP) and port."""
     interfaces = []
     prefixes = router.prefixes()
     for name, link in sorted(router.links().items()):

@@ -74,7 +74,10 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "why": "server holds 198.18.30.10 on lo", "all_ignores": True, "vni": 42,
          "whose": "the MAC the neighbour entry for 198.18.40.2 holds", "dropped": "", "entry_mac": "02:00:00:00:00:02",
          "remote": "198.18.50.2", "sent": "198.18.50.2 UDP port 4789 VNI 42", "expected": "198.18.50.2 UDP port 8472 VNI 42",
-         "differs": "the port differs", "vtep": "198.18.50.2"}
+         "differs": "the port differs", "vtep": "198.18.50.2", "bridge": "br0", "ports": "eth0, eth1",
+         "family_name": "IPv4", "sysctl": "bridge-nf-call-iptables", "value": 1, "chain": "DOCKER-USER",
+         "tool": "iptables", "iptables": True,
+         "dropper": "the policy of filter:FORWARD:policy drops it (no rule of the chain accepted it)"}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
@@ -159,7 +162,15 @@ class RecordedEvidence:
     def _dropped_before_first_hook(self):
         return {entry["dev"]: entry for entry in self.evidence.get("ingress_drops", [])}
 
+    def bridge_ports(self, bridge):
+        return self.evidence["bridged"]["ports"].split(", ")
+
+    def bridge_netfilter(self, family):
+        return self.evidence["bridged"]["value"]
+
     def link(self, dev):
+        if (self.evidence.get("bridged") or {}).get("bridge") == dev:
+            return {"kind": "bridge"}
         if dev in self._dropped_before_first_hook():
             return {"xdp": self._dropped_before_first_hook()[dev]["xdp"]}
         assert self.evidence["next_hop"]["dev"] == dev
@@ -309,3 +320,17 @@ def test_the_kernel_decides_on_a_host_that_saw_nothing_and_the_fleet_names_it():
     assert text.startswith("TC_INGRESS in ") and "on eth0 (request) x2" in text
     alone = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=False))
     assert alone["cause"] is None and "drop_reasons" not in alone
+
+
+def test_a_drop_of_a_frame_the_host_bridges_names_the_bridge_and_br_netfilter_and_a_routed_one_does_not():
+    recorded = recorded_incident("bridge-docker-forward")
+    port, result = recorded["port"], recorded["result"]
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    assert found["cause"] == "bridge_netfilter_drop" and found["evidence"]["bridged"]["value"] == 1
+    assert found["fix"]["args"]["argv"] == ["iptables", "-I", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]
+
+    class Routed(RecordedEvidence):
+        def link(self, dev):  # the same interface in and out, but not a bridge: a hairpin route, not a bridged frame
+            return {"kind": "veth"}
+    found = finding.explain(result["packets"], (port, port), Routed(result))
+    assert found["cause"] == "policy_drop", found["words"]
