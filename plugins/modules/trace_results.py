@@ -471,7 +471,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.flow import (
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import engines, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import Router
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
-from ansible_collections.packetpath.linux.plugins.module_utils.trace import rule
+from ansible_collections.packetpath.linux.plugins.module_utils.trace import backends, rule
 
 try:
     import jmespath
@@ -536,7 +536,12 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     """The host's finding, from the packets just read and the evidence of this namespace."""
     after = counters.snapshot()
     router = router or router_here(module)
-    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops)
+    runner = ModuleCommandRunner(module)
+
+    def nat_saves(family):  # both flavours: a host can hold kube-proxy's rules in one and its own in the other
+        return [backends.make(name, runner).save(family) for name in ("iptables_legacy", "iptables_nft")]
+
+    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops, nat_saves)
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
     # A flow with the probe's address traces the probe's source port: a request carries it as its sport.
     side = "sport" if flow is not None and flow.probe_src else None

@@ -246,7 +246,7 @@ EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "bridge-docker-forward", "co
              "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
              "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",
-             "vxlan-port-mismatch")
+             "vxlan-port-mismatch", "service-stale-conntrack")
 JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 
@@ -262,7 +262,8 @@ def record_incidents(names=EXPLAINED):
         with open(topology, encoding="utf-8") as handle:
             truth = yaml.safe_load(handle)["incident"]
         probe_args = truth["probe"]
-        flow = {"proto": probe_args["proto"], "port": str(SPORT)}
+        sport = truth.get("stale_sport", SPORT)  # a lab whose incident is one client port's conversation
+        flow = {"proto": probe_args["proto"], "port": str(sport)}
         joined = [key for key in JOINED if key in truth]
         hosts = [truth["culprit"]] + [truth[key] for key in joined]
         lab("up", "incidents/" + name)
@@ -272,7 +273,7 @@ def record_incidents(names=EXPLAINED):
                 assert armed["_status"] == "CHANGED" and "pid" in armed["capture"]["drop_reasons"], armed
             module(probe_args["probe_from"], "packetpath.linux.probe", {
                 "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
-                "sport": SPORT, "count": 2, "timeout": 1})
+                "sport": sport, "count": 2, "timeout": 1})
             collected = {host: module(host, "packetpath.linux.trace_results", dict(
                 flow, source="capture", explain=True, max_packets=20)) for host in hosts}
             for host in hosts:
@@ -285,7 +286,7 @@ def record_incidents(names=EXPLAINED):
                                       for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp",
                                                    "/proc/net/udp6", "/proc/net/stat/nf_conntrack")}
                 results[host] = result
-            recorded = {"incident": truth, "port": SPORT, "result": results.pop(truth["culprit"])}
+            recorded = {"incident": truth, "port": sport, "result": results.pop(truth["culprit"])}
             for key in joined:
                 recorded[key] = results[truth[key]]
             if not joined:

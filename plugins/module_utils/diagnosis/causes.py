@@ -55,6 +55,14 @@ def _delete_route(facts):
                               facts["route"], "table", str(facts["table"])]}}
 
 
+def _forget_conversation(facts):
+    why = "forget the conversation's entry, so that its next packet meets today's rules (suggested only: conntrack " \
+          "from conntrack-tools; the client's other conversations are untouched)"
+    return {"module": COMMAND, "why": why,
+            "args": {"argv": ["conntrack", "-D", "-p", facts["proto"], "--orig-src", facts["src"], "--orig-dst",
+                              facts["dst"], "--sport", str(facts["sport"]), "--dport", str(facts["dport"])]}}
+
+
 def _raise_conntrack_max(facts):
     return {"module": COMMAND, "why": "raise the machine's conntrack limit (suggested only: it is machine-wide and "
                                       "costs kernel memory; first find what filled the table)",
@@ -181,6 +189,13 @@ CATALOGUE = {cause.id: cause for cause in (
           "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
           "such packets: {rule}", counters=("NfctInvalid",),
           drop_reasons=("NETFILTER_DROP",)),
+    Cause("conntrack_stale_nat", "trace", "conntrack holds the packet's conversation DNAT'd to an endpoint that none "
+                                          "of today's nat rules gives a new conversation to the same address and "
+                                          "port (no DNAT rule in this pass: only a conversation's first packet "
+                                          "meets the nat table)",
+          "conntrack still holds this conversation ({proto} {src}:{sport} to {dst}:{dport}) DNAT'd to {held}, which "
+          "the rules no longer choose (a new conversation goes to {targets}): the entry outlives the endpoint, and "
+          "every packet of the conversation follows it as long as they keep coming", fix=_forget_conversation),
     Cause("conntrack_full", "trace", "the packet vanished without a rule's verdict, conntrack's own drop counter "
                                      "(NfctDrop: it could not track a new flow) moved in the window, and the table is "
                                      "at least 90% full",

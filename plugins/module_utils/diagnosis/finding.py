@@ -15,6 +15,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidenc
     conntrack,
     counters,
     interfaces,
+    nat,
     sockets,
 )
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import build
@@ -52,8 +53,10 @@ class HostEvidence:
     sockets, the routing decision, the interfaces (state, addresses, qdisc drops over the capture) and the interface
     settings."""
 
-    def __init__(self, router, before, after, read_sysctl, interfaces_before=None, drops=None):
+    def __init__(self, router, before, after, read_sysctl, interfaces_before=None, drops=None, nat_saves=None):
         self.router = router
+        self._nat_saves = nat_saves  # family -> [iptables-save texts] of both flavours, read when first asked
+        self._nat_targets = {}
         self.drops = drops  # the kernel's reasons for the flow's drops here (bpftrace), None where not read
         self.delta = counters.moved(before, after)
         self.sysctl = read_sysctl  # (family, interface, key) -> value
@@ -85,6 +88,23 @@ class HostEvidence:
 
     def fdb(self, dev):
         return self.router.fdb(dev)
+
+    def nat_targets(self, proto, dst, dport):
+        """[(address, port)] where the nat table's rules send a new conversation to dst:dport today; None where the
+        rules cannot be read (a native nftables ruleset, no iptables-save)."""
+        family = "ipv6" if ":" in dst else "ipv4"
+        if family not in self._nat_targets:
+            try:
+                self._nat_targets[family] = [save for save in (self._nat_saves or (lambda _family: []))(family) if save]
+            except Exception:  # pylint: disable=broad-except  # context only: it must not cost the finding
+                self._nat_targets[family] = []
+        saves = self._nat_targets[family]
+        if not saves:
+            return None
+        found = []
+        for save in saves:
+            found.extend(target for target in nat.dnat_targets(save, proto, dst, dport) if target not in found)
+        return found
 
     def bridge_ports(self, bridge):
         """The interfaces enslaved to a bridge of this namespace, by name."""
@@ -213,10 +233,11 @@ def explain(packets, port, evidence, side=None):
     server still retransmitting its SYN-ACK) can come before it."""
     side = side or (_request_side(packets, port) if port else None)
     conversations = _conversations(packets, port) if side == "sport" else []
-    if len(conversations) < 2:
+    if not conversations:
         return _kernel_word(_finding(packets, port, side, evidence), evidence.drops, port, side)
     # A probe's attempts side by side, each its own conversation (source port): each is decided on its own packets,
-    # so one that failed is explained even where the others got through (NAT can send each somewhere else).
+    # so one that failed is explained even where the others got through (NAT can send each somewhere else). Even
+    # one alone is named, so that the fleet knows which of the probe's attempts a host saw.
     drops = evidence.drops
     decided = [(sport, _kernel_word(_finding(group, (sport, sport), side, evidence), None if drops is None else [
         drop for drop in drops if sport in (drop.get("sport"), drop.get("dport"))], (sport, sport), side))
@@ -258,7 +279,7 @@ def _finding(packets, port, side, evidence):
     if request is None:
         return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
-    decided = _loop(requests, evidence) or _stopped(request, "request", evidence)
+    decided = _loop(requests, evidence) or _stale_nat(request, evidence) or _stopped(request, "request", evidence)
     if decided is None and (request.get("fate") == "delivered_local" or _handed_to_local_stack(request, evidence)):
         decided = _listener(request, evidence, answered=reply is not None)
     if decided is None and reply is not None and reply.get("fate") not in PASSED:
@@ -381,6 +402,27 @@ def _bridged(packet, hop, evidence):
             # iptables' rules and policies (the monitors print a rule as `-4 -t filter -A ...`), not nftables'
             "iptables": (rule or "").startswith(("-4 ", "-6 ", "-A "))
             or not rule and packet["last_hop"].endswith(":policy") and hop.get("table") == "filter"}
+
+
+def _stale_nat(packet, evidence):
+    """A conversation that conntrack holds DNAT'd to an endpoint today's rules no longer choose: no DNAT rule in this
+    pass (only a conversation's first packet meets the nat table), the entry's target, and the targets the rules give
+    a new conversation to the same address and port, none of them that one. Its packets follow the old entry as long
+    as they keep coming (a UDP client that always sends from one port), whatever happens to them next."""
+    hop = packet["hops"][0]
+    if any(translated(each) for each in packet["hops"]) or hop.get("dport") is None:
+        return None
+    held = held_translation(hop, evidence)
+    if held is None:
+        return None
+    targets = evidence.nat_targets(hop.get("proto"), hop["dst"], hop["dport"])
+    if not targets or tuple(held) in [tuple(target) for target in targets]:
+        return None
+    proof = {"last_hop": packet.get("last_hop"), "path": packet.get("path"), "held": list(held),
+             "nat_targets": [list(target) for target in targets], "conntrack": evidence.conntrack(hop)}
+    return causes.finding("conntrack_stale_nat", "request", proof, proto=hop.get("proto"), src=hop.get("src"),
+                          sport=hop.get("sport"), dst=hop["dst"], dport=hop["dport"], held="%s:%s" % held,
+                          targets=", ".join("%s:%s" % tuple(target) for target in targets))
 
 
 def _conntrack_full(packet, direction, evidence):

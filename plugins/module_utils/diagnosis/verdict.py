@@ -151,6 +151,19 @@ def _dropped_before_first_hook(way, verdicts):
     return next((v for v in verdicts if not v["seen"] and v["cause"] == "kernel_drop"), None)
 
 
+def _explained_upstream(culprit, verdicts):
+    """Hosts that name another cause only for conversations the culprit already explains (a conversation the
+    culprit sent astray dies again wherever it lands): their cause is the culprit's consequence, kept under
+    `explained_by`, and one host is blamed."""
+    explained = set(each["sport"] for each in culprit.get("conversations") or [] if each["cause"] == culprit["cause"])
+    for row in verdicts:
+        theirs = set(each["sport"] for each in row.get("conversations") or [] if each["cause"])
+        if row is culprit or not row["cause"] or row["cause"] == culprit["cause"] or not theirs or theirs - explained:
+            continue
+        next_hop.supersede(row, culprit, "the conversation from port %s already went astray at %s (%s)" % (
+            ", ".join(str(sport) for sport in sorted(theirs)), culprit["host"], culprit["cause"]))
+
+
 def icmp_senders_text(verdicts, probe):
     """'. The probe got ICMP time exceeded from peer (198.18.20.2)': the hosts the probe's ICMP errors came from, by
     their addresses (an address no traced host holds is named alone)."""
@@ -265,6 +278,8 @@ def fleet_verdict(verdicts, probe):
         next_hop.vxlan_remote(culprit, verdicts)  # the remote its fix adds, where the next hop's host is in the run
     if culprit is not None and culprit not in way:
         way.append(culprit)
+    if culprit is not None:
+        _explained_upstream(culprit, verdicts)
     marks = [v["host"] + (" \u2717" if v is culprit else "") for v in way]
     unseen = [v["host"] for v in verdicts if not v["seen"] and v is not culprit]
     line = ARROW.join(marks) or "no traced host saw the packet"

@@ -17,6 +17,7 @@ IPTABLES_COMMANDS = ("iptables", "iptables-save", "iptables-restore", "ip6tables
 FLAVOUR = {"iptables_legacy": "legacy", "iptables_nft": "nft", "nftables": "nft"}
 LISTENER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "listener.py")
 CONNTRACK_FILL = os.path.join(os.path.dirname(LISTENER), "conntrack_fill.py")
+UDP_EXCHANGE = os.path.join(os.path.dirname(LISTENER), "udp_exchange.py")
 # 262144 entries take ~1 s and ~80 MB of kernel memory here; a machine whose limit is far above that is refused
 # rather than filled.
 CONNTRACK_FILL_LIMIT = 1 << 21
@@ -241,7 +242,17 @@ class Builder:
                 self.fill_conntrack(host)
         for host in self.topo.managed_hosts:
             self.wait_ssh(host)
+        for step in self.topo.steps:
+            self.run_step(step)
         inventory.write(self.topo, path("inventory.yml"))
+
+    def run_step(self, step):
+        host = self.topo.host(step.host)
+        command, rest = step.run[0], step.run[1:]
+        argv = [sys.executable, UDP_EXCHANGE] + rest if command == "udp_exchange" else \
+            [flavoured(command, host.backend)] + rest if command in ("iptables", "ip6tables") else step.run
+        self.log("step on %s: %s" % (host.name, " ".join(step.run)))
+        system.run(argv, netns=host.netns)
 
 
 def healthy(journal):

@@ -87,12 +87,24 @@ class Host:
         return str(MGMT_NETWORK.network_address + MGMT_FIRST_HOST + self.index)
 
 
+# What a step may run in a host once the lab is up (the lab's own helpers by name): a change of the lab's state made
+# after its traffic began, such as an endpoint that moved while a client kept its conversation.
+STEP_COMMANDS = ("ip", "iptables", "ip6tables", "udp_exchange")
+
+
+@dataclass
+class Step:
+    host: str
+    run: list  # the command's words
+
+
 @dataclass
 class Topology:
     name: str
     description: str
     hosts: list
     segments: list
+    steps: list = field(default_factory=list)
 
     def host(self, name):
         for host in self.hosts:
@@ -280,7 +292,20 @@ def parse(raw, host_count=None):
     segments = [
         _parse_segment(name, spec or {}, names) for name, spec in _expect(raw, "segments", dict, "topology", {}).items()
     ]
-    return Topology(name=raw["name"], description=raw.get("description", ""), hosts=hosts, segments=segments)
+    steps = [_parse_step(number, spec, names) for number, spec in enumerate(_expect(raw, "steps", list, "topology", []))]
+    return Topology(name=raw["name"], description=raw.get("description", ""), hosts=hosts, segments=segments,
+                    steps=steps)
+
+
+def _parse_step(number, spec, hosts):
+    where = "steps[%d]" % number
+    if not isinstance(spec, dict) or set(spec) != {"host", "run"} or spec["host"] not in hosts:
+        raise TopologyError("%s: each step is {host: a host of the lab, run: a command line}, got %r" % (where, spec))
+    words = shlex.split(spec["run"]) if isinstance(spec["run"], str) else []
+    if not words or words[0] not in STEP_COMMANDS:
+        raise TopologyError("%s.run: a command line of %s, got %r" % (where, ", ".join(STEP_COMMANDS), spec["run"]))
+    _check_words(words, where + ".run")
+    return Step(host=spec["host"], run=words)
 
 
 def load(path, host_count=None):

@@ -122,6 +122,26 @@ def test_a_host_may_hold_static_neighbour_entries_and_addresses_on_other_interfa
     assert host.addresses == {"lo": ["203.0.113.10/32"]}
 
 
+@pytest.mark.parametrize("step, message", [
+    ({"host": "a", "run": "curl http://192.0.2.1/"}, "a command line of ip, iptables"),
+    ({"host": "a", "run": "ip route add 10.0.0.0/8 dev e0"}, "outside the lab's networks"),
+    ({"host": "z", "run": "ip link"}, "each step is {host: a host of the lab"),
+    ({"host": "a"}, "each step is {host: a host of the lab"),
+])
+def test_bad_steps_are_refused_with_the_reason(step, message):
+    raw = variant()
+    raw["steps"] = [step]
+    with pytest.raises(topology.TopologyError, match=message):
+        topology.parse(raw)
+
+
+def test_steps_run_in_order_in_their_hosts():
+    raw = variant()
+    raw["steps"] = [{"host": "a", "run": "udp_exchange 192.0.2.1 25353 192.0.2.2 53"}, {"host": "b", "run": "ip link"}]
+    steps = topology.parse(raw).steps
+    assert [(step.host, step.run[0]) for step in steps] == [("a", "udp_exchange"), ("b", "ip")]
+
+
 def test_bad_host_name_is_refused():
     raw = variant()
     raw["hosts"]["Bad_Name"] = {}

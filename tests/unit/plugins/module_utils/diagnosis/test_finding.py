@@ -77,7 +77,8 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "differs": "the port differs", "vtep": "198.18.50.2", "bridge": "br0", "ports": "eth0, eth1",
          "family_name": "IPv4", "sysctl": "bridge-nf-call-iptables", "value": 1, "chain": "DOCKER-USER",
          "tool": "iptables", "iptables": True,
-         "dropper": "the policy of filter:FORWARD:policy drops it (no rule of the chain accepted it)"}
+         "dropper": "the policy of filter:FORWARD:policy drops it (no rule of the chain accepted it)",
+         "sport": 25353, "dport": 5353, "held": "198.18.20.2:5353", "targets": "198.18.20.3:5353"}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))
@@ -161,6 +162,9 @@ class RecordedEvidence:
 
     def _dropped_before_first_hook(self):
         return {entry["dev"]: entry for entry in self.evidence.get("ingress_drops", [])}
+
+    def nat_targets(self, proto, dst, dport):
+        return [tuple(target) for target in self.evidence["nat_targets"]]
 
     def bridge_ports(self, bridge):
         return self.evidence["bridged"]["ports"].split(", ")
@@ -334,3 +338,23 @@ def test_a_drop_of_a_frame_the_host_bridges_names_the_bridge_and_br_netfilter_an
             return {"kind": "veth"}
     found = finding.explain(result["packets"], (port, port), Routed(result))
     assert found["cause"] == "policy_drop", found["words"]
+
+
+def test_a_conversation_conntrack_holds_to_an_endpoint_the_rules_no_longer_choose_is_stale():
+    recorded = recorded_incident("service-stale-conntrack")
+    port, result = recorded["port"], recorded["result"]
+    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    assert (found["cause"], found["evidence"]["held"]) == ("conntrack_stale_nat", ["198.18.20.2", 5353])
+    assert found["fix"]["args"]["argv"][:3] == ["conntrack", "-D", "-p"]
+
+    class Unmoved(RecordedEvidence):
+        def nat_targets(self, proto, dst, dport):  # the rules still choose the held endpoint: nothing is stale
+            return [("198.18.20.3", 5353), ("198.18.20.2", 5353)]
+
+    class Unread(RecordedEvidence):
+        def nat_targets(self, proto, dst, dport):  # a native nftables ruleset: the targets are unknown
+            return None
+    request = finding.deciding(finding.split_directions(result["packets"], (port, port), "sport")[0])
+    assert finding._stale_nat(request, RecordedEvidence(result))["cause"] == "conntrack_stale_nat"  # pylint: disable=protected-access
+    for evidence in (Unmoved(result), Unread(result)):  # the rest of the decision goes on from there
+        assert finding._stale_nat(request, evidence) is None  # pylint: disable=protected-access

@@ -162,3 +162,19 @@ def test_a_vxlan_remote_where_the_holder_takes_no_vxlan_is_the_sender_s_cause_wh
     assert "(the VNI differs)" in report(copy.deepcopy(hosts))[0]["words"]
     theirs.update(vni=42)  # where it sends is where node2 takes VXLAN: nothing to say below the routing table
     assert report(hosts)[0]["cause"] == "undecided"
+
+
+def test_a_host_downstream_that_names_another_cause_only_for_the_conversation_the_culprit_sent_astray_is_explained():
+    # The router of service-stale-conntrack as recorded, and, where the stale entry sent the packet, a host whose
+    # routing has nothing for it (the culprit of dnat-no-route as recorded), on the same conversation.
+    stale, lost = recorded_incident("service-stale-conntrack"), recorded_incident("dnat-no-route")
+    router = finding.explain(stale["result"]["packets"], (25353, 25355), RecordedEvidence(stale["result"]), "sport")
+    elsewhere = copy.deepcopy(lost["result"]["finding"])
+    elsewhere["conversations"] = [{"sport": 25353, "role": "stopped", "cause": "no_route", "words": elsewhere["words"]}]
+    hosts = {"router": {"trace": {"packets": stale["result"]["packets"], "finding": router}},
+             "server1": {"trace": {"packets": lost["result"]["packets"], "finding": elsewhere}}}
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("router", "conntrack_stale_nat"), found
+    assert rows["server1"]["cause"] is None and rows["server1"]["explained_by"]["was"] == "no_route"
+    elsewhere["conversations"].append({"sport": 25354, "role": "stopped", "cause": "no_route", "words": "-"})
+    assert report(hosts)[1]["server1"]["cause"] == "no_route"  # a conversation of its own: its cause stands

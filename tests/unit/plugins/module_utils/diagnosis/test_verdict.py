@@ -110,7 +110,8 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
              "mac": "02:00:00:00:00:02", "permanent": True, "link_dev": "eth0", "all_ignores": True,
              "entry_mac": "02:00:00:00:00:02", "remote": "198.18.50.2", "differs": "the address differs",
              "vtep": "198.18.50.9", "bridge": "br0", "sysctl": "bridge-nf-call-iptables", "chain": "DOCKER-USER",
-             "tool": "iptables", "iptables": True}
+             "tool": "iptables", "iptables": True, "proto": "udp", "src": "198.18.10.2", "dst": "198.18.10.1",
+             "sport": 25353, "dport": 5353}
     commands = {}
     for cause_id in causes.CATALOGUE:
         fix = causes.fix(cause_id, **facts)
@@ -127,6 +128,8 @@ def test_every_fix_is_a_task_that_parses_and_a_command_a_person_can_run():
                                                  "nud permanent"
     assert commands["arp_ignored"] == "sysctl -w net.ipv4.conf.eth0.arp_ignore=0 net.ipv4.conf.all.arp_ignore=0"
     assert commands["vxlan_no_fdb"] == "bridge fdb append 02:00:00:00:00:02 dev eth1 dst 198.18.50.2"
+    assert commands["conntrack_stale_nat"] == "conntrack -D -p udp --orig-src 198.18.10.2 --orig-dst 198.18.10.1 " \
+                                              "--sport 25353 --dport 5353"
     assert commands["bridge_netfilter_drop"] == "iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT"
     assert commands["vxlan_remote_mismatch"] == "bridge fdb replace 02:00:00:00:00:02 dev eth1 dst 198.18.50.9"
     learned = dict(facts)
