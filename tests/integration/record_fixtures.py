@@ -246,7 +246,7 @@ EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "bridge-docker-forward", "co
              "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
              "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",
-             "vxlan-port-mismatch", "service-stale-conntrack")
+             "vxlan-port-mismatch", "service-stale-conntrack", "service-endpoint-gone")
 JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 
@@ -264,6 +264,13 @@ def record_incidents(names=EXPLAINED):
         probe_args = truth["probe"]
         sport = truth.get("stale_sport", SPORT)  # a lab whose incident is one client port's conversation
         flow = {"proto": probe_args["proto"], "port": str(sport)}
+        count = truth.get("record_count", 2)
+        if "record_count" in truth:  # each attempt a conversation of its own, traced as the role traces them
+            with open(topology, encoding="utf-8") as handle:
+                segments = yaml.safe_load(handle)["segments"].values()
+            source = next(port["addresses"][0].split("/")[0] for segment in segments
+                          for host, port in segment["ports"].items() if host == probe_args["probe_from"])
+            flow = dict(flow, port="%d:%d" % (sport, sport + count - 1), probe_src=source)
         joined = [key for key in JOINED if key in truth]
         hosts = [truth["culprit"]] + [truth[key] for key in joined]
         lab("up", "incidents/" + name)
@@ -273,7 +280,7 @@ def record_incidents(names=EXPLAINED):
                 assert armed["_status"] == "CHANGED" and "pid" in armed["capture"]["drop_reasons"], armed
             module(probe_args["probe_from"], "packetpath.linux.probe", {
                 "proto": probe_args["proto"], "dst": probe_args["dst"], "dport": probe_args["dport"],
-                "sport": sport, "count": 2, "timeout": 1})
+                "sport": sport, "count": count, "timeout": 1, "parallel": "record_count" in truth})
             collected = {host: module(host, "packetpath.linux.trace_results", dict(
                 flow, source="capture", explain=True, max_packets=20)) for host in hosts}
             for host in hosts:
@@ -286,11 +293,13 @@ def record_incidents(names=EXPLAINED):
                                       for path in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp",
                                                    "/proc/net/udp6", "/proc/net/stat/nf_conntrack")}
                 results[host] = result
-            recorded = {"incident": truth, "port": sport, "result": results.pop(truth["culprit"])}
+            recorded = {"incident": truth, "port": [sport, sport + count - 1] if "record_count" in truth else sport,
+                        "result": results.pop(truth["culprit"])}
             for key in joined:
                 recorded[key] = results[truth[key]]
             if not joined:
-                assert recorded["result"]["finding"]["cause"] == truth["cause"], recorded["result"]["finding"]
+                assert recorded["result"]["finding"]["cause"] == truth["cause"], [
+                    (p["hops"][0].get("sport"), p["hops"][0].get("dport"), p.get("fate")) for p in recorded["result"]["packets"]]
             with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as handle:
                 json.dump(recorded, handle, indent=1, sort_keys=True)
                 handle.write("\n")

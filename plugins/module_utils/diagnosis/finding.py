@@ -245,10 +245,13 @@ def explain(packets, port, evidence, side=None):
     found = next((each for _sport, each in decided if each["cause"]), decided[0][1])
     found = dict(found, requests=sum(each["requests"] for _sport, each in decided),
                  replies=sum(each["replies"] for _sport, each in decided),
-                 conversations=[{"sport": sport, "role": each["role"], "cause": each["cause"], "words": each["words"]}
-                                for sport, each in decided])
+                 conversations=[{"sport": sport, "role": each["role"], "cause": each["cause"], "words": each["words"],
+                                 "endpoint": each.get("endpoint")} for sport, each in decided])
     if drops is not None:  # every drop of the flow here, beside the deciding conversation's stance on its own
         found["drop_reasons"] = _directed(drops, port, side)
+    service = _service(packets, found["conversations"], evidence)
+    if service is not None:
+        found["service"] = service
     return found
 
 
@@ -275,7 +278,9 @@ def _finding(packets, port, side, evidence):
             # the hosts on the way.
             "ttl": max((p["hops"][0]["ttl"] for p in requests if p["hops"][0].get("ttl") is not None), default=None),
             # The request as conntrack holds it (state, NAT, whether a reply came), where conntrack is loaded.
-            "conntrack": evidence.conntrack(request["hops"][0]) if request else None}
+            "conntrack": evidence.conntrack(request["hops"][0]) if request else None,
+            # Where NAT sent the request: the endpoint of a service that spreads over several.
+            "endpoint": _endpoint(request, evidence) if request else None}
     if request is None:
         return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
@@ -402,6 +407,37 @@ def _bridged(packet, hop, evidence):
             # iptables' rules and policies (the monitors print a rule as `-4 -t filter -A ...`), not nftables'
             "iptables": (rule or "").startswith(("-4 ", "-6 ", "-A "))
             or not rule and packet["last_hop"].endswith(":policy") and hop.get("table") == "filter"}
+
+
+def _endpoint(packet, evidence):
+    """'198.18.20.3:9090': where NAT sends the packet's conversation (its DNAT rule in this pass, else the entry
+    conntrack holds), None where it is not translated."""
+    hop = packet["hops"][0]
+    target = next((found for found in (translated(each) for each in packet["hops"]) if found), None) or \
+        held_translation(hop, evidence)
+    return None if target is None else "%s:%s" % (target[0], target[1] if target[1] is not None else hop.get("dport"))
+
+
+def _service(packets, conversations, evidence):
+    """Where the probe's conversations were DNAT'd here: the service's endpoints as today's nat rules give them, the
+    ones the probe's attempts reached (by source port) and the ones none did, which the verdict cannot speak for.
+    None where no conversation was translated or the rules cannot be read."""
+    reached = {}
+    for each in conversations:
+        if each.get("endpoint"):
+            reached.setdefault(each["endpoint"], []).append(each["sport"])
+    if not reached:
+        return None
+    sports = set(each["sport"] for each in conversations)
+    request = next((p["hops"][0] for p in packets if p["hops"][0].get("sport") in sports), None)
+    if request is None or request.get("dport") is None:
+        return None
+    targets = evidence.nat_targets(request.get("proto"), request["dst"], request["dport"])
+    if not targets:
+        return None
+    endpoints = ["%s:%s" % tuple(target) for target in targets]
+    return {"address": "%s:%s" % (request["dst"], request["dport"]), "endpoints": endpoints, "reached": reached,
+            "not_reached": [endpoint for endpoint in endpoints if endpoint not in reached]}
 
 
 def _stale_nat(packet, evidence):

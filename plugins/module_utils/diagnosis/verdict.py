@@ -91,7 +91,7 @@ def host_verdict(host, data, error=None):
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
                 "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations",
-                "link_layer"):
+                "link_layer", "service"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -162,6 +162,26 @@ def _explained_upstream(culprit, verdicts):
             continue
         next_hop.supersede(row, culprit, "the conversation from port %s already went astray at %s (%s)" % (
             ", ".join(str(sport) for sport in sorted(theirs)), culprit["host"], culprit["cause"]))
+
+
+def service_text(verdicts):
+    """'. The service 198.18.10.1:8080 on router spreads over 3 endpoints; the probe reached 198.18.20.2:9090 (from
+    port 28080), ...; not reached, so not spoken for: 198.18.20.4:9090': where NAT spreads the destination, which
+    endpoints the verdict speaks for (a passing probe says nothing of an endpoint none of its attempts reached)."""
+    said = []
+    for row in verdicts:
+        service = row.get("service")
+        if not service or len(service["endpoints"]) < 2 and not service["not_reached"]:
+            continue
+        reached = ", ".join("%s (from port %s)" % (endpoint, ", ".join(str(sport) for sport in sports))
+                            for endpoint, sports in sorted(service["reached"].items()))
+        text = "The service %s on %s spreads over %d endpoints; the probe reached %s" % (
+            service["address"], row["host"], len(service["endpoints"]), reached)
+        if service["not_reached"]:
+            text += "; not reached, so not spoken for: %s (probe again with more attempts: each new source port is " \
+                    "a new conversation)" % ", ".join(service["not_reached"])
+        said.append(text)
+    return "".join(". " + text for text in said)
 
 
 def icmp_senders_text(verdicts, probe):
@@ -309,7 +329,7 @@ def fleet_verdict(verdicts, probe):
     if aside:
         words += ". Set aside: %s" % "; ".join("%s's trace suggested %s, but %s" % (
             v["host"], v["set_aside"]["cause"], v["set_aside"]["why"]) for v in aside)
-    words += icmp_senders_text(verdicts, probe)
+    words += icmp_senders_text(verdicts, probe) + service_text(verdicts)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
             "not_seen": unseen,

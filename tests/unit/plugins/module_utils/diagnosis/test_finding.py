@@ -135,6 +135,7 @@ class RecordedEvidence:
         self.drops = found.get("drop_reasons") if kernel else None
         self.proc_net = recorded["proc_net"]
         self.conntrack_view = found["conntrack"]
+        self.service = found.get("service")
 
     def conntrack(self, hop):
         return self.conntrack_view
@@ -163,8 +164,10 @@ class RecordedEvidence:
     def _dropped_before_first_hook(self):
         return {entry["dev"]: entry for entry in self.evidence.get("ingress_drops", [])}
 
-    def nat_targets(self, proto, dst, dport):
-        return [tuple(target) for target in self.evidence["nat_targets"]]
+    def nat_targets(self, proto, dst, dport):  # recorded where the finding read them, else unknown
+        recorded = self.evidence.get("nat_targets") or [
+            endpoint.rsplit(":", 1) for endpoint in (self.service or {}).get("endpoints") or []]
+        return [(address, int(port)) for address, port in recorded] or None
 
     def bridge_ports(self, bridge):
         return self.evidence["bridged"]["ports"].split(", ")
@@ -204,9 +207,12 @@ def recorded_incident(name):
         return json.load(handle)
 
 
-# Every incident whose culprit decided its cause alone in the lab (the others are the fleet's joins: test_next_hop).
+# Every incident whose culprit decided its cause alone in the lab (the others are the fleet's joins: test_next_hop),
+# traced by one port: where the probe's attempts were several conversations, only the deciding one's routing answer
+# is recorded, and the others' cannot be replayed.
 @pytest.mark.parametrize("name", [name for name in INCIDENTS if recorded_incident(name)["result"]["finding"]["cause"]
-                                  == recorded_incident(name)["incident"]["cause"]])
+                                  == recorded_incident(name)["incident"]["cause"]
+                                  and not isinstance(recorded_incident(name)["port"], list)])
 def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name):
     recorded = recorded_incident(name)
     port = recorded["port"]
@@ -295,7 +301,8 @@ def test_a_full_accept_queue_is_named_only_unanswered_with_the_overflow_counter_
 
 
 @pytest.mark.parametrize("name", [name for name in INCIDENTS
-                                  if recorded_incident(name)["result"]["finding"].get("drop_reasons")])
+                                  if recorded_incident(name)["result"]["finding"].get("drop_reasons")
+                                  and not isinstance(recorded_incident(name)["port"], list)])  # replayable
 def test_the_kernel_s_word_stands_beside_the_cause_as_it_did_in_the_lab(name):
     recorded = recorded_incident(name)
     port, truth, result = recorded["port"], recorded["incident"], recorded["result"]

@@ -178,3 +178,31 @@ def test_a_host_downstream_that_names_another_cause_only_for_the_conversation_th
     assert rows["server1"]["cause"] is None and rows["server1"]["explained_by"]["was"] == "no_route"
     elsewhere["conversations"].append({"sport": 25354, "role": "stopped", "cause": "no_route", "words": "-"})
     assert report(hosts)[1]["server1"]["cause"] == "no_route"  # a conversation of its own: its cause stands
+
+
+def test_a_service_spread_over_endpoints_says_which_the_probe_reached_and_which_it_does_not_speak_for():
+    # The router of service-endpoint-gone as trace_results decided it in the lab: three attempts side by side,
+    # DNAT'd nth to three endpoints (as the router's iptables-nft-save gives them), the third gone (neighbour FAILED).
+    recorded = recorded_incident("service-endpoint-gone")
+    packets, found = recorded["result"]["packets"], copy.deepcopy(recorded["result"]["finding"])
+    assert found["service"]["reached"] == {"198.18.20.2:9090": [48080], "198.18.20.3:9090": [48081],
+                                           "198.18.20.4:9090": [48082]} and found["service"]["not_reached"] == []
+    attempts = [{"result": "connected", "source_port": 48080}, {"result": "connected", "source_port": 48081},
+                {"result": "timeout", "source_port": 48082}]
+    probe = {"attempts": attempts, "summary": probe_summary(attempts)}
+    fleet = verdict.build_report({"router": {"trace": {"packets": packets, "finding": found}}}, {"port": 8080},
+                                 probe)["verdict"]
+    assert fleet["cause"] == "neighbour_failed" and fleet["words"].endswith(
+        ". The service 198.18.10.1:8080 on router spreads over 3 endpoints; the probe reached 198.18.20.2:9090 (from "
+        "port 48080), 198.18.20.3:9090 (from port 48081), 198.18.20.4:9090 (from port 48082)"), fleet["words"]
+    # Had the spread sent no attempt to the gone endpoint, the probe would pass, and the verdict says it does not
+    # speak for that one.
+    del found["service"]["reached"]["198.18.20.4:9090"]
+    found["service"]["not_reached"] = ["198.18.20.4:9090"]
+    found["conversations"] = found["conversations"][:2]
+    found.update(cause=None, words="passed")
+    probe = {"attempts": attempts[:2], "summary": probe_summary(attempts[:2])}
+    fleet = verdict.build_report({"router": {"trace": {"packets": packets, "finding": found}}}, {"port": 8080},
+                                 probe)["verdict"]
+    assert (fleet["cause"], verdict.label(fleet)) == (None, "passed")
+    assert "; not reached, so not spoken for: 198.18.20.4:9090 (probe again with more attempts" in fleet["words"]

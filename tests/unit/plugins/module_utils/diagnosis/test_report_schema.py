@@ -25,7 +25,9 @@ def test_the_schema_names_every_cause_and_layer_of_the_catalogue():
 def test_a_report_of_each_incident_as_recorded_validates(name):
     recorded = recorded_incident(name)
     port, result = recorded["port"], recorded["result"]
-    found = finding.explain(result["packets"], (port, port), RecordedEvidence(result))
+    # Decided again from what was recorded, where one port traced it; as decided in the lab where several did.
+    found = result["finding"] if isinstance(port, list) else finding.explain(result["packets"], (port, port),
+                                                                             RecordedEvidence(result))
     traced = {"arm_error": None, "trace": {"packets": result["packets"], "finding": found}}
     hosts = {recorded["incident"]["culprit"]: traced, "gone": None}
     probe = {"attempts": [{"result": "timeout"}] * 2, "summary": summary([{"result": "timeout"}] * 2)}
