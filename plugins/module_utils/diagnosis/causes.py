@@ -30,8 +30,16 @@ REASON_WORDS = {
     "NO_SOCKET": "because no socket takes it", "SOCKET_RCVBUFF": "because the socket's receive buffer is full",
     "TCP_LISTEN_OVERFLOW": "because the listener's accept queue is full", "IP_RPFILTER": "by reverse-path filtering",
     "NEIGH_FAILED": "because the next hop does not answer ARP/NDP", "IP_INHDR": "for a bad IP header or TTL",
-    "IP_INNOROUTES": "for want of a route", "IP_OUTNOROUTES": "for want of a route", "OTHERHOST": "as not its own",
+    "IP_INNOROUTES": "for want of a route", "IP_OUTNOROUTES": "for want of a route",
+    "OTHERHOST": "as addressed to another MAC (the sender's neighbour entry for this host's address holds another MAC)",
     "PKT_TOO_BIG": "as too big for the path", "CPU_BACKLOG": "because the CPU's backlog is full",
+    # Below the routing table: the setting each points at (docs/drop_reasons.md), where no join of the fleet named it.
+    "IPV6DISABLED": "because IPv6 is disabled on the interface (net.ipv6.conf.<dev>.disable_ipv6 = 1)",
+    "DEV_READY": "because the device is not up", "NO_TX_TARGET": "because the device has nowhere to send it (a VXLAN "
+                                                                  "device without a remote for the frame)",
+    "VXLAN_VNI_NOT_FOUND": "because no VXLAN device here takes the frame's VNI",
+    "BRIDGE_INGRESS_STP_STATE": "because the bridge port it came in by is not forwarding (its STP state)",
+    "BPF_CGROUP_EGRESS": "by a cgroup eBPF program on the way out", "SOCKET_FILTER": "by a socket filter (BPF)",
 }
 
 
