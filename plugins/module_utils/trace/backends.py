@@ -33,6 +33,10 @@ def iptables_lines(text):
 
 
 TAG_PREFIX = "packetpath:"
+# A rule is ours only in the form we write it: the full tag (the flow id, and the probe's kind where it is one of
+# the probe's rules), not a comment that merely starts like it; with iptables also our target and rate limit.
+OUR_TAG = re.compile(r"^packetpath:([0-9a-f]{12})(?::(from_probe|to_probe))?$")
+_NFT_OUR_TAG = re.compile(r'comment "packetpath:([0-9a-f]{12})"')
 HOOKS = ("prerouting", "output")
 # A flow with a probe_src has, beside the rule of the whole flow, rules for the probe's packets alone, from it and
 # back to it, with a rate limit of their own: other traffic on the port cannot use up the probe's trace. On
@@ -208,10 +212,10 @@ class IptablesBackend(Backend):
             return None
         words = shlex.split(line)
         options = dict(zip(words, words[1:]))
-        tag = options.get("--comment", "")
-        if not tag.startswith(TAG_PREFIX):
-            return None
-        flow_id, _colon, kind = tag[len(TAG_PREFIX):].partition(":")
+        tag = OUR_TAG.match(options.get("--comment", ""))
+        if tag is None or options.get("-j") != "TRACE" or "--limit" not in options:
+            return None  # someone else's rule that only looks like ours (issue #42): never ours to remove
+        flow_id, kind = tag.group(1), tag.group(2) or ""
         rate = options.get("--limit", "").split("/")[0]
         removal = Action(self._base(family) + ["-D", chain] + words[2:])
         return TraceRule(self.name, flow_id, hook, (family,),
@@ -324,7 +328,8 @@ class NftablesBackend(Backend):
             if found:
                 chain = (found.group(1), found.group(2))
                 continue
-            if chain and "meta nftrace set 1" in line and TAG_PREFIX in line and chain not in listed:
+            tag = _NFT_OUR_TAG.search(line)
+            if chain and "meta nftrace set 1" in line and tag and tag.group(1) == chain[1] and chain not in listed:
                 listed.add(chain)  # a port either way is two rules in the chain; the chain is the unit
                 text = line.split(" # handle ")[0].strip()
                 limit = _NFT_LIMIT.search(text)

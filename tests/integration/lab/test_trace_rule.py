@@ -4,6 +4,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import time
 
 import pytest
@@ -184,6 +185,40 @@ def test_hundreds_of_foreign_rules_are_untouched(host, restore):
     assert sum("--notrack" in line for line in raw) == 150
     trace_rule(host, state="absent", all=True)
     assert rule_lines(host) == before
+
+
+# Someone else's rules that look like ours (issue #42): our prefix without our tag, our tag's form on another target,
+# one of the probe's tags without the rate limit every rule of ours has.
+LOOK_ALIKES = ("-A PREROUTING -p tcp -m tcp --dport 9 -m comment --comment packetpath:backup -j ACCEPT",
+               "-A PREROUTING -p tcp -m tcp --dport 9 -m comment --comment packetpath:0123456789ab -j DROP",
+               "-A OUTPUT -p udp -m udp --dport 9 -m comment --comment packetpath:0123456789ab:from_probe -j TRACE")
+# Our chain's name, rule and tag in a table of someone else's.
+NFT_LOOK_ALIKE = ('table inet other { chain pre_0123456789ab { type filter hook prerouting priority -300; '
+                  'meta nftrace set 1 comment "packetpath:0123456789ab"; }; }')
+
+
+@pytest.mark.parametrize("host", sorted(NODES))
+def test_look_alikes_of_our_rules_are_never_removed(host):
+    backend, address = NODES[host]
+    netns = "pp-" + host
+    command = ["iptables-%s" % backend.split("_")[1], "-t", "raw"] if backend != "nftables" else None
+    if command:
+        for rule in LOOK_ALIKES:
+            in_netns(netns, command + shlex.split(rule))
+    else:
+        in_netns(netns, ["nft", "-f", "-"], stdin=NFT_LOOK_ALIKE)
+    try:
+        before = ruleset(host)
+        trace_rule(host, proto="tcp", dport="30080", expires=60)
+        assert traced(host, address, 30080), "our own trace does not trace"
+        trace_rule(host, state="absent", all=True)
+        assert ruleset(host) == before, "a look-alike was removed or changed"
+    finally:
+        if command:
+            for rule in LOOK_ALIKES:
+                in_netns(netns, command + ["-D"] + shlex.split(rule)[1:])
+        else:
+            in_netns(netns, ["nft", "delete", "table", "inet", "other"])
 
 
 def test_native_nftables_ruleset_is_untouched():
