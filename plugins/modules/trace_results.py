@@ -442,6 +442,7 @@ query_result:
   type: raw
 """
 
+import json
 import socket
 import traceback
 
@@ -520,11 +521,17 @@ def check_options(params):
     if params["query"]:
         try:
             jmespath.compile(params["query"])
-        except jmespath.exceptions.ParseError as exc:
-            raise OptionError("query", params["query"], "not a JMESPath expression: %s" % exc)
+        # Too deep for the parser's recursion, or a number too long for int(): refused like a syntax error.
+        except (jmespath.exceptions.ParseError, RecursionError, ValueError) as exc:
+            raise OptionError("query", _shown(params["query"]), "not a JMESPath expression: %s" % str(exc)[:300])
     if params["trace_off"] and params["source"] != "capture":
         raise OptionError("trace_off", True, "goes with source=capture (the flow trace_rule switched on), not "
                           "source=%s" % params["source"])
+
+
+def _shown(query):
+    """A query as an error message shows it: the first 200 characters of a long one."""
+    return query if len(query) <= 200 else query[:200] + "..."
 
 
 def router_here(module):
@@ -643,9 +650,11 @@ def main():
         packets = result.pop("packets")
         try:
             result["query_result"] = jmespath.search(params["query"], dict(result, packets=packets))
-        # A type or function error shows only when it runs, and jmespath raises ValueError for a zero slice step.
-        except (jmespath.exceptions.JMESPathError, ValueError) as exc:
-            module.fail_json(msg="query=%r: %s; nothing was changed" % (params["query"], exc))
+            json.dumps(result["query_result"])  # `&expr` is an expression, not a value the result can carry
+        # A type or function error shows only when it runs (a built-in given the wrong type raises TypeError),
+        # jmespath raises ValueError for a zero slice step, and a long chain of pipes recurses past Python's limit.
+        except (jmespath.exceptions.JMESPathError, ValueError, TypeError, RecursionError) as exc:
+            module.fail_json(msg="query=%r: %s; nothing was changed" % (_shown(params["query"]), str(exc)[:300]))
     module.exit_json(**result)
 
 

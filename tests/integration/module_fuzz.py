@@ -79,6 +79,9 @@ def option_values(name, kind, netns, work):
         return ["", " ", "x y", "a\0b", LONG, netns, netns + "-absent", "/proc/self/ns/net", "/proc/self/ns/mnt",
                 "%s/fifo" % work, "0", "-1", ".", "..", "../" + netns, [], None]  # no PID: PIDs are namespaces too
     values = hostile(kind, work)
+    if name == "query":  # JMESPath a careless or hostile caller could write (issue #42): depth, size, types, &
+        values += ["(" * 3000 + "a" + ")" * 3000, "@|" * 5000 + "@", "merge(@, `1`)", "&foo", "a[%s]" % ("9" * 5000),
+                   "packets[::0]", "length(`1`)"]
     # Absolute paths only into the work dir or devices: an accepted case writes where it is told.
     return [v for v in values if not (isinstance(v, str) and v.startswith("/") and not v.startswith(work + "/")
                                       and v not in ("/dev/null", "/dev/zero", "/dev/full"))]

@@ -95,6 +95,16 @@ class TestKube:
       "query": "nosuchfn(@)"}, "query='nosuchfn(@)': "),
     ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
       "query": "packets[::0]"}, "query='packets[::0]': slice step cannot be zero"),
+    # Hostile queries (issue #42): too deep or too long for the parser, a built-in given the wrong type, an
+    # expression reference where a value is wanted, a chain of pipes past Python's recursion.
+    ({"query": "(" * 3000 + "a" + ")" * 3000}, "query='" + "(" * 200 + "...': not a JMESPath expression"),
+    ({"query": "a[%s]" % ("9" * 5000)}, "query='a[" + "9" * 198 + "...': not a JMESPath expression"),
+    ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
+      "query": "merge(@, `1`)"}, "query='merge(@, `1`)': "),
+    ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
+      "query": "&foo"}, "query='&foo': "),
+    ({"source": "file", "path": os.path.join(ROOT, "tests", "unit", "fixtures", "traces", "legacy-seed-dmesg.txt"),
+      "query": "@|" * 5000 + "@"}, "query='@|@|@|"),
     ({"since": {"epoch": "abc"}}, "since={'epoch': 'abc'}: not a time"),
     ({"since": "nan"}, "since='nan': not a time"),
     ({"since": "inf"}, "since='inf': not a time"),
