@@ -85,7 +85,8 @@ class Probe:
                              % (count, sport, sport + count - 1))
         if mark is not None and not 0 <= mark <= 0xFFFFFFFF:
             raise ProbeError("mark", mark, "must be 0-4294967295")
-        if dev is not None and (not dev or len(dev) > 15 or "/" in dev or dev.split() != [dev]):
+        # A NUL would end the name SO_BINDTODEVICE reads: "lo\0x" would bind to lo.
+        if dev is not None and (not dev or len(dev) > 15 or "/" in dev or "\0" in dev or dev.split() != [dev]):
             raise ProbeError("dev", dev, "not an interface name")
         self.proto, self.dst, self.dport, self.src, self.sport = proto, dst, dport, src, sport
         self.dev, self.mark, self.count, self.interval, self.timeout = dev, mark, count, interval, timeout

@@ -203,6 +203,7 @@ martians:
             "count": 3, "first_uptime": 5123.41, "last_uptime": 5125.47}]
 """
 
+import math
 import socket
 
 
@@ -232,9 +233,13 @@ def argument_spec():
 def _since_uptime(value):
     uptime = value.get("uptime") if isinstance(value, dict) else value
     try:
-        return float(uptime)
+        seconds = float(uptime)
     except (TypeError, ValueError):
-        raise OptionError("martians_since", value, "the marker of trace_rule, or a mapping with uptime")
+        seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0 or isinstance(uptime, bool):
+        raise OptionError("martians_since", value, "the marker of trace_rule, or a mapping with uptime (seconds "
+                                                   "since boot, a finite number of 0 or more)")
+    return seconds
 
 
 def settings_and_expectations(params):

@@ -22,6 +22,8 @@ def persistent_path(file_name, netns_name):
     """Our file, in the sysctl.d directory of the host (or of the named network namespace)."""
     if "/" in file_name or file_name in (".", "..") or not file_name.endswith(".conf"):
         raise OptionError("persistent_file", file_name, "a file name ending in .conf, without a directory")
+    if any(ord(char) < 32 or ord(char) == 127 for char in file_name):  # a line break in a name ls and logs show
+        raise OptionError("persistent_file", file_name, "a file name cannot hold a control character")
     check_paths({"persistent_file": file_name}, ("persistent_file",))
     return os.path.join(sysctl_d(netns_name), file_name)
 

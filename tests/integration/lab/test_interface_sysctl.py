@@ -142,6 +142,13 @@ def test_persistent_absent_removes_our_lines_and_then_the_file():
      "persistent_file='../passwd'"),
     ({"interfaces": [], "settings": {"rp_filter": 2}}, "interfaces=[]: empty"),
     ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "netns": "pp-node "}, "netns='pp-node ': has spaces"),
+    # Issue #42: a time that is no time, a file name with a line break.
+    ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "state": "audit", "martians_since": "nan"},
+     "martians_since='nan': the marker of trace_rule, or a mapping with uptime"),
+    ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "state": "audit", "martians_since": {"uptime": "inf"}},
+     "martians_since={'uptime': 'inf'}"),
+    ({"interfaces": ["b-srv"], "settings": {"rp_filter": 2}, "persistent": "present", "persistent_file": "x\ny.conf"},
+     "persistent_file='x\\ny.conf': a file name cannot hold a control character"),
 ])
 def test_bad_values_change_nothing(args, message):
     result = sysctl_module(**args)

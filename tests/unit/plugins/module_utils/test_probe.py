@@ -28,6 +28,8 @@ from ansible_collections.packetpath.linux.plugins.module_utils.probe import Prob
     # A bad source is named as the source, not as dst; an interface name has no white space anywhere.
     ({"proto": "udp", "dst": "192.0.2.1", "dport": 53, "src": "bogus"}, "src='bogus': not an IPv4/IPv6 address"),
     ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "dev": "et h0"}, "dev='et h0': not an interface name"),
+    # A NUL ends the name the kernel reads: it would bind to "lo" (issue #42).
+    ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "dev": "lo\0x"}, "dev='lo\\x00x': not an interface name"),
     ({"proto": "tcp", "dst": "192.0.2.80", "dport": 0}, "dport=0: must be 1-65535"),
     ({"proto": "tcp", "dst": "192.0.2.80", "dport": 80, "sport": 65534, "parallel": True},
      "sport=65534: with parallel=true and count=3 the attempts use ports 65534-65536, past 65535"),

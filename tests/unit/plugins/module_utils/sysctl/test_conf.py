@@ -66,6 +66,12 @@ def test_our_file_changes_only_our_keys():
     assert dropin.file_values(after)["net.ipv4.conf.*.log_martians"] == "1"
 
 
+def test_a_persistent_file_name_with_a_control_character_is_refused():
+    # Issue #42: a line break in the name was accepted, and the file written under it.
+    with pytest.raises(OptionError, match=r"persistent_file='x\\ny.conf': a file name cannot hold a control character"):
+        dropin.persistent_path("x\ny.conf", None)
+
+
 def test_persistent_path_for_a_named_namespace():
     assert dropin.persistent_path("90-x.conf", None) == "/etc/sysctl.d/90-x.conf"
     assert dropin.persistent_path("90-x.conf", "pp-node") == "/etc/netns/pp-node/sysctl.d/90-x.conf"
