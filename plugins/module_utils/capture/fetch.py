@@ -6,11 +6,13 @@ source -> lines -> parser (one per format) -> events -> packets -> hops -> flowg
 Everything streams: memory grows with the packets kept, not with the input.
 """
 
+import gc
 import ipaddress
 import math
 import re
 import socket
 import time
+from contextlib import contextmanager
 from datetime import datetime
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
@@ -208,6 +210,23 @@ def live_lines(runner, backend, duration, ready_file, stop_file):
     return source, lines, stream
 
 
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off while a trace is read, back as it was after.
+
+    A parse makes millions of short-lived tuples, lists and runs and no reference cycles, so the collector's passes
+    over them find nothing and cost a fifth of a 100 MB log's parse (1.59-1.63 s with it, 1.23-1.32 s without).
+    Memory is still returned as each object's last reference goes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _host_ruleset(runner, fmt):
     """(LegacyRules, HookInventory) of this host now, for the format's backend."""
     if fmt == "kernel_log":
@@ -270,12 +289,13 @@ class TraceReader:
     def read(self, lines):
         add, window = self.assembler.add_run, self.window
         events = outside = 0
-        for run in self.parser.runs(lines):
-            if window.active and not self._admits(run):
-                outside += len(run.hops)
-                continue
-            events += len(run.hops)
-            add(run)
+        with _collector_paused():
+            for run in self.parser.runs(lines):
+                if window.active and not self._admits(run):
+                    outside += len(run.hops)
+                    continue
+                events += len(run.hops)
+                add(run)
         self.counts = {"lines_read": self.parser.lines_read, "trace_events": events, "events_outside_window": outside}
         packets = self.assembler.close()
         for packet in packets:

@@ -34,11 +34,12 @@ QUIET_SECONDS = 1.0
 class Packet:
     """One packet's pass through one host: its runs of hops in order, and what identifies it."""
 
-    __slots__ = ("packet_id", "runs", "hooks", "last_position", "entry_hook", "moved_on", "entered", "last_entered",
-                 "kinship", "_events")
+    __slots__ = ("key", "occurrence", "runs", "hooks", "last_position", "entry_hook", "moved_on", "entered",
+                 "last_entered", "kinship", "_events")
 
-    def __init__(self, packet_id):
-        self.packet_id = packet_id
+    def __init__(self, key, occurrence=1):
+        self.key = key  # a kernel-log key (a tuple) or a trace id
+        self.occurrence = occurrence  # the how-manieth packet of its key
         self.runs = []
         self.hooks = []  # the hook of each hop, where known
         self.last_position = -1
@@ -48,6 +49,12 @@ class Packet:
         self.last_entered = None
         self.kinship = 0  # how surely a probe's (PacketAssembler's `kinship`)
         self._events = None
+
+    @property
+    def packet_id(self):
+        """'tcp-57266-2213090174', '.2' on for the key's second packet (worked out for the packets asked about only)."""
+        base = legacy_id(self.key) if isinstance(self.key, tuple) else self.key
+        return base if self.occurrence == 1 else "%s.%d" % (base, self.occurrence)
 
     @property
     def events(self):
@@ -182,10 +189,9 @@ class PacketAssembler:
 
     def _start(self, key, hook):
         self.seen += 1
-        base = legacy_id(key) if isinstance(key, tuple) else key  # a kernel-log key, or a trace id
         count = self._occurrences.get(key, 0) + 1
         self._occurrences[key] = count
-        packet = Packet(base if count == 1 else "%s.%d" % (base, count))
+        packet = Packet(key, count)
         packet.entry_hook = hook
         self._open[key] = packet
         if len(self._open) > OPEN_LIMIT:

@@ -213,16 +213,19 @@ class KernelLogParser(LineParser):
             prefixes = list(map(_first, parts))
             starts = list(compress(range(len(fields)), map(ne, fields, [previous] + fields[:-1])))
             previous = fields[-1] if fields else previous
-            position = 0
-            for cut in starts + [len(fields)]:
-                self._extend(run, batch, split, heads, prefixes, position, cut)
-                if cut == len(fields):
-                    break
+            ends = starts[1:] + [len(fields)]
+            self._extend(run, batch, split, heads, prefixes, 0, starts[0] if starts else len(fields))
+            for cut, end in zip(starts, ends):
                 if run is not None and run.hops:
                     yield run
                 key = packet_key(fields[cut])
+                hops = heads[cut:end]
+                if key is not None and None not in hops:
+                    # The whole run within this batch, every head read (most runs): made with its hops at once.
+                    run = Run(key, hops, numbers[cut], None, None, self, fields[cut], prefixes[cut:end])
+                    continue
                 run = None if key is None else Run(key, [], numbers[cut], None, None, self, fields[cut], [])
-                position = cut
+                self._extend(run, batch, split, heads, prefixes, cut, end)
         self.lines_read = line_no
         if run is not None and run.hops:
             yield run

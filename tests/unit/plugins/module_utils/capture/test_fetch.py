@@ -1,5 +1,6 @@
 """Packets, hops, rewrites and fates from real traces: what a person reads in them."""
 
+import gc
 import gzip
 import os
 import shutil
@@ -333,3 +334,35 @@ def test_past_an_snat_the_probes_packets_are_those_that_pair_its_two_ports_and_u
     unknown = Flow.from_params({"proto": "tcp", "port": "30080", "probe_src": "198.51.100.99", "probe_dport": 1})
     packets, reader = read(str(mixed), flow=unknown)
     assert packets == [] and reader.stats["packets_of_strangers"] == 8 and not reader.truncated
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_off_while_a_trace_is_read_and_as_it_was_after(enabled):
+    """The parse pauses the cyclic collector (a fifth of a large log's time) and leaves it as it found it."""
+    seen = []
+
+    def lines():
+        for line in sources.read_file(trace("seed-ceph3-output-dnat-kern.log")):
+            seen.append(gc.isenabled())
+            yield line
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        packets = TraceReader("kernel_log").read(lines())
+        assert len(packets) == 1 and seen and not any(seen)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_read_that_fails_turns_the_collector_back_on():
+
+    def lines():
+        yield next(iter(sources.read_file(trace("seed-ceph3-output-dnat-kern.log"))))
+        raise OSError("the log went away")
+
+    assert gc.isenabled()
+    with pytest.raises(OSError):
+        TraceReader("kernel_log").read(lines())
+    assert gc.isenabled()
