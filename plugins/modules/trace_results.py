@@ -163,6 +163,18 @@ options:
       - Read with O(port) (the probe's source port either way), so that replies are traced too.
     type: bool
     default: false
+  check_endpoints:
+    description:
+      - With O(explain), where this host spreads the traced conversation's destination over several endpoints (DNAT,
+        kube-proxy's chains, several C(--to-destination) targets) and the probe's attempts did not reach each of
+        them, connect to every endpoint none reached (TCP, once each, side by side, 3.5 s at most, 16 endpoints at
+        most), and say in the finding's C(service.checked) how each answered and, where one did not, what this
+        host's route and neighbour entry say of the way to it. A probe that connected reached one endpoint per
+        attempt; this is how the others are spoken for.
+      - The connects go from this host's own stack (its OUTPUT path), not through the FORWARD path the service's
+        traffic takes.
+    type: bool
+    default: false
   trace_off:
     description:
       - With O(source=capture), once the capture is read, switch the flow's trace off in the same execution, as
@@ -391,6 +403,10 @@ finding:
       addresses - C(interfaces), each interface that holds an address, with C(dev), C(mac), C(up), C(addresses)
       (with their prefix lengths) and C(arp), the ARP policy the kernel applies there (C(arp_ignore),
       C(arp_filter), C(arp_announce), C(proxy_arp)).
+    - C(conversations), each attempt of the probe on its own (C(sport), its C(cause) and C(endpoint), where NAT sent
+      it), and C(service) where this host DNATs the conversations - C(address), C(endpoints) (as today's nat rules
+      give them), C(reached) (endpoint -> the source ports whose attempts reached it), C(not_reached), and with
+      O(check_endpoints), C(checked) (endpoint -> C(answer), C(latency_ms), C(next_hop), C(words)).
     - C(layer), where the packet died (V(trace), V(routing), V(after_routing), V(before_first_hook), V(socket),
       V(kernel)).
     - Where the kernel's drop reasons were read (see RV(drop_reasons)), C(drop_reasons) (the flow's drops here, each
@@ -454,7 +470,7 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.errors im
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import endpoints, finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import (
     counters,
     interfaces,
@@ -505,6 +521,7 @@ def argument_spec():
         this_netns_only={"type": "bool"},
         query={"type": "str"},
         explain={"type": "bool", "default": False},
+        check_endpoints={"type": "bool", "default": False},
         trace_off={"type": "bool", "default": False},
     )
     return spec
@@ -524,6 +541,9 @@ def check_options(params):
         # Too deep for the parser's recursion, or a number too long for int(): refused like a syntax error.
         except (jmespath.exceptions.ParseError, RecursionError, ValueError) as exc:
             raise OptionError("query", _shown(params["query"]), "not a JMESPath expression: %s" % str(exc)[:300])
+    if params["check_endpoints"] and not params["explain"]:
+        raise OptionError("check_endpoints", True, "goes with explain=true (the finding says which endpoints the "
+                          "probe did not reach)")
     if params["trace_off"] and params["source"] != "capture":
         raise OptionError("trace_off", True, "goes with source=capture (the flow trace_rule switched on), not "
                           "source=%s" % params["source"])
@@ -552,9 +572,12 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
     # A flow with the probe's address traces the probe's source port: a request carries it as its sport.
     side = "sport" if flow is not None and flow.probe_src else None
+    found = finding.explain(packets, flow.port if flow else None, evidence, side)
+    if module.params["check_endpoints"] and found.get("service") and flow is not None and flow.proto == "tcp":
+        found["service"]["checked"] = endpoints.check(found["service"], router)
     # Its interfaces' MACs, prefixes and ARP policy: the fleet verdict joins them with what another host sent here.
-    return dict(finding.explain(packets, flow.port if flow else None, evidence, side), engine=router.engine.name,
-                addresses=router.addresses(), link_layer=link_layer.facts(router, conf.read))
+    return dict(found, engine=router.engine.name, addresses=router.addresses(),
+                link_layer=link_layer.facts(router, conf.read))
 
 
 def fetch(module, params, flow, source, path, fmt):

@@ -35,8 +35,8 @@ REASON_WORDS = {
     "PKT_TOO_BIG": "as too big for the path", "CPU_BACKLOG": "because the CPU's backlog is full",
     # Below the routing table: the setting each points at (docs/drop_reasons.md), where no join of the fleet named it.
     "IPV6DISABLED": "because IPv6 is disabled on the interface (net.ipv6.conf.<dev>.disable_ipv6 = 1)",
-    "DEV_READY": "because the device is not up", "NO_TX_TARGET": "because the device has nowhere to send it (a VXLAN "
-                                                                  "device without a remote for the frame)",
+    "DEV_READY": "because the device is not up",
+    "NO_TX_TARGET": "because the device has nowhere to send it (a VXLAN device without a remote for the frame)",
     "VXLAN_VNI_NOT_FOUND": "because no VXLAN device here takes the frame's VNI",
     "BRIDGE_INGRESS_STP_STATE": "because the bridge port it came in by is not forwarding (its STP state)",
     "BPF_CGROUP_EGRESS": "by a cgroup eBPF program on the way out", "SOCKET_FILTER": "by a socket filter (BPF)",

@@ -257,8 +257,8 @@ def explain(packets, port, evidence, side=None):
 
 def _conversations(packets, port):
     """[(source port, its packets)] of a probe's conversations, by the probe's source port: a request's own, a
-    reply's destination port; in the order of the ports."""
-    if not port or port[0] == port[1]:
+    reply's destination port; in the order of the ports. One attempt is one conversation too (NAT sent it somewhere)."""
+    if not port:
         return []
     grouped = {}
     for packet in packets:

@@ -164,7 +164,7 @@ def _explained_upstream(culprit, verdicts):
             ", ".join(str(sport) for sport in sorted(theirs)), culprit["host"], culprit["cause"]))
 
 
-def service_text(verdicts):
+def service_text(verdicts, probe):
     """'. The service 198.18.10.1:8080 on router spreads over 3 endpoints; the probe reached 198.18.20.2:9090 (from
     port 28080), ...; not reached, so not spoken for: 198.18.20.4:9090': where NAT spreads the destination, which
     endpoints the verdict speaks for (a passing probe says nothing of an endpoint none of its attempts reached)."""
@@ -177,11 +177,43 @@ def service_text(verdicts):
                             for endpoint, sports in sorted(service["reached"].items()))
         text = "The service %s on %s spreads over %d endpoints; the probe reached %s" % (
             service["address"], row["host"], len(service["endpoints"]), reached)
-        if service["not_reached"]:
+        checked = service.get("checked") or {}
+        unchecked = [endpoint for endpoint in service["not_reached"] if endpoint not in checked]
+        if checked:
+            text += "; %s connected to the ones it missed: %s" % (row["host"], "; ".join(
+                "%s %s" % (endpoint, result["words"]) for endpoint, result in sorted(checked.items())))
+        if unchecked:
             text += "; not reached, so not spoken for: %s (probe again with more attempts: each new source port is " \
-                    "a new conversation)" % ", ".join(service["not_reached"])
+                    "a new conversation)" % ", ".join(unchecked)
+        failing = failing_endpoints([row], probe)
+        if failing:
+            text += ". %d of %d endpoints fail%s: %s" % (
+                len(failing), len(service["endpoints"]), "s" if len(failing) == 1 else "",
+                ", ".join(each["endpoint"] for each in failing))
         said.append(text)
     return "".join(". " + text for text in said)
+
+
+def failing_endpoints(verdicts, probe):
+    """[{host, endpoint, words}] of the services' endpoints that failed: one an attempt of the probe was sent to by
+    NAT and that attempt failed, or one the connect of the host that spreads the service failed (service.checked)."""
+    failing, failed_sports = [], set(failed_ports(probe))
+    for row in verdicts:
+        service = row.get("service")
+        if not service:
+            continue
+        failed = {each["endpoint"]: each for each in row.get("conversations") or []
+                  if each.get("endpoint") and each["sport"] in failed_sports}
+        for endpoint in service["endpoints"]:
+            checked = (service.get("checked") or {}).get(endpoint)
+            if endpoint in failed:
+                conversation = failed[endpoint]
+                failing.append({"host": row["host"], "endpoint": endpoint, "words": conversation["words"] if
+                                conversation["cause"] else "the probe's attempt from port %d failed" %
+                                conversation["sport"]})
+            elif checked and checked["answer"] != "connected":
+                failing.append({"host": row["host"], "endpoint": endpoint, "words": checked["words"]})
+    return failing
 
 
 def icmp_senders_text(verdicts, probe):
@@ -329,7 +361,7 @@ def fleet_verdict(verdicts, probe):
     if aside:
         words += ". Set aside: %s" % "; ".join("%s's trace suggested %s, but %s" % (
             v["host"], v["set_aside"]["cause"], v["set_aside"]["why"]) for v in aside)
-    words += icmp_senders_text(verdicts, probe) + service_text(verdicts)
+    words += icmp_senders_text(verdicts, probe) + service_text(verdicts, probe)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
             "not_seen": unseen,
@@ -338,7 +370,8 @@ def fleet_verdict(verdicts, probe):
             "direction": culprit["direction"] if culprit else None,
             "words": words,
             "evidence": culprit["evidence"] if culprit else {},
-            "fix": culprit["fix"] if culprit else None}
+            "fix": culprit["fix"] if culprit else None,
+            "failing_endpoints": failing_endpoints(verdicts, probe)}
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -474,8 +507,15 @@ def window_text(verdict, report):
 
 
 def label(fleet):
-    """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen."""
-    return fleet["cause"] or ("passed" if fleet["way"] else "nothing seen")
+    """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen, and
+    where a service's endpoint the probe's attempts missed fails, that too."""
+    if fleet["cause"] or not fleet["way"]:
+        return fleet["cause"] or "nothing seen"
+    failing = len(fleet.get("failing_endpoints") or [])
+    if not failing:
+        return "passed"
+    return "passed, but %d endpoint%s of the service fail%s" % (failing, "s" if failing > 1 else "",
+                                                                "" if failing > 1 else "s")
 
 
 def cause_text(verdict):

@@ -389,6 +389,10 @@ class Router:
                 self._routes[family].setdefault(route["table_id"], []).append(route)
         return self._routes[family].get(table_id, [])
 
+    def forget_neighbours(self):
+        """Read the neighbour tables afresh when next asked (traffic since the last read made or changed entries)."""
+        self._neighbours = {}
+
     def neighbour(self, family, dev, address):
         """The neighbour entry's state names for `address` on `dev` (ARP/NDP), [] where the kernel has none."""
         return self._neighbour_entry(family, dev, address)["state"]

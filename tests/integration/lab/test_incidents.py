@@ -133,6 +133,45 @@ def check_verdict(expected, drop_reasons, output, report):
         assert expected["kernel_reason"] in fleet["words"]
 
 
+def test_a_dead_endpoint_the_probe_missed_is_found_in_every_run(tmp_path, lab_down_after):
+    # service-endpoint-gone probed with one attempt per run: the nth spread sends the first run's to 198.18.20.2, the
+    # second's to .3, the third's to the gone .4. The two that connect say so (no cross, no cause), and the router,
+    # which spreads the service, connects to the endpoints the attempt missed: the gone one is named, with why, in
+    # every run. Without check_endpoints, the gone one is "not spoken for".
+    lab("up", "incidents/service-endpoint-gone")
+    probe = dict(truth("service-endpoint-gone")["probe"], probe_count=1)
+    gone = "198.18.20.4:9090"
+    why = "the next hop 198.18.20.4 on eth1 does not answer ARP/NDP (neighbour state"
+    reached = []
+    for run in range(3):
+        # A source port of its own per run: conntrack would hold the last run's conversation, with its endpoint.
+        output, report = diagnose(tmp_path / str(run), probe, "-e", "packetpath_drop_reasons=never",
+                                  "-e", "diagnose_port_probe_sport=%d" % (28100 + run))
+        fleet, summary = report["verdict"], report["probe"]["summary"]
+        router = {row["host"]: row for row in report["hosts"]}["router"]
+        reached += list(router["service"]["reached"])
+        assert [(each["host"], each["endpoint"]) for each in fleet["failing_endpoints"]] == [("router", gone)], fleet
+        assert why in fleet["failing_endpoints"][0]["words"], fleet
+        assert "1 of 3 endpoints fails: %s" % gone in fleet["words"], fleet["words"]
+        checked = router["service"]["checked"]  # the endpoints the attempt missed, each connected to by the router
+        assert set(checked) == set(router["service"]["endpoints"]) - set(router["service"]["reached"]), checked
+        assert all(result == {"answer": "connected", "latency_ms": result["latency_ms"], "words": "connects"}
+                   for endpoint, result in checked.items() if endpoint != gone), checked
+        assert "router connected to the ones it missed: " in fleet["words"], fleet["words"]
+        if summary["succeeded"]:  # the attempt reached a live endpoint: no cross over it, the gone one checked
+            assert (fleet["culprit"], fleet["cause"], "\u2717" in fleet["line"]) == (None, None, False), fleet
+            assert checked[gone]["answer"] in ("timeout", "unreachable") and why in checked[gone]["words"], checked
+            assert "  [passed, but 1 endpoint of the service fails]" in output, output
+        else:  # the attempt met the gone endpoint itself: the catalogue's verdict
+            assert (fleet["culprit"], fleet["cause"]) == ("router", "neighbour_failed"), fleet
+            assert gone not in checked, checked
+    assert sorted(reached) == ["198.18.20.2:9090", "198.18.20.3:9090", gone], reached
+    _output, report = diagnose(tmp_path / "unchecked", probe, "-e", "packetpath_drop_reasons=never",
+                               "-e", "diagnose_port_probe_sport=28110", "-e", "packetpath_check_endpoints=false")
+    assert report["verdict"]["failing_endpoints"] == [] and "not reached, so not spoken for" in report["verdict"][
+        "words"], report["verdict"]
+
+
 def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_down_after):
     # reply-dropped's server has a stateful input (ct state established,related accept): conntrack took the SYN,
     # saw the SYN-ACK go out (SYN_RECV) before the output filter dropped it. The client and the router need no

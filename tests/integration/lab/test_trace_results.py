@@ -85,6 +85,7 @@ class TestKube:
 @pytest.mark.parametrize("args,message", [
     ({"source": "file"}, "source is file but all of the following are missing: path"),
     ({"max_packets": 0}, "max_packets=0: must be 1-10000"),
+    ({"check_endpoints": True}, "check_endpoints=True: goes with explain=true"),
     ({"since": "yesterday-ish"}, "since='yesterday-ish': not a time"),
     ({"dport": "80"}, "dport='80': ports need proto tcp, udp or sctp"),
     ({"query": "packets[?"}, "query='packets[?': not a JMESPath expression"),

@@ -194,7 +194,10 @@ def test_a_service_spread_over_endpoints_says_which_the_probe_reached_and_which_
                                  probe)["verdict"]
     assert fleet["cause"] == "neighbour_failed" and fleet["words"].endswith(
         ". The service 198.18.10.1:8080 on router spreads over 3 endpoints; the probe reached 198.18.20.2:9090 (from "
-        "port 48080), 198.18.20.3:9090 (from port 48081), 198.18.20.4:9090 (from port 48082)"), fleet["words"]
+        "port 48080), 198.18.20.3:9090 (from port 48081), 198.18.20.4:9090 (from port 48082). 1 of 3 endpoints fails: "
+        "198.18.20.4:9090"), fleet["words"]
+    assert fleet["failing_endpoints"] == [{"host": "router", "endpoint": "198.18.20.4:9090", "words": (
+        "the next hop 198.18.20.4 on eth1 does not answer ARP/NDP (neighbour state FAILED)")}]
     # Had the spread sent no attempt to the gone endpoint, the probe would pass, and the verdict says it does not
     # speak for that one.
     del found["service"]["reached"]["198.18.20.4:9090"]
@@ -206,3 +209,18 @@ def test_a_service_spread_over_endpoints_says_which_the_probe_reached_and_which_
                                  probe)["verdict"]
     assert (fleet["cause"], verdict.label(fleet)) == (None, "passed")
     assert "; not reached, so not spoken for: 198.18.20.4:9090 (probe again with more attempts" in fleet["words"]
+    assert fleet["failing_endpoints"] == []
+    # With check_endpoints, the router connected to the one the probe missed (as it answered in the lab: the connect
+    # ended in EHOSTUNREACH once the kernel gave up asking ARP for it).
+    found["service"]["checked"] = {"198.18.20.4:9090": {
+        "answer": "unreachable", "latency_ms": 3071.431,
+        "next_hop": {"address": "198.18.20.4", "dev": "eth1", "neighbour": ["failed"]},
+        "words": "fails (unreachable): the next hop 198.18.20.4 on eth1 does not answer ARP/NDP (neighbour state FAILED)"}}
+    fleet = verdict.build_report({"router": {"trace": {"packets": packets, "finding": found}}}, {"port": 8080},
+                                 probe)["verdict"]
+    assert (fleet["cause"], fleet["culprit"], verdict.label(fleet)) == (
+        None, None, "passed, but 1 endpoint of the service fails"), fleet
+    assert fleet["words"].endswith("; router connected to the ones it missed: 198.18.20.4:9090 fails (unreachable): "
+                                   "the next hop 198.18.20.4 on eth1 does not answer ARP/NDP (neighbour state FAILED). "
+                                   "1 of 3 endpoints fails: 198.18.20.4:9090"), fleet["words"]
+    assert [each["endpoint"] for each in fleet["failing_endpoints"]] == ["198.18.20.4:9090"]
