@@ -288,6 +288,14 @@ CATALOGUE = {cause.id: cause for cause in (
           "them as not its own", fix=_neighbour_to_holder,
           # The holder's kernel (not the sender's) says it: the frame is for another MAC.
           drop_reasons=("OTHERHOST",)),
+    Cause("duplicate_address", "after_routing", "the packet left for a next hop whose neighbour entry another host "
+                                                "answered for (REACHABLE: an ARP/NDP answer lately) with a MAC that "
+                                                "none of the interfaces of the fleet's host holding the address has, "
+                                                "or the holder's own copy failed duplicate address detection "
+                                                "(dadfailed)",
+          "{address} is {owner}'s {owner_dev} (MAC {mac}), but another host on the link answers ARP/NDP for it: "
+          "{sender}'s neighbour entry for it on {dev} is {state} with MAC {lladdr}{elsewhere}, so the packets go "
+          "there{dad}. Find the host with MAC {lladdr} and take the address off it{redo}"),
     Cause("arp_ignored", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
                                           "INCOMPLETE), and the fleet's host holding that address ignores the "
                                           "request: arp_ignore 1 or 2 on the interface asked with the address on "

@@ -9,6 +9,9 @@ fleet that holds the next hop's address. Neither can tell alone.
 - The sender's VXLAN device has no remote for the next hop (vxlan_no_fdb, decided by the sender alone): the holder's
   VTEP address is the remote its fix appends. Where it has one, it must be the holder's VTEP (address, UDP port,
   VNI): vxlan_remote_mismatch where it is not.
+- The sender's entry was learned lately (REACHABLE) with a MAC none of the holder's interfaces has, or the holder's
+  copy of the address failed duplicate address detection: another host on the link answers for the address
+  (a forgotten VM, a cloned one). The holder's address is what to free (duplicate_address).
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
@@ -120,6 +123,10 @@ def wrong_lladdr(way, rows):
     if elsewhere:
         proof["lladdr_is"] = elsewhere
     state = ",".join(name.upper() for name in states)
+    contested = _dad_failed(next_hop["address"], interface)
+    if contested or "reachable" in states:
+        # Not an entry left behind: somebody answered for the address lately, or was there first (DAD).
+        return _duplicate(sender, owner, interface, proof, contested, next_hop, state, lladdr, elsewhere)
     decided = causes.finding("neighbour_wrong_lladdr", "request", proof, address=next_hop["address"],
                              dev=next_hop["dev"], state=state, lladdr=lladdr, owner=owner["host"],
                              owner_dev=interface["dev"], mac=interface["mac"],
@@ -130,6 +137,30 @@ def wrong_lladdr(way, rows):
     supersede(owner, sender, "no hook here saw the packet: %s's neighbour entry for %s sends it to %s, not to this "
                              "host's MAC" % (sender["host"], next_hop["address"], lladdr))
     return sender
+
+
+def _dad_failed(address, interface):
+    """The holder's prefix of `address` where it failed duplicate address detection, else None."""
+    wanted = ipaddress.ip_address(address)
+    return next((prefix for prefix in interface.get("dad_failed") or []
+                 if getattr(_interface(prefix), "ip", None) == wanted), None)
+
+
+def _duplicate(sender, owner, interface, proof, contested, next_hop, state, lladdr, elsewhere):
+    """Another host answers for the holder's address: the holder's row names duplicate_address (the address to
+    free), the sender's entry is only what it learned."""
+    if contested:
+        proof["dad_failed"] = contested
+    decided = causes.finding(
+        "duplicate_address", "request", proof, address=next_hop["address"], owner=owner["host"],
+        owner_dev=interface["dev"], mac=interface["mac"], sender=sender["host"], dev=next_hop["dev"], state=state,
+        lladdr=lladdr, elsewhere=" (%s)" % elsewhere if elsewhere else "",
+        dad="; %s's own copy failed duplicate address detection (dadfailed): the other host had it first, and %s "
+            "does not use it" % (owner["host"], owner["host"]) if contested else "",
+        redo=", then redo duplicate address detection on %s (ip -6 address del %s dev %s, then add it again)" % (
+            owner["host"], contested, interface["dev"]) if contested else "")
+    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    return owner
 
 
 def _vxlan_words(address, port, vni):

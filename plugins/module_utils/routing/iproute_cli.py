@@ -158,7 +158,8 @@ class IpCommand:
                 for entry in json.loads(out or "[]")]
 
     def addresses(self):
-        return [{"ifindex": entry["ifindex"], "address": info["local"], "prefixlen": info.get("prefixlen")}
+        return [{"ifindex": entry["ifindex"], "address": info["local"], "prefixlen": info.get("prefixlen"),
+                 "dad_failed": bool(info.get("dadfailed"))}
                 for entry in self._json(None, "addr", "show") for info in entry.get("addr_info") or [] if "local" in info]
 
     def qdiscs(self):

@@ -47,6 +47,9 @@ _PLAIN = {
 # net_device flags (linux/if.h): administratively up, and the lower layer (carrier) up.
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
+# ifa_flags (linux/if_addr.h): an IPv6 address another host on the link already had when duplicate address detection
+# asked; the kernel keeps it tentative and does not use it.
+IFA_F_DADFAILED = 0x08
 # A qdisc's parent: the ingress/clsact qdisc hangs off TC_H_INGRESS (clsact's own handle, ffff:fff1); every other
 # qdisc is on the way out.
 TC_H_INGRESS = 0xFFFFFFF1
@@ -214,6 +217,7 @@ class Router:
         self._neighbours = {}
         self._links = None
         self._addresses = None
+        self._dad_failed = set()
         self._fdb = None
 
     def rules(self, family):
@@ -424,12 +428,19 @@ class Router:
     def prefixes(self):
         """{interface: ["198.18.20.2/24", ...]}: the addresses each interface holds, with their prefix lengths."""
         if self._addresses is None:
-            self._addresses = {}
+            self._addresses, self._dad_failed = {}, set()
             for entry in self.engine.addresses():
-                self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(
-                    "%s/%s" % (entry["address"], entry["prefixlen"]) if entry.get("prefixlen") is not None
-                    else entry["address"])
+                prefix = "%s/%s" % (entry["address"], entry["prefixlen"]) if entry.get("prefixlen") is not None \
+                    else entry["address"]
+                self._addresses.setdefault(self.names.get(entry["ifindex"]), []).append(prefix)
+                if entry.get("dad_failed"):
+                    self._dad_failed.add(prefix)
         return self._addresses
+
+    def dad_failed(self):
+        """The prefixes of the addresses that failed duplicate address detection (held, but not used)."""
+        self.prefixes()
+        return sorted(self._dad_failed)
 
     def fdb(self, name):
         """The forwarding database entries of an interface (a bridge port's, a VXLAN device's remotes), one dump."""

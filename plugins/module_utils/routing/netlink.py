@@ -36,6 +36,7 @@ else:
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     FAMILY,
+    IFA_F_DADFAILED,
     IFF_LOWER_UP,
     IFF_UP,
     PROTOCOL_NUMBERS,
@@ -252,10 +253,12 @@ def decode_fdb(message):
 
 
 def decode_address(message):
-    """An address dump entry -> {ifindex, address, prefixlen} (IFA_LOCAL: a point-to-point link's IFA_ADDRESS is the
-    peer's)."""
+    """An address dump entry -> {ifindex, address, prefixlen, dad_failed} (IFA_LOCAL: a point-to-point link's
+    IFA_ADDRESS is the peer's; IFA_FLAGS, where present, holds every flag, ifa_flags only the first eight)."""
+    flags = message.get_attr("IFA_FLAGS")
     return {"ifindex": message["index"], "address": message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS"),
-            "prefixlen": message["prefixlen"]}
+            "prefixlen": message["prefixlen"],
+            "dad_failed": bool((message["flags"] if flags is None else flags) & IFA_F_DADFAILED)}
 
 
 def decode_qdisc(message):

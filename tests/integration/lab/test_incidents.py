@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import jsonschema
@@ -218,7 +219,8 @@ def test_both_engines_read_the_same_links_addresses_and_tc_drops(lab_down_after)
     found = read["pyroute2"]
     eth0 = next(link for link in found["links"] if link["name"] == "eth0")
     assert eth0["admin_up"] and eth0["carrier"] and not eth0["xdp"]
-    assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2", "prefixlen": 24} in found["addresses"]
+    assert {"ifindex": eth0["ifindex"], "address": "198.18.20.2", "prefixlen": 24, "dad_failed": False} in \
+        found["addresses"]
     assert found["snapshot"]["eth0"]["ingress_drops"] >= 1 and found["snapshot"]["eth0"]["egress_drops"] == 0
 
 
@@ -235,6 +237,21 @@ def test_both_engines_read_the_same_vxlan_device_and_forwarding_database(lab_dow
     remote = {"ifindex": links["vxlan0"]["ifindex"], "lladdr": "00:00:5e:00:53:41", "dst": "198.18.50.1", "vni": None,
               "port": None, "master": None}
     assert remote in read["pyroute2"]["fdb"], read["pyroute2"]["fdb"]
+
+
+def test_both_engines_read_an_address_that_failed_duplicate_address_detection(lab_down_after):
+    lab("up", "incidents/ipv6-duplicate-address")
+    for _wait in range(50):  # DAD answers within a second or two of the address's coming (its random delay first)
+        if "dadfailed" in in_netns("pp-server", ["ip", "-6", "address", "show", "dev", "eth0"]).stdout:
+            break
+        time.sleep(0.1)
+    read = json.loads(in_netns("pp-server", ["python3", "-c", ENGINES_CHILD,
+                                             os.path.join(ROOT, "build", "collections")]).stdout)
+    assert read["pyroute2"] == read["ip"]
+    eth0 = next(link for link in read["pyroute2"]["links"] if link["name"] == "eth0")
+    held = [entry for entry in read["pyroute2"]["addresses"] if entry["ifindex"] == eth0["ifindex"]]
+    assert {"ifindex": eth0["ifindex"], "address": "2001:db8:10::20", "prefixlen": 64, "dad_failed": True} in held
+    assert [entry["dad_failed"] for entry in held if entry["address"].startswith("fe80:")] == [False], held
 
 
 # Strangers on each host of forward-drop, on the probe's own source port (20000 + 8080 % 10000): SYNs from an

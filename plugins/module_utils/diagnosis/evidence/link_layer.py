@@ -24,7 +24,7 @@ def _held(prefixes):
 
 
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp, vxlan}], arp_all}: the interfaces that hold an address (the
+    """{interfaces: [{dev, mac, up, addresses, arp, vxlan, dad_failed}], arp_all}: the interfaces that hold an address (the
     loopback too, where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key
     (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it
     too), None where unreadable; `vxlan` a VXLAN device's vni, local (its VTEP) and port."""
@@ -38,6 +38,9 @@ def facts(router, read_sysctl):
                for key in ARP_KEYS}
         up = bool(link.get("admin_up") and link.get("carrier"))
         interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp}
+        dad_failed = [prefix for prefix in held if prefix in router.dad_failed()]
+        if dad_failed:  # held but not used: another host on the link had the address first
+            interface["dad_failed"] = dad_failed
         if link.get("vxlan"):  # its VTEP: the remote another host's forwarding entry must point at
             interface["vxlan"] = {key: link["vxlan"].get(key) for key in ("vni", "local", "port")}
         interfaces.append(interface)

@@ -224,3 +224,33 @@ def test_a_service_spread_over_endpoints_says_which_the_probe_reached_and_which_
                                    "the next hop 198.18.20.4 on eth1 does not answer ARP/NDP (neighbour state FAILED). "
                                    "1 of 3 endpoints fails: 198.18.20.4:9090"), fleet["words"]
     assert [each["endpoint"] for each in fleet["failing_endpoints"]] == ["198.18.20.4:9090"]
+
+
+def test_an_address_another_host_answers_for_is_the_holder_s_duplicate_address():
+    # ipv6-duplicate-address as recorded: the client's entry for 2001:db8:10::20 learned lately (REACHABLE) with the
+    # forgotten VM's MAC, and the server's own copy of the address failed DAD.
+    hosts = fleet("ipv6-duplicate-address")
+    client = hosts["client"]["trace"]["finding"]["evidence"]["next_hop"]
+    assert client["neighbour"] == ["reachable"] and interface(hosts, "server", "eth0")["dad_failed"] == [
+        "2001:db8:10::20/64"]
+    found, rows = report(hosts)
+    mac = interface(hosts, "server", "eth0")["mac"]
+    assert (found["culprit"], found["cause"], found["fix"]) == ("server", "duplicate_address", None), found
+    assert found["words"] == (
+        "server: 2001:db8:10::20 is server's eth0 (MAC %s), but another host on the link answers ARP/NDP for it: "
+        "client's neighbour entry for it on eth0 is REACHABLE with MAC %s, so the packets go there; server's own copy "
+        "failed duplicate address detection (dadfailed): the other host had it first, and server does not use it. "
+        "Find the host with MAC %s and take the address off it, then redo duplicate address detection on server "
+        "(ip -6 address del 2001:db8:10::20/64 dev eth0, then add it again)" % (mac, client["lladdr"], client["lladdr"]))
+    assert found["line"] == "client \u2192 server \u2717" and found["evidence"]["dad_failed"] == "2001:db8:10::20/64"
+    assert {host: row["cause"] for host, row in rows.items()} == {"server": "duplicate_address", "client": None}
+
+
+def test_a_lately_learned_entry_is_a_duplicate_even_without_dad_and_a_static_one_is_the_sender_s():
+    hosts = fleet("ipv6-duplicate-address")
+    del interface(hosts, "server", "eth0")["dad_failed"]  # IPv4 has no DAD: a REACHABLE entry alone says it
+    found, _rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("server", "duplicate_address") and "dadfailed" not in found["words"]
+    hosts["client"]["trace"]["finding"]["evidence"]["next_hop"]["neighbour"] = ["permanent"]
+    found, _rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("client", "neighbour_wrong_lladdr"), found
