@@ -106,6 +106,14 @@ class HostEvidence:
             found.extend(target for target in nat.dnat_targets(save, proto, dst, dport) if target not in found)
         return found
 
+    def service_conversations(self, proto, dst, dport):
+        """conntrack's entries of every conversation to a service's address and port (not only the probe's), None
+        where they cannot be read."""
+        try:
+            return conntrack.service_entries(proto, dst, dport) if self.conntrack_table() else None
+        except Exception:  # pylint: disable=broad-except  # context only: it must not cost the finding
+            return None
+
     def bridge_ports(self, bridge):
         """The interfaces enslaved to a bridge of this namespace, by name."""
         index = self.router.index_of.get(bridge)
@@ -436,8 +444,29 @@ def _service(packets, conversations, evidence):
     if not targets:
         return None
     endpoints = ["%s:%s" % tuple(target) for target in targets]
-    return {"address": "%s:%s" % (request["dst"], request["dport"]), "endpoints": endpoints, "reached": reached,
-            "not_reached": [endpoint for endpoint in endpoints if endpoint not in reached]}
+    service = {"address": "%s:%s" % (request["dst"], request["dport"]), "endpoints": endpoints, "reached": reached,
+               "not_reached": [endpoint for endpoint in endpoints if endpoint not in reached]}
+    stale = _stale_conversations(request, targets, sports, evidence)
+    if stale:
+        service["stale"] = stale
+    return service
+
+
+def _stale_conversations(request, targets, sports, evidence):
+    """Other conversations to the service that conntrack holds DNAT'd to an endpoint none of today's rules chooses
+    (a client that keeps one source port keeps its entry, and its packets follow it to the gone endpoint): each with
+    its tuple, the endpoint it is held to and the command that forgets it. The probe's own are its conversations'."""
+    stale = []
+    for entry in evidence.service_conversations(request.get("proto"), request["dst"], request["dport"]) or []:
+        orig, reply = entry["orig"], entry["reply"]
+        held = (reply["src"], reply["sport"])
+        if not entry["nat"] or list(held) in [list(target) for target in targets] or (
+                orig["src"] == request.get("src") and orig["sport"] in sports):
+            continue
+        fix = causes.fix("conntrack_stale_nat", proto=request.get("proto"), src=orig["src"], dst=orig["dst"],
+                         sport=orig["sport"], dport=orig["dport"])
+        stale.append({"orig": orig, "held": "%s:%s" % held, "fix": fix})
+    return stale
 
 
 def _stale_nat(packet, evidence):

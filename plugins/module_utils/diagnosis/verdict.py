@@ -24,6 +24,7 @@ NOT_REPORTED = "not reported: the host failed or could not be reached during the
 # told apart by the TTL the request arrived with (each router takes one).
 ROLE_ORDER = {"sent": 0, "forwarded": 1, "stopped": 2, "delivered_local": 3, "not_seen": 4}
 ARROW = " \u2192 "
+STALE_SHOWN = 5  # a service's stale conversations the words name; the report lists them all
 
 
 def _first_packet(trace):
@@ -171,7 +172,7 @@ def service_text(verdicts, probe):
     said = []
     for row in verdicts:
         service = row.get("service")
-        if not service or len(service["endpoints"]) < 2 and not service["not_reached"]:
+        if not service or len(service["endpoints"]) < 2 and not service["not_reached"] and not service.get("stale"):
             continue
         reached = ", ".join("%s (from port %s)" % (endpoint, ", ".join(str(sport) for sport in sports))
                             for endpoint, sports in sorted(service["reached"].items()))
@@ -190,8 +191,22 @@ def service_text(verdicts, probe):
             text += ". %d of %d endpoints fail%s: %s" % (
                 len(failing), len(service["endpoints"]), "s" if len(failing) == 1 else "",
                 ", ".join(each["endpoint"] for each in failing))
+        stale = service.get("stale") or []
+        if stale:
+            named = ["%s:%s held to %s (forget it: %s)" % (each["orig"]["src"], each["orig"]["sport"], each["held"],
+                                                           fix_command(each["fix"])) for each in stale[:STALE_SHOWN]]
+            if len(stale) > STALE_SHOWN:
+                named.append("and %d more" % (len(stale) - STALE_SHOWN))
+            text += ". conntrack on %s still holds %d other conversation%s to it DNAT'd to an endpoint the rules no " \
+                    "longer choose (each packet of it follows the entry there): %s" % (
+                        row["host"], len(stale), "s" if len(stale) > 1 else "", "; ".join(named))
         said.append(text)
     return "".join(". " + text for text in said)
+
+
+def stale_conversations(verdicts):
+    """[{host, orig, held, fix}] of the conversations conntrack holds to a service's gone endpoint (not the probe's)."""
+    return [dict(each, host=row["host"]) for row in verdicts for each in (row.get("service") or {}).get("stale") or []]
 
 
 def failing_endpoints(verdicts, probe):
@@ -371,7 +386,8 @@ def fleet_verdict(verdicts, probe):
             "words": words,
             "evidence": culprit["evidence"] if culprit else {},
             "fix": culprit["fix"] if culprit else None,
-            "failing_endpoints": failing_endpoints(verdicts, probe)}
+            "failing_endpoints": failing_endpoints(verdicts, probe),
+            "stale_conversations": stale_conversations(verdicts)}
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -511,11 +527,11 @@ def label(fleet):
     where a service's endpoint the probe's attempts missed fails, that too."""
     if fleet["cause"] or not fleet["way"]:
         return fleet["cause"] or "nothing seen"
-    failing = len(fleet.get("failing_endpoints") or [])
-    if not failing:
-        return "passed"
-    return "passed, but %d endpoint%s of the service fail%s" % (failing, "s" if failing > 1 else "",
-                                                                "" if failing > 1 else "s")
+    failing, stale = len(fleet.get("failing_endpoints") or []), len(fleet.get("stale_conversations") or [])
+    buts = (["%d endpoint%s of the service fail%s" % (failing, "s" if failing > 1 else "", "" if failing > 1 else "s")]
+            if failing else []) + (["conntrack holds %d conversation%s to a gone endpoint" % (
+                stale, "s" if stale > 1 else "")] if stale else [])
+    return "passed, but %s" % " and ".join(buts) if buts else "passed"
 
 
 def cause_text(verdict):

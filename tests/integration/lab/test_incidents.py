@@ -173,6 +173,27 @@ def test_a_dead_endpoint_the_probe_missed_is_found_in_every_run(tmp_path, lab_do
         "words"], report["verdict"]
 
 
+def test_another_client_s_conversation_held_to_a_gone_endpoint_is_named_beside_a_probe_that_passed(
+        tmp_path, lab_down_after):
+    # service-stale-conntrack probed from ports of its own: every attempt is a new conversation and reaches the
+    # endpoint today's rule chooses, so nothing is crossed out; the client's own fixed-port conversation (25353),
+    # which conntrack still sends to the gone endpoint, is named with the command that forgets it.
+    lab("up", "incidents/service-stale-conntrack")
+    output, report = diagnose(tmp_path, truth("service-stale-conntrack")["probe"], "-e", "packetpath_drop_reasons=never",
+                              "-e", "diagnose_port_probe_sport=28200")
+    fleet = report["verdict"]
+    assert report["probe"]["summary"]["failed"] == 0 and (fleet["culprit"], fleet["cause"]) == (None, None), fleet
+    assert "\u2717" not in fleet["line"] and fleet["failing_endpoints"] == []
+    held = [(each["host"], each["orig"]["src"], each["orig"]["sport"], each["held"])
+            for each in fleet["stale_conversations"]]
+    assert held == [("router", "198.18.10.2", 25353, "198.18.20.2:5353")], fleet["stale_conversations"]
+    assert ("conntrack on router still holds 1 other conversation to it DNAT'd to an endpoint the rules no longer "
+            "choose (each packet of it follows the entry there): 198.18.10.2:25353 held to 198.18.20.2:5353 (forget "
+            "it: conntrack -D -p udp --orig-src 198.18.10.2 --orig-dst 198.18.10.1 --sport 25353 --dport 5353)"
+            ) in fleet["words"], fleet["words"]
+    assert "  [passed, but conntrack holds 1 conversation to a gone endpoint]" in output, output
+
+
 def test_a_stateful_host_shows_the_request_as_conntrack_holds_it(tmp_path, lab_down_after):
     # reply-dropped's server has a stateful input (ct state established,related accept): conntrack took the SYN,
     # saw the SYN-ACK go out (SYN_RECV) before the output filter dropped it. The client and the router need no

@@ -14,6 +14,8 @@ _SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_%s"
 TCP_STATES = ("none", "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack", "time_wait",
               "close", "syn_sent2")
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+# A service's conversations read at most: a busy service has thousands, and the report names the stale ones.
+SERVICE_LIMIT = 2000
 
 
 def fill():
@@ -41,7 +43,17 @@ def flow_entries(hop):
     """The conntrack entries whose original direction is the packet of `hop` (as it arrived here, before any NAT of
     this host): [{orig, reply, status, state, nat, reply_seen, timeout}], or None where there is no reader. Asked
     where conntrack is loaded (fill() is not None)."""
-    proto = _PROTOCOLS.get(hop.get("proto"))
+    return _entries(hop.get("proto"), hop.get("src"), hop["dst"], hop.get("sport"), hop.get("dport"))
+
+
+def service_entries(proto, dst, dport, limit=SERVICE_LIMIT):
+    """The entries of every conversation to dst:dport (a service's address, before its DNAT), whoever sent it: at
+    most `limit`, or None where there is no reader."""
+    return _entries(proto, None, dst, None, dport, limit)
+
+
+def _entries(proto_name, src, dst, sport, dport, limit=None):
+    proto = _PROTOCOLS.get(proto_name)
     if proto is None:
         return None
     # Imported here, where a flow's entries are asked for: pyroute2's package import is most of a collection's start
@@ -51,15 +63,15 @@ def flow_entries(hop):
         from pyroute2.netlink.nfnetlink.nfctsocket import IPSBIT_TO_NAME, NFCTAttrTuple  # pylint: disable=import-outside-toplevel
     except ImportError:  # the ip -j fallback has no conntrack reader
         return None
-    family = socket.AF_INET6 if ":" in hop["dst"] else socket.AF_INET
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     # The kernel filters by protocol and ports; the addresses are compared here, because pyroute2 (0.7.2 and
     # 0.9.7 alike) encodes an IPv6 address filter that the kernel refuses with EINVAL.
-    wanted = NFCTAttrTuple(family=family, proto=proto, sport=hop.get("sport"), dport=hop.get("dport"))
-    addresses = (_canonical(hop.get("src")), _canonical(hop["dst"]))
+    wanted = NFCTAttrTuple(family=family, proto=proto, sport=sport, dport=dport)
+    addresses = (_canonical(src), _canonical(dst))
     entries = []
     with Conntrack() as table:
         for entry in table.dump_entries(tuple_orig=wanted):
-            if (_canonical(entry.tuple_orig.saddr), _canonical(entry.tuple_orig.daddr)) != addresses:
+            if (_canonical(entry.tuple_orig.saddr) if src else None, _canonical(entry.tuple_orig.daddr)) != addresses:
                 continue
             status = [name.lower() for bit, name in sorted(IPSBIT_TO_NAME.items()) if entry.status & bit]
             entries.append({
@@ -72,4 +84,6 @@ def flow_entries(hop):
                 or (entry.tuple_reply.daddr, entry.tuple_reply.dport) != (entry.tuple_orig.saddr,
                                                                           entry.tuple_orig.sport),
                 "reply_seen": "seen_reply" in status, "timeout": entry.timeout})
+            if limit is not None and len(entries) >= limit:
+                break
     return entries

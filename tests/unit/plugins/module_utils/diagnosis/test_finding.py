@@ -170,6 +170,13 @@ class RecordedEvidence:
             endpoint.rsplit(":", 1) for endpoint in (self.service or {}).get("endpoints") or []]
         return [(address, int(port)) for address, port in recorded] or None
 
+    def service_conversations(self, proto, dst, dport):
+        """The other conversations to the service as the finding listed them stale (conntrack's entries, of which
+        it kept those), else none: the lab held none."""
+        return [{"orig": each["orig"], "nat": True,
+                 "reply": {"src": each["held"].rsplit(":", 1)[0], "sport": int(each["held"].rsplit(":", 1)[1])}}
+                for each in (self.service or {}).get("stale") or []]
+
     def bridge_ports(self, bridge):
         return self.evidence["bridged"]["ports"].split(", ")
 
