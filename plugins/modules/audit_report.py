@@ -114,7 +114,7 @@ def main():
                          "can be (255 bytes); nothing was written" % (params["name"], LONGEST_SUFFIX))
     try:
         inputs.check_paths(params, ("report_dir",))
-        inputs.check_per_host(params, ("hosts", "before"))
+        inputs.check_per_host(params, ("hosts", "before"), fields={"checks": (list, dict, ("name", "status", "findings"))})
         inputs.check_per_host(params, ("changes",), kind=list)
     except OptionError as exc:
         module.fail_json(msg=str(exc))

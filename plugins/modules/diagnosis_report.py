@@ -115,14 +115,21 @@ from ansible_collections.packetpath.linux.plugins.module_utils._common.module im
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import verdict
 
 
+# What the verdicts read of a host's trace_results result: {key: (kind, kind of each item)}.
+TRACE_FIELDS = {"packets": (list, dict), "finding": (dict, None), "capture": (dict, None), "stats": (dict, None),
+                "drop_reasons": (dict, None)}
+
+
 def check_inputs(params):
     """What the role hands over, checked before anything is written: a malformed value names its option."""
     inputs.check_paths(params, ("report_dir", "markdown_template", "html_template"))
-    inputs.check_per_host(params, ("hosts", "last_results"))
+    inputs.check_per_host(params, ("hosts",), fields=TRACE_FIELDS)
+    inputs.check_per_host(params, ("last_results",), fields={"capture": (dict, None)})
     for option in ("probe", "probe_after_fix"):
         if not isinstance((params[option] or {}).get("summary", {}), dict):
             raise OptionError(option, params[option], "the result of packetpath.linux.probe, whose summary is a mapping")
-    if not isinstance(params["request"].get("trace_hosts", []), list):
+    trace_hosts = params["request"].get("trace_hosts", [])
+    if not isinstance(trace_hosts, list) or not all(isinstance(host, str) for host in trace_hosts):
         raise OptionError("request", params["request"], "trace_hosts is a list of host names")
 
 

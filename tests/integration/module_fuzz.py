@@ -55,7 +55,8 @@ def hostile(kind, work):
     text = ["", " ", "\t", "\n", "a\0b", LONG, "\u00e9\u20ac", "\x1b[31mred", "$(touch %s/pwned)" % work, "; touch pwned",
             "-h", "--", "*", "../..", "nan", "inf", "-1", "0", "65536", "1:65535", "0:0", "80-90", "80,443",
             "0.0.0.0/0", "::/0", "192.0.2.1/33", "fe80::1%eth1", "192.0.2.1", "2001:db8::1", "256.1.1.1", "lo",
-            "eth1", "a" * 16, "{{ 1 }}", "true", "null", 5, -1, 1.5, [], {}, None]
+            "eth1", "a" * 16, "{{ 1 }}", "true", "null", 5, -1, 1.5, [], {}, None,
+            "\ud800", "eth\udc80"]  # lone surrogates: JSON carries them, no encoding writes them (issue #42)
     numbers = [-1, 0, 1, 65535, 65536, 2 ** 31, 2 ** 63, -2 ** 63, "abc", "1e3", 1.5, "0x10", True, None, [], {},
                float("nan"), float("inf"), "nan", LONG]
     return {
@@ -65,10 +66,14 @@ def hostile(kind, work):
         "bool": ["maybe", 2, -1, [], {}, "yes", "off", None, LONG],
         "list": ["abc", "a,b", "", [], [None], [""], [{}], [[]], [LONG], ["a\0b"], 5, {}, ["lo"] * 200, None],
         "dict": ["abc", "k=v", [], 5, {"": None}, {"a": {"b": [None]}}, {LONG: 1}, {"epoch": "abc"},
-                 {"uptime": "nan"}, {"rp_filter": "x"}, {"rp_filter": [1, 2]}, None],
+                 {"uptime": "nan"}, {"rp_filter": "x"}, {"rp_filter": [1, 2]}, None,
+                 # A controller module's per-host results, their parts of another kind (issue #42).
+                 {"node": {"packets": "x"}}, {"node": {"packets": [5]}}, {"node": {"finding": 5}},
+                 {"node": {"capture": "x"}}, {"node": {"checks": "x"}}, {"node": {"checks": [{}]}},
+                 {"trace_hosts": [5]}, {"\ud800": 1}],
         "raw": ["abc", "", [], {}, -1, 0, 1e308, float("nan"), float("inf"), {"epoch": "abc"}, {"epoch": None},
                 {"uptime": -5}, {"epoch": 1e300}, "1970-01-01", "9999-12-31T23:59:59", LONG, None],
-        "path": ["", " ", "a\0b", LONG, "%s/%s" % (work, LONG), "sub/dir/file", "../x", "/dev/null", "/dev/zero",
+        "path": ["", " ", "a\0b", "%s/\ud800" % work, LONG, "%s/%s" % (work, LONG), "sub/dir/file", "../x", "/dev/null", "/dev/zero",
                  "/dev/full", "%s/fifo" % work, "%s/missing/deeper" % work, "~nobody/x", None],
     }[kind]
 

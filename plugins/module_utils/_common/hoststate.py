@@ -95,15 +95,20 @@ def write(path, data):
     """Write atomically: a reader sees the old record or the new one, never half of one. The temporary file has an
     unpredictable name (nothing can be planted in its place), and a killed writer's is removed by the next write."""
     directory = os.path.dirname(path)
-    make_dirs(directory)
-    _clean_temporaries(directory, time.time())
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMPORARY)
+    try:
+        make_dirs(directory)
+        _clean_temporaries(directory, time.time())
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMPORARY)
+    except OSError as exc:  # a full or read-only /run: a refusal the caller rolls back from, not a traceback
+        raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, sort_keys=True)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
         raise
 
 

@@ -9,7 +9,9 @@ argument checking let a bad value through or out as a traceback closed (found by
 - an int option given a boolean (`burst: yes`) passed as True and reached a command line as the word "True";
 - a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option;
 - a mapping option with suboptions given a number or a list (`handle: 5`) raised TypeError out of ansible-core's
-  suboption check, after its own type check had failed (ansible-core 2.19.14).
+  suboption check, after its own type check had failed (ansible-core 2.19.14);
+- text with a lone surrogate (JSON's `"\ud800"`, which no encoding writes) reached a path or a command line and
+  ended in UnicodeEncodeError (issue #42).
 
 Its refusals end as the engine's do: "nothing was changed".
 """
@@ -42,6 +44,10 @@ class PacketpathModule(AnsibleModule):
     def _load_params(self):
         super()._load_params()
         self._given = copy.deepcopy(self.params)  # as given: the check replaces what it cannot convert
+        for option, value in sorted(self.params.items()):
+            if _holds_surrogate(value):
+                self.fail_json(msg="%s=%r: not valid text (a lone surrogate, which no encoding can write); %s" % (
+                    option, value, OptionError.consequence))
         for option, spec in sorted(self.argument_spec.items()):
             value = self.params.get(option)
             if spec.get("type") == "dict" and spec.get("options") and not isinstance(value, (dict, str, type(None))):
@@ -64,6 +70,21 @@ def _naming_the_option(spec, params, msg):
                 if (spec[option].get("type") == "dict" or spec[option].get("elements") == "dict")
                 and any(isinstance(value, str) for value in _as_list(params.get(option)))]
     return "%s: %s" % (", ".join(suspects), msg) if suspects else msg
+
+
+def _holds_surrogate(value):
+    """Whether a text, or one in a list or mapping (keys too), cannot be written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_holds_surrogate(key) or _holds_surrogate(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_surrogate(item) for item in value)
+    return False
 
 
 def _as_list(value):

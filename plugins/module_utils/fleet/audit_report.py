@@ -18,7 +18,7 @@ SCHEMA = "packetpath.linux/audit/v1"
 
 
 def _host_entry(host, result, checks, before, changes):
-    if not isinstance(result, dict) or "checks" not in result:
+    if not isinstance(result, dict) or result.get("checks") is None:
         message = (result or {}).get("msg") if isinstance(result, dict) else None
         entry = {"host": host, "status": "error", "error": message or "not audited (unreachable or failed)",
                  "facts": {}, "checks": [{"name": name, "status": "error", "summary": message or "not audited",

@@ -70,9 +70,13 @@ def updated_file(text, wanted, removed):
 
 
 def check_not_linked(path):
-    """Refuse a file of ours, or its sysctl.d directory, that is a symbolic link: writing would follow it (the
-    directory) or copy its target's lines into ours (the file), both places we did not choose."""
-    for each in (os.path.dirname(path), path):
+    """Refuse a file of ours, or a directory on its way below /etc (sysctl.d; a namespace's /etc/netns and
+    /etc/netns/NAME too), that is a symbolic link: writing would follow it (a directory) or copy its target's lines
+    into ours (the file), both places we did not choose."""
+    ways = [os.path.dirname(path), path]
+    while ways[0].startswith("/etc/") and os.path.dirname(ways[0]) != "/etc":
+        ways.insert(0, os.path.dirname(ways[0]))
+    for each in ways:
         if os.path.islink(each):
             raise HostError("%s is a symbolic link (to %s): packetpath writes its sysctl.d file only as a plain file in a "
                             "plain directory; nothing was changed" % (each, os.readlink(each)))

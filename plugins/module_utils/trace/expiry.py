@@ -171,7 +171,11 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
         "backend": backend,
         "expires_at": plan["expires_at"],
     }
-    hoststate.write(path, armed)
+    try:
+        hoststate.write(path, armed)
+    except BaseException:
+        os.kill(proc.pid, signal.SIGTERM)  # ours, just started: without its record nobody could end it
+        raise
     if previous and previous.get("pid") != proc.pid and _is_our_sleeper(previous):
         os.kill(previous["pid"], signal.SIGTERM)
     return armed

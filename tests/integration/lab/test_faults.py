@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from labtools import ROOT, in_netns, scratch
+from labtools import ROOT, Footprint, in_netns, scratch
 
 SCRATCH = "ppscratch-faults"  # not "pp-": lab-down's and the guard's names
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
@@ -86,6 +86,37 @@ def test_a_full_spool_ends_the_capture_and_the_collection_says_what_is_missing(s
     assert processes_in(scratch_netns) == []
 
 
+# The records' filesystem full before the arm: a tmpfs of one 4 KiB page over /run/packetpath (this mount namespace
+# only), filled; then trace_rule asked to arm, and what it left. argv: backend.
+RECORDS_FULL = RUN_MODULE + r"""
+os.makedirs("/run/packetpath", exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k,nr_inodes=4", "packetpath-full", "/run/packetpath"],
+               check=True)
+filler = os.open("/run/packetpath/filler", os.O_WRONLY | os.O_CREAT, 0o600)
+try:
+    while True:
+        os.write(filler, b"x" * 1024)
+except OSError:
+    os.close(filler)
+armed = run("trace_rule", {"proto": "udp", "dport": "9999", "backend": sys.argv[1], "capture": True, "expires": 60,
+                           "drop_reasons": "never"})
+left = run("trace_rule", {"state": "absent", "all": True, "backend": sys.argv[1]})
+print(json.dumps({"armed": armed, "left": left}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["iptables_legacy", "nftables"])
+def test_a_full_records_filesystem_at_arm_is_a_refusal_that_leaves_nothing(scratch_netns, backend):
+    """Issue #42: hoststate.write's OSError (No space left on device) ended the arm in a traceback."""
+    found = python_in(scratch_netns, RECORDS_FULL, backend)
+    armed = found["armed"]
+    assert armed.get("failed") and "Traceback" not in armed["msg"] and "MODULE FAILURE" not in armed["msg"], armed
+    assert "cannot write the record /run/packetpath/" in armed["msg"] and "No space left on device" in armed["msg"], \
+        armed["msg"]
+    assert not found["left"].get("removed"), found["left"]  # the failed arm took back what it had done
+    assert processes_in(scratch_netns) == []
+
+
 ARM_THEN_LEAVE = RUN_MODULE + r"""
 armed = run("trace_rule", {"proto": "udp", "dport": "9999", "backend": sys.argv[1], "capture": True, "expires": 4,
                            "drop_reasons": "never"})
@@ -135,3 +166,38 @@ def test_runtime_keys_that_cannot_be_written_change_nothing_at_all(scratch_netns
     assert found["got"].get("failed"), found["got"]
     assert "log_martians" in found["got"]["msg"] and "nothing was changed" in found["got"]["msg"], found["got"]["msg"]
     assert found["after"] == found["before"] and found["files"] == []
+
+
+# interface_sysctl asked, from the machine's own namespace, for a scratch namespace's persistent file (its
+# /etc/netns/<ns>/sysctl.d). argv: the namespace.
+PERSIST_IN = RUN_MODULE + r"""
+got = run("interface_sysctl", {"netns": sys.argv[1], "interfaces": ["eth1"], "settings": {"rp_filter": 2},
+                               "persistent": "present"})
+print(json.dumps(got))
+"""
+
+
+def test_a_namespace_s_etc_netns_directory_that_is_a_link_is_never_written_through(tmp_path):
+    """Issue #42: /etc/netns/<ns> itself a symbolic link - the sysctl.d file was written where it points. Now every
+    directory on the way below /etc is checked, as sysctl.d and the file were."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sysctl.d").mkdir(parents=True)
+    with scratch(SCRATCH + "-l") as netns:
+        footprint = Footprint()
+        link = "/etc/netns/" + netns
+        try:
+            if not os.path.isdir("/etc/netns"):
+                footprint.makedirs("/etc/netns")
+            os.symlink(str(elsewhere), link)
+            before = in_netns(netns, ["cat", "/proc/sys/net/ipv4/conf/eth1/rp_filter"]).stdout
+            proc = subprocess.run([sys.executable, "-c", "ROOT, COLLECTIONS = %r, %r\n" % (ROOT, COLLECTIONS) +
+                                   PERSIST_IN, netns], capture_output=True, text=True, check=True)
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            assert got.get("failed") and "%s is a symbolic link" % link in got["msg"], got
+            assert "nothing was changed" in got["msg"], got["msg"]
+            assert os.listdir(elsewhere / "sysctl.d") == []
+            assert in_netns(netns, ["cat", "/proc/sys/net/ipv4/conf/eth1/rp_filter"]).stdout == before
+        finally:
+            if os.path.islink(link):
+                os.unlink(link)
+            footprint.undo()

@@ -33,7 +33,8 @@ def odd_files(tmp_path_factory):
 
 def test_the_table_has_a_row_for_every_module_that_takes_input():
     assert {name for name, _args, _outcome in rows()} == {"trace_rule", "trace_results", "interface_sysctl",
-                                                          "route_lookup", "probe", "host_audit", "audit_report"}
+                                                          "route_lookup", "probe", "host_audit", "audit_report",
+                                                          "diagnosis_report"}
 
 
 @pytest.mark.parametrize("name, args, outcome", rows(), ids=lambda value: value[:40] if isinstance(value, str) else "")

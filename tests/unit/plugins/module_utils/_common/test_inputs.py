@@ -29,3 +29,28 @@ def test_text_where_a_hosts_result_belongs_is_refused():
     with pytest.raises(OptionError, match=r"^changes=\{'node': 'abc'\}: each host's value is a list"):
         inputs.check_per_host({"changes": {"node": "abc"}}, ("changes",), kind=list)
     inputs.check_per_host({"changes": {"node": [{"key": "rp_filter"}]}}, ("changes",), kind=list)
+
+
+@pytest.mark.parametrize("value, option, why", [
+    ({"node": {"packets": "x"}}, "hosts.node.packets", "a list of mappings"),
+    ({"node": {"packets": [5]}}, "hosts.node.packets", "a list of mappings"),
+    ({"node": {"finding": 5}}, "hosts.node.finding", "a mapping"),
+    ({"node": {"capture": "x"}}, "hosts.node.capture", "a mapping"),
+])
+def test_a_host_s_result_whose_parts_are_of_another_kind_is_refused_by_the_part(value, option, why):
+    """Issue #42: each ended in a traceback inside diagnosis_report's verdicts."""
+    fields = {"packets": (list, dict), "finding": (dict, None), "capture": (dict, None)}
+    with pytest.raises(OptionError) as refused:
+        inputs.check_per_host({"hosts": value}, ("hosts",), fields=fields)
+    part = option.rsplit(".", 1)[1]
+    assert str(refused.value) == "%s=%r: %s, as the module registers it; nothing was changed" % (
+        option, value["node"][part], why)
+    inputs.check_per_host({"hosts": {"node": {"packets": [], "finding": None}}}, ("hosts",), fields=fields)
+
+
+def test_an_audit_s_checks_without_their_status_are_refused():
+    fields = {"checks": (list, dict, ("name", "status", "findings"))}
+    with pytest.raises(OptionError, match=r"^hosts\.node\.checks='x': a list of mappings with name, status, findings"):
+        inputs.check_per_host({"hosts": {"node": {"checks": "x"}}}, ("hosts",), fields=fields)
+    with pytest.raises(OptionError, match=r"^hosts\.node\.checks=\[\{'name': 'rp_filter'\}\]: a list of mappings"):
+        inputs.check_per_host({"hosts": {"node": {"checks": [{"name": "rp_filter"}]}}}, ("hosts",), fields=fields)
