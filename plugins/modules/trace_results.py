@@ -608,38 +608,40 @@ def read_capture(module, flow):
     far, left running)."""
     if flow is None:
         raise OptionError("source", "capture", "give the flow options the capture was started with")
-    router = router_here(module)
-    armed = spool.record(flow.flow_id)
-    resolving = await_neighbours(router, armed) if armed is not None and not module.check_mode else None
-    found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
-    result = fetch(module, module.params, flow, "file", spool_path, found["format"])
-    capture = {"complete": not found["losses"], "losses": found["losses"], "neighbours_awaited": resolving}
-    result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
-        found["source"], flow.flow_id), capture=capture)
-    result.setdefault("warnings", []).extend(found["losses"])
-    reasons = found.get("drop_reasons") or {"unavailable": "not asked for"}
-    drops = None
-    if "files" in reasons:
-        drops = drop_reasons.read(reasons, flow, dict(socket.if_nameindex()))
-        result["drop_reasons"] = {"read": True, "drops": drops}
-    else:
-        result["drop_reasons"] = {"read": False, "why": reasons.get("unavailable")}
-    if module.params["explain"]:
-        result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"),
-                                    drops, router)
-    if not module.check_mode:
-        spool.discard(flow.flow_id)
-    if module.params["trace_off"]:
-        result["trace_off"], diff = switch_off(module, flow)
-        if module._diff:
-            result["diff"] = diff
+    # Arm and collect take turns on the namespace (issue #42): an arm of the same flow while this reads would
+    # replace the capture under it. The lock is held to the end: the trace goes off under it too.
+    with hoststate.namespace_lock():
+        router = router_here(module)
+        armed = spool.record(flow.flow_id)
+        resolving = await_neighbours(router, armed) if armed is not None and not module.check_mode else None
+        found, spool_path = spool.collect(flow.flow_id, stop=not module.check_mode)
+        result = fetch(module, module.params, flow, "file", spool_path, found["format"])
+        capture = {"complete": not found["losses"], "losses": found["losses"], "neighbours_awaited": resolving}
+        result.update(source="capture", source_reason="the live capture (%s) trace_rule started for flow %s" % (
+            found["source"], flow.flow_id), capture=capture)
+        result.setdefault("warnings", []).extend(found["losses"])
+        reasons = found.get("drop_reasons") or {"unavailable": "not asked for"}
+        drops = None
+        if "files" in reasons:
+            drops = drop_reasons.read(reasons, flow, dict(socket.if_nameindex()))
+            result["drop_reasons"] = {"read": True, "drops": drops}
+        else:
+            result["drop_reasons"] = {"read": False, "why": reasons.get("unavailable")}
+        if module.params["explain"]:
+            result["finding"] = explain(module, result["packets"], flow, found["counters"], found.get("interfaces"),
+                                        drops, router)
+        if not module.check_mode:
+            spool.discard(flow.flow_id)
+        if module.params["trace_off"]:
+            result["trace_off"], diff = switch_off(module, flow)
+            if module._diff:
+                result["diff"] = diff
     return result
 
 
 def switch_off(module, flow):
-    """The flow's trace switched off, as trace_rule state=absent does it (under the same namespace lock)."""
-    with hoststate.namespace_lock():
-        off = rule.absent(ModuleCommandRunner(module), flow, module.check_mode)
+    """The flow's trace switched off, as trace_rule state=absent does it (the caller holds the namespace lock)."""
+    off = rule.absent(ModuleCommandRunner(module), flow, module.check_mode)
     for warning in off.pop("warnings"):
         module.warn(warning)
     return off, off.pop("diff")

@@ -482,7 +482,7 @@ def _capture(runner, backend, flow, params, result, check_mode):
 def _discard(flow_ids, check_mode):
     """The flows whose capture was ended and its spool removed."""
     if check_mode:
-        return [flow_id for flow_id in flow_ids if spool.record(flow_id) is not None]
+        return [flow_id for flow_id in flow_ids if flow_id in spool.captured_flows()]
     return [flow_id for flow_id in flow_ids if spool.discard(flow_id)]
 
 

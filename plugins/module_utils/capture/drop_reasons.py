@@ -228,11 +228,11 @@ def start(bpftrace, flow, duration, base, by_name=False):
     deadline = time.time() + READY_TIMEOUT
     while not _said_ready(files["drops"]):
         if time.time() > deadline or _gave_up(files["log"]):
-            found = {"pid": _pid_of(files), "files": files}
+            found = {"pid": pid_of(files), "files": files}
             stop(found)
             raise HostError("bpftrace did not start: %s" % (_read(files["log"]).strip()[-400:] or "no word from it"))
         time.sleep(0.05)
-    pid = _pid_of(files)
+    pid = pid_of(files)
     return {"pid": pid, "started": hoststate.start_time(pid), "files": files}
 
 
@@ -245,7 +245,7 @@ def _gave_up(path):
     return "cannot start bpftrace" in text or "ERROR: Error" in text or "error:" in text
 
 
-def _pid_of(files):
+def pid_of(files):
     """The PID the grandchild wrote before it became bpftrace (the first line of its log)."""
     first = _read(files["log"]).partition("\n")[0]
     return int(first[4:]) if first.startswith("pid ") and first[4:].isdigit() else None

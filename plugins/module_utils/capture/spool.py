@@ -46,11 +46,15 @@ def record(flow_id):
 
 def running(found):
     """The recorded reader is still the process we started (a PID is reused; its start time is not)."""
-    return bool(found) and hoststate.start_time(found.get("pid")) == found.get("started")
+    return bool(found) and found.get("pid") is not None and \
+        hoststate.start_time(found["pid"]) == found.get("started")
 
 
 def captured_flows():
-    return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
+    """The flows with capture files here: recorded ones, and those an arm left without a record (killed after it
+    started the reader or the drop reasons' program, before it wrote the record), known by the files' names."""
+    return sorted(set(name.split(".", 1)[0] for name in hoststate.listdir(DIRECTORY)
+                      if not name.startswith(hoststate.TEMPORARY)))
 
 
 def _create(path):
@@ -213,19 +217,54 @@ def losses(found, done, reader_lost, ended_before):
 
 def discard(flow_id):
     """End the flow's capture if it still runs (only the process we started), and remove its files. True when
-    there was one."""
+    there was one. Without a record (an arm killed before it wrote it), its reader and program are found by the
+    files they write."""
     files = paths(flow_id)
     found = record(flow_id)
+    if found is None:
+        found = _unrecorded(flow_id)
     if running(found):
         os.kill(found["pid"], signal.SIGTERM)
         # Its files go once it has ended: a reader still ending would write its done file after they went.
         deadline = time.time() + END_TIMEOUT
         while running(found) and time.time() < deadline:
             time.sleep(0.02)
-    drop_reasons.discard((found or {}).get("drop_reasons"))
-    existed = found is not None
-    for name in ("lines", "ready", "stop", "done", "record"):
-        if os.path.exists(files[name]):
+    drop_reasons.discard(found.get("drop_reasons"))
+    existed = bool(found.get("pid") or found.get("drop_reasons"))
+    for path in list(files.values()) + list(drop_reasons.paths(base(flow_id)).values()):
+        if os.path.lexists(path):
             existed = True
-        hoststate.remove(files[name])
+        hoststate.remove(path)
     return existed
+
+
+def _unrecorded(flow_id):
+    """What a record would have said of a capture an arm left unrecorded: its reader (the PID in its ready file) and
+    its drop reasons' program (the PID in its log), each only where that process holds open the file it writes -
+    a PID alone may be another program's by now."""
+    files, reasons = paths(flow_id), drop_reasons.paths(base(flow_id))
+    found = {}
+    pid = _listening(files["ready"])
+    if pid and _holds(pid, files["lines"]):
+        found.update(pid=pid, started=hoststate.start_time(pid))
+    program = drop_reasons.pid_of(reasons)
+    if program and _holds(program, reasons["drops"]):
+        found["drop_reasons"] = {"pid": program, "started": hoststate.start_time(program), "files": reasons}
+    return found
+
+
+def _holds(pid, path):
+    """Whether the process has `path` open."""
+    wanted = os.path.realpath(path)
+    directory = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(os.path.join(directory, name)) == wanted:
+                return True
+        except OSError:
+            continue
+    return False

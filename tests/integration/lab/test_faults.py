@@ -117,6 +117,37 @@ def test_a_full_records_filesystem_at_arm_is_a_refusal_that_leaves_nothing(scrat
     assert processes_in(scratch_netns) == []
 
 
+# An arm with capture that died after it started its reader and the drop reasons' program, before it wrote the
+# capture's record (the record removed, as it never was); then absent all=true. argv: backend.
+ARM_WITHOUT_RECORD = RUN_MODULE + r"""
+import time
+sys.path.insert(0, COLLECTIONS)
+from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
+from ansible_collections.packetpath.linux.plugins.module_utils.capture import spool
+armed = run("trace_rule", {"proto": "udp", "dport": "9999", "backend": sys.argv[1], "capture": True, "expires": 60})
+found = spool.record(armed["flow_id"])
+os.unlink(spool.paths(armed["flow_id"])["record"])
+started = [(found["pid"], found["started"])] + [(found["drop_reasons"]["pid"], found["drop_reasons"]["started"])
+                                                 for _ in [1] if "pid" in found["drop_reasons"]]
+left = run("trace_rule", {"state": "absent", "all": True})
+time.sleep(0.2)
+print(json.dumps({"armed": armed, "left": left, "programs": len(started),
+                  "running": [pid for pid, when in started if hoststate.start_time(pid) == when],
+                  "files": hoststate.listdir(spool.DIRECTORY)}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["iptables_legacy", "iptables_nft", "nftables"])
+def test_a_capture_left_without_its_record_is_ended_and_removed_by_absent_all(scratch_netns, backend):
+    """Issue #42: an arm killed between starting its reader (and bpftrace) and recording them left the processes
+    until the expiry and the spool files for good; absent all=true found captures by their records only."""
+    found = python_in(scratch_netns, ARM_WITHOUT_RECORD, backend)
+    assert found["armed"].get("changed") and found["armed"]["capture"]["pid"], found["armed"]
+    assert found["left"]["capture"]["discarded"] == [found["armed"]["flow_id"]], found["left"]
+    assert found["running"] == [] and found["files"] == [], found
+    assert processes_in(scratch_netns) == []
+
+
 ARM_THEN_LEAVE = RUN_MODULE + r"""
 armed = run("trace_rule", {"proto": "udp", "dport": "9999", "backend": sys.argv[1], "capture": True, "expires": 4,
                            "drop_reasons": "never"})

@@ -90,6 +90,38 @@ def test_runs_at_once_on_one_namespace_take_turns(host):
     assert traces_left("pp-" + host) == []
 
 
+def test_a_collect_and_an_arm_at_once_on_one_namespace_take_turns():
+    """Issue #42: the collection was not under the namespace lock, so an arm of the same flow with capture=true
+    while it read (a role's retry, a second operator) replaced the capture under it: "cannot read it: No such
+    file", "the capture wrote nothing", a 20 s stall. Now one waits for the other, and both succeed."""
+    host, capture = "node2", dict(FLOW_B, expires=60, capture=True, drop_reasons="never")
+    failed = []
+    try:
+        for _round in range(6):
+            armed = module(host, "packetpath.linux.trace_rule", capture)
+            assert armed["_status"] == "CHANGED", armed["_stdout"]
+            results = [None, None]
+            barrier = threading.Barrier(2)
+
+            def one(index, name, args):
+                barrier.wait()
+                results[index] = module(host, name, args)
+
+            threads = [threading.Thread(target=one, args=(0, "packetpath.linux.trace_results",
+                                                          dict(FLOW_B, source="capture"))),
+                       threading.Thread(target=one, args=(1, "packetpath.linux.trace_rule", capture))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+            failed += [result["_stdout"][-400:] for result in results if result["_status"] not in ("CHANGED", "SUCCESS")]
+            module(host, "packetpath.linux.trace_rule", dict(FLOW_B, state="absent"))
+        assert failed == [], failed
+    finally:
+        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+    assert traces_left("pp-" + host) == []
+
+
 # The steps of a run, at which it is killed one by one: each command it starts (clone, vfork: iptables, nft, the
 # expiry's sleeper), each record it writes or removes (rename, unlink) and the old sleeper it ends (kill).
 STEP_SYSCALLS = ("clone", "clone3", "vfork", "fork", "rename", "unlink", "kill")
