@@ -56,6 +56,15 @@ def start_time(pid):
     return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
+def stopped(pid):
+    """Whether the process is stopped (SIGSTOP, a debugger): it does nothing, signals but SIGKILL and SIGCONT wait."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError, TypeError):
+        return False
+
+
 def read(path):
     try:
         with open(path) as handle:

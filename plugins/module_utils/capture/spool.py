@@ -182,23 +182,30 @@ def collect(flow_id, stop=True):
             raise HostError("cannot ask the capture to stop (%s: %s); it ends by itself at the trace's expiry, and "
                             "trace_rule state=absent ends it now; nothing was read" % (files["stop"], exc.strerror or exc))
         deadline = time.time() + END_TIMEOUT
-        while running(found) and not os.path.exists(files["done"]) and time.time() < deadline:
+        while running(found) and not os.path.exists(files["done"]) and time.time() < deadline and \
+                not hoststate.stopped(found["pid"]):
             time.sleep(0.01)
     if not os.path.exists(files["lines"]):
         raise HostError("the capture wrote nothing at %s" % files["lines"])
     done = hoststate.read(files["done"])
-    return dict(found, losses=losses(found, done, stop and done is None and not running(found), ended_before)), \
-        files["lines"]
+    stalled = stop and done is None and running(found)  # asked to finish, and still not done: stopped or stuck
+    return dict(found, losses=losses(found, done, stop and done is None and not running(found), ended_before,
+                                     stalled)), files["lines"]
 
 
-def losses(found, done, reader_lost, ended_before):
+def losses(found, done, reader_lost, ended_before, stalled=False):
     """Why the capture may lack packets of the window, in words ([] where it read all it was sent): its reader gone
-    without finishing, its monitor ended on its own (xtables-monitor quits on ENOBUFS), events the kernel dropped,
-    or a capture that had reached its deadline before it was collected."""
+    without finishing, or alive but not finishing when asked (stopped, stuck), its monitor ended on its own
+    (xtables-monitor quits on ENOBUFS), events the kernel dropped, or a capture that had reached its deadline before
+    it was collected."""
     if reader_lost:
         return ["the capture's reader (pid %s) ended before it was collected, without finishing its spool "
                 "(killed, its source failed, or its filesystem was full): packets after its end are missing"
                 % found.get("pid")]
+    if stalled:
+        return ["the capture's reader (pid %s) did not finish its spool when asked (%s): packets it had not written "
+                "yet are missing" % (found.get("pid"), "it is stopped" if hoststate.stopped(found["pid"]) else
+                                     "it did not answer within %d s" % END_TIMEOUT)]
     why = []
     if (done or {}).get("ended_by") == "spool":
         why.append("the capture could not write its spool (%s) and ended: packets after that are missing"
@@ -225,10 +232,13 @@ def discard(flow_id):
         found = _unrecorded(flow_id)
     if running(found):
         os.kill(found["pid"], signal.SIGTERM)
+        os.kill(found["pid"], signal.SIGCONT)  # a stopped reader takes its SIGTERM (and ends its monitor) once woken
         # Its files go once it has ended: a reader still ending would write its done file after they went.
         deadline = time.time() + END_TIMEOUT
         while running(found) and time.time() < deadline:
             time.sleep(0.02)
+        if running(found):
+            os.kill(found["pid"], signal.SIGKILL)
     drop_reasons.discard(found.get("drop_reasons"))
     existed = bool(found.get("pid") or found.get("drop_reasons"))
     for path in list(files.values()) + list(drop_reasons.paths(base(flow_id)).values()):

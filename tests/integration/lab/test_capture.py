@@ -5,6 +5,7 @@ outlives its trace: not when it is collected, not when the trace is switched off
 play dies and the expiry fires."""
 
 import os
+import signal
 import subprocess
 import time
 
@@ -112,6 +113,27 @@ def test_a_killed_reader_takes_its_monitor_along_and_the_collection_says_packets
     assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
     assert "ended before it was collected, without finishing its spool" in got["capture"]["losses"][0]
     assert "ended before it was collected" in got["_stderr"], got["_stderr"]  # a warning too
+    assert traces_left("pp-" + host) == [] and capture_files(host) == []
+
+
+@pytest.mark.parametrize("host", sorted(NODES))
+def test_a_stopped_reader_makes_the_capture_incomplete_and_is_ended_with_its_monitor(host):
+    """Issue #42: a reader stopped (SIGSTOP) while packets came was reported complete with half of them, after a
+    10 s stall, and outlived the collection and the trace. Now the collection sees it stopped, says what is missing,
+    and ends it (woken to take its SIGTERM, so its monitor goes too)."""
+    armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True, drop_reasons="never"))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    reader = armed["capture"]["pid"]
+    os.kill(reader, signal.SIGSTOP)
+    send("pp-client", "udp", NODES[host], 9999)
+    started = time.monotonic()
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
+    assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
+    assert got["capture"]["losses"] == [
+        "the capture's reader (pid %d) did not finish its spool when asked (it is stopped): packets it had not "
+        "written yet are missing" % reader], got["capture"]
+    assert time.monotonic() - started < 8  # no wait for a reader that cannot answer (END_TIMEOUT is 10 s)
+    assert not alive(reader) and running_in("pp-" + host, "monitor") == []
     assert traces_left("pp-" + host) == [] and capture_files(host) == []
 
 

@@ -100,3 +100,13 @@ def test_a_reader_whose_ready_file_was_removed_first_ends_quietly(tmp_path):
     ready.unlink()
     lines.close()  # no FileNotFoundError
     assert stream.returncode == -15
+
+
+def test_a_reader_that_does_not_finish_when_asked_makes_the_capture_incomplete():
+    """Issue #42: alive but not finishing (stopped, stuck) was reported complete. This process runs and is not
+    stopped: it is a reader that did not answer in time."""
+    alive = dict(FOUND, pid=os.getpid())
+    assert spool.losses(alive, None, False, False, stalled=True) == [
+        "the capture's reader (pid %d) did not finish its spool when asked (it did not answer within 10 s): packets it "
+        "had not written yet are missing" % os.getpid()]
+    assert not spool.losses(alive, None, False, False)
