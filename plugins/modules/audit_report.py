@@ -76,6 +76,14 @@ table:
   description: One line per host (status, failed checks, first finding) and a summary line.
   returned: always
   type: str
+artifact:
+  description:
+    - What the audit role hands to C(ansible.builtin.set_stats) (AWX's job artifacts) - C(summary) (the counts),
+      C(hosts_not_clean), and C(findings), per host not clean, each failed check's name and summary.
+  returned: always
+  type: dict
+  sample: {"summary": {"hosts": 3, "hosts_with_findings": 1}, "hosts_not_clean": ["node2"],
+           "findings": {"node2": ["rp_filter: eth1 is 0, expected 1 or 2"]}}
 files:
   description: The files written.
   returned: always
@@ -129,7 +137,8 @@ def main():
                 (name + ".md", audit_report.markdown(report))])
         except PacketpathError as exc:
             module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, report=report, table=audit_report.table(report), files=written)
+    module.exit_json(changed=False, report=report, table=audit_report.table(report),
+                     artifact=audit_report.artifact(report), files=written)
 
 
 if __name__ == "__main__":

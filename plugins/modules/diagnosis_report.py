@@ -101,6 +101,16 @@ table:
   description: The verdicts as a table for a terminal (host, seen, last hop, fate, cause).
   returned: always
   type: str
+artifact:
+  description:
+    - What the role hands to C(ansible.builtin.set_stats) (AWX's job artifacts, later workflow nodes) - C(request),
+      C(probe) and C(probe_after_fix) (the probe's summaries), C(verdict) (C(line), C(label), C(culprit), C(cause),
+      C(direction), C(words), C(fix), C(fix_command), the command a person pastes, C(failing_endpoints),
+      C(stale_conversations)), and C(hosts), each host's C(host), C(seen), C(role), C(cause) and C(words).
+  returned: always
+  type: dict
+  sample: {"verdict": {"line": "client → node ✗", "label": "rp_filter", "culprit": "node", "cause": "rp_filter",
+                       "fix_command": "sysctl -w net.ipv4.conf.eth1.rp_filter=2"}}
 files:
   description: The files written (in the run's own directory under O(report_dir)).
   returned: always
@@ -159,7 +169,8 @@ def main():
     hosts.update(dict.fromkeys(unreported))
     report = verdict.build_report(hosts, params["request"], params["probe"], params["probe_after_fix"], unreported)
     # The action plugin writes the files on the controller, from this result.
-    module.exit_json(changed=False, report=report, table=verdict.table(report), files=[])
+    module.exit_json(changed=False, report=report, table=verdict.table(report), artifact=verdict.artifact(report),
+                     files=[])
 
 
 if __name__ == "__main__":

@@ -522,6 +522,25 @@ def window_text(verdict, report):
     return "from %s to %s" % (armed["since"], report.get("generated_at"))
 
 
+def artifact(report):
+    """What set_stats hands to AWX's job artifacts and to later workflow nodes: the verdict as the terminal says it
+    (its line, label, culprit, cause, words and the fix a person pastes), and each host's row in short."""
+    fleet = report["verdict"]
+    fix = fleet.get("fix")
+    return {
+        "request": report["request"],
+        "probe": probe_summary(report.get("probe")) or None,
+        "probe_after_fix": probe_summary(report.get("probe_after_fix")) or None,
+        "verdict": {"line": fleet["line"], "label": label(fleet), "culprit": fleet["culprit"], "cause": fleet["cause"],
+                    "direction": fleet["direction"], "words": fleet["words"], "fix": fix,
+                    "fix_command": fix_command(fix) if fix else None,
+                    "failing_endpoints": fleet.get("failing_endpoints") or [],
+                    "stale_conversations": fleet.get("stale_conversations") or []},
+        "hosts": [{"host": row["host"], "seen": row["seen"], "role": row["role"], "cause": row["cause"],
+                   "words": row["words"]} for row in report["hosts"]],
+    }
+
+
 def label(fleet):
     """The fleet verdict in one word: its cause; "passed" only where no probe failed and the packet was seen, and
     where a service's endpoint the probe's attempts missed fails, that too."""

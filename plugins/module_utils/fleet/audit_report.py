@@ -65,6 +65,16 @@ def build(hosts, checks, before=None, changes=None, title="packetpath audit"):
     }
 
 
+def artifact(report):
+    """What set_stats hands to AWX's job artifacts: the counts, the hosts not clean, and per such host what each of
+    its failed checks says."""
+    return {"summary": report["summary"],
+            "hosts_not_clean": [entry["host"] for entry in report["hosts"] if entry["status"] != "clean"],
+            "findings": {entry["host"]: ["%s: %s" % (check["name"], check.get("summary") or check["status"])
+                                         for check in entry["checks"] if check["status"] in ("fail", "error")]
+                         for entry in report["hosts"] if entry["status"] != "clean"}}
+
+
 def junit(report):
     summary = report["summary"]
     root = ET.Element("testsuites", name=report["title"], tests=str(summary["checks"]),
