@@ -42,6 +42,10 @@ def test_generated_arguments_never_crash_a_module_and_a_refusal_changes_nothing(
         defects += lines[:-1]
         for key in counts:
             counts[key] += found.get(key, [] if key == "modules" else 0)
+    # The counts the docs quote (README, docs/safety.md), kept beside the run's durations.
+    os.makedirs(os.path.join(ROOT, "build", "integration"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "integration", "fuzz-counts.json"), "w", encoding="utf-8") as handle:
+        json.dump(dict(counts, seed=seed), handle, sort_keys=True)
     assert sorted(counts["modules"]) == sorted(MODULES), counts  # each module fuzzed, by one runner
     assert counts["cases"] >= 5000 and counts["accepted"] >= 500 and counts["check_mode"] >= 500, counts
     assert defects == [], "%d of %d cases went wrong (seed %s):\n%s" % (
