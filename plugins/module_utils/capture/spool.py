@@ -116,8 +116,9 @@ def _detach(lines, stream, files):
 
 def start(runner, backend, flow_id, duration, extra):
     """Start the live capture of a flow's trace on `backend`, for at most `duration` seconds, and return its record
-    once the reader listens. An earlier capture of the flow is ended first."""
-    discard(flow_id)
+    once the reader listens. An earlier reader of the flow is ended first; its drop reasons' program is the
+    caller's (trace_rule ends an earlier one, then starts this capture's before this)."""
+    discard(flow_id, with_drop_reasons=False)
     files = paths(flow_id)
     hoststate.make_dirs(os.path.dirname(files["record"]))
     os.mkfifo(files["stop"], 0o600)  # the collection writes it: the reader wakes then, and sleeps until then
@@ -222,14 +223,14 @@ def losses(found, done, reader_lost, ended_before, stalled=False):
     return why
 
 
-def discard(flow_id):
+def discard(flow_id, with_drop_reasons=True):
     """End the flow's capture if it still runs (only the process we started), and remove its files. True when
     there was one. Without a record (an arm killed before it wrote it), its reader and program are found by the
-    files they write."""
+    files they write. with_drop_reasons=False leaves the drop reasons' program and its files alone."""
     files = paths(flow_id)
     found = record(flow_id)
     if found is None:
-        found = _unrecorded(flow_id)
+        found = _unrecorded(flow_id, with_drop_reasons)
     if running(found):
         os.kill(found["pid"], signal.SIGTERM)
         os.kill(found["pid"], signal.SIGCONT)  # a stopped reader takes its SIGTERM (and ends its monitor) once woken
@@ -239,16 +240,18 @@ def discard(flow_id):
             time.sleep(0.02)
         if running(found):
             os.kill(found["pid"], signal.SIGKILL)
-    drop_reasons.discard(found.get("drop_reasons"))
+    if with_drop_reasons:
+        drop_reasons.discard(found.get("drop_reasons"))
     existed = bool(found.get("pid") or found.get("drop_reasons"))
-    for path in list(files.values()) + list(drop_reasons.paths(base(flow_id)).values()):
+    programs = list(drop_reasons.paths(base(flow_id)).values()) if with_drop_reasons else []
+    for path in list(files.values()) + programs:
         if os.path.lexists(path):
             existed = True
         hoststate.remove(path)
     return existed
 
 
-def _unrecorded(flow_id):
+def _unrecorded(flow_id, with_drop_reasons=True):
     """What a record would have said of a capture an arm left unrecorded: its reader (the PID in its ready file) and
     its drop reasons' program (the PID in its log), each only where that process holds open the file it writes -
     a PID alone may be another program's by now."""
@@ -257,7 +260,7 @@ def _unrecorded(flow_id):
     pid = _listening(files["ready"])
     if pid and _holds(pid, files["lines"]):
         found.update(pid=pid, started=hoststate.start_time(pid))
-    program = drop_reasons.pid_of(reasons)
+    program = drop_reasons.pid_of(reasons) if with_drop_reasons else None
     if program and _holds(program, reasons["drops"]):
         found["drop_reasons"] = {"pid": program, "started": hoststate.start_time(program), "files": reasons}
     return found
