@@ -37,14 +37,14 @@ def connect(endpoint, timeout=TIMEOUT):
     return Probe("tcp", address, port, count=1, timeout=timeout).run()[0]
 
 
-def check(service, router, connect_to=connect):
+def check(service, router):
     """{endpoint: {answer, latency_ms, next_hop, words}} for the service's endpoints none of the probe's attempts
     reached (at most MAX_ENDPOINTS), each connected to once, side by side; {} where every endpoint was reached."""
     unreached = service.get("not_reached")[:MAX_ENDPOINTS]
     if not unreached:
         return {}
     with ThreadPoolExecutor(max_workers=len(unreached)) as pool:
-        answers = list(pool.map(connect_to, unreached))
+        answers = list(pool.map(connect, unreached))
     router.forget_neighbours()  # the connects just made (or failed to make) the entries they needed
     return {endpoint: _judged(endpoint, answer, router) for endpoint, answer in zip(unreached, answers)}
 
