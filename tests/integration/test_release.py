@@ -12,6 +12,8 @@ def test_tarball_installs_and_documents_every_module(tmp_path):
     with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
         version = yaml.safe_load(handle)["version"]
     tarball = tmp_path / ("packetpath-linux-%s.tar.gz" % version)
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:  # the install line names this tarball
+        assert "ansible-galaxy collection install %s " % tarball.name in handle.read()
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     assert "plugins/modules/preflight.py" in names and "meta/runtime.yml" in names
