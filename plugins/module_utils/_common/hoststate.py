@@ -45,24 +45,26 @@ def record_path(*parts):
     return os.path.join(namespace_dir(), *parts)
 
 
+def _stat(pid):
+    """The fields of /proc/PID/stat after the command name (its state first), None where there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+
+
 def start_time(pid):
     """A process's kernel start time (clock ticks since boot), None where it is gone or a zombie: with the PID,
     it names the process we started and no other that got its number later."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    fields = _stat(pid)
+    return None if not fields or fields[0] in ("Z", "X") else int(fields[19])
 
 
 def stopped(pid):
     """Whether the process is stopped (SIGSTOP, a debugger): it does nothing, signals but SIGKILL and SIGCONT wait."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-    except (OSError, IndexError, TypeError):
-        return False
+    fields = _stat(pid)
+    return bool(fields) and fields[0] in ("T", "t")
 
 
 def read(path):
@@ -103,20 +105,18 @@ def _clean_temporaries(directory, now):
 def write(path, data):
     """Write atomically: a reader sees the old record or the new one, never half of one. The temporary file has an
     unpredictable name (nothing can be planted in its place), and a killed writer's is removed by the next write."""
-    directory = os.path.dirname(path)
+    directory, tmp = os.path.dirname(path), None
     try:
         make_dirs(directory)
         _clean_temporaries(directory, time.time())
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMPORARY)
-    except OSError as exc:  # a full or read-only /run: a refusal the caller rolls back from, not a traceback
-        raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
-    try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, sort_keys=True)
         os.rename(tmp, path)
     except BaseException as exc:
-        os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if tmp is not None:
+            os.unlink(tmp)
+        if isinstance(exc, OSError):  # a full or read-only /run: a refusal the caller rolls back from, not a traceback
             raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
         raise
 

@@ -189,9 +189,9 @@ def collect(flow_id, stop=True):
     if not os.path.exists(files["lines"]):
         raise HostError("the capture wrote nothing at %s" % files["lines"])
     done = hoststate.read(files["done"])
-    stalled = stop and done is None and running(found)  # asked to finish, and still not done: stopped or stuck
-    return dict(found, losses=losses(found, done, stop and done is None and not running(found), ended_before,
-                                     stalled)), files["lines"]
+    unfinished, alive = stop and done is None, running(found)  # asked to finish, and not done: gone, or stuck
+    return dict(found, losses=losses(found, done, unfinished and not alive, ended_before, unfinished and alive)), \
+        files["lines"]
 
 
 def losses(found, done, reader_lost, ended_before, stalled=False):

@@ -64,13 +64,13 @@ def _judged(endpoint, attempt, router):
     gateway, dev = answer.get("gateway") or address, answer["dev"]
     state = router.neighbour(family, dev, gateway)
     result["next_hop"] = {"address": gateway, "dev": dev, "neighbour": state}
+    named = "/".join(name.upper() for name in state) or "none"
     if attempt["result"] == "refused":
         result["words"] = "fails: nothing listens on port %d there (it answered with a TCP reset)" % port
     elif any(name in _UNANSWERED_STATES for name in state):
         result["words"] = "fails (%s): the next hop %s on %s does not answer ARP/NDP (neighbour state %s)" % (
-            attempt["result"], gateway, dev, "/".join(name.upper() for name in state))
+            attempt["result"], gateway, dev, named)
     else:
         result["words"] = "fails (%s); the next hop %s on %s answers ARP/NDP (neighbour state %s): the endpoint or a " \
-                          "host on the way to it is silent" % (
-                              attempt["result"], gateway, dev, "/".join(name.upper() for name in state) or "none")
+                          "host on the way to it is silent" % (attempt["result"], gateway, dev, named)
     return result

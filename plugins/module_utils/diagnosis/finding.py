@@ -460,7 +460,7 @@ def _stale_conversations(request, targets, sports, evidence):
     for entry in evidence.service_conversations(request.get("proto"), request["dst"], request["dport"]) or []:
         orig, reply = entry["orig"], entry["reply"]
         held = (reply["src"], reply["sport"])
-        if not entry["nat"] or list(held) in [list(target) for target in targets] or (
+        if not entry["nat"] or held in [tuple(target) for target in targets] or (
                 orig["src"] == request.get("src") and orig["sport"] in sports):
             continue
         fix = causes.fix("conntrack_stale_nat", proto=request.get("proto"), src=orig["src"], dst=orig["dst"],

@@ -165,10 +165,11 @@ def _explained_upstream(culprit, verdicts):
             ", ".join(str(sport) for sport in sorted(theirs)), culprit["host"], culprit["cause"]))
 
 
-def service_text(verdicts, probe):
+def service_text(verdicts, failing):
     """'. The service 198.18.10.1:8080 on router spreads over 3 endpoints; the probe reached 198.18.20.2:9090 (from
     port 28080), ...; not reached, so not spoken for: 198.18.20.4:9090': where NAT spreads the destination, which
-    endpoints the verdict speaks for (a passing probe says nothing of an endpoint none of its attempts reached)."""
+    endpoints the verdict speaks for (a passing probe says nothing of an endpoint none of its attempts reached).
+    `failing`: failing_endpoints() of the verdicts."""
     said = []
     for row in verdicts:
         service = row.get("service")
@@ -186,11 +187,10 @@ def service_text(verdicts, probe):
         if unchecked:
             text += "; not reached, so not spoken for: %s (probe again with more attempts: each new source port is " \
                     "a new conversation)" % ", ".join(unchecked)
-        failing = failing_endpoints([row], probe)
-        if failing:
+        here = [each["endpoint"] for each in failing if each["host"] == row["host"]]
+        if here:
             text += ". %d of %d endpoints fail%s: %s" % (
-                len(failing), len(service["endpoints"]), "s" if len(failing) == 1 else "",
-                ", ".join(each["endpoint"] for each in failing))
+                len(here), len(service["endpoints"]), "s" if len(here) == 1 else "", ", ".join(here))
         stale = service.get("stale") or []
         if stale:
             named = ["%s:%s held to %s (forget it: %s)" % (each["orig"]["src"], each["orig"]["sport"], each["held"],
@@ -376,7 +376,8 @@ def fleet_verdict(verdicts, probe):
     if aside:
         words += ". Set aside: %s" % "; ".join("%s's trace suggested %s, but %s" % (
             v["host"], v["set_aside"]["cause"], v["set_aside"]["why"]) for v in aside)
-    words += icmp_senders_text(verdicts, probe) + service_text(verdicts, probe)
+    failing = failing_endpoints(verdicts, probe)
+    words += icmp_senders_text(verdicts, probe) + service_text(verdicts, failing)
     return {"line": line + ("  (not seen: %s)" % ", ".join(unseen) if unseen else ""),
             "way": [{"host": v["host"], "role": v["role"], "cause": v["cause"]} for v in way],
             "not_seen": unseen,
@@ -386,7 +387,7 @@ def fleet_verdict(verdicts, probe):
             "words": words,
             "evidence": culprit["evidence"] if culprit else {},
             "fix": culprit["fix"] if culprit else None,
-            "failing_endpoints": failing_endpoints(verdicts, probe),
+            "failing_endpoints": failing,
             "stale_conversations": stale_conversations(verdicts)}
 
 
@@ -547,9 +548,12 @@ def label(fleet):
     if fleet["cause"] or not fleet["way"]:
         return fleet["cause"] or "nothing seen"
     failing, stale = len(fleet.get("failing_endpoints") or []), len(fleet.get("stale_conversations") or [])
-    buts = (["%d endpoint%s of the service fail%s" % (failing, "s" if failing > 1 else "", "" if failing > 1 else "s")]
-            if failing else []) + (["conntrack holds %d conversation%s to a gone endpoint" % (
-                stale, "s" if stale > 1 else "")] if stale else [])
+    buts = []
+    if failing:
+        buts.append("%d endpoint%s of the service fail%s" % (failing, "s" if failing > 1 else "",
+                                                             "" if failing > 1 else "s"))
+    if stale:
+        buts.append("conntrack holds %d conversation%s to a gone endpoint" % (stale, "s" if stale > 1 else ""))
     return "passed, but %s" % " and ".join(buts) if buts else "passed"
 
 

@@ -29,7 +29,7 @@ def facts(router, read_sysctl):
     (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it
     too), None where unreadable; `vxlan` a VXLAN device's vni, local (its VTEP) and port."""
     interfaces = []
-    prefixes = router.prefixes()
+    prefixes, dad_failed = router.prefixes(), set(router.dad_failed())
     for name, link in sorted(router.links().items()):
         held = _held(prefixes.get(name, []))
         if not held:
@@ -38,9 +38,9 @@ def facts(router, read_sysctl):
                for key in ARP_KEYS}
         up = bool(link.get("admin_up") and link.get("carrier"))
         interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp}
-        dad_failed = [prefix for prefix in held if prefix in router.dad_failed()]
-        if dad_failed:  # held but not used: another host on the link had the address first
-            interface["dad_failed"] = dad_failed
+        contested = [prefix for prefix in held if prefix in dad_failed]
+        if contested:  # held but not used: another host on the link had the address first
+            interface["dad_failed"] = contested
         if link.get("vxlan"):  # its VTEP: the remote another host's forwarding entry must point at
             interface["vxlan"] = {key: link["vxlan"].get(key) for key in ("vni", "local", "port")}
         interfaces.append(interface)
