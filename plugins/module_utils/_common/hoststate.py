@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import tempfile
@@ -65,6 +66,36 @@ def stopped(pid):
     """Whether the process is stopped (SIGSTOP, a debugger): it does nothing, signals but SIGKILL and SIGCONT wait."""
     fields = _stat(pid)
     return bool(fields) and fields[0] in ("T", "t")
+
+
+def ours(found):
+    """Whether the recorded process ({pid, started}) still runs: a PID is reused, its start time is not."""
+    return bool(found) and found.get("pid") is not None and start_time(found["pid"]) == found.get("started")
+
+
+def _send(found, signum):
+    """Signal the recorded process if it is still ours. It may end between the look and the signal (a reader that
+    took its SIGTERM at once is gone before its SIGCONT): that is no error, and nothing else has its PID yet."""
+    if ours(found):
+        try:
+            os.kill(found["pid"], signum)
+        except ProcessLookupError:
+            pass
+
+
+def end(found, signum, within):
+    """End the recorded process, only if it is still the one we started: `signum`, with SIGCONT (a stopped process
+    takes its signal once woken), then SIGKILL if it still runs `within` seconds later. True where it was running.
+    It returns once the process has ended: whatever it writes as it ends is written by then."""
+    if not ours(found):
+        return False
+    _send(found, signum)
+    _send(found, signal.SIGCONT)
+    deadline = time.monotonic() + within
+    while ours(found) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _send(found, signal.SIGKILL)
+    return True
 
 
 def read(path):

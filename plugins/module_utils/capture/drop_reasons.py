@@ -228,8 +228,8 @@ def start(bpftrace, flow, duration, base, by_name=False):
     deadline = time.time() + READY_TIMEOUT
     while not _said_ready(files["drops"]):
         if time.time() > deadline or _gave_up(files["log"]):
-            found = {"pid": pid_of(files), "files": files}
-            stop(found)
+            pid = pid_of(files)  # with its start time: without it, stop() would take it for another's and leave it
+            stop({"pid": pid, "started": hoststate.start_time(pid), "files": files})
             raise HostError("bpftrace did not start: %s" % (_read(files["log"]).strip()[-400:] or "no word from it"))
         time.sleep(0.05)
     pid = pid_of(files)
@@ -259,18 +259,13 @@ def _read(path):
         return ""
 
 
-def running(found):
-    return bool(found) and found.get("pid") is not None and \
-        hoststate.start_time(found["pid"]) == found.get("started")
-
-
 def printed_on(found, ifindexes, timeout=AWAIT_TIMEOUT):
     """Wait until the program has printed a drop on one of `ifindexes` (the device of a neighbour the kernel has just
     given up on: the packets queued on it are being dropped), at most `timeout` seconds; True once it has. The
     program prints from its buffer a moment after the kernel's drop, and ending it first would lose the line."""
     wanted = set(str(index) for index in ifindexes)
     deadline = time.time() + timeout
-    while running(found):
+    while hoststate.ours(found):
         if any(line.split()[3:4] and line.split()[3] in wanted for line in _read(found["files"]["drops"]).splitlines()
                if line.startswith("D ")):
             return True
@@ -282,13 +277,7 @@ def printed_on(found, ifindexes, timeout=AWAIT_TIMEOUT):
 
 def stop(found):
     """End the program (SIGINT: it detaches and exits) if it is still the process we started."""
-    if running(found):
-        os.kill(found["pid"], signal.SIGINT)
-        deadline = time.time() + END_TIMEOUT
-        while running(found) and time.time() < deadline:
-            time.sleep(0.02)
-        if running(found):
-            os.kill(found["pid"], signal.SIGKILL)
+    hoststate.end(found, signal.SIGINT, END_TIMEOUT)
 
 
 def discard(found):

@@ -44,12 +44,6 @@ def record(flow_id):
     return hoststate.read(paths(flow_id)["record"])
 
 
-def running(found):
-    """The recorded reader is still the process we started (a PID is reused; its start time is not)."""
-    return bool(found) and found.get("pid") is not None and \
-        hoststate.start_time(found["pid"]) == found.get("started")
-
-
 def captured_flows():
     """The flows with capture files here: recorded ones, and those an arm left without a record (killed after it
     started the reader or the drop reasons' program, before it wrote the record), known by the files' names."""
@@ -175,7 +169,7 @@ def collect(flow_id, stop=True):
                         "capture=true (it also ends when the trace expires, and is removed when it is switched off); "
                         "nothing was read")
     ended_before = os.path.exists(files["done"])  # the reader ended before it was asked to
-    if stop and running(found):  # a reader that ended (or died: its spool full) needs no stop file
+    if stop and hoststate.ours(found):  # a reader that ended (or died: its spool full) needs no stop file
         drop_reasons.stop(found.get("drop_reasons"))  # it ends as the packets stop: what it printed is complete
         try:
             _ask_to_stop(files["stop"])
@@ -183,13 +177,13 @@ def collect(flow_id, stop=True):
             raise HostError("cannot ask the capture to stop (%s: %s); it ends by itself at the trace's expiry, and "
                             "trace_rule state=absent ends it now; nothing was read" % (files["stop"], exc.strerror or exc))
         deadline = time.time() + END_TIMEOUT
-        while running(found) and not os.path.exists(files["done"]) and time.time() < deadline and \
+        while hoststate.ours(found) and not os.path.exists(files["done"]) and time.time() < deadline and \
                 not hoststate.stopped(found["pid"]):
             time.sleep(0.01)
     if not os.path.exists(files["lines"]):
         raise HostError("the capture wrote nothing at %s" % files["lines"])
     done = hoststate.read(files["done"])
-    unfinished, alive = stop and done is None, running(found)  # asked to finish, and not done: gone, or stuck
+    unfinished, alive = stop and done is None, hoststate.ours(found)  # asked to finish, and not done: gone, or stuck
     return dict(found, losses=losses(found, done, unfinished and not alive, ended_before, unfinished and alive)), \
         files["lines"]
 
@@ -231,15 +225,9 @@ def discard(flow_id, with_drop_reasons=True):
     found = record(flow_id)
     if found is None:
         found = _unrecorded(flow_id, with_drop_reasons)
-    if running(found):
-        os.kill(found["pid"], signal.SIGTERM)
-        os.kill(found["pid"], signal.SIGCONT)  # a stopped reader takes its SIGTERM (and ends its monitor) once woken
-        # Its files go once it has ended: a reader still ending would write its done file after they went.
-        deadline = time.time() + END_TIMEOUT
-        while running(found) and time.time() < deadline:
-            time.sleep(0.02)
-        if running(found):
-            os.kill(found["pid"], signal.SIGKILL)
+    # SIGTERM ends the reader through its finally (its monitor goes with it). Its files go once it has ended: a
+    # reader still ending would write its done file after they went.
+    hoststate.end(found, signal.SIGTERM, END_TIMEOUT)
     if with_drop_reasons:
         drop_reasons.discard(found.get("drop_reasons"))
     existed = bool(found.get("pid") or found.get("drop_reasons"))

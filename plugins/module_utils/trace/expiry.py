@@ -24,7 +24,7 @@ ENDED_WITHIN = 2.0  # seconds cancel() waits for a signalled sleeper to be gone 
 
 # Runs on the target with the target's Python, stdlib only, detached from the module.
 SLEEPER = r"""
-import fcntl, json, os, subprocess, sys, tempfile, time
+import fcntl, json, os, signal, subprocess, sys, tempfile, time
 ATTEMPTS = 3
 # What iptables (both flavours) and nft answer for a rule, chain or table that is not there: never inserted (a kill
 # before the insert) or removed by someone else. Nothing of ours is left then: not a failure.
@@ -74,9 +74,68 @@ if plan.get("drop_empty_nft_table"):
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     if listed.returncode == 0 and "chain " not in listed.stdout:
         subprocess.run([nft, "delete", "table", "inet", table], stderr=subprocess.DEVNULL)
-# A live capture of the flow (trace_rule capture=true) has ended by now; its spool goes with the trace.
+# A live capture of the flow (trace_rule capture=true) goes with the trace. Its reader and drop reasons' program end
+# by themselves at about this time, but not surely before this: one that ended after its files went would write its
+# done file into a directory that was removed. Each is ended here first and waited for, known as ours by the PID it
+# wrote and the file it holds open (spool._unrecorded's test).
 capture = os.path.join(os.path.dirname(os.path.dirname(plan["record"])), "capture")
 flow_id = os.path.basename(plan["record"])[:-len(".json")]
+
+
+def started(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def holds(pid, path):
+    try:
+        names = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, name)) == os.path.realpath(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def pid_in(path, prefix):
+    try:
+        with open(path) as handle:
+            word = handle.readline().strip()
+    except OSError:
+        return None
+    return int(word[len(prefix):]) if word.startswith(prefix) and word[len(prefix):].isdigit() else None
+
+
+def end(pid, writes, signum):
+    if not pid or not holds(pid, writes):
+        return
+    since = started(pid)
+    for each in (signum, signal.SIGCONT):
+        try:
+            os.kill(pid, each)
+        except OSError:
+            return
+    deadline = time.time() + 10
+    while started(pid) == since and time.time() < deadline:
+        time.sleep(0.05)
+    if started(pid) == since:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+prefix = os.path.join(capture, flow_id)
+end(pid_in(prefix + ".ready", ""), prefix + ".lines", signal.SIGTERM)
+end(pid_in(prefix + ".drops.log", "pid "), prefix + ".drops", signal.SIGINT)
 for suffix in (".lines", ".ready", ".stop", ".done", ".json", ".drops", ".drops.log", ".reasons"):
     try:
         os.unlink(os.path.join(capture, flow_id + suffix))
@@ -177,7 +236,7 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
         os.kill(proc.pid, signal.SIGTERM)  # ours, just started: without its record nobody could end it
         raise
     if previous and previous.get("pid") != proc.pid and _is_our_sleeper(previous):
-        os.kill(previous["pid"], signal.SIGTERM)
+        hoststate.end(previous, signal.SIGTERM, ENDED_WITHIN)
     return armed
 
 
@@ -186,10 +245,4 @@ def cancel(flow_id):
     switched off leaves no process of ours running behind the answer. True when one was ended."""
     found = record(flow_id)
     hoststate.remove(record_path(flow_id))
-    if found and _is_our_sleeper(found):
-        os.kill(found["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + ENDED_WITHIN
-        while hoststate.start_time(found["pid"]) == found["started"] and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return True
-    return False
+    return bool(found) and _is_our_sleeper(found) and hoststate.end(found, signal.SIGTERM, ENDED_WITHIN)
