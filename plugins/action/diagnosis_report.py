@@ -31,9 +31,32 @@ RENDERED = (("markdown_template", "report.md", "report.md.j2", False),
 SHIPPED = dict((option, os.path.join(SHIPPED_TEMPLATES, template)) for option, _file, template, _escaped in RENDERED)
 
 
-def markdown_cell(text):
-    """A Markdown table cell: a `|` or a line break in the host's own text (a rule comment) would end the cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+# What CommonMark (and GitHub's tables and strikethrough) reads as markup anywhere in a line: code, emphasis (an
+# `_` only where it is not inside a word: there it never is), a link or image, raw HTML or an autolink, an entity,
+# a table's cell separator, strikethrough, and the backslash itself. `]`, `!`, `(` mean nothing without a `[`.
+_MARKUP = re.compile(r"[\\`*\[<&|~]|(?<![^\W_])_|_(?![^\W_])")
+# What opens a block at the start of a line: where the match ends, a backslash goes. A list item (1. or 1), -, +),
+# a setext underline or thematic break (=, -), a block quote, an ATX heading.
+_BLOCK_START = re.compile(r"^(?:\d{1,9}(?=[.)](?:\s|$))|(?=[-+](?:\s|$)|[-=]+\s*$|>|#{1,6}(?:\s|$)))")
+
+
+def markdown_text(text):
+    """The host's own text (a rule comment, an interface or host name) as CommonMark prose or a table cell: on one
+    line, every character that could start markup escaped (so it renders as the very text), and no list, quote,
+    heading or code block opened at its start. A fence in a comment swallowed the report's table, and raw HTML
+    passed. What cannot be markup stays as it is, for the person who reads the file itself."""
+    text = _MARKUP.sub(lambda found: "\\" + found.group(0), " ".join(str(text).splitlines()).lstrip())
+    start = _BLOCK_START.match(text)
+    return text if start is None else text[:start.end()] + "\\" + text[start.end():]
+
+
+def code_span(text):
+    """An inline code span of `text` (a command to paste): delimited by more backticks than any run in it, with a
+    space inside each end where it starts or ends with a backtick (CommonMark strips one such space)."""
+    text = " ".join(str(text).splitlines())
+    ticks = "`" * max([1] + [len(run) + 1 for run in re.findall("`+", text)])
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return ticks + pad + text + pad + ticks
 
 
 def code_fence(text):
@@ -47,7 +70,8 @@ FILTERS = {
     "evidence_lines": verdict.evidence_lines, "fix_command": verdict.fix_command, "fix_state": verdict.fix_state,
     "icmp_text": verdict.icmp_text, "kernel_text": verdict.kernel_text, "label": verdict.label,
     "probe_text": verdict.probe_text, "window_text": verdict.window_text,
-    "markdown_cell": markdown_cell, "code_fence": code_fence,
+    # markdown_cell is markdown_text's earlier name, kept for templates copied from an earlier release.
+    "markdown_text": markdown_text, "markdown_cell": markdown_text, "code_span": code_span, "code_fence": code_fence,
     # Escaped as it is built (diagram.svg escapes every text it draws).
     "diagram": lambda host: Markup(diagram.svg(host)),  # nosec - diagram.svg escapes the host's text itself
 }
