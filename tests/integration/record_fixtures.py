@@ -246,7 +246,8 @@ EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "bridge-docker-forward", "co
              "neighbour-stale-mac", "policy-drop", "prohibit-route-v6", "qdisc-drop", "reply-neighbour-failed-v6",
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
              "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",
-             "vxlan-port-mismatch", "service-stale-conntrack", "service-endpoint-gone", "ipv6-duplicate-address")
+             "vxlan-port-mismatch", "service-stale-conntrack", "service-endpoint-gone", "ipv6-duplicate-address",
+             "duplicate-address-answered")
 JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 

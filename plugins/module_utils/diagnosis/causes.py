@@ -295,7 +295,7 @@ CATALOGUE = {cause.id: cause for cause in (
                                                 "(dadfailed)",
           "{address} is {owner}'s {owner_dev} (MAC {mac}), but another host on the link answers ARP/NDP for it: "
           "{sender}'s neighbour entry for it on {dev} is {state} with MAC {lladdr}{elsewhere}, so the packets go "
-          "there{dad}. Find the host with MAC {lladdr} and take the address off it{redo}"),
+          "there{answered}{dad}. Find the host with MAC {lladdr} and take the address off it{redo}"),
     Cause("arp_ignored", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
                                           "INCOMPLETE), and the fleet's host holding that address ignores the "
                                           "request: arp_ignore 1 or 2 on the interface asked with the address on "

@@ -299,14 +299,16 @@ def _finding(packets, port, side, evidence):
         decided = _stopped(reply, "reply", evidence)
     if decided is None and request.get("fate") == "delivered_local" and reply is not None:
         decided = _reply_elsewhere(request, reply, evidence)
-    # Traced both ways, and no reply came back: the request's way out decides, or tells the fleet where it went.
-    unanswered = _way_out_evidence(request, evidence) if decided is None and port and reply is None else None
-    if unanswered is not None:
-        decided = _way_out(request, "request", unanswered, evidence)
+    # Traced both ways, and no reply came back: the request's way out decides. Answered or not, it tells the fleet
+    # where the request went: an answer may have come from a host that should never have had it (another host
+    # answering ARP for the address, then resetting the connection).
+    left = _way_out_evidence(request, evidence) if decided is None and port else None
+    if left is not None and reply is None:
+        decided = _way_out(request, "request", left, evidence)
     if decided is None and reply is not None:
         decided = _way_out(reply, "reply", _way_out_evidence(reply, evidence), evidence)
     if decided is None:
-        proof = dict(unanswered or {}, path=request.get("path"))
+        proof = dict(left or {}, path=request.get("path"))
         return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
                     remediable=False, evidence=proof, ruled_out=proof.pop("ruled_out", []))
     return dict(base, **decided)

@@ -11,7 +11,8 @@ fleet that holds the next hop's address. Neither can tell alone.
   VNI): vxlan_remote_mismatch where it is not.
 - The sender's entry was learned lately (REACHABLE) with a MAC none of the holder's interfaces has, or the holder's
   copy of the address failed duplicate address detection: another host on the link answers for the address
-  (a forgotten VM, a cloned one). The holder's address is what to free (duplicate_address).
+  (a forgotten VM, a cloned one), and where it holds the address too, answers the packets as well (a reset the
+  holder never sent). The holder's address is what to free (duplicate_address).
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
@@ -158,7 +159,10 @@ def _duplicate(sender, owner, interface, proof, contested, next_hop, state, llad
         dad="; %s's own copy failed duplicate address detection (dadfailed): the other host had it first, and %s "
             "does not use it" % (owner["host"], owner["host"]) if contested else "",
         redo=", then redo duplicate address detection on %s (ip -6 address del %s dev %s, then add it again)" % (
-            owner["host"], contested, interface["dev"]) if contested else "")
+            owner["host"], contested, interface["dev"]) if contested else "",
+        # The answers the sender's trace saw come from that host: the reset the probe got is not the holder's.
+        answered=" (the %d answer(s) %s's trace saw come from there, not from %s)" % (
+            sender["replies"], sender["host"], owner["host"]) if sender.get("replies") else "")
     owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
     return owner
 

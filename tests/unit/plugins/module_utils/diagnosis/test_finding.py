@@ -79,7 +79,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "tool": "iptables", "iptables": True,
          "dropper": "the policy of filter:FORWARD:policy drops it (no rule of the chain accepted it)",
          "sport": 25353, "dport": 5353, "held": "198.18.20.2:5353", "targets": "198.18.20.3:5353",
-         "sender": "client", "dad": "", "redo": ""}
+         "sender": "client", "dad": "", "redo": "", "answered": ""}
 
 
 @pytest.mark.parametrize("cause", sorted(causes.CATALOGUE))

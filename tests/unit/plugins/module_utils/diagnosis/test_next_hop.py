@@ -254,3 +254,24 @@ def test_a_lately_learned_entry_is_a_duplicate_even_without_dad_and_a_static_one
     hosts["client"]["trace"]["finding"]["evidence"]["next_hop"]["neighbour"] = ["permanent"]
     found, _rows = report(hosts)
     assert (found["culprit"], found["cause"]) == ("client", "neighbour_wrong_lladdr"), found
+
+
+def test_an_impostor_that_answers_the_probe_is_found_by_the_entry_the_answers_came_through():
+    # duplicate-address-answered as the lab's engine decided it on each host: the client's entry for 198.18.30.20
+    # holds the forgotten VM's MAC (REACHABLE), and the VM, holding the address too, resets each SYN. The client's
+    # trace saw the resets come in, and its finding keeps the way its request left all the same (it was left out
+    # where an answer came, and the fleet ended undecided). The server saw nothing.
+    recorded = recorded_incident("duplicate-address-answered")
+    hosts = {host: {"trace": {"packets": result["packets"], "finding": result["finding"]}}
+             for host, result in (("server", recorded["result"]), ("client", recorded["sent_by"]))}
+    client = hosts["client"]["trace"]["finding"]
+    assert client["replies"] == 2 and client["evidence"]["next_hop"] == {
+        "address": "198.18.30.20", "dev": "eth0", "lladdr": "00:00:5e:00:53:07", "neighbour": ["reachable"]}
+    refused = {"summary": probe_summary([{"result": "refused"}] * 2)}
+    found = verdict.build_report(hosts, {"port": 8080}, refused)["verdict"]
+    assert (found["culprit"], found["cause"]) == ("server", "duplicate_address"), found
+    assert "so the packets go there (the 2 answer(s) client's trace saw come from there, not from server). Find the " \
+           "host with MAC 00:00:5e:00:53:07 and take the address off it" in found["words"], found["words"]
+    assert "dadfailed" not in found["words"]  # IPv4: no duplicate address detection to redo
+    del client["evidence"]["next_hop"]  # as the finding was before: the fleet cannot tell
+    assert verdict.build_report(hosts, {"port": 8080}, refused)["verdict"]["cause"] == "undecided"
