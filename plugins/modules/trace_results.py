@@ -467,7 +467,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate, inputs, netns
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ModuleCommandRunner
-from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError, PacketpathError
+from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError, PacketpathError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.module import PacketpathModule
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons, spool
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import SOURCES, Fetch
@@ -566,10 +566,17 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     router = router or router_here(module)
     runner = ModuleCommandRunner(module)
 
-    def nat_saves(family):  # both flavours: a host can hold kube-proxy's rules in one and its own in the other
-        return [backends.make(name, runner).save(family) for name in ("iptables_legacy", "iptables_nft")]
+    def nat_rules(family):  # every flavour: a host can hold kube-proxy's rules in one and its own in another
+        rules = []
+        for source, name in (("iptables", "iptables_legacy"), ("iptables", "iptables_nft"), ("nftables", "nftables")):
+            backend = backends.make(name, runner)
+            try:
+                rules.append((source, backend.ruleset() if source == "nftables" else backend.save(family)))
+            except HostError:  # a source that cannot be read leaves the others
+                continue
+        return rules
 
-    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops, nat_saves)
+    evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops, nat_rules)
     # The namespace's addresses: the fleet verdict names the host an ICMP error to the probe came from.
     # A flow with the probe's address traces the probe's source port: a request carries it as its sport.
     side = "sport" if flow is not None and flow.probe_src else None

@@ -53,10 +53,12 @@ class HostEvidence:
     sockets, the routing decision, the interfaces (state, addresses, qdisc drops over the capture) and the interface
     settings."""
 
-    def __init__(self, router, before, after, read_sysctl, interfaces_before=None, drops=None, nat_saves=None):
+    def __init__(self, router, before, after, read_sysctl, interfaces_before=None, drops=None, nat_rules=None):
         self.router = router
-        self._nat_saves = nat_saves  # family -> [iptables-save texts] of both flavours, read when first asked
-        self._nat_targets = {}
+        # family -> [(source, text)]: "iptables" saves of both flavours, "nftables" `nft -j list ruleset`; read when
+        # first asked
+        self._nat_rules = nat_rules
+        self._nat_read = {}
         self.drops = drops  # the kernel's reasons for the flow's drops here (bpftrace), None where not read
         self.delta = counters.moved(before, after)
         self.sysctl = read_sysctl  # (family, interface, key) -> value
@@ -90,20 +92,23 @@ class HostEvidence:
         return self.router.fdb(dev)
 
     def nat_targets(self, proto, dst, dport):
-        """[(address, port)] where the nat table's rules send a new conversation to dst:dport today; None where the
-        rules cannot be read (a native nftables ruleset, no iptables-save)."""
+        """[(address, port)] where the nat rules send a new conversation to dst:dport today; None where no rules
+        could be read (no iptables-save, no nft), or one DNAT of them could not."""
         family = "ipv6" if ":" in dst else "ipv4"
-        if family not in self._nat_targets:
+        if family not in self._nat_read:
             try:
-                self._nat_targets[family] = [save for save in (self._nat_saves or (lambda _family: []))(family) if save]
+                self._nat_read[family] = [(source, text) for source, text in
+                                          (self._nat_rules or (lambda _family: []))(family) if text]
             except Exception:  # pylint: disable=broad-except  # context only: it must not cost the finding
-                self._nat_targets[family] = []
-        saves = self._nat_targets[family]
-        if not saves:
+                self._nat_read[family] = []
+        if not self._nat_read[family]:
             return None
         found = []
-        for save in saves:
-            found.extend(target for target in nat.dnat_targets(save, proto, dst, dport) if target not in found)
+        try:
+            for source, text in self._nat_read[family]:
+                found.extend(target for target in nat.targets(source, text, proto, dst, dport) if target not in found)
+        except (ValueError, KeyError, TypeError, AttributeError):  # a DNAT the reading cannot follow: a list without
+            return None  # it would call a live endpoint gone
         return found
 
     def service_conversations(self, proto, dst, dport):

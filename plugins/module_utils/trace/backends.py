@@ -311,6 +311,10 @@ class NftablesBackend(Backend):
     def _nft(self):
         return self.runner.which("nft")
 
+    def ruleset(self):
+        """`nft -j list ruleset`: every table of this namespace as JSON ('' where nft is missing)."""
+        return run_checked(self.runner, [self._nft(), "-j", "list", "ruleset"]) if self._nft() else ""
+
     def list_rules(self):
         rc, out, err = self.runner.run([self._nft(), "-a", "list", "table", "inet", NFT_TABLE])
         self.table_exists = rc == 0
