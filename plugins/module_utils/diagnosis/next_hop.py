@@ -9,8 +9,9 @@ fleet that holds the next hop's address. Neither can tell alone.
 - The sender's VXLAN device has no remote for the next hop (vxlan_no_fdb, decided by the sender alone): the holder's
   VTEP address is the remote its fix appends. Where it has one, it must be the holder's VTEP (address, UDP port,
   VNI): vxlan_remote_mismatch where it is not.
-- The sender's entry was learned lately (REACHABLE) with a MAC none of the holder's interfaces has, or the holder's
-  copy of the address failed duplicate address detection: another host on the link answers for the address
+- The sender's entry was learned lately (REACHABLE) with a MAC none of the holder's interfaces has, or answers to
+  the request came through it, or the holder's copy of the address failed duplicate address detection: another
+  host on the link answers for the address
   (a forgotten VM, a cloned one), and where it holds the address too, answers the packets as well (a reset the
   holder never sent). The holder's address is what to free (duplicate_address).
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
@@ -125,8 +126,10 @@ def wrong_lladdr(way, rows):
         proof["lladdr_is"] = elsewhere
     state = ",".join(name.upper() for name in states)
     contested = _dad_failed(next_hop["address"], interface)
-    if contested or "reachable" in states:
-        # Not an entry left behind: somebody answered for the address lately, or was there first (DAD).
+    if contested or "reachable" in states or sender.get("replies"):
+        # Not an entry left behind: somebody answered for the address lately (ARP/NDP, or the request itself: a
+        # MAC nobody has answers nothing, whatever state the entry is in by the time it is read), or was there
+        # first (DAD).
         return _duplicate(sender, owner, interface, proof, contested, next_hop, state, lladdr, elsewhere)
     decided = causes.finding("neighbour_wrong_lladdr", "request", proof, address=next_hop["address"],
                              dev=next_hop["dev"], state=state, lladdr=lladdr, owner=owner["host"],

@@ -273,5 +273,14 @@ def test_an_impostor_that_answers_the_probe_is_found_by_the_entry_the_answers_ca
     assert "so the packets go there (the 2 answer(s) client's trace saw come from there, not from server). Find the " \
            "host with MAC 00:00:5e:00:53:07 and take the address off it" in found["words"], found["words"]
     assert "dadfailed" not in found["words"]  # IPv4: no duplicate address detection to redo
+    # Read a while later, the entry is STALE (or DELAY, PROBE): the answers still say a host at that MAC holds the
+    # address, where a MAC nobody has would answer nothing (a CI run read it so in ipv6-duplicate-address).
+    client["evidence"]["next_hop"]["neighbour"] = ["stale"]
+    found = verdict.build_report(hosts, {"port": 8080}, refused)["verdict"]
+    assert (found["culprit"], found["cause"]) == ("server", "duplicate_address"), found
+    assert "client's neighbour entry for it on eth0 is STALE with MAC 00:00:5e:00:53:07" in found["words"]
+    client["replies"] = 0  # no answer came through it: an entry left behind, the sender's
+    assert verdict.build_report(hosts, {"port": 8080}, TIMEOUTS)["verdict"]["cause"] == "neighbour_wrong_lladdr"
+    client["replies"] = 2
     del client["evidence"]["next_hop"]  # as the finding was before: the fleet cannot tell
     assert verdict.build_report(hosts, {"port": 8080}, refused)["verdict"]["cause"] == "undecided"
