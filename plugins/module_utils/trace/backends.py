@@ -429,13 +429,19 @@ def _has_rules(runner, command):
     return rc == 0 and "\n-A " in "\n" + out, out + err
 
 
+# The only tables iptables-nft makes (in families ip and ip6).
+XTABLES = ("filter", "nat", "mangle", "raw", "security")
+
+
 def _native_nft_tables(runner, nft_save):
-    """Tables iptables-nft did not make: any inet/bridge/netdev/arp table, or one iptables-nft calls incompatible."""
+    """Tables iptables-nft did not make: any inet/bridge/netdev/arp table, an ip or ip6 table of another name than
+    iptables' (kube-proxy's nftables mode: `table ip kube-proxy`), or one iptables-nft calls incompatible."""
     rc, out, _err = runner.run([runner.which("nft"), "list", "tables"])
     tables = [line.split(None, 2)[1:] for line in out.splitlines() if rc == 0 and line.startswith("table ")]
     native = ["%s %s" % (family, name) for family, name in tables
-              if family not in ("ip", "ip6") and name != NFT_TABLE]
-    native += ["ip %s" % name for name in re.findall(r"# Table `(\w+)' is incompatible", nft_save)]
+              if (family not in ("ip", "ip6") or name not in XTABLES) and name != NFT_TABLE]
+    native += ["ip %s" % name for name in re.findall(r"# Table `(\w+)' is incompatible", nft_save)
+               if "ip %s" % name not in native]
     return native
 
 

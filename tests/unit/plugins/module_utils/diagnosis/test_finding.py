@@ -367,7 +367,7 @@ def test_a_conversation_conntrack_holds_to_an_endpoint_the_rules_no_longer_choos
             return [("198.18.20.3", 5353), ("198.18.20.2", 5353)]
 
     class Unread(RecordedEvidence):
-        def nat_targets(self, proto, dst, dport):  # a native nftables ruleset: the targets are unknown
+        def nat_targets(self, proto, dst, dport):  # a DNAT the reading cannot follow: the targets are unknown
             return None
     request = finding.deciding(finding.split_directions(result["packets"], (port, port), "sport")[0])
     assert finding._stale_nat(request, RecordedEvidence(result))["cause"] == "conntrack_stale_nat"  # pylint: disable=protected-access

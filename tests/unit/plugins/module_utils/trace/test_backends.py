@@ -141,6 +141,19 @@ def test_auto_picks_native_nftables_from_what_iptables_nft_save_cannot_show(fixt
     assert reason == "the host's ruleset is native nftables (ip filter, ip nat)"
 
 
+def test_auto_picks_native_nftables_for_kube_proxy_s_nftables_mode(fixture_text):
+    """`table ip kube-proxy` is an ip table, but not one iptables-nft makes (nor lists: its save prints nothing)."""
+    tools = dict(NFT, **{"iptables-nft-save": "/usr/sbin/iptables-nft-save", "iptables": "/usr/sbin/iptables"})
+    answers = {
+        (NFT["nft"], "-a", "list", "table", "inet", "packetpath"): (1, "", fixture_text("backends/nft-list-table-missing.stderr.txt")),
+        ("/usr/sbin/iptables-nft-save",): (0, "", ""),
+        (NFT["nft"], "list", "tables"): (0, fixture_text("backends/nft-list-tables-kube-proxy-nftables-mode.txt"), ""),
+        ("/usr/sbin/iptables", "--version"): (0, fixture_text("iptables-version/iptables-1.8.9-nft.txt"), ""),
+    }
+    backend, reason = backends.choose(ReplayRunner(tools, answers), "auto")
+    assert (backend.name, reason) == ("nftables", "the host's ruleset is native nftables (ip kube-proxy)")
+
+
 def test_auto_picks_legacy_where_the_rules_are(fixture_text, tmp_path):
     tools = {"iptables-legacy-save": "/usr/sbin/iptables-legacy-save", "iptables-legacy": "/usr/sbin/iptables-legacy",
              "ip6tables-legacy": "/usr/sbin/ip6tables-legacy"}
