@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils._common.memo import Memo
 
@@ -206,7 +207,7 @@ class Flow:
         A field the trace did not print (xtables-monitor names no protocol for ICMP) does not exclude.
         """
         src, dst = fields.get("src"), fields.get("dst")
-        if src and ("ipv6" if ":" in src else "ipv4") not in self.families:
+        if src and family_of(src) not in self.families:
             return False
         proto = fields.get("proto")
         if self.proto != "any" and proto is not None and proto != self.proto:

@@ -2,13 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A packet for a terminal: one aligned line per hop, like the kernel log's, with verdicts and rewrites shown."""
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import IPV6, family_of
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.flowgraph import hop_label
 
 
 def endpoint(address, port):
     if address is None:
         return "?"
-    shown = "[%s]" % address if ":" in address and port else address
+    shown = "[%s]" % address if family_of(address) == IPV6 and port else address
     return "%s:%s" % (shown, port) if port else shown
 
 

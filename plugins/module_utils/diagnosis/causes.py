@@ -13,6 +13,8 @@ a route, a listener).
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import IPV6, family_of
+
 INTERFACE_SYSCTL = "packetpath.linux.interface_sysctl"
 COMMAND = "ansible.builtin.command"
 UNDECIDED = "undecided"
@@ -78,7 +80,7 @@ def _raise_conntrack_max(facts):
 
 
 def _neighbour_to_holder(facts):
-    family = "-6" if ":" in facts["address"] else "-4"
+    family = "-6" if family_of(facts["address"]) == IPV6 else "-4"
     if facts.get("permanent"):
         why = "point the static entry at the MAC %s's %s has (suggested only: it was set by hand or by a tool that " \
               "may set it again)" % (facts["owner"], facts["owner_dev"])

@@ -16,6 +16,7 @@ not for the forwarding rules.
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import Probe
 
 MAX_ENDPOINTS = 16  # a service of hundreds of pods is asked about its first 16 unreached endpoints, no more
@@ -55,7 +56,7 @@ def _judged(endpoint, attempt, router):
         result["words"] = "connects"
         return result
     address, port = split(endpoint)
-    family = "ipv6" if ":" in address else "ipv4"
+    family = family_of(address)
     answer = router.lookup([{"dst": address, "family": family}])[0]
     if answer.get("type") != "unicast" or not answer.get("dev"):
         result["words"] = "fails (%s): this host has no route to it (%s)" % (

@@ -10,6 +10,7 @@ answered in the lab.
 
 import re
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import (
     conntrack,
@@ -94,7 +95,7 @@ class HostEvidence:
     def nat_targets(self, proto, dst, dport):
         """[(address, port)] where the nat rules send a new conversation to dst:dport today; None where no rules
         could be read (no iptables-save, no nft), or one DNAT of them could not."""
-        family = "ipv6" if ":" in dst else "ipv4"
+        family = family_of(dst)
         if family not in self._nat_read:
             try:
                 self._nat_read[family] = [(source, text) for source, text in
@@ -407,7 +408,7 @@ def _bridged(packet, hop, evidence):
     bridge = hop.get("in")
     if not bridge or hop.get("out") != bridge or (evidence.link(bridge) or {}).get("kind") != "bridge":
         return None
-    family = "ipv6" if ":" in (hop.get("dst") or "") else "ipv4"
+    family = family_of(hop.get("dst") or "")
     value = evidence.bridge_netfilter(family)
     # Docker's own place for a person's rules, where the packet went through it; else the chain that dropped it.
     chain = "DOCKER-USER" if any(each.get("chain") == "DOCKER-USER" for each in packet["hops"]) else \
@@ -546,7 +547,7 @@ def _routing(packet, direction, evidence):
     were there (after DNAT), on the input path with its arrival interface and its mark."""
     hop = packet["hops"][-1]
     spec = packet_spec(packet, evidence)
-    family = "ipv6" if ":" in spec["dst"] else "ipv4"
+    family = family_of(spec["dst"])
     answer, decision = evidence.route(spec)
     proof = {"last_hop": packet["last_hop"], "path": packet.get("path"), "route_lookup": answer,
              "decision": decision}
@@ -610,7 +611,7 @@ def _next_hop(packet, evidence):
     dev = hop.get("out") or answer.get("dev")
     if not dev:
         return None
-    family = "ipv6" if ":" in spec["dst"] else "ipv4"
+    family = family_of(spec["dst"])
     gateway = answer.get("gateway") or spec["dst"]
     return {"address": gateway, "dev": dev, "neighbour": evidence.neighbour(family, dev, gateway),
             "lladdr": evidence.lladdr(family, dev, gateway), "route_lookup": answer, "decision": decision}
@@ -627,7 +628,7 @@ def _way_out_evidence(packet, evidence):
              "interface_counters": evidence.interfaces_moved().get(next_hop["dev"]) or {}}
     arrived = packet["hops"][-1].get("in")
     if packet.get("fate") == "unknown" and arrived:  # the decision the trace could not follow let it through
-        family = "ipv6" if ":" in packet["hops"][-1]["dst"] else "ipv4"
+        family = family_of(packet["hops"][-1]["dst"])
         found["forwarding"] = {arrived: evidence.sysctl(family, arrived, "forwarding")}
     return found
 

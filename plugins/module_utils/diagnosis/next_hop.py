@@ -25,6 +25,7 @@ is not in the fleet (or did not report) nothing is joined, and the sender's own 
 
 import ipaddress
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import IPV6, family_of
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 
 # arp_ignore values that answer only for an address on the interface the request came in by (2: and from a sender
@@ -212,7 +213,7 @@ def ignores_arp(asker, rows):
     The holder's row, naming arp_ignored (the asker's own finding superseded), or None."""
     neighbour = asker["evidence"].get("neighbour") or {}
     address, dev = neighbour.get("address"), neighbour.get("dev")
-    if not address or ":" in address:  # NDP has no arp_ignore
+    if not address or family_of(address) == IPV6:  # NDP has no arp_ignore
         return None
     found = holder(address, [row for row in rows if row is not asker])
     if found is None:

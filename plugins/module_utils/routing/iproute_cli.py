@@ -12,6 +12,7 @@ import json
 import os
 import socket
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import host_prefix_length
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     NUD_STATES,
     PROTOCOL_NUMBERS,
@@ -84,7 +85,7 @@ class IpCommand:
             rule["table_id"] = self.table_ids.get(table, int(table) if str(table).isdigit() else 0)
         for side in ("src", "dst"):
             if entry.get(side) not in (None, "all"):
-                rule[side] = "%s/%s" % (entry[side], entry.get(side + "len", 128 if ":" in entry[side] else 32))
+                rule[side] = "%s/%s" % (entry[side], entry.get(side + "len", host_prefix_length(entry[side])))
         for name in ("iif", "oif"):
             if entry.get(name):
                 rule[name] = entry[name]
@@ -125,7 +126,7 @@ class IpCommand:
             else:
                 address, _slash, length = destination.partition("/")
                 route["dst"] = address
-                route["dst_len"] = int(length) if length else (128 if ":" in address else 32)
+                route["dst_len"] = int(length) if length else host_prefix_length(address)
             if "metric" in entry:
                 route["metric"] = entry["metric"]
             routes.append(route)

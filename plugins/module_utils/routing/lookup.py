@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass
 from typing import Optional
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.routing import rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
@@ -117,7 +118,7 @@ def build(spec, index_of):
     if not spec.get("dst"):
         raise OptionError("dst", reason="required for a route lookup")
     dst = _address("dst", spec["dst"], spec.get("family") if spec.get("family") != "both" else None)
-    family = "ipv6" if ":" in dst else "ipv4"
+    family = family_of(dst)
     src = _address("src", spec["src"], family) if spec.get("src") else None
     interfaces = {}
     for option in ("iif", "oif"):
@@ -298,7 +299,7 @@ class Router:
         return error
 
     def _is_local(self, address):
-        probe = Lookup("ipv6" if ":" in address else "ipv4", address)
+        probe = Lookup(family_of(address), address)
         route, _code = self.engine.route_get([probe])[0]
         return bool(route) and route["type"] == "local"
 

@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Optional
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import NFT_PAYLOAD, family_of
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError, OptionError
 from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
 
@@ -228,7 +229,7 @@ class IptablesBackend(Backend):
         return "%s -t raw %s" % (self.COMMANDS[family], rule)
 
     def units(self, flow, hooks):
-        probe_family = ("ipv6" if ":" in flow.probe_src else "ipv4") if flow.probe_src else None
+        probe_family = family_of(flow.probe_src) if flow.probe_src else None
         return [(hook, (family,), kind) for hook in hooks for family in flow.families
                 for kind in ("",) + (PROBE_KINDS if family == probe_family else ())]
 
@@ -361,14 +362,14 @@ class NftablesBackend(Backend):
         for option, direction in (("src", "saddr"), ("dst", "daddr")):
             value = getattr(flow, option)
             if value:
-                words += ["ip6" if ":" in value else "ip", direction, _nft_address(value)]
+                words += [NFT_PAYLOAD[family_of(value)], direction, _nft_address(value)]
         if flow.iif and hook == "prerouting":
             words += ["iifname", '"%s"' % flow.iif.replace("+", "*")]
         if flow.oif and hook == "output":
             words += ["oifname", '"%s"' % flow.oif.replace("+", "*")]
         if flow.proto != "any":
             if flow.probe_src:  # the probe's packets first, from it on the port and back to it, their own budget
-                family = "ip6" if ":" in flow.probe_src else "ip"
+                family = NFT_PAYLOAD[family_of(flow.probe_src)]
                 probe = [[family, direction, flow.probe_src, flow.proto, field, _nft_ports(flow.port)]
                          for direction, field in (("saddr", "sport"), ("daddr", "dport"))]
             else:

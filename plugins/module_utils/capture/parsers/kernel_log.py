@@ -54,6 +54,7 @@ def parse_fields(text):
     if not src or not dst:
         return None
     proto = fields.get("PROTO", "").lower() or None
+    # The family as _common.addresses.family_of decides it, written out: this runs once per line of a log.
     packet = {"in": fields.get("IN") or None, "out": fields.get("OUT") or None, "src": canonical_address(src),
               "dst": canonical_address(dst), "family": "ipv6" if ":" in src else "ipv4", "proto": proto,
               "ttl": _int(fields.get("TTL") or fields.get("HOPLIMIT"))}

@@ -9,6 +9,8 @@ evidence says so.
 import ipaddress
 import socket
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import IPV6, family_of
+
 _SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_%s"
 # enum tcp_conntrack (linux/netfilter/nf_conntrack_tcp.h): the TCP state conntrack tracks the flow in.
 TCP_STATES = ("none", "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack", "time_wait",
@@ -63,7 +65,7 @@ def _entries(proto_name, src, dst, sport, dport, limit=None):
         from pyroute2.netlink.nfnetlink.nfctsocket import IPSBIT_TO_NAME, NFCTAttrTuple  # pylint: disable=import-outside-toplevel
     except ImportError:  # the ip -j fallback has no conntrack reader
         return None
-    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    family = socket.AF_INET6 if family_of(dst) == IPV6 else socket.AF_INET
     # The kernel filters by protocol and ports; the addresses are compared here, because pyroute2 (0.7.2 and
     # 0.9.7 alike) encodes an IPv6 address filter that the kernel refuses with EINVAL.
     wanted = NFCTAttrTuple(family=family, proto=proto, sport=sport, dport=dport)

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import shlex
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.legacy_rules import parse_save
 
 ENTRY_CHAINS = ("PREROUTING", "OUTPUT")
@@ -260,7 +261,7 @@ def nft_dnat_targets(ruleset_text, proto, dst, dport):
     where a dnat the packet may meet is of a form not read here (its targets unknown). A rule that
     surely takes the packet (every match holds, its dnat, goto or verdict map surely applies) ends its chain's
     walk, as it ends the packet's: a catch-all further down is not one of the service's endpoints."""
-    family = "ipv6" if ":" in dst else "ipv4"
+    family = family_of(dst)
     ruleset = _NftRuleset(ruleset_text, family)
     packet = {"dst": dst, "proto": proto, "dport": dport}
     found, ends = [], {}
