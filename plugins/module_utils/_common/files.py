@@ -45,15 +45,18 @@ def _temporary_prefix(name):
     return ".%s." % name
 
 
-def write_text(path, text):
-    """One file, atomically: written to a temp file of its own beside it and renamed over the old one, so a reader
-    sees the old file or the new one, never half of one, and a symlink planted at its name is replaced, never
-    written through. A failed write (a full disk) leaves no temp file. Mode 0644."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=_temporary_prefix(os.path.basename(path)))
+def write_text(path, text, mode=0o644, temporary_prefix=None):
+    """One file, atomically: written to a temp file of its own beside it (an unpredictable name: nothing can be
+    planted in its place) and renamed over the old one, so a reader sees the old file or the new one, never half of
+    one, and a symlink planted at its name is replaced, never written through. A failed write (a full disk) leaves
+    no temp file. The one writer of the collection's files: the reports, the sysctl.d file, the host's records
+    (hoststate; the expiry sleeper keeps a copy of its own, as it runs without the collection)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path),
+                               prefix=temporary_prefix or _temporary_prefix(os.path.basename(path)))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

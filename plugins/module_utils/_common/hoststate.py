@@ -14,9 +14,9 @@ import os
 import signal
 import socket
 import struct
-import tempfile
 import time
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common import files
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 
 ROOT = "/run/packetpath"
@@ -134,22 +134,15 @@ def _clean_temporaries(directory, now):
 
 
 def write(path, data):
-    """Write atomically: a reader sees the old record or the new one, never half of one. The temporary file has an
-    unpredictable name (nothing can be planted in its place), and a killed writer's is removed by the next write."""
-    directory, tmp = os.path.dirname(path), None
+    """Write atomically (files.write_text: a reader sees the old record or the new one, never half of one), readable
+    by root alone. Its temporary file starts with TEMPORARY, so a killed writer's is removed by the next write."""
+    directory = os.path.dirname(path)
     try:
         make_dirs(directory)
         _clean_temporaries(directory, time.time())
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMPORARY)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, sort_keys=True)
-        os.rename(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            os.unlink(tmp)
-        if isinstance(exc, OSError):  # a full or read-only /run: a refusal the caller rolls back from, not a traceback
-            raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
-        raise
+        files.write_text(path, json.dumps(data, sort_keys=True), mode=0o600, temporary_prefix=TEMPORARY)
+    except OSError as exc:  # a full or read-only /run: a refusal the caller rolls back from, not a traceback
+        raise HostError("cannot write the record %s: %s" % (path, exc.strerror or exc)) from exc
 
 
 @contextlib.contextmanager

@@ -24,11 +24,12 @@ def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path):
 
 def test_the_temporary_name_is_not_the_records_name_plus_a_pid(tmp_path, monkeypatch):
     seen = []
-    real = os.rename
-    monkeypatch.setattr(hoststate.os, "rename", lambda source, target: (seen.append(source), real(source, target)))
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: (seen.append(source), real(source, target)))
     hoststate.write(str(tmp_path / "flow.json"), {})
     name = os.path.basename(seen[0])
     assert name.startswith(hoststate.TEMPORARY) and str(os.getpid()) not in name
+    assert oct(os.stat(tmp_path / "flow.json").st_mode & 0o777) == "0o600"  # root's alone, as before
 
 
 def _sleeper():
