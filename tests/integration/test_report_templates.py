@@ -126,6 +126,7 @@ def test_the_hosts_own_text_is_text_in_report_md_wherever_it_lands(tmp_path):
         made[interface] = ([token.type for token in tokens], rendered_text(tokens))
     (plain_blocks, (plain_shown, plain_kinds)), (blocks, (shown, kinds)) = made["eth1"], made[HOSTILE]
     assert blocks == plain_blocks and kinds == plain_kinds, (set(kinds) - set(plain_kinds), blocks)
+
     def plain(text):  # the name as a code block keeps it, as prose shows it, as JSON in the evidence writes it
         for form in (HOSTILE, HOSTILE_SHOWN, json.dumps(HOSTILE)[1:-1]):
             text = text.replace(form, "eth1")

@@ -67,7 +67,6 @@ def test_every_form_of_a_native_dnat_gives_its_addresses_and_ports():
     assert nat.nft_dnat_targets(text, "tcp", "2001:db8::3", 80) == []
 
 
-
 def test_a_dnat_the_reading_cannot_follow_makes_the_list_unknown_not_shorter():
     """A dnat to a map that is not in the ruleset (or to a value computed from the packet) has targets the reading
     does not know: a list without them would call a live endpoint gone (conntrack_stale_nat)."""
