@@ -291,10 +291,10 @@ CATALOGUE = {cause.id: cause for cause in (
           # The holder's kernel (not the sender's) says it: the frame is for another MAC.
           drop_reasons=("OTHERHOST",)),
     Cause("duplicate_address", "after_routing", "the packet left for a next hop whose neighbour entry another host "
-                                                "answered for (REACHABLE: an ARP/NDP answer lately) with a MAC that "
-                                                "none of the interfaces of the fleet's host holding the address has, "
-                                                "or the holder's own copy failed duplicate address detection "
-                                                "(dadfailed)",
+                                                "answered for (REACHABLE: an ARP/NDP answer lately; or, in any state, "
+                                                "the answers to the request came through it) with a MAC that none of "
+                                                "the interfaces of the fleet's host holding the address has, or the "
+                                                "holder's own copy failed duplicate address detection (dadfailed)",
           "{address} is {owner}'s {owner_dev} (MAC {mac}), but another host on the link answers ARP/NDP for it: "
           "{sender}'s neighbour entry for it on {dev} is {state} with MAC {lladdr}{elsewhere}, so the packets go "
           "there{answered}{dad}. Find the host with MAC {lladdr} and take the address off it{redo}"),
