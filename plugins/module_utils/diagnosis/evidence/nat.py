@@ -73,8 +73,10 @@ def _target(words):
 
 
 def _endpoint(text, dport):
-    """'198.18.20.3:9090' -> ('198.18.20.3', 9090); a range or a port-less target keeps what it can."""
-    text = text.split("-", 1)[0]
+    """'198.18.20.3:9090' -> ('198.18.20.3', 9090), a port-less target keeping the port; ValueError for a range of
+    addresses or ports (conntrack may hold any of it: a list of its first would call the others gone)."""
+    if "-" in text:
+        raise ValueError("the DNAT target %s is a range, not read here" % text)
     if text.startswith("["):  # [2001:db8::1]:80
         address, _sep, port = text[1:].partition("]")
         port = port.lstrip(":")
@@ -87,7 +89,7 @@ def _endpoint(text, dport):
 
 def dnat_targets(save_text, proto, dst, dport):
     """[(address, port)] every DNAT target the nat table of one iptables-save can give a new conversation of proto to
-    dst:dport, in rule order; [] where no rule may DNAT it."""
+    dst:dport, in rule order; [] where no rule may DNAT it; ValueError where one it may meet is a range."""
     chains = parse_save(save_text)
     found, seen = [], set()
 
@@ -233,11 +235,10 @@ class _NftRuleset:
 
 def _nft_endpoint(address, port, dport):
     """(address, port) of a dnat's address and port as written or as a map's value; ValueError for a form not read
-    here (an expression computed from the packet): the caller's list would miss it."""
+    here (a range or prefix of addresses to choose from, an expression computed from the packet): a list of some
+    of its addresses would call the others gone."""
     if isinstance(address, dict) and "concat" in address:  # a map's `address . port`
         address, port = address["concat"][0], address["concat"][1]
-    if isinstance(address, dict):  # a range or prefix to choose from: its first address
-        address = (address.get("range") or [None])[0] or (address.get("prefix") or {}).get("addr")
     if not isinstance(address, str) or not (port is None or isinstance(port, int) or str(port).isdigit()):
         raise ValueError("a dnat to %r port %r is not read here" % (address, port))
     ipaddress.ip_address(address)

@@ -77,3 +77,14 @@ def test_a_dnat_the_reading_cannot_follow_makes_the_list_unknown_not_shorter():
     with pytest.raises(ValueError, match="the map '@endpoints' is not read here"):
         nat.nft_dnat_targets(json.dumps(ruleset), "tcp", "198.18.10.5", 80)
     assert nat.nft_dnat_targets(json.dumps(ruleset), "tcp", "198.18.10.1", 8080)  # a rule it never meets: no matter
+    # dnat to 198.18.20.10-198.18.20.12: conntrack may hold any address of the range
+    with pytest.raises(ValueError, match="is not read here"):
+        nat.nft_dnat_targets(recorded_ruleset("dnat-forms"), "tcp", "198.18.10.9", 80)
+
+
+def test_a_dnat_to_a_range_makes_the_list_unknown_in_iptables_too():
+    with open(fixture_path("nat", "iptables-nft-save-dnat-range.txt"), encoding="utf-8") as handle:
+        text = handle.read()
+    with pytest.raises(ValueError, match="198.18.20.2-198.18.20.4:9090 is a range"):
+        nat.dnat_targets(text, "tcp", "198.18.10.1", 80)
+    assert nat.dnat_targets(text, "tcp", "198.18.10.2", 80) == []  # a rule it never meets: no matter
