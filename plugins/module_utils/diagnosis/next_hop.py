@@ -11,9 +11,9 @@ fleet that holds the next hop's address. Neither can tell alone.
   VNI): vxlan_remote_mismatch where it is not.
 - The sender's entry was learned lately (REACHABLE) with a MAC none of the holder's interfaces has, or answers to
   the request came through it, or the holder's copy of the address failed duplicate address detection: another
-  host on the link answers for the address
-  (a forgotten VM, a cloned one), and where it holds the address too, answers the packets as well (a reset the
-  holder never sent). The holder's address is what to free (duplicate_address).
+  host on the link answers for the address (a forgotten VM, a cloned one), and where it holds the address too, it
+  answers the packets as well (a reset the holder never sent). The holder's address is what to free
+  (duplicate_address).
 - The sender asks for the next hop by ARP and nobody answers (neighbour FAILED), and the holder has the address on
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
