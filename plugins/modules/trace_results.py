@@ -566,13 +566,12 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     router = router or router_here(module)
     runner = ModuleCommandRunner(module)
 
-    def nat_rules(family):  # every flavour: a host can hold kube-proxy's rules in one and its own in another
+    def nat_rules(family):  # every backend: a host can hold kube-proxy's rules in one and its own in another
         rules = []
-        for source, name in (("iptables", "iptables_legacy"), ("iptables", "iptables_nft"), ("nftables", "nftables")):
-            backend = backends.make(name, runner)
+        for name in backends.BACKENDS:
             try:
-                rules.append((source, backend.ruleset() if source == "nftables" else backend.save(family)))
-            except HostError:  # a source that cannot be read leaves the others
+                rules.append(backends.make(name, runner).nat_rules(family))
+            except HostError:  # a backend whose rules cannot be read leaves the others
                 continue
         return rules
 

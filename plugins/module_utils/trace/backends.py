@@ -109,6 +109,11 @@ class Backend:
     def list_rules(self):
         raise NotImplementedError
 
+    def nat_rules(self, family):
+        """(its format, its text): the rules of this backend that diagnosis/evidence/nat.py reads for the targets
+        a service's NAT gives; '' for the text where there are none to read."""
+        raise NotImplementedError
+
     def units(self, flow, hooks):
         raise NotImplementedError
 
@@ -193,6 +198,9 @@ class IptablesBackend(Backend):
         if not self.binary(family) or (self.flavour == "legacy" and not self.legacy_tables(family)):
             return ""
         return run_checked(self.runner, [self.binary(family) + "-save"])
+
+    def nat_rules(self, family):
+        return "iptables", self.save(family)
 
     def list_rules(self):
         rules = []
@@ -312,9 +320,9 @@ class NftablesBackend(Backend):
     def _nft(self):
         return self.runner.which("nft")
 
-    def ruleset(self):
-        """`nft -j list ruleset`: every table of this namespace as JSON ('' where nft is missing)."""
-        return run_checked(self.runner, [self._nft(), "-j", "list", "ruleset"]) if self._nft() else ""
+    def nat_rules(self, family):
+        """`nft -j list ruleset`: every table of this namespace as JSON, both families ('' where nft is missing)."""
+        return "nftables", (run_checked(self.runner, [self._nft(), "-j", "list", "ruleset"]) if self._nft() else "")
 
     def list_rules(self):
         rc, out, err = self.runner.run([self._nft(), "-a", "list", "table", "inet", NFT_TABLE])

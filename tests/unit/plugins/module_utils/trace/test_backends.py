@@ -154,6 +154,18 @@ def test_auto_picks_native_nftables_for_kube_proxy_s_nftables_mode(fixture_text)
     assert (backend.name, reason) == ("nftables", "the host's ruleset is native nftables (ip kube-proxy)")
 
 
+def test_each_backend_gives_its_nat_rules_in_the_format_nat_reads(fixture_text):
+    """trace_results reads a service's NAT targets from every backend: iptables-save, `nft -j list ruleset`."""
+    ruleset = fixture_text("nat/nft-j-list-ruleset-kube-proxy.json")
+    nft = backends.make("nftables", ReplayRunner(NFT, {(NFT["nft"], "-j", "list", "ruleset"): (0, ruleset, "")}))
+    assert nft.nat_rules("ipv4") == ("nftables", ruleset)
+    assert backends.make("nftables", ReplayRunner({}, {})).nat_rules("ipv4") == ("nftables", "")  # no nft here
+    save = fixture_text("backends/iptables-nft-save-service-endpoint-gone-router.txt")
+    tools = {"iptables-nft": "/usr/sbin/iptables-nft", "ip6tables-nft": "/usr/sbin/ip6tables-nft"}
+    iptables = backends.make("iptables_nft", ReplayRunner(tools, {("/usr/sbin/iptables-nft-save",): (0, save, "")}))
+    assert iptables.nat_rules("ipv4") == ("iptables", save)
+
+
 def test_auto_picks_legacy_where_the_rules_are(fixture_text, tmp_path):
     tools = {"iptables-legacy-save": "/usr/sbin/iptables-legacy-save", "iptables-legacy": "/usr/sbin/iptables-legacy",
              "ip6tables-legacy": "/usr/sbin/ip6tables-legacy"}
