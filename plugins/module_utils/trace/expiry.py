@@ -171,11 +171,10 @@ elif mine:
 
 
 def _is_our_sleeper(record):
-    pid = record.get("pid")
-    if not pid or hoststate.start_time(pid) != record.get("started"):
+    if not hoststate.ours(record):
         return False
     try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        with open("/proc/%d/cmdline" % record["pid"], "rb") as handle:
             return MARKER.encode() in handle.read().split(b"\0")
     except OSError:
         return False

@@ -1,6 +1,7 @@
 """The host's records: written atomically through an unpredictable temporary file, and a killed writer's
 temporary file removed by the next write (issue #27: one stayed for good)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,49 +33,47 @@ def test_the_temporary_name_is_not_the_records_name_plus_a_pid(tmp_path, monkeyp
     assert oct(os.stat(tmp_path / "flow.json").st_mode & 0o777) == "0o600"  # root's alone, as before
 
 
-def _sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # pylint: disable=consider-using-with
-    return proc, {"pid": proc.pid, "started": hoststate.start_time(proc.pid)}
+@contextlib.contextmanager
+def _child(ignoring_sigterm=False):
+    """(the process, its record) of a child that sleeps a minute, killed afterwards whatever happened; one that
+    ignores SIGTERM says so before it is handed over."""
+    code = "import time; time.sleep(60)"
+    if ignoring_sigterm:
+        code = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " + code
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)  # pylint: disable=consider-using-with
+    try:
+        if ignoring_sigterm:
+            assert proc.stdout.readline() == b"ready\n"
+        yield proc, {"pid": proc.pid, "started": hoststate.start_time(proc.pid)}
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_end_signals_only_the_process_it_recorded_and_returns_once_it_has_ended():
-    proc, found = _sleeper()
-    try:
+    with _child() as (proc, found):
         assert hoststate.end(dict(found, started=found["started"] + 1), signal.SIGTERM, 1) is False  # not ours
         assert proc.poll() is None
         assert hoststate.end(found, signal.SIGTERM, 5) is True
         assert proc.wait(timeout=1) == -signal.SIGTERM and not hoststate.ours(found)
         assert hoststate.end(found, signal.SIGTERM, 5) is False  # gone: nothing to end
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_end_wakes_a_stopped_process_and_kills_one_that_ignores_its_signal():
-    stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # pylint: disable=consider-using-with
-    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, "  # pylint: disable=consider-using-with
-                                 "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
-    try:
-        assert stubborn.stdout.readline() == b"ready\n"
+    with _child() as (stopped, stopped_found), _child(ignoring_sigterm=True) as (stubborn, stubborn_found):
         os.kill(stopped.pid, signal.SIGSTOP)
-        assert hoststate.end({"pid": stopped.pid, "started": hoststate.start_time(stopped.pid)}, signal.SIGTERM, 5)
+        assert hoststate.end(stopped_found, signal.SIGTERM, 5)
         assert stopped.wait(timeout=1) == -signal.SIGTERM  # woken, it took the SIGTERM
         began = time.monotonic()
-        assert hoststate.end({"pid": stubborn.pid, "started": hoststate.start_time(stubborn.pid)}, signal.SIGTERM, 0.3)
+        assert hoststate.end(stubborn_found, signal.SIGTERM, 0.3)
         assert stubborn.wait(timeout=1) == -signal.SIGKILL and time.monotonic() - began >= 0.3
-    finally:
-        for proc in (stopped, stubborn):
-            proc.kill()
-            proc.wait()
-        stubborn.stdout.close()
 
 
 def test_end_takes_a_process_gone_between_its_look_and_its_signal_for_ended(monkeypatch):
     """A CI run failed so: the reader took its SIGTERM and was reaped at once, and the SIGCONT after it raised ESRCH
     out of trace_rule state=absent and the cleanup, which then left the drop reasons' program running. Here the
     process lives on (it ignores SIGTERM), and every signal after the first finds it gone, as the kernel would."""
-    proc = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, "  # pylint: disable=consider-using-with
-                             "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
     sent, kill = [], os.kill
 
     def gone_after_the_first(pid, signum):
@@ -83,13 +82,8 @@ def test_end_takes_a_process_gone_between_its_look_and_its_signal_for_ended(monk
             raise ProcessLookupError(3, "No such process")
         kill(pid, signum)
 
-    try:
-        assert proc.stdout.readline() == b"ready\n"
-        monkeypatch.setattr(os, "kill", gone_after_the_first)
-        assert hoststate.end({"pid": proc.pid, "started": hoststate.start_time(proc.pid)}, signal.SIGTERM, 0.2)
+    with _child(ignoring_sigterm=True) as (_proc, found):
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", gone_after_the_first)
+            assert hoststate.end(found, signal.SIGTERM, 0.2)
         assert sent == [signal.SIGTERM, signal.SIGCONT, signal.SIGKILL]
-    finally:
-        monkeypatch.undo()
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
