@@ -74,8 +74,8 @@ def ours(found):
 
 
 def _send(found, signum):
-    """Signal the recorded process if it is still ours. It may end between the look and the signal (a reader that
-    took its SIGTERM at once is gone before its SIGCONT): that is no error, and nothing else has its PID yet."""
+    """Signal the recorded process if it is still ours. It may end between the look and the signal: that is no
+    error, and nothing else has its PID yet."""
     if ours(found):
         try:
             os.kill(found["pid"], signum)
@@ -84,13 +84,15 @@ def _send(found, signum):
 
 
 def end(found, signum, within):
-    """End the recorded process, only if it is still the one we started: `signum`, with SIGCONT (a stopped process
-    takes its signal once woken), then SIGKILL if it still runs `within` seconds later. True where it was running.
-    It returns once the process has ended: whatever it writes as it ends is written by then."""
+    """End the recorded process, only if it is still the one we started: SIGCONT (a stopped process takes no other
+    signal until woken), then `signum`, then SIGKILL if it still runs `within` seconds later. True where it was
+    running. It returns once the process has ended: whatever it writes as it ends is written by then. SIGCONT goes
+    first because it ends nothing: sent after `signum`, it found the process gone or not depending on how fast
+    `signum` ended it, and a run made one signal more or less (a CI run failed on ESRCH there)."""
     if not ours(found):
         return False
-    _send(found, signum)
     _send(found, signal.SIGCONT)
+    _send(found, signum)
     deadline = time.monotonic() + within
     while ours(found) and time.monotonic() < deadline:
         time.sleep(0.02)

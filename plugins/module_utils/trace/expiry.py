@@ -118,7 +118,7 @@ def end(pid, writes, signum):
     if not pid or not holds(pid, writes):
         return
     since = started(pid)
-    for each in (signum, signal.SIGCONT):
+    for each in (signal.SIGCONT, signum):  # as hoststate.end: waking first ends nothing
         try:
             os.kill(pid, each)
         except OSError:

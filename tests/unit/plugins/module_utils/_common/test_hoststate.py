@@ -71,8 +71,8 @@ def test_end_wakes_a_stopped_process_and_kills_one_that_ignores_its_signal():
 
 
 def test_end_takes_a_process_gone_between_its_look_and_its_signal_for_ended(monkeypatch):
-    """A CI run failed so: the reader took its SIGTERM and was reaped at once, and the SIGCONT after it raised ESRCH
-    out of trace_rule state=absent and the cleanup, which then left the drop reasons' program running. Here the
+    """A CI run failed so: the reader took its SIGTERM and was reaped at once, and the SIGCONT sent after it raised
+    ESRCH out of trace_rule state=absent and the cleanup, which then left the drop reasons' program running. Here the
     process lives on (it ignores SIGTERM), and every signal after the first finds it gone, as the kernel would."""
     sent, kill = [], os.kill
 
@@ -86,4 +86,4 @@ def test_end_takes_a_process_gone_between_its_look_and_its_signal_for_ended(monk
         with monkeypatch.context() as patched:
             patched.setattr(os, "kill", gone_after_the_first)
             assert hoststate.end(found, signal.SIGTERM, 0.2)
-        assert sent == [signal.SIGTERM, signal.SIGCONT, signal.SIGKILL]
+        assert sent == [signal.SIGCONT, signal.SIGTERM, signal.SIGKILL]  # woken first: waking ends nothing
