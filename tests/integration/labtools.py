@@ -141,17 +141,23 @@ def kill(proc):
 
 def module(host, name, args, check=False, diff=False):
     """Run one module on one lab host over SSH: its JSON result, plus `_status` (SUCCESS/CHANGED/FAILED), `_stdout`, `_stderr`."""
-    argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, host, "-m", name, "-a", json.dumps(args)]
+    return module_on([host], name, args, check=check, diff=diff)[host]
+
+
+def module_on(hosts, name, args, check=False, diff=False):
+    """Run one module on several lab hosts in one `ansible` run (one start of Ansible, where a run per host cost
+    ~2.5 s of CPU each): {host: its result, as module() gives it}."""
+    argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, ":".join(hosts), "-m", name, "-a", json.dumps(args)]
     argv += (["--check"] if check else []) + (["--diff"] if diff else [])
     proc = run(argv, check=False)
-    found = re.search(r"^%s \| (\w+)!? => (\{.*?^\})" % re.escape(host), proc.stdout, re.M | re.S)
-    if not found:
-        raise AssertionError("no result for %s in:\n%s\n%s" % (host, proc.stdout, proc.stderr))
-    result = json.loads(found.group(2))
-    result["_status"] = found.group(1)
-    result["_stdout"] = proc.stdout
-    result["_stderr"] = proc.stderr  # warnings land here
-    return result
+    results = {}
+    for host in hosts:
+        found = re.search(r"^%s \| (\w+)!? => (\{.*?^\})" % re.escape(host), proc.stdout, re.M | re.S)
+        if not found:
+            raise AssertionError("no result for %s in:\n%s\n%s" % (host, proc.stdout, proc.stderr))
+        results[host] = dict(json.loads(found.group(2)), _status=found.group(1), _stdout=proc.stdout,
+                             _stderr=proc.stderr)  # warnings land in _stderr
+    return results
 
 
 class Monitor:

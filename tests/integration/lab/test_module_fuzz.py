@@ -34,14 +34,15 @@ def test_generated_arguments_never_crash_a_module_and_a_refusal_changes_nothing(
                 env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             stack.callback(runners[-1].kill)  # ours, by PID, also when the other fails
         outputs = [runner.communicate(timeout=1200) for runner in runners]
-    counts, defects = {"cases": 0, "accepted": 0, "check_mode": 0, "modules": []}, []
+    counts, defects = {"cases": 0, "accepted": 0, "check_mode": 0, "modules": [], "seconds": {}}, []
     for runner, (stdout, stderr) in zip(runners, outputs):
         lines = stdout.strip().splitlines()
         assert runner.returncode == 0 and lines, stderr[-3000:]
         found = json.loads(lines[-1])
         defects += lines[:-1]
-        for key in counts:
+        for key in ("cases", "accepted", "check_mode", "modules"):
             counts[key] += found.get(key, [] if key == "modules" else 0)
+        counts["seconds"].update(found.get("seconds", {}))  # each module's time in its runner, where it went
     # The counts the docs quote (README, docs/safety.md), kept beside the run's durations.
     os.makedirs(os.path.join(ROOT, "build", "integration"), exist_ok=True)
     with open(os.path.join(ROOT, "build", "integration", "fuzz-counts.json"), "w", encoding="utf-8") as handle:

@@ -4,7 +4,7 @@ and the async pattern the documentation shows."""
 import os
 
 import pytest
-from labtools import LiveCapture, ROOT, ansible_playbook, connect, in_netns, lab, module
+from labtools import LiveCapture, ROOT, ansible_playbook, connect, in_netns, lab, module, module_on
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11", "198.19.1.10"),
          "node2": ("iptables_nft", "198.51.100.12", "198.19.2.10"),
@@ -18,17 +18,12 @@ def trace_on(host, **flow):
     return result
 
 
-def trace_off(host):
-    module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
-
-
 @pytest.mark.usefixtures("kube")
 class TestKube:
     @pytest.fixture(autouse=True)
     def traces_off(self):
         yield
-        for host in NODES:
-            trace_off(host)
+        module_on(list(NODES), "packetpath.linux.trace_rule", {"state": "absent", "all": True})
 
     def test_legacy_live_from_nflog_forwarded_through_kube_proxy_dnat(self):
         trace_on("node1", proto="tcp", dport=str(NODEPORT))

@@ -8,7 +8,7 @@ import shlex
 import time
 
 import pytest
-from labtools import BIN, Monitor, connect, in_netns, journal, module, nflog_monitor, run, traces_left
+from labtools import BIN, Monitor, connect, in_netns, journal, module, module_on, nflog_monitor, run, traces_left
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("kube")  # the kube lab, up for the whole m
 @pytest.fixture(autouse=True)
 def no_trace_left_behind():
     yield
+    module_on(list(NODES), "packetpath.linux.trace_rule", {"state": "absent", "all": True})
     for host in NODES:
-        module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
         assert not ours(host), "a test left a trace rule on %s" % host
 
 
