@@ -130,6 +130,14 @@ def _answer_arp(facts):
                      "settings": {"arp_ignore": 0}, "persistent": "present"}}
 
 
+def _proxy_arp_on(facts):
+    return {"module": INTERFACE_SYSCTL,
+            "why": "answer ARP on %s for the gateway nobody holds, as Calico sets on its veths (at runtime only: the "
+                   "veth lives as long as its pod, and the network plugin that made it sets it on the next one)"
+                   % facts["link_dev"],
+            "args": {"interfaces": [facts["link_dev"]], "settings": {"proxy_arp": 1}, "persistent": "ignore"}}
+
+
 def _link_up(facts):
     if facts.get("admin") != "down":
         return None  # no carrier: the cable, the peer or the switch port, which no command here fixes
@@ -305,6 +313,15 @@ CATALOGUE = {cause.id: cause for cause in (
                                           "arp_ignore 8",
           "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): {why}",
           fix=_answer_arp, drop_reasons=_NEXT_HOP_UNANSWERED),
+    Cause("proxy_arp_off", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
+                                            "INCOMPLETE), no host of the fleet holds that address, and the fleet's "
+                                            "host at the other end of the link (it routes the asker's address there "
+                                            "by an interface that holds no address, as a Calico node does to each "
+                                            "pod) forwards with proxy_arp off on that interface",
+          "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): no host holds "
+          "{address}, and {owner}'s {link_dev}, the other end of that link (it routes {routed} there and holds no "
+          "address on it), answers for a gateway nobody holds only by proxy ARP, which is off there (proxy_arp = 0)",
+          fix=_proxy_arp_on, remediable=True, drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
                                          "dropped packets in the window (its drop counter moved)",
           "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "

@@ -18,6 +18,9 @@ fleet that holds the next hop's address. Neither can tell alone.
   another interface than the one asked (the loopback of an LVS-DR or anycast service) while its arp_ignore answers
   only for addresses on the interface asked (or never, 8). The holder's ARP policy is the culprit; the sender's
   "does not answer ARP" is what it looked like from there.
+- The sender asks for a gateway that no host holds (a Calico pod's 169.254.1.1), and the host at the other end of
+  its link, which routes the sender's address there by an interface holding no address, forwards with proxy_arp
+  off on it: nobody answers. That host's proxy_arp is the culprit (proxy_arp_off).
 
 Each join reads the rows' `link_layer` (evidence/link_layer.py) and the sender's `next_hop` evidence; where the holder
 is not in the fleet (or did not report) nothing is joined, and the sender's own finding stands.
@@ -241,6 +244,44 @@ def ignores_arp(asker, rows):
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
         address, owner["host"]))
+    return owner
+
+
+def unproxied(asker, rows):
+    """The asker's next hop did not answer ARP, no host of the fleet holds its address, and the one host of the fleet
+    at the other end of the asker's link (it routes an address of the asker's there, by an interface holding no
+    address: a Calico node's veth to its pod, whose gateway exists only as the node's proxy ARP answer) forwards with
+    proxy_arp off there. That host's row, naming proxy_arp_off (the asker's finding superseded), or None."""
+    neighbour = asker["evidence"].get("neighbour") or {}
+    address, dev = neighbour.get("address"), neighbour.get("dev")
+    others = [row for row in rows if row is not asker]
+    if not address or family_of(address) == IPV6 or holder(address, others) is not None:
+        return None  # NDP has no proxy_arp; a holder in the fleet is ignores_arp's
+    mine = next((interface for interface in (asker.get("link_layer") or {}).get("interfaces") or []
+                 if interface["dev"] == dev), None)
+    own = [found.ip for found in map(_interface, (mine or {}).get("addresses") or []) if found is not None]
+    facing = []
+    for row in others:
+        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+            routed = [prefix for prefix in interface.get("on_link") or []
+                      if any(ip in ipaddress.ip_network(prefix) for ip in own)]
+            if routed:
+                facing.append((row, interface, routed))
+    if len(facing) != 1:
+        return None  # no host of the fleet on the link, or several: who should answer is not known
+    owner, interface, routed = facing[0]
+    if not interface["up"] or interface.get("forwarding") != 1 or interface["arp"].get("proxy_arp") != 0:
+        return None
+    proof = {"asked_by": {"host": asker["host"], "dev": dev, "neighbour": neighbour,
+                          "drop_reasons": asker.get("drop_reasons")}, "facing": interface}
+    decided = causes.finding("proxy_arp_off", asker["direction"] or "request", proof, address=address,
+                             link_dev=interface["dev"], asker=asker["host"], dev=dev, owner=owner["host"],
+                             routed=", ".join(routed),
+                             state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]))
+    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
+    supersede(asker, owner, "its next hop %s does not answer ARP because nobody holds it and %s does not answer for "
+                            "it by proxy" % (address, owner["host"]))
     return owner
 
 

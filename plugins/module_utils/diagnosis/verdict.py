@@ -339,8 +339,9 @@ def fleet_verdict(verdicts, probe):
         culprit = next_hop.wrong_lladdr(way, verdicts) or next_hop.vxlan_mismatch(way, verdicts) or \
             _dropped_before_first_hook(way, verdicts)
     elif culprit is not None and culprit["cause"] == "neighbour_failed":
-        # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why.
-        culprit = next_hop.ignores_arp(culprit, verdicts) or culprit
+        # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why; where
+        # nobody holds it, the proxy ARP of the host at the other end of the link.
+        culprit = next_hop.ignores_arp(culprit, verdicts) or next_hop.unproxied(culprit, verdicts) or culprit
     elif culprit is not None and culprit["cause"] == "vxlan_no_fdb":
         next_hop.vxlan_remote(culprit, verdicts)  # the remote its fix adds, where the next hop's host is in the run
     if culprit is not None and culprit not in way:

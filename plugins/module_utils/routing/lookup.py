@@ -28,6 +28,7 @@ ROUTE_TYPES = ("unspec", "unicast", "local", "broadcast", "anycast", "multicast"
                "prohibit", "throw", "nat", "xresolve")
 RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
+MAIN_TABLE = 254
 # ndmsg.ndm_state bits (linux/neighbour.h), as `ip neigh` names them.
 NUD_STATES = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay", 0x10: "probe", 0x20: "failed",
               0x40: "noarp", 0x80: "permanent"}
@@ -456,6 +457,16 @@ class Router:
         if self._links is None:
             self._links = {link["name"]: link for link in self.engine.links()}
         return self._links
+
+    def on_link(self, family):
+        """{interface: ["198.18.40.2/32", ...]}: the main table's unicast routes with no gateway, by the interface
+        they go out of: the hosts (or subnets) this host reaches on that link without a router, also where the
+        interface holds no address of its own (a Calico node's route to each pod by the pod's veth)."""
+        found = {}
+        for route in self._table(family, MAIN_TABLE):
+            if route["type"] == "unicast" and not route.get("gateway") and route.get("oif"):
+                found.setdefault(self.names.get(route["oif"]), []).append(str(route["network"]))
+        return found
 
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table

@@ -24,20 +24,26 @@ def _held(prefixes):
 
 
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp, vxlan, dad_failed}], arp_all}: the interfaces that hold an address (the
-    loopback too, where it holds a service address), sorted by name; `arp` the effective value of each ARP_KEYS key
-    (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix must lower it
-    too), None where unreadable; `vxlan` a VXLAN device's vni, local (its VTEP) and port."""
+    """{interfaces: [{dev, mac, up, addresses, arp, forwarding, on_link, vxlan, dad_failed}], arp_all}: the interfaces
+    that hold an address (the loopback too, where it holds a service address), and those that hold none but carry
+    routes with no gateway (a Calico pod's veth on its node), sorted by name; `arp` the effective value of each
+    ARP_KEYS key (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix
+    must lower it too), None where unreadable; `forwarding` the interface's IPv4 forwarding; `on_link` the
+    address-less interface's routes (the hosts it reaches there); `vxlan` a VXLAN device's vni, local (its VTEP) and
+    port."""
     interfaces = []
-    prefixes, dad_failed = router.prefixes(), set(router.dad_failed())
+    prefixes, dad_failed, on_link = router.prefixes(), set(router.dad_failed()), router.on_link("ipv4")
     for name, link in sorted(router.links().items()):
         held = _held(prefixes.get(name, []))
-        if not held:
+        if not held and not on_link.get(name):
             continue
         arp = {key: conf.effective(key, read_sysctl("ipv4", "all", key), read_sysctl("ipv4", name, key))
                for key in ARP_KEYS}
         up = bool(link.get("admin_up") and link.get("carrier"))
-        interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp}
+        interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp,
+                     "forwarding": read_sysctl("ipv4", name, "forwarding")}
+        if not held:  # who answers ARP on this link for addresses nobody holds is this host's proxy_arp
+            interface["on_link"] = on_link[name]
         contested = [prefix for prefix in held if prefix in dad_failed]
         if contested:  # held but not used: another host on the link had the address first
             interface["dad_failed"] = contested

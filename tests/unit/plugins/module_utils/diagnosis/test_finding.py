@@ -71,7 +71,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "admin": "up", "ttls": "64, 62", "where": "at tc ingress", "location": "tcf_classify",
          "address": "198.18.20.2", "lladdr": "00:00:5e:00:53:01", "owner": "server", "owner_dev": "eth0",
          "mac": "02:00:00:00:00:02", "elsewhere": "", "permanent": True, "link_dev": "eth0", "asker": "router",
-         "why": "server holds 198.18.30.10 on lo", "all_ignores": True, "vni": 42,
+         "why": "server holds 198.18.30.10 on lo", "all_ignores": True, "vni": 42, "routed": "198.18.40.2/32",
          "whose": "the MAC the neighbour entry for 198.18.40.2 holds", "dropped": "", "entry_mac": "02:00:00:00:00:02",
          "remote": "198.18.50.2", "sent": "198.18.50.2 UDP port 4789 VNI 42", "expected": "198.18.50.2 UDP port 8472 VNI 42",
          "differs": "the port differs", "vtep": "198.18.50.2", "bridge": "br0", "ports": "eth0, eth1",
@@ -86,7 +86,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
 def test_every_cause_has_words_and_evidence(cause):
     found = causes.finding(cause, "request", {}, **FACTS)
     assert found["cause"] == cause and "{" not in found["words"] and causes.CATALOGUE[cause].evidence
-    assert found["remediable"] == (cause in ("rp_filter", "forwarding_disabled"))
+    assert found["remediable"] == (cause in ("rp_filter", "forwarding_disabled", "proxy_arp_off"))  # interface sysctls
     if found["remediable"]:
         assert found["fix"]["module"] == causes.INTERFACE_SYSCTL and found["fix"]["args"]["interfaces"] == ["eth0"]
 

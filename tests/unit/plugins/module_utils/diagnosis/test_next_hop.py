@@ -121,6 +121,49 @@ def test_an_arp_policy_that_answers_leaves_the_asker_s_own_cause():
             assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
 
 
+def test_a_gateway_nobody_holds_is_the_proxy_arp_of_the_host_at_the_other_end_of_the_link():
+    hosts = fleet("proxy-arp-off")
+    assert hosts["client"]["trace"]["finding"]["cause"] == "neighbour_failed"  # alone, the pod sees no answer
+    veth = interface(hosts, "node", "eth0")
+    assert (veth["addresses"], veth["on_link"], veth["arp"]["proxy_arp"], veth["forwarding"]) == (
+        [], ["198.18.40.2/32"], 0, 1), veth  # as trace_results read it in the lab
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("node", "proxy_arp_off"), found
+    assert found["words"] == (
+        "node: client asks for 198.18.41.1 by ARP on eth0 and gets no answer (neighbour state FAILED): no host holds "
+        "198.18.41.1, and node's eth0, the other end of that link (it routes 198.18.40.2/32 there and holds no "
+        "address on it), answers for a gateway nobody holds only by proxy ARP, which is off there (proxy_arp = 0)")
+    assert found["fix"]["args"] == {"interfaces": ["eth0"], "settings": {"proxy_arp": 1}, "persistent": "ignore"}
+    assert found["fix"]["remediable"]
+    assert rows["client"]["cause"] is None and rows["client"]["explained_by"]["was"] == "neighbour_failed"
+
+
+def test_the_pod_s_kernel_giving_up_on_its_gateway_corroborates_the_node_s_proxy_arp():
+    found, rows = report(fleet("proxy-arp-off", kernel=True))
+    assert found["cause"] == "proxy_arp_off" and rows["node"]["kernel"] == "corroborates", rows["node"]
+    assert "(the kernel agrees: NEIGH_FAILED" in found["words"], found["words"]
+
+
+def test_a_proxy_that_answers_or_cannot_or_a_holder_of_the_gateway_leaves_the_asker_s_own_cause():
+    for change in ("proxies", "does_not_forward", "down", "holder", "another_link", "two_facing"):
+        hosts = fleet("proxy-arp-off")
+        veth = interface(hosts, "node", "eth0")
+        if change == "proxies":
+            veth["arp"]["proxy_arp"] = 1
+        elif change == "does_not_forward":  # proxy_arp alone answers nothing on an interface that does not forward
+            veth["forwarding"] = 0
+        elif change == "down":
+            veth["up"] = False
+        elif change == "holder":  # a host of the fleet holds the gateway: its ARP policy is ignores_arp's question
+            veth["addresses"] = ["198.18.41.1/32"]
+        elif change == "another_link":  # the node routes another pod there, not this one
+            veth["on_link"] = ["198.18.40.3/32"]
+        else:  # two hosts route the pod on link: which one is at the other end is not known
+            hosts["other"] = copy.deepcopy(hosts["node"])
+        found, _rows = report(hosts)
+        assert (found["culprit"], found["cause"]) == ("client", "neighbour_failed"), (change, found)
+
+
 def test_a_vxlan_device_without_a_remote_for_the_next_hop_is_named_and_its_fix_points_at_the_holder_s_vtep():
     hosts = fleet("vxlan-missing-fdb")
     assert hosts["node1"]["trace"]["finding"]["fix"] is None  # alone, node1 cannot know node2's VTEP
