@@ -152,6 +152,9 @@ class Cause:
     layer: str  # one of LAYERS
     evidence: str  # what establishes it, as the docs' table says
     words: str  # filled from the finding's facts with str.format
+    # The detector that names it: one of the host's (finding.DETECTORS, finding.KERNEL_WORD) or one of the fleet's
+    # joins (verdict.UNDECIDED_JOINS, verdict.UNANSWERED_JOINS); their order is the cause's precedence.
+    detector: str
     counters: Tuple[str, ...] = ()  # nstat names that corroborate it where they move in the window
     fix: Optional[Callable] = None  # facts -> {module, why, args}, or None where a person must look
     remediable: bool = False  # packetpath_remediate=true applies the fix as it is
@@ -185,27 +188,27 @@ _NEXT_HOP_UNANSWERED = ("NEIGH_FAILED", "NEIGH_QUEUEFULL", "NOT_SPECIFIED:neigh_
 CATALOGUE = {cause.id: cause for cause in (
     Cause("rule_drop", "trace", "the trace's last hop is a rule whose verdict is DROP",
           "dropped by {hop}: {rule}",
-          drop_reasons=("NETFILTER_DROP",)),
+          detector="stopped", drop_reasons=("NETFILTER_DROP",)),
     Cause("rule_reject", "trace", "the trace's last hop is a rule whose verdict is REJECT",
           "rejected by {hop}: {rule}",
-          drop_reasons=("NETFILTER_DROP",), answers=True),
+          detector="stopped", drop_reasons=("NETFILTER_DROP",), answers=True),
     Cause("policy_drop", "trace", "the trace's last hop is a chain's policy DROP",
           "dropped by the policy of {hop}: no rule of the chain accepted it",
-          drop_reasons=("NETFILTER_DROP",)),
+          detector="stopped", drop_reasons=("NETFILTER_DROP",)),
     Cause("reply_dropped", "trace", "the reply's trace ends at a rule or policy DROP/REJECT",
           "the reply is dropped: {hop}: {rule}",
-          drop_reasons=("NETFILTER_DROP",)),
+          detector="stopped", drop_reasons=("NETFILTER_DROP",)),
     Cause("bridge_netfilter_drop", "trace", "the trace's last hop is a rule or policy DROP/REJECT of a packet that "
                                             "came in and goes out by the same bridge: a frame the bridge forwards "
                                             "between its ports, handed to the IP firewall by br_netfilter "
                                             "(net.bridge.bridge-nf-call-iptables or -ip6tables = 1)",
           "{bridge} bridges the packet (a frame between its ports {ports}), and br_netfilter hands bridged "
           "{family_name} to the IP firewall (net.bridge.{sysctl} = {value}), where {dropper}",
-          fix=_accept_bridged, drop_reasons=("NETFILTER_DROP",)),
+          detector="stopped", fix=_accept_bridged, drop_reasons=("NETFILTER_DROP",)),
     Cause("conntrack_invalid", "trace", "the trace's last hop is a rule that drops what conntrack classified INVALID "
                                         "(ctstate INVALID, ct state invalid)",
           "conntrack classified the packet INVALID (it fits no conversation conntrack saw begin) and {hop} drops "
-          "such packets: {rule}", counters=("NfctInvalid",),
+          "such packets: {rule}", detector="stopped", counters=("NfctInvalid",),
           drop_reasons=("NETFILTER_DROP",)),
     Cause("conntrack_stale_nat", "trace", "conntrack holds the packet's conversation DNAT'd to an endpoint that none "
                                           "of today's nat rules gives a new conversation to the same address and "
@@ -213,43 +216,46 @@ CATALOGUE = {cause.id: cause for cause in (
                                           "meets the nat table)",
           "conntrack still holds this conversation ({proto} {src}:{sport} to {dst}:{dport}) DNAT'd to {held}, which "
           "the rules no longer choose (a new conversation goes to {targets}): the entry outlives the endpoint, and "
-          "every packet of the conversation follows it as long as they keep coming", fix=_forget_conversation),
+          "every packet of the conversation follows it as long as they keep coming",
+          detector="stale_nat", fix=_forget_conversation),
     Cause("conntrack_full", "trace", "the packet vanished without a rule's verdict, conntrack's own drop counter "
                                      "(NfctDrop: it could not track a new flow) moved in the window, and the table is "
                                      "at least 90% full",
-          "the conntrack table is full ({count} of {max}): new flows are dropped", counters=("NfctDrop",
-                                                                                             "NfctEarlyDrop"),
+          "the conntrack table is full ({count} of {max}): new flows are dropped",
+          detector="stopped", counters=("NfctDrop", "NfctEarlyDrop"),
           fix=_raise_conntrack_max,
           drop_reasons=("NETFILTER_DROP",)),
     Cause("rp_filter", "routing", "the trace ends at the routing decision; the kernel refuses the input lookup "
                                   "(EXDEV; EINVAL on newer kernels) and the route back to the source leaves by another "
                                   "interface (or none)",
-          "{explanation}", counters=("TcpExtIPReversePathFilter",), fix=_loose_rp_filter, remediable=True,
+          "{explanation}",
+          detector="stopped", counters=("TcpExtIPReversePathFilter",), fix=_loose_rp_filter, remediable=True,
           drop_reasons=("IP_RPFILTER",)),
     Cause("blackhole_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
                                         "tos and arrival interface) lead to a blackhole route",
-          "the routing decision drops it: {route} in table {table}, chosen by {chosen}", fix=_delete_route,
+          "the routing decision drops it: {route} in table {table}, chosen by {chosen}",
+          detector="stopped", fix=_delete_route,
           route_type="blackhole",
           drop_reasons=_REFUSED_BY_ROUTE),
     Cause("unreachable_route", "routing", "the trace ends at the routing decision; the rules (with the packet's "
                                           "mark, tos and arrival interface) lead to an unreachable route",
           "the routing decision refuses it (host unreachable): {route} in table {table}, chosen by {chosen}",
-          counters=_UNREACH, fix=_delete_route, route_type="unreachable",
+          detector="stopped", counters=_UNREACH, fix=_delete_route, route_type="unreachable",
           drop_reasons=_REFUSED_BY_ROUTE),
     Cause("prohibit_route", "routing", "the trace ends at the routing decision; the rules (with the packet's mark, "
                                        "tos and arrival interface) lead to a prohibit route",
           "the routing decision refuses it (administratively prohibited): {route} in table {table}, chosen by "
-          "{chosen}", counters=_UNREACH, fix=_delete_route, route_type="prohibit",
+          "{chosen}", detector="stopped", counters=_UNREACH, fix=_delete_route, route_type="prohibit",
           drop_reasons=_REFUSED_BY_ROUTE),
     Cause("no_route", "routing", "the trace ends at the routing decision; no table the policy rules lead to covers "
                                  "the destination",
           "no route to {dst}: no table the policy rules lead to covers it",
-          counters=("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes"),
+          detector="stopped", counters=("IpExtInNoRoutes", "IpOutNoRoutes", "Ip6InNoRoutes", "Ip6OutNoRoutes"),
           drop_reasons=("IP_INNOROUTES", "IP_OUTNOROUTES")),
     Cause("forwarding_disabled", "routing", "the trace ends at the routing decision for a packet to another host; "
                                             "the route is unicast and forwarding is off on the arrival interface",
           "forwarding is off on {interface} (net.{family}.conf.{interface}.forwarding = 0): the packet for {dst} "
-          "arrived there and may not be forwarded", counters=("IpInAddrErrors", "Ip6InAddrErrors"),
+          "arrived there and may not be forwarded", detector="stopped", counters=("IpInAddrErrors", "Ip6InAddrErrors"),
           fix=_forwarding_on, remediable=True,
           drop_reasons=("IP_INADDRERRORS",)),
     # seen here: a local source moves no counter (the martian-source lab)
@@ -257,28 +263,29 @@ CATALOGUE = {cause.id: cause for cause in (
                                        "and the source is an address of this host (accept_local off), a loopback "
                                        "address (route_localnet off) or no unicast address",
           "the kernel drops it as a martian source on {interface}: {reason}",
-          drop_reasons=("IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET")),
+          detector="stopped", drop_reasons=("IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET")),
     Cause("routing_loop", "routing", "the same packet (addresses, ports) is traced arriving again with a lower TTL: "
                                      "it left this host and came back",
           "the packet comes back: it arrives again with a lower TTL each time (TTL {ttls}) and leaves by {out} toward "
           "{gateway} again, a routing loop; it dies where its TTL runs out (ICMP time exceeded)",
-          counters=("IcmpOutTimeExcds", "Icmp6OutTimeExcds", "IpInHdrErrors", "Ip6InHdrErrors"),
+          detector="loop", counters=("IcmpOutTimeExcds", "Icmp6OutTimeExcds", "IpInHdrErrors", "Ip6InHdrErrors"),
           drop_reasons=("IP_INHDR:ip_forward",)),
     Cause("link_down", "after_routing", "the packet passed (or the routing decision sends it) out of an interface "
                                         "that is down or has no carrier; the route is still there (flagged linkdown)",
           "{dev} is {state}: the route {route} still sends the packet for {dst} there, into a dead link",
-          counters=("IpOutDiscards", "Ip6OutDiscards"), fix=_link_up,
+          detector="way_out", counters=("IpOutDiscards", "Ip6OutDiscards"), fix=_link_up,
           drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("neighbour_failed", "after_routing", "the packet (a request or a reply, sent or forwarded) left for a next "
                                                "hop whose neighbour entry is FAILED or INCOMPLETE",
-          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})", counters=_UNREACH,
+          "the next hop {gateway} on {dev} does not answer ARP/NDP (neighbour state {state})",
+          detector="way_out", counters=_UNREACH,
           drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("vxlan_no_fdb", "after_routing", "the packet left by a VXLAN device whose forwarding database has no "
                                            "entry for the MAC the frame goes to (the next hop's, or the broadcast of "
                                            "the ARP/NDP request for it), no default remote (00:00:00:00:00:00) and "
                                            "the device no remote or group of its own",
           "{dev} (VXLAN {vni}, port {port}) has no forwarding entry for {mac} ({whose}) and no default remote: the "
-          "kernel has nowhere to send the encapsulated frame and drops it{dropped}", fix=_fdb_entry,
+          "kernel has nowhere to send the encapsulated frame and drops it{dropped}", detector="way_out", fix=_fdb_entry,
           # NO_TX_TARGET in vxlan_xmit on 6.18; earlier 6.x kernels call it VXLAN_NO_REMOTE.
           drop_reasons=("NO_TX_TARGET", "VXLAN_NO_REMOTE")),
     Cause("vxlan_remote_mismatch", "after_routing", "the packet left by a VXLAN device whose remote for the next "
@@ -286,7 +293,8 @@ CATALOGUE = {cause.id: cause for cause in (
                                                     "holding the next hop's address takes VXLAN (its device's local "
                                                     "address, port and VNI)",
           "{dev} sends the frame for {address} ({mac}) to {sent}, but {owner}'s {owner_dev} takes VXLAN at "
-          "{expected} ({differs}): the encapsulated frame reaches no VXLAN device there", fix=_fdb_remote,
+          "{expected} ({differs}): the encapsulated frame reaches no VXLAN device there",
+          detector="vxlan_mismatch", fix=_fdb_remote,
           # The holder drops the UDP datagram (no socket on the port, or no device for the VNI), outside the flow.
           drop_reasons=()),
     Cause("neighbour_wrong_lladdr", "after_routing", "the packet left for a next hop whose neighbour entry holds a "
@@ -295,7 +303,7 @@ CATALOGUE = {cause.id: cause for cause in (
                                                      "has; that host's hooks saw nothing",
           "the neighbour entry for {address} on {dev} is {state} with MAC {lladdr}, but {address} is {owner}'s "
           "{owner_dev}, whose MAC is {mac}{elsewhere}: the frames go to a MAC {owner} does not have, and it drops "
-          "them as not its own", fix=_neighbour_to_holder,
+          "them as not its own", detector="wrong_lladdr", fix=_neighbour_to_holder,
           # The holder's kernel (not the sender's) says it: the frame is for another MAC.
           drop_reasons=("OTHERHOST",)),
     Cause("duplicate_address", "after_routing", "the packet left for a next hop whose neighbour entry another host "
@@ -305,14 +313,15 @@ CATALOGUE = {cause.id: cause for cause in (
                                                 "holder's own copy failed duplicate address detection (dadfailed)",
           "{address} is {owner}'s {owner_dev} (MAC {mac}), but another host on the link answers ARP/NDP for it: "
           "{sender}'s neighbour entry for it on {dev} is {state} with MAC {lladdr}{elsewhere}, so the packets go "
-          "there{answered}{dad}. Find the host with MAC {lladdr} and take the address off it{redo}"),
+          "there{answered}{dad}. Find the host with MAC {lladdr} and take the address off it{redo}",
+          detector="wrong_lladdr"),
     Cause("arp_ignored", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
                                           "INCOMPLETE), and the fleet's host holding that address ignores the "
                                           "request: arp_ignore 1 or 2 on the interface asked with the address on "
                                           "another interface (an LVS-DR or anycast address on the loopback), or "
                                           "arp_ignore 8",
           "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): {why}",
-          fix=_answer_arp, drop_reasons=_NEXT_HOP_UNANSWERED),
+          detector="ignores_arp", fix=_answer_arp, drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("proxy_arp_off", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
                                             "INCOMPLETE), no host of the fleet holds that address, and the fleet's "
                                             "host at the other end of the link (it routes the asker's address there "
@@ -321,22 +330,22 @@ CATALOGUE = {cause.id: cause for cause in (
           "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): no host holds "
           "{address}, and {owner}'s {link_dev}, the other end of that link (it routes {routed} there and holds no "
           "address on it), answers for a gateway nobody holds only by proxy ARP, which is off there (proxy_arp = 0)",
-          fix=_proxy_arp_on, remediable=True, drop_reasons=_NEXT_HOP_UNANSWERED),
+          detector="unproxied", fix=_proxy_arp_on, remediable=True, drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
                                          "dropped packets in the window (its drop counter moved)",
           "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "
           "through",
-          drop_reasons=("QDISC_DROP", "QDISC_OVERLIMIT") + _NEXT_HOP_UNANSWERED),
+          detector="way_out", drop_reasons=("QDISC_DROP", "QDISC_OVERLIMIT") + _NEXT_HOP_UNANSWERED),
     Cause("tc_ingress_drop", "before_first_hook", "no hook of this host saw the packet, the previous host sent it to "
                                                   "an address of this host, and the ingress (clsact) qdisc of that "
                                                   "address's interface dropped packets in the window",
           "tc ingress on {dev} dropped {drops} packet(s) in the window, before netfilter's first hook: a tc filter "
           "(an eBPF or tc program of a CNI, a policer) drops the packet for {dst}",
-          drop_reasons=("TC_INGRESS",)),
+          detector="before_first_hook", drop_reasons=("TC_INGRESS",)),
     Cause("no_listener", "socket", "the packet was delivered to the local stack and no socket listens on its "
                                    "(post-NAT) address and port",
           "nothing listens on {proto} {dst} port {port}{instead}: the host answers {answer}",
-          counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH,
+          detector="listener", counters=("TcpOutRsts", "UdpNoPorts", "Udp6NoPorts") + _UNREACH,
           drop_reasons=("NO_SOCKET",), answers=True),
     Cause("accept_queue_full", "socket", "the SYN was delivered to the local stack and nothing answered it; a socket "
                                          "listens on its (post-NAT) address and port, its accept queue holds "
@@ -347,7 +356,7 @@ CATALOGUE = {cause.id: cause for cause in (
           "not accept() fast enough, or its listen() backlog is too small (capped by net.core.somaxconn)",
           # ListenOverflows: a SYN or handshake's last ACK dropped because the accept queue was full; ListenDrops
           # counts it too, with the listen path's other drops.
-          counters=("TcpExtListenOverflows", "TcpExtListenDrops"),
+          detector="listener", counters=("TcpExtListenOverflows", "TcpExtListenDrops"),
           drop_reasons=("TCP_LISTEN_OVERFLOW",)),
     Cause("udp_receive_buffer_full", "socket", "the datagram was delivered to the local stack and nothing answered "
                                                "it; a socket takes its (post-NAT) address and port, holds unread "
@@ -355,19 +364,26 @@ CATALOGUE = {cause.id: cause for cause in (
                                                "in the window",
           "the udp socket on {dst} port {port} does not read: its receive buffer is full ({queued} bytes unread, "
           "{drops} datagrams dropped by the socket), so the kernel drops the datagram (RcvbufErrors +{errors})",
-          counters=("UdpRcvbufErrors", "Udp6RcvbufErrors", "UdpInErrors", "Udp6InErrors"),
+          detector="listener", counters=("UdpRcvbufErrors", "Udp6RcvbufErrors", "UdpInErrors", "Udp6InErrors"),
           drop_reasons=("SOCKET_RCVBUFF",)),
     Cause("kernel_drop", "kernel", "no other layer says where the packet died, and the kernel's own drop reason "
                                    "for the flow's packet in this namespace does (skb:kfree_skb, read by bpftrace)",
-          "the kernel dropped it {where} on {dev} ({reason}, {location})"),
+          "the kernel dropped it {where} on {dev} ({reason}, {location})", detector="kernel_word"),
     Cause("reply_routed_elsewhere", "routing", "the request arrived on one interface and the reply left by another",
-          "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from"),
+          "the reply leaves by {out} (route back to {dst}: {route}), not by {in_} where the request came from",
+          detector="reply_elsewhere"),
 )}
 REFUSING_ROUTES = {cause.route_type: cause.id for cause in CATALOGUE.values() if cause.route_type}
 
 
 # What a host's finding says of the cause, as its row shows it (a join of the fleet sets them all on the row it blames).
 FINDING_KEYS = ("cause", "layer", "direction", "words", "evidence", "fix", "remediable", "ruled_out")
+
+
+def decide(row, found, detector):
+    """A fleet join's finding written on the row it blames, with the join's name (what the cause record says)."""
+    row.update((key, found[key]) for key in FINDING_KEYS)
+    row["detector"] = detector
 
 
 def reason_words(reason):

@@ -298,26 +298,92 @@ def _finding(packets, port, side, evidence):
     if request is None:
         return dict(base, cause=None, layer=None, words="the packet was not seen here", direction=None, fix=None,
                     remediable=False, evidence=_before_first_hook(evidence), ruled_out=[])
-    decided = _loop(requests, evidence) or _stale_nat(request, evidence) or _stopped(request, "request", evidence)
-    if decided is None and (request.get("fate") == "delivered_local" or _handed_to_local_stack(request, evidence)):
-        decided = _listener(request, evidence, answered=reply is not None)
-    if decided is None and reply is not None and reply.get("fate") not in PASSED:
-        decided = _stopped(reply, "reply", evidence)
-    if decided is None and request.get("fate") == "delivered_local" and reply is not None:
-        decided = _reply_elsewhere(request, reply, evidence)
+    story = Story(requests, request, reply, port, evidence)
+    for name, detect in DETECTORS:
+        decided = detect(story)
+        if decided is not None:
+            return dict(base, detector=name, **decided)
+    proof = dict(story.left or {}, path=request.get("path"))
+    return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
+                remediable=False, evidence=proof, ruled_out=proof.pop("ruled_out", []))
+
+
+class Story:
+    """What one host's trace holds of one conversation, as the detectors read it: the requests, the deciding request
+    and reply, the port and the host's evidence; `left`, the request's way out, read once, when first asked."""
+
+    def __init__(self, requests, request, reply, port, evidence):
+        self.requests, self.request, self.reply, self.port, self.evidence = requests, request, reply, port, evidence
+        self._left = _UNREAD
+
+    @property
+    def left(self):
+        if self._left is _UNREAD:
+            self._left = _way_out_evidence(self.request, self.evidence) if self.port else None
+        return self._left
+
+
+def _detect_loop(story):
+    return _loop(story.requests, story.evidence)
+
+
+def _detect_stale_nat(story):
+    return _stale_nat(story.request, story.evidence)
+
+
+def _detect_request_stopped(story):
+    return _stopped(story.request, "request", story.evidence)
+
+
+def _detect_listener(story):
+    request = story.request
+    if request.get("fate") == "delivered_local" or _handed_to_local_stack(request, story.evidence):
+        return _listener(request, story.evidence, answered=story.reply is not None)
+    return None
+
+
+def _detect_reply_stopped(story):
+    if story.reply is None or story.reply.get("fate") in PASSED:
+        return None
+    return _stopped(story.reply, "reply", story.evidence)
+
+
+def _detect_reply_elsewhere(story):
+    if story.request.get("fate") != "delivered_local" or story.reply is None:
+        return None
+    return _reply_elsewhere(story.request, story.reply, story.evidence)
+
+
+def _detect_request_way_out(story):
     # Traced both ways, and no reply came back: the request's way out decides. Answered or not, it tells the fleet
-    # where the request went: an answer may have come from a host that should never have had it (another host
-    # answering ARP for the address, then resetting the connection).
-    left = _way_out_evidence(request, evidence) if decided is None and port else None
-    if left is not None and reply is None:
-        decided = _way_out(request, "request", left, evidence)
-    if decided is None and reply is not None:
-        decided = _way_out(reply, "reply", _way_out_evidence(reply, evidence), evidence)
-    if decided is None:
-        proof = dict(left or {}, path=request.get("path"))
-        return dict(base, cause=None, layer=None, words=_passed(request, evidence), direction="request", fix=None,
-                    remediable=False, evidence=proof, ruled_out=proof.pop("ruled_out", []))
-    return dict(base, **decided)
+    # where the request went (Story.left): an answer may have come from a host that should never have had it
+    # (another host answering ARP for the address, then resetting the connection).
+    if story.left is None or story.reply is not None:
+        return None
+    return _way_out(story.request, "request", story.left, story.evidence)
+
+
+def _detect_reply_way_out(story):
+    if story.reply is None:
+        return None
+    return _way_out(story.reply, "reply", _way_out_evidence(story.reply, story.evidence), story.evidence)
+
+
+# The host's detectors, in the order they are asked: the packet's order, and the first that establishes a cause
+# decides. A detector's name is what a cause record's `detector` says (causes.py) and what the finding it decides
+# carries; the same detector asked of the reply keeps its name.
+DETECTORS = (
+    ("loop", _detect_loop),
+    ("stale_nat", _detect_stale_nat),
+    ("stopped", _detect_request_stopped),
+    ("listener", _detect_listener),
+    ("stopped", _detect_reply_stopped),
+    ("reply_elsewhere", _detect_reply_elsewhere),
+    ("way_out", _detect_request_way_out),
+    ("way_out", _detect_reply_way_out),
+)
+# Asked last, on the host's finding: the kernel's own drop reason, where no detector decided (_kernel_word).
+KERNEL_WORD = "kernel_word"
 
 
 def _kernel_word(found, drops, port, side):
@@ -342,7 +408,7 @@ def _kernel_word(found, drops, port, side):
     decided = causes.finding("kernel_drop", "request", dict(found["evidence"], kernel_drop=first), found["ruled_out"],
                              where=causes.reason_words(first["reason"]), dev=first["dev"] or "-",
                              reason=first["reason"], location=first["location"])
-    return dict(found, kernel="decides", **decided)
+    return dict(found, kernel="decides", detector=KERNEL_WORD, **decided)
 
 
 def _directed(drops, port, side):

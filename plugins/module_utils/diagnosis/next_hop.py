@@ -101,7 +101,7 @@ def supersede(row, by, why):
     if not row.get("cause"):
         return
     row["explained_by"] = {"host": by["host"], "cause": by["cause"], "was": row["cause"], "words": row["words"]}
-    row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None,
+    row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None, detector=None,
                words="%s (here: %s)" % (why, row["words"]))
 
 
@@ -140,7 +140,7 @@ def wrong_lladdr(way, rows):
                              owner_dev=interface["dev"], mac=interface["mac"],
                              elsewhere="; %s is %s" % (lladdr, elsewhere) if elsewhere else "",
                              permanent="permanent" in states)
-    sender.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    causes.decide(sender, decided, "wrong_lladdr")
     _kernel_word_from(owner, sender)  # the holder's kernel dropping the frame as not its own says the same
     supersede(owner, sender, "no hook here saw the packet: %s's neighbour entry for %s sends it to %s, not to this "
                              "host's MAC" % (sender["host"], next_hop["address"], lladdr))
@@ -170,7 +170,7 @@ def _duplicate(sender, owner, interface, proof, contested, next_hop, state, llad
         # The answers the sender's trace saw come from that host: the reset the probe got is not the holder's.
         answered=" (the %d answer(s) %s's trace saw come from there, not from %s)" % (
             sender["replies"], sender["host"], owner["host"]) if sender.get("replies") else "")
-    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    causes.decide(owner, decided, "wrong_lladdr")
     return owner
 
 
@@ -205,7 +205,7 @@ def vxlan_mismatch(way, rows):
                              expected=_vxlan_words(theirs["local"], theirs.get("port"), theirs.get("vni")),
                              differs="the %s differs" % " and the ".join(differs) if len(differs) < 3 else
                              "the address, the port and the VNI differ")
-    sender.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    causes.decide(sender, decided, "vxlan_mismatch")
     supersede(owner, sender, "no hook here saw the packet: %s's VXLAN remote for it is not this host's VTEP" % (
         sender["host"]))
     return sender
@@ -240,7 +240,7 @@ def ignores_arp(asker, rows):
                              link_dev=facing["dev"], why=why, asker=asker["host"], dev=dev, owner=owner["host"],
                              state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
                              all_ignores=bool((owner["link_layer"].get("arp_all") or {}).get("arp_ignore")))
-    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    causes.decide(owner, decided, "ignores_arp")
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
         address, owner["host"]))
@@ -278,7 +278,7 @@ def unproxied(asker, rows):
                              link_dev=interface["dev"], asker=asker["host"], dev=dev, owner=owner["host"],
                              routed=", ".join(routed),
                              state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]))
-    owner.update((key, decided[key]) for key in causes.FINDING_KEYS)
+    causes.decide(owner, decided, "unproxied")
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because nobody holds it and %s does not answer for "
                             "it by proxy" % (address, owner["host"]))

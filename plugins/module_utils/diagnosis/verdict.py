@@ -92,7 +92,7 @@ def host_verdict(host, data, error=None):
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
                 "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations",
-                "link_layer", "service"):
+                "link_layer", "service", "detector"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -144,7 +144,7 @@ def _dropped_before_first_hook(way, verdicts):
                 found = causes.finding("tc_ingress_drop", "request", dict(
                     verdict["evidence"], sent_by={"host": last["host"], "next_hop": next_hop}, ingress=dropped),
                     dev=dropped["dev"], drops=dropped["drops"], dst=next_hop["address"])
-                verdict.update((key, found[key]) for key in causes.FINDING_KEYS)
+                causes.decide(verdict, found, "before_first_hook")
                 if verdict["drop_reasons"]:  # the kernel's word, where it was read, now stands beside this cause
                     verdict["kernel"] = causes.CATALOGUE["tc_ingress_drop"].kernel_stance(
                         verdict["drop_reasons"], "request")
@@ -307,7 +307,7 @@ def set_aside(rows, probe):
         if why is None:
             continue
         row["set_aside"] = {"cause": row["cause"], "words": row["words"], "why": why}
-        row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None,
+        row.update(cause=None, layer=None, direction=None, fix=None, remediable=False, kernel=None, detector=None,
                    words="no cause here: %s (the trace alone suggested %s: %s)" % (why, row["cause"], row["words"]))
     return rows
 
@@ -329,6 +329,25 @@ def attempts_text(probe, culprit):
         "the failed ones: " if culprit else "what failed them is not established: ")
 
 
+# The fleet's joins (a join's name is what a cause record's `detector` says, and what the row it blames carries), in
+# the order they are asked. Where no host on the way named a cause and the probe failed: the last sender's neighbour
+# entry or VXLAN remote against the holder of its next hop, then a drop before the first hook of the host it was sent
+# to. Where the culprit's next hop did not answer ARP (neighbour_failed): the holder's ARP policy, then, where nobody
+# holds the address, the proxy ARP of the host at the other end of the link.
+UNDECIDED_JOINS = (("wrong_lladdr", next_hop.wrong_lladdr), ("vxlan_mismatch", next_hop.vxlan_mismatch),
+                   ("before_first_hook", _dropped_before_first_hook))
+UNANSWERED_JOINS = (("ignores_arp", next_hop.ignores_arp), ("unproxied", next_hop.unproxied))
+
+
+def _first_join(joins, subject, verdicts):
+    """The row the first join that decides blames, or None."""
+    for _name, join in joins:
+        found = join(subject, verdicts)
+        if found is not None:
+            return found
+    return None
+
+
 def fleet_verdict(verdicts, probe):
     """The packet's way across the hosts and the one finding on top: the first host on the way that names a cause
     (a host it never reached is not a finding), or, where none does, what the hosts ruled out."""
@@ -336,12 +355,9 @@ def fleet_verdict(verdicts, probe):
     culprit = next((v for v in way if v["cause"]), None)
     if culprit is None and not probe_got_through(probe):
         # Where the probe got through every time, no host dropped it before its first hook either.
-        culprit = next_hop.wrong_lladdr(way, verdicts) or next_hop.vxlan_mismatch(way, verdicts) or \
-            _dropped_before_first_hook(way, verdicts)
+        culprit = _first_join(UNDECIDED_JOINS, way, verdicts)
     elif culprit is not None and culprit["cause"] == "neighbour_failed":
-        # Nobody answered its ARP: where the holder of the address is in the fleet, its ARP policy may say why; where
-        # nobody holds it, the proxy ARP of the host at the other end of the link.
-        culprit = next_hop.ignores_arp(culprit, verdicts) or next_hop.unproxied(culprit, verdicts) or culprit
+        culprit = _first_join(UNANSWERED_JOINS, culprit, verdicts) or culprit
     elif culprit is not None and culprit["cause"] == "vxlan_no_fdb":
         next_hop.vxlan_remote(culprit, verdicts)  # the remote its fix adds, where the next hop's host is in the run
     if culprit is not None and culprit not in way:

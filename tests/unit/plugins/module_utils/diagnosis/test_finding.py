@@ -228,6 +228,7 @@ def test_the_culprit_names_the_incident_s_cause_from_its_recorded_evidence(name)
     assert found["cause"] == recorded["incident"]["cause"], found["words"]
     assert found["words"] == recorded["result"]["finding"]["words"]
     assert found["layer"] == causes.CATALOGUE[found["cause"]].layer
+    assert found["detector"] == causes.CATALOGUE[found["cause"]].detector  # the record names what decided it
 
 
 def test_a_probes_requests_are_its_source_ports_whichever_packet_came_first():

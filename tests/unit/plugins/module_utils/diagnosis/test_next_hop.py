@@ -5,9 +5,10 @@ sender's unanswered ARP against that host's ARP policy. Each join names its caus
 
 import copy
 
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import finding, verdict
+import pytest
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding, verdict
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary as probe_summary
-from test_finding import RecordedEvidence, recorded_incident
+from test_finding import INCIDENTS, RecordedEvidence, recorded_incident
 
 TIMEOUTS = {"summary": probe_summary([{"result": "timeout"}] * 2)}
 
@@ -21,7 +22,7 @@ def fleet(name, kernel=False):
     hosts = {}
     for host, result in ((truth["culprit"], recorded["result"]), (truth[other], recorded[other])):
         found = finding.explain(result["packets"], (port, port), RecordedEvidence(result, kernel=kernel))
-        found["link_layer"] = copy.deepcopy(result["finding"]["link_layer"])
+        found["link_layer"] = copy.deepcopy(result["finding"].get("link_layer"))  # recorded since the ARP joins
         hosts[host] = {"trace": {"packets": result["packets"], "finding": found}}
     return hosts
 
@@ -29,6 +30,21 @@ def fleet(name, kernel=False):
 def report(hosts):
     built = verdict.build_report(hosts, {"port": 8080}, TIMEOUTS)
     return built["verdict"], {row["host"]: row for row in built["hosts"]}
+
+
+# Each incident a join decides, replayed from its two hosts' recorded evidence (duplicate-address-answered, whose
+# probe was answered, has its own test below).
+JOINED = [name for name in INCIDENTS if {"sent_by", "sent_to"} & set(recorded_incident(name)["incident"])
+          and name != "duplicate-address-answered"]
+
+
+@pytest.mark.parametrize("name", JOINED)
+def test_the_join_that_decides_is_the_one_the_cause_record_names(name):
+    truth = recorded_incident(name)["incident"]
+    found, rows = report(fleet(name))
+    assert (found["culprit"], found["cause"]) == (truth["culprit"], truth["cause"]), found
+    assert rows[truth["culprit"]]["detector"] == causes.CATALOGUE[truth["cause"]].detector
+    assert all(row.get("detector") is None for host, row in rows.items() if host != truth["culprit"]), rows
 
 
 def interface(hosts, host, dev):
@@ -311,8 +327,10 @@ def test_an_impostor_that_answers_the_probe_is_found_by_the_entry_the_answers_ca
     assert client["replies"] == 2 and client["evidence"]["next_hop"] == {
         "address": "198.18.30.20", "dev": "eth0", "lladdr": "00:00:5e:00:53:07", "neighbour": ["reachable"]}
     refused = {"summary": probe_summary([{"result": "refused"}] * 2)}
-    found = verdict.build_report(hosts, {"port": 8080}, refused)["verdict"]
+    built = verdict.build_report(hosts, {"port": 8080}, refused)
+    found = built["verdict"]
     assert (found["culprit"], found["cause"]) == ("server", "duplicate_address"), found
+    assert [row["detector"] for row in built["hosts"] if row["host"] == "server"] == ["wrong_lladdr"]
     assert "so the packets go there (the 2 answer(s) client's trace saw come from there, not from server). Find the " \
            "host with MAC 00:00:5e:00:53:07 and take the address off it" in found["words"], found["words"]
     assert "dadfailed" not in found["words"]  # IPv4: no duplicate address detection to redo
