@@ -165,7 +165,8 @@ class ActionModule(ActionBase):
                 written = files.write_run(os.path.expanduser(os.path.expandvars(str(report_dir))), [  # as type=path
                     ("report.json", files.as_json(report)), ("report.md", rendered["report.md"]),
                     ("report.html", rendered["report.html"]), ("report.junit.xml", verdict.junit(report))],
-                    report["generated_epoch"])
+                    # A report after the fix goes into its run's directory, over the first: one run, one directory.
+                    float(self._task.args.get("run_started") or report["generated_epoch"]))
             except PacketpathError as exc:
                 return dict(result, failed=True, msg=str(exc))
         result.update(changed=bool(written), report=report, files=written)

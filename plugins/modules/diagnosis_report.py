@@ -62,6 +62,12 @@ options:
       - Each run writes into a directory of its own under it, named after the run's UTC time
         (C(20261205T084402.123456Z)), and points C(latest) at it, so an earlier run's report is never overwritten.
     type: path
+  run_started:
+    description:
+      - The C(generated_epoch) of this run's first report, given to a later report of the same run (the one after a
+        remediation's probe), which is then written into that run's directory, over the first, so that one run has
+        one directory. Without it, the report's own time names a new directory.
+    type: float
   markdown_template:
     description:
       - A Jinja2 template for C(report.md) instead of the collection's own (C(roles/diagnose_port/templates/report.md.j2),
@@ -133,6 +139,9 @@ TRACE_FIELDS = {"packets": (list, dict), "finding": (dict, None), "capture": (di
 def check_inputs(params):
     """What the role hands over, checked before anything is written: a malformed value names its option."""
     inputs.check_paths(params, ("report_dir", "markdown_template", "html_template"))
+    if params["run_started"] is not None and not 0 < params["run_started"] < 2 ** 40:
+        raise OptionError("run_started", params["run_started"],
+                          "the epoch of the run's first report (its generated_epoch)")
     inputs.check_per_host(params, ("hosts",), fields=TRACE_FIELDS)
     inputs.check_per_host(params, ("last_results",), fields={"capture": (dict, None)})
     for option in ("probe", "probe_after_fix"):
@@ -152,6 +161,7 @@ def main():
             probe_after_fix={"type": "dict"},
             last_results={"type": "dict"},
             report_dir={"type": "path"},
+            run_started={"type": "float"},
             markdown_template={"type": "path"},
             html_template={"type": "path"},
         ),

@@ -437,6 +437,9 @@ def build_report(hosts, request, probe, probe_after=None, unreported=None, now=N
               "request": request, "probe": probe, "verdict": fleet_verdict(verdicts, probe), "hosts": verdicts}
     if probe_after is not None:
         report["probe_after_fix"] = probe_after
+        if probe_got_through(probe_after):  # blocked, then fixed: the line a person reads first says both
+            report["verdict"]["fixed"] = True
+            report["verdict"]["line"] += ", fixed (probe after the fix: %s)" % results_text(probe_summary(probe_after))
     return report
 
 
@@ -599,18 +602,20 @@ def icmp_text(summary):
 def junit(report):
     """The verdict for a CI system (report.junit.xml): a test case for the fleet's verdict, failed where the port is
     blocked (its cause, undecided or not_seen), and one per host, failed on the host the packet died on and in error
-    where a host could not be traced or never reported."""
+    where a host could not be traced or never reported. Where this run's remediation fixed the port, nothing fails:
+    the cases' text says what was fixed."""
     request, fleet = report["request"], report["verdict"]
     name = "%s port %s to %s" % (request.get("proto", "tcp"), request.get("port"), request.get("dst"))
-    rows = [(verdict, "failure" if verdict["host"] == fleet["culprit"] else
+    blocked = fleet["cause"] and not fleet.get("fixed")  # a port this run fixed fails no CI job
+    rows = [(verdict, "failure" if verdict["host"] == fleet["culprit"] and blocked else
              "error" if verdict.get("error") or not verdict["traced"] else None) for verdict in report["hosts"]]
-    outcomes = [outcome for _verdict, outcome in rows] + ["failure" if fleet["cause"] else None]
+    outcomes = [outcome for _verdict, outcome in rows] + ["failure" if blocked else None]
     counts = {"tests": str(len(outcomes)), "failures": str(outcomes.count("failure")),
               "errors": str(outcomes.count("error")), "time": "0"}
     root = ET.Element("testsuites", name="packetpath diagnose_port", **counts)
     suite = ET.SubElement(root, "testsuite", name=name, skipped="0", timestamp=report["generated_at"], **counts)
     text = "%s\n%s" % (fleet["line"], fleet["words"])
-    if fleet["cause"]:
+    if blocked:
         junit_file.case(suite, "verdict", "fleet", "failure", fleet["cause"], label(fleet), text)
     else:
         junit_file.case(suite, "verdict", "fleet", text=text)

@@ -166,6 +166,28 @@ def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
         markdown(after)
 
 
+def test_a_run_that_fixed_the_port_reads_fixed_and_fails_no_ci_job():
+    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
+    found = causes.finding("rp_filter", "request", {}, explanation="rejected by rp_filter (strict on b-srv)",
+                           interface="b-srv", family="ipv4")
+    packet = {"fate": "vanished_after", "path": "PREROUTING", "last_hop": "raw:PREROUTING:policy", "hops": []}
+    hosts = {"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}}
+    failed = {"summary": summary([{"result": "timeout"}] * 3)}
+    for after, fixed in (({"summary": summary([{"result": "connected"}] * 3)}, True),
+                         ({"summary": summary([{"result": "connected"}] * 2 + [{"result": "timeout"}])}, False)):
+        built = verdict.build_report(hosts, REQUEST, failed, after)
+        fleet = built["verdict"]
+        junit = ET.fromstring(verdict.junit(built).split("\n", 1)[1])
+        if fixed:  # blocked, then fixed: the cause stays named, and every first line says it was fixed
+            assert fleet["line"] == "node \u2717, fixed (probe after the fix: connected 3)" and fleet["fixed"], fleet
+            assert fleet["cause"] == "rp_filter" and junit.get("failures") == "0"
+            assert "# Why did tcp port 8081 fail? Fixed by this run" in markdown(built)
+            assert "<title>Why did tcp port 8081 fail? Fixed by this run</title>" in page(built)
+        else:  # one attempt after the fix still failed: not fixed, and the run still reads blocked
+            assert fleet["line"] == "node \u2717" and "fixed" not in fleet, fleet
+            assert junit.get("failures") == "2" and "# Why does tcp port 8081 fail?" in markdown(built)
+
+
 def test_the_report_says_how_each_host_was_armed_and_which_engine_answered():
     armed = {"backend": "iptables_nft", "capture": "xtables_monitor", "expires_at": 1795546512.5,
              "drop_reasons": {"pid": 4250}}
