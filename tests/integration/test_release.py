@@ -1,4 +1,5 @@
-"""The release tarball builds, installs offline, and the installed collection documents its modules."""
+"""The release tarball builds, installs offline, and the installed collection documents its modules and asks an
+execution environment for nothing the targets need."""
 
 import os
 import tarfile
@@ -32,3 +33,12 @@ def test_tarball_installs_and_documents_every_module(tmp_path):
         doc = run([os.path.join(BIN, "ansible-doc"), "-M", str(installed / "plugins" / "modules"),
                    "packetpath.linux." + module], check=True)
         assert "RETURN VALUES" in doc.stdout and "EXAMPLES" in doc.stdout and "REQUIREMENTS" in doc.stdout, module
+
+    # An execution environment (AWX's) is the controller: ansible-builder finds nothing to add there, and the targets'
+    # needs stay in the collection for the prerequisites role (issue #39).
+    introspected = yaml.safe_load(run([os.path.join(BIN, "ansible-builder"), "introspect", str(collections)]).stdout)
+    assert introspected == {"python": [], "system": []}, introspected
+    with open(installed / "requirements.txt", encoding="utf-8") as handle:
+        assert "pyroute2" in handle.read()
+    with open(installed / "bindep.txt", encoding="utf-8") as handle:
+        assert "nftables" in handle.read()
