@@ -150,13 +150,18 @@ def test_a_fix_command_is_safe_to_paste_whatever_the_host_named_its_interfaces()
     assert verdict.fix_command(causes.fix("link_down", dev="a b;c", admin="down")) == "ip link set dev 'a b;c' up"
 
 
-def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
+def rp_filter_on_node():
+    """One host, node, whose finding is the seed's rp_filter, and a probe that timed out 3 times."""
     from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
     found = causes.finding("rp_filter", "request", {}, explanation="rejected by rp_filter (strict on b-srv)",
                            interface="b-srv", family="ipv4")
     packet = {"fate": "vanished_after", "path": "PREROUTING", "last_hop": "raw:PREROUTING:policy", "hops": []}
-    hosts = {"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}}
-    failed = {"summary": summary([{"result": "timeout"}] * 3)}
+    return ({"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}},
+            {"summary": summary([{"result": "timeout"}] * 3)})
+
+
+def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
+    hosts, failed = rp_filter_on_node()
     before = verdict.build_report(hosts, REQUEST, failed)
     assert "fix on node: sysctl -w net.ipv4.conf.b-srv.rp_filter=2  (remediable: run again with -e packetpath_remediate=true)" \
         in verdict.table(before)
@@ -167,12 +172,7 @@ def test_the_fix_is_shown_under_the_verdict_and_applied_only_when_it_was():
 
 
 def test_a_run_that_fixed_the_port_reads_fixed_and_fails_no_ci_job():
-    from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes
-    found = causes.finding("rp_filter", "request", {}, explanation="rejected by rp_filter (strict on b-srv)",
-                           interface="b-srv", family="ipv4")
-    packet = {"fate": "vanished_after", "path": "PREROUTING", "last_hop": "raw:PREROUTING:policy", "hops": []}
-    hosts = {"node": {"trace": {"packets": [packet], "finding": dict(found, seen=True, role="stopped")}}}
-    failed = {"summary": summary([{"result": "timeout"}] * 3)}
+    hosts, failed = rp_filter_on_node()
     for after, fixed in (({"summary": summary([{"result": "connected"}] * 3)}, True),
                          ({"summary": summary([{"result": "connected"}] * 2 + [{"result": "timeout"}])}, False)):
         built = verdict.build_report(hosts, REQUEST, failed, after)
