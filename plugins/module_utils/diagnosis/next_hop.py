@@ -45,6 +45,21 @@ def _interface(prefix):
         return None
 
 
+def _interfaces(row):
+    """The link-layer facts of a row's interfaces ([] where the host reported none)."""
+    return (row.get("link_layer") or {}).get("interfaces") or []
+
+
+def _interface_on(row, dev):
+    """The row's facts of its interface `dev`, or None."""
+    return next((interface for interface in _interfaces(row) if interface["dev"] == dev), None)
+
+
+def _asked_by(asker, dev, neighbour):
+    """The asker's side of an ARP join's proof: who asked, on which device, what its entry says, its kernel's word."""
+    return {"host": asker["host"], "dev": dev, "neighbour": neighbour, "drop_reasons": asker.get("drop_reasons")}
+
+
 def holder(address, rows):
     """(row, interface facts) of the host in the fleet that holds `address`, or None."""
     try:
@@ -52,7 +67,7 @@ def holder(address, rows):
     except ValueError:
         return None
     for row in rows:
-        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+        for interface in _interfaces(row):
             if any(getattr(_interface(prefix), "ip", None) == wanted for prefix in interface["addresses"]):
                 return row, interface
     return None
@@ -61,7 +76,7 @@ def holder(address, rows):
 def _mac_holder(mac, rows):
     """'client's eth0' for the host and interface in the fleet whose MAC this is, or None."""
     for row in rows:
-        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+        for interface in _interfaces(row):
             if (interface.get("mac") or "").lower() == mac.lower():
                 return "%s's %s" % (row["host"], interface["dev"])
     return None
@@ -69,11 +84,10 @@ def _mac_holder(mac, rows):
 
 def _facing(sender, dev, owner):
     """The holder's interface on the sender's link: the one whose subnet holds an address of the sender's `dev`."""
-    mine = next((interface for interface in (sender.get("link_layer") or {}).get("interfaces") or []
-                 if interface["dev"] == dev), None)
+    mine = _interface_on(sender, dev)
     if mine is None:
         return None
-    for interface in (owner.get("link_layer") or {}).get("interfaces") or []:
+    for interface in _interfaces(owner):
         for prefix in interface["addresses"]:
             theirs = _interface(prefix)
             if theirs is None:
@@ -233,9 +247,8 @@ def ignores_arp(asker, rows):
             owner["host"], address, held_on["dev"], facing["dev"], ignore, ARP_IGNORE_WORDS[ignore])
     else:
         return None
-    proof = {"asked_by": {"host": asker["host"], "dev": dev, "neighbour": neighbour,
-                          "drop_reasons": asker.get("drop_reasons")},
-             "held_on": held_on, "facing": facing, "arp_all": (owner["link_layer"].get("arp_all") or {})}
+    proof = {"asked_by": _asked_by(asker, dev, neighbour), "held_on": held_on, "facing": facing,
+             "arp_all": (owner["link_layer"].get("arp_all") or {})}
     decided = causes.finding("arp_ignored", asker["direction"] or "request", proof, address=address,
                              link_dev=facing["dev"], why=why, asker=asker["host"], dev=dev, owner=owner["host"],
                              state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
@@ -257,12 +270,11 @@ def unproxied(asker, rows):
     others = [row for row in rows if row is not asker]
     if not address or family_of(address) == IPV6 or holder(address, others) is not None:
         return None  # NDP has no proxy_arp; a holder in the fleet is ignores_arp's
-    mine = next((interface for interface in (asker.get("link_layer") or {}).get("interfaces") or []
-                 if interface["dev"] == dev), None)
+    mine = _interface_on(asker, dev)
     own = [found.ip for found in map(_interface, (mine or {}).get("addresses") or []) if found is not None]
     facing = []
     for row in others:
-        for interface in (row.get("link_layer") or {}).get("interfaces") or []:
+        for interface in _interfaces(row):
             routed = [prefix for prefix in interface.get("on_link") or []
                       if any(ip in ipaddress.ip_network(prefix) for ip in own)]
             if routed:
@@ -272,8 +284,7 @@ def unproxied(asker, rows):
     owner, interface, routed = facing[0]
     if not interface["up"] or interface.get("forwarding") != 1 or interface["arp"].get("proxy_arp") != 0:
         return None
-    proof = {"asked_by": {"host": asker["host"], "dev": dev, "neighbour": neighbour,
-                          "drop_reasons": asker.get("drop_reasons")}, "facing": interface}
+    proof = {"asked_by": _asked_by(asker, dev, neighbour), "facing": interface}
     decided = causes.finding("proxy_arp_off", asker["direction"] or "request", proof, address=address,
                              link_dev=interface["dev"], asker=asker["host"], dev=dev, owner=owner["host"],
                              routed=", ".join(routed),
