@@ -44,7 +44,7 @@ options:
         V(src_valid_mark), V(route_localnet), V(forwarding), V(accept_source_route), V(send_redirects),
         V(accept_redirects), V(arp_ignore), V(arp_announce), V(arp_filter), V(proxy_arp)); those under
         C(net.ipv6.conf.<iface>.) with C(ipv6.) (V(ipv6.forwarding), V(ipv6.accept_source_route),
-        V(ipv6.accept_redirects)). rp_filter and arp_announce take 0, 1 or 2; arp_ignore 0, 1, 2, 3 or 8; the others
+        V(ipv6.accept_redirects), V(ipv6.disable_ipv6)). rp_filter and arp_announce take 0, 1 or 2; arp_ignore 0, 1, 2, 3 or 8; the others
         0 or 1.
     type: dict
   state:

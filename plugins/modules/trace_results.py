@@ -402,8 +402,9 @@ finding:
     - C(link_layer), what the fleet verdict sets beside another host's neighbour entry for one of this host's
       addresses - C(interfaces), each interface that holds an address, with C(dev), C(mac), C(up), C(addresses)
       (with their prefix lengths), C(arp), the ARP policy the kernel applies there (C(arp_ignore),
-      C(arp_filter), C(arp_announce), C(proxy_arp)), and C(dad_failed), the addresses that failed duplicate address
-      detection (held and not used, as another host on the link had them first).
+      C(arp_filter), C(arp_announce), C(proxy_arp)), C(forwarding) and C(disable_ipv6), its IPv4 forwarding and
+      IPv6 switch, and C(dad_failed), the addresses that failed duplicate address detection (held and not used, as
+      another host on the link had them first).
     - C(conversations), each attempt of the probe on its own (C(sport), its C(cause) and C(endpoint), where NAT sent
       it), and C(service) where this host DNATs the conversations - C(address), C(endpoints) (as today's nat rules
       give them), C(reached) (endpoint -> the source ports whose attempts reached it), C(not_reached), and with

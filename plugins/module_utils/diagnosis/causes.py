@@ -138,6 +138,15 @@ def _proxy_arp_on(facts):
             "args": {"interfaces": [facts["link_dev"]], "settings": {"proxy_arp": 1}, "persistent": "ignore"}}
 
 
+def _ipv6_on(facts):
+    return {"module": INTERFACE_SYSCTL,
+            "why": "turn IPv6 back on on %s (suggested only: then add its IPv6 addresses again, which the kernel removed "
+                   "when it was turned off, by bringing the interface up again with the tool that configures it; and "
+                   "find what turned it off, a sysctl.d file or the ipv6.disable_ipv6 boot parameter, before it "
+                   "does so again)" % facts["link_dev"],
+            "args": {"interfaces": [facts["link_dev"]], "settings": {"ipv6.disable_ipv6": 0}, "persistent": "ignore"}}
+
+
 def _link_up(facts):
     if facts.get("admin") != "down":
         return None  # no carrier: the cable, the peer or the switch port, which no command here fixes
@@ -331,6 +340,19 @@ CATALOGUE = {cause.id: cause for cause in (
           "{address}, and {owner}'s {link_dev}, the other end of that link (it routes {routed} there and holds no "
           "address on it), answers for a gateway nobody holds only by proxy ARP, which is off there (proxy_arp = 0)",
           detector="unproxied", fix=_proxy_arp_on, remediable=True, drop_reasons=_NEXT_HOP_UNANSWERED),
+    Cause("ipv6_disabled", "after_routing", "the packet waited for a next hop that never answered NDP (FAILED or "
+                                            "INCOMPLETE), no host of the fleet holds that address, and exactly one "
+                                            "host of the fleet on that link (an IPv4 subnet its interface shares with "
+                                            "the asker's says so) has IPv6 disabled on its interface there "
+                                            "(disable_ipv6 = 1)",
+          "{asker} asks for {address} by NDP on {dev} and gets no answer (neighbour state {state}): no host holds "
+          "{address}, and {owner}'s {link_dev}, on that link ({shared}), has IPv6 disabled (disable_ipv6 = 1): the "
+          "kernel took its IPv6 addresses away and drops every IPv6 packet that comes in there, the neighbour "
+          "solicitations too{discarded}",
+          detector="ipv6_off", counters=("Ip6InDiscards",), fix=_ipv6_on,
+          # The owner's kernel says IPV6DISABLED for the solicitation (not the probe's flow, so bpftrace's filter
+          # rarely shows it); the asker's gives up on the neighbour.
+          drop_reasons=("IPV6DISABLED",) + _NEXT_HOP_UNANSWERED),
     Cause("qdisc_drop", "after_routing", "the packet passed the last hook out of an interface whose egress qdisc "
                                          "dropped packets in the window (its drop counter moved)",
           "the {kind} qdisc on {dev} (egress) dropped {drops} packet(s) in the window: tc holds what netfilter let "

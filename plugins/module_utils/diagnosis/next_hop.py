@@ -82,22 +82,23 @@ def _mac_holder(mac, rows):
     return None
 
 
+def _shared(mine, theirs):
+    """The subnets two interfaces share (an address of one in the other's subnet), the narrower of each pair, sorted:
+    what says they are on one link."""
+    shared = set()
+    for own in filter(None, map(_interface, mine["addresses"])):
+        for other in filter(None, map(_interface, theirs["addresses"])):
+            if own.version == other.version and (own.ip in other.network or other.ip in own.network):
+                shared.add(str(max(own.network, other.network, key=lambda network: network.prefixlen)))
+    return sorted(shared)
+
+
 def _facing(sender, dev, owner):
     """The holder's interface on the sender's link: the one whose subnet holds an address of the sender's `dev`."""
     mine = _interface_on(sender, dev)
     if mine is None:
         return None
-    for interface in _interfaces(owner):
-        for prefix in interface["addresses"]:
-            theirs = _interface(prefix)
-            if theirs is None:
-                continue
-            for own in mine["addresses"]:
-                ours = _interface(own)
-                if ours is not None and ours.version == theirs.version and (
-                        ours.ip in theirs.network or theirs.ip in ours.network):
-                    return interface
-    return None
+    return next((interface for interface in _interfaces(owner) if _shared(mine, interface)), None)
 
 
 def _kernel_word_from(other, row):
@@ -293,6 +294,38 @@ def unproxied(asker, rows):
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because nobody holds it and %s does not answer for "
                             "it by proxy" % (address, owner["host"]))
+    return owner
+
+
+def ipv6_off(asker, rows):
+    """The asker's next hop did not answer NDP, no host of the fleet holds its address, and the one host of the fleet
+    on the asker's link with IPv6 disabled there (its interface shares an IPv4 subnet with the asker's: a dual-stack
+    link) is the one that cannot answer: disable_ipv6 took its IPv6 addresses away and drops every IPv6 packet that
+    comes in by that interface, the neighbour solicitations too. That host's row, naming ipv6_disabled (the asker's
+    finding superseded), or None."""
+    neighbour = asker["evidence"].get("neighbour") or {}
+    address, dev = neighbour.get("address"), neighbour.get("dev")
+    others = [row for row in rows if row is not asker]
+    if not address or family_of(address) != IPV6 or holder(address, others) is not None:
+        return None  # ARP is the other joins'; a holder in the fleet answers or not by its own settings
+    disabled = [(row, facing) for row, facing in ((row, _facing(asker, dev, row)) for row in others)
+                if facing is not None and facing["up"] and facing.get("disable_ipv6") == 1]
+    if len(disabled) != 1:
+        return None  # nobody on the link has IPv6 off, or several: which one should answer is not known
+    owner, facing = disabled[0]
+    shared = ", ".join(_shared(_interface_on(asker, dev), facing))
+    discards = (owner.get("counters") or {}).get("Ip6InDiscards")
+    proof = {"asked_by": _asked_by(asker, dev, neighbour), "facing": facing, "shared": shared}
+    decided = causes.finding(
+        "ipv6_disabled", asker["direction"] or "request", proof, delta=owner.get("counters") or {}, address=address,
+        link_dev=facing["dev"], asker=asker["host"], dev=dev, owner=owner["host"], shared=shared,
+        state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
+        discarded="; %s discarded %d IPv6 packet(s) in the window (Ip6InDiscards)" % (owner["host"], discards)
+        if discards else "")
+    causes.decide(owner, decided, "ipv6_off")
+    _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
+    supersede(asker, owner, "its next hop %s does not answer NDP because %s has IPv6 disabled on the link" % (
+        address, owner["host"]))
     return owner
 
 

@@ -35,6 +35,8 @@ KEYS = {
     "ipv6.forwarding": ("ipv6", (0, 1), "interface"),
     "ipv6.accept_source_route": ("ipv6", (0, 1), "interface"),
     "ipv6.accept_redirects": ("ipv6", (0, 1), "interface"),
+    # Writing conf/all copies the value to every interface, so each interface's own value is the one applied.
+    "ipv6.disable_ipv6": ("ipv6", (0, 1), "interface"),
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.@:*?\[\]-]{1,15}$")
 

@@ -24,11 +24,12 @@ def _held(prefixes):
 
 
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp, forwarding, on_link, vxlan, dad_failed}], arp_all}: the interfaces
-    that hold an address (the loopback too, where it holds a service address), and those that hold none but carry
-    routes with no gateway (a Calico pod's veth on its node), sorted by name; `arp` the effective value of each
-    ARP_KEYS key (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own (a fix
-    must lower it too), None where unreadable; `forwarding` the interface's IPv4 forwarding; `on_link` the
+    """{interfaces: [{dev, mac, up, addresses, arp, forwarding, disable_ipv6, on_link, vxlan, dad_failed}], arp_all}:
+    the interfaces that hold an address (the loopback too, where it holds a service address), and those that hold
+    none but carry routes with no gateway (a Calico pod's veth on its node), sorted by name; `arp` the effective value
+    of each ARP_KEYS key (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own
+    (a fix must lower it too), None where unreadable; `forwarding` the interface's IPv4 forwarding; `disable_ipv6`
+    its IPv6 switch (1: the kernel took its IPv6 addresses away and drops every IPv6 packet there); `on_link` the
     address-less interface's routes (the hosts it reaches there); `vxlan` a VXLAN device's vni, local (its VTEP) and
     port."""
     interfaces = []
@@ -41,7 +42,8 @@ def facts(router, read_sysctl):
                for key in ARP_KEYS}
         up = bool(link.get("admin_up") and link.get("carrier"))
         interface = {"dev": name, "mac": link.get("mac"), "up": up, "addresses": held, "arp": arp,
-                     "forwarding": read_sysctl("ipv4", name, "forwarding")}
+                     "forwarding": read_sysctl("ipv4", name, "forwarding"),
+                     "disable_ipv6": read_sysctl("ipv6", name, "disable_ipv6")}
         if not held:  # who answers ARP on this link for addresses nobody holds is this host's proxy_arp
             interface["on_link"] = on_link[name]
         contested = [prefix for prefix in held if prefix in dad_failed]

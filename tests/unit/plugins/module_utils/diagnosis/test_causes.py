@@ -50,5 +50,5 @@ def test_every_cause_names_a_detector_and_the_docs_give_the_detectors_in_the_ord
     with open(os.path.join(ROOT, "docs", "diagnose_port.md"), encoding="utf-8") as handle:
         text = handle.read()
     paragraph = text[text.index('The column "decided by"'):text.index("| cause | layer | decided by |")]
-    named = [name for name in re.findall(r"`([a-z_]+)`", paragraph) if name != "neighbour_failed"]
+    named = [name for name in re.findall(r"`([a-z0-9_]+)`", paragraph) if name != "neighbour_failed"]
     assert named == host + fleet, named

@@ -20,7 +20,7 @@ def tables():
     for line in explained_part.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
         if line.startswith("| `") and len(cells) == 2:
-            explained[cells[0].strip("`")] = re.findall(r"`([a-z_]+)`", cells[1])
+            explained[cells[0].strip("`")] = re.findall(r"`([a-z0-9_]+)`", cells[1])
     staying = [reason for line in staying_part.splitlines() if line.startswith("| `")
                for reason in re.findall(r"`([A-Z0-9_]+)`", line.strip().strip("|").split(" | ")[0])]
     return explained, staying

@@ -180,6 +180,50 @@ def test_a_proxy_that_answers_or_cannot_or_a_holder_of_the_gateway_leaves_the_as
         assert (found["culprit"], found["cause"]) == ("client", "neighbour_failed"), (change, found)
 
 
+def test_an_ndp_request_nobody_answers_is_the_ipv6_switch_of_the_one_host_on_the_link_that_has_it_off():
+    hosts = fleet("ipv6-disabled")
+    assert hosts["router"]["trace"]["finding"]["cause"] == "neighbour_failed"  # alone, the router sees no answer
+    eth0 = interface(hosts, "server", "eth0")
+    assert (eth0["addresses"], eth0["disable_ipv6"]) == (["198.18.20.2/24"], 1), eth0  # its IPv6 address is gone
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("server", "ipv6_disabled"), found
+    assert found["words"] == (
+        "server: router asks for 2001:db8:20::2 by NDP on eth1 and gets no answer (neighbour state FAILED): no host "
+        "holds 2001:db8:20::2, and server's eth0, on that link (198.18.20.0/24), has IPv6 disabled (disable_ipv6 = 1): "
+        "the kernel took its IPv6 addresses away and drops every IPv6 packet that comes in there, the neighbour "
+        "solicitations too; server discarded 3 IPv6 packet(s) in the window (Ip6InDiscards)")
+    assert found["fix"]["args"] == {"interfaces": ["eth0"], "settings": {"ipv6.disable_ipv6": 0},
+                                    "persistent": "ignore"}
+    assert not found["fix"]["remediable"]  # the addresses the kernel removed do not come back with the switch
+    assert rows["server"]["evidence"]["counters"] == {"Ip6InDiscards": 3}
+    assert rows["router"]["cause"] is None and rows["router"]["explained_by"]["was"] == "neighbour_failed"
+
+
+def test_the_router_s_kernel_giving_up_on_the_neighbour_corroborates_the_server_s_ipv6_switch():
+    found, rows = report(fleet("ipv6-disabled", kernel=True))
+    assert found["cause"] == "ipv6_disabled" and rows["server"]["kernel"] == "corroborates", rows["server"]
+
+
+def test_ipv6_on_or_down_or_off_elsewhere_or_a_holder_leaves_the_asker_s_own_cause():
+    for change in ("enabled", "down", "holder", "another_link", "two_disabled", "not_read"):
+        hosts = fleet("ipv6-disabled")
+        eth0 = interface(hosts, "server", "eth0")
+        if change == "enabled":
+            eth0["disable_ipv6"] = 0
+        elif change == "down":
+            eth0["up"] = False
+        elif change == "holder":  # a host of the fleet holds the address: IPv6 is on where it answers
+            eth0["addresses"].append("2001:db8:20::2/64")
+        elif change == "another_link":  # the server with IPv6 off is not on the link the router asks on
+            eth0["addresses"] = ["198.18.21.2/24"]
+        elif change == "two_disabled":  # two hosts on the link have it off: which should answer is not known
+            hosts["other"] = copy.deepcopy(hosts["server"])
+        else:  # a host recorded before the switch was read
+            del eth0["disable_ipv6"]
+        found, _rows = report(hosts)
+        assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
+
+
 def test_a_vxlan_device_without_a_remote_for_the_next_hop_is_named_and_its_fix_points_at_the_holder_s_vtep():
     hosts = fleet("vxlan-missing-fdb")
     assert hosts["node1"]["trace"]["finding"]["fix"] is None  # alone, node1 cannot know node2's VTEP
