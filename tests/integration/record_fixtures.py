@@ -247,7 +247,7 @@ EXPLAINED = ("accept-queue-full", "arp-ignore-vip", "bridge-docker-forward", "co
              "reply-routed-elsewhere", "routing-loop", "tc-ingress-drop", "tc-ingress-drop-untraced",
              "udp-receive-buffer-full-v6", "unreachable-route", "vxlan-missing-fdb",
              "vxlan-port-mismatch", "service-stale-conntrack", "service-endpoint-gone", "ipv6-duplicate-address",
-             "duplicate-address-answered", "proxy-arp-off", "ipv6-disabled")
+             "duplicate-address-answered", "proxy-arp-off", "ipv6-disabled", "arp-filter-overlap")
 JOINED = ("sent_by", "sent_to")
 SPORT = 48080
 

@@ -130,6 +130,16 @@ def _answer_arp(facts):
                      "settings": {"arp_ignore": 0}, "persistent": "present"}}
 
 
+def _arp_filter_off(facts):
+    better = "; the better fix is the route: %s takes part of %s's subnet by another interface" % (
+        facts["route"], facts["link_dev"]) if facts.get("route") else ""
+    return {"module": INTERFACE_SYSCTL,
+            "why": "answer ARP on %s whichever way the route back goes (suggested only: arp_filter is set on purpose on "
+                   "a host with several interfaces on one subnet%s)" % (facts["link_dev"], better),
+            "args": {"interfaces": [facts["link_dev"]] + (["all"] if facts.get("all_filters") else []),
+                     "settings": {"arp_filter": 0}, "persistent": "present"}}
+
+
 def _proxy_arp_on(facts):
     return {"module": INTERFACE_SYSCTL,
             "why": "answer ARP on %s for the gateway nobody holds, as Calico sets on its veths (at runtime only: the "
@@ -331,6 +341,16 @@ CATALOGUE = {cause.id: cause for cause in (
                                           "arp_ignore 8",
           "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): {why}",
           detector="ignores_arp", fix=_answer_arp, drop_reasons=_NEXT_HOP_UNANSWERED),
+    Cause("arp_filtered", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
+                                           "INCOMPLETE), the fleet's host holding that address has arp_filter on the "
+                                           "interface asked, and its kernel counted ARP requests refused by it in "
+                                           "the window (TcpExtArpFilter): its route back to the asker leaves by "
+                                           "another interface",
+          "{asker} asks for {address} by ARP on {dev} and gets no answer (neighbour state {state}): {owner} has "
+          "arp_filter = 1 on {link_dev}, which answers only where the route back to the asker leaves by {link_dev}, "
+          "and {back}; its kernel refused {refused} ARP request(s) so in the window (TcpExtArpFilter)",
+          detector="filters_arp", counters=("TcpExtArpFilter",), fix=_arp_filter_off,
+          drop_reasons=_NEXT_HOP_UNANSWERED),
     Cause("proxy_arp_off", "after_routing", "the packet waited for a next hop that never answered ARP (FAILED or "
                                             "INCOMPLETE), no host of the fleet holds that address, and the fleet's "
                                             "host at the other end of the link (it routes the asker's address there "

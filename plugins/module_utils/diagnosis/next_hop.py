@@ -21,6 +21,13 @@ fleet that holds the next hop's address. Neither can tell alone.
 - The sender asks for a gateway that no host holds (a Calico pod's 169.254.1.1), and the host at the other end of
   its link, which routes the sender's address there by an interface holding no address, forwards with proxy_arp
   off on it: nobody answers. That host's proxy_arp is the culprit (proxy_arp_off).
+- The sender asks for the next hop by ARP and nobody answers, and the holder has arp_filter on the interface asked
+  while a route into that link's subnet by another interface (a second NIC on an overlapping subnet) takes the
+  sender's address elsewhere: arp_filter answers only where the route back leaves by the interface asked, and the
+  holder's kernel counts each refusal (TcpExtArpFilter). The holder's arp_filter, or that route, is the culprit
+  (arp_filtered).
+- The sender asks for the next hop by NDP and nobody answers, nobody holds the address, and the one host on the link
+  has IPv6 disabled there (ipv6_disabled).
 
 Each join reads the rows' `link_layer` (evidence/link_layer.py) and the sender's `next_hop` evidence; where the holder
 is not in the fleet (or did not report) nothing is joined, and the sender's own finding stands.
@@ -257,6 +264,50 @@ def ignores_arp(asker, rows):
     causes.decide(owner, decided, "ignores_arp")
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
+        address, owner["host"]))
+    return owner
+
+
+def filters_arp(asker, rows):
+    """The asker's next hop did not answer ARP, its holder in the fleet has arp_filter on the interface asked, and its
+    kernel counted ARP requests refused by it in the window (TcpExtArpFilter): arp_filter answers only where the
+    holder's route back to the asker leaves by the interface the request came in by, and a route into that link's
+    subnet by another interface (an overlapping subnet on a second NIC) takes the asker's address elsewhere. The
+    holder's row, naming arp_filtered (the asker's own finding superseded), or None."""
+    neighbour = asker["evidence"].get("neighbour") or {}
+    address, dev = neighbour.get("address"), neighbour.get("dev")
+    if not address or family_of(address) == IPV6:  # NDP has no arp_filter
+        return None
+    found = holder(address, [row for row in rows if row is not asker])
+    if found is None:
+        return None
+    owner, held_on = found
+    facing = _facing(asker, dev, owner)
+    refused = (owner.get("counters") or {}).get("TcpExtArpFilter")
+    if facing is None or not facing["up"] or facing["arp"].get("arp_filter") != 1 or not refused:
+        return None  # the kernel refused nothing by arp_filter in the window: it did not decide
+    # The address the request came from: the asker's own on the link (arp_announce may pick another; the route
+    # back to one on the link is the one the subnets say).
+    mine = _interface_on(asker, dev)
+    shared = [ipaddress.ip_network(network) for network in _shared(mine, facing)]
+    asked_from = next((own.ip for own in filter(None, map(_interface, mine["addresses"]))
+                       if any(own.ip in network for network in shared)), None)
+    route = next((route for route in facing.get("routes_elsewhere") or []
+                  if asked_from is not None and asked_from in ipaddress.ip_network(route["dst"])), None)
+    back = "its route to %s leaves by %s (%s%s dev %s)" % (
+        asked_from, route["dev"], route["dst"], " via %s" % route["gateway"] if route.get("gateway") else "",
+        route["dev"]) if route else "its route back to %s leaves by another interface (by a policy rule or a table "                                     "other than main: not read here)" % (asked_from or asker["host"])
+    proof = {"asked_by": _asked_by(asker, dev, neighbour), "held_on": held_on, "facing": facing, "route_back": route,
+             "arp_all": (owner["link_layer"].get("arp_all") or {})}
+    decided = causes.finding(
+        "arp_filtered", asker["direction"] or "request", proof, delta=owner.get("counters") or {}, address=address,
+        link_dev=facing["dev"], asker=asker["host"], dev=dev, owner=owner["host"], back=back, refused=refused,
+        state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
+        route=route and "%s dev %s" % (route["dst"], route["dev"]),
+        all_filters=bool((owner["link_layer"].get("arp_all") or {}).get("arp_filter")))
+    causes.decide(owner, decided, "filters_arp")
+    _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
+    supersede(asker, owner, "its next hop %s does not answer ARP because %s's arp_filter refuses the request" % (
         address, owner["host"]))
     return owner
 

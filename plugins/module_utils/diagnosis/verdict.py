@@ -332,13 +332,13 @@ def attempts_text(probe, culprit):
 # The fleet's joins (a join's name is what a cause record's `detector` says, and what the row it blames carries), in
 # the order they are asked. Where no host on the way named a cause and the probe failed: the last sender's neighbour
 # entry or VXLAN remote against the holder of its next hop, then a drop before the first hook of the host it was sent
-# to. Where the culprit's next hop did not answer ARP (neighbour_failed): the holder's ARP policy, then, where nobody
-# holds the address, the proxy ARP of the host at the other end of the link; where it did not answer NDP and nobody
+# to. Where the culprit's next hop did not answer ARP (neighbour_failed): the holder's arp_ignore, then its
+# arp_filter (the kernel asks them in that order), then, where nobody holds the address, the proxy ARP of the host at the other end of the link; where it did not answer NDP and nobody
 # holds the address, the host on the link with IPv6 disabled there.
 UNDECIDED_JOINS = (("wrong_lladdr", next_hop.wrong_lladdr), ("vxlan_mismatch", next_hop.vxlan_mismatch),
                    ("before_first_hook", _dropped_before_first_hook))
-UNANSWERED_JOINS = (("ignores_arp", next_hop.ignores_arp), ("unproxied", next_hop.unproxied),
-                    ("ipv6_off", next_hop.ipv6_off))
+UNANSWERED_JOINS = (("ignores_arp", next_hop.ignores_arp), ("filters_arp", next_hop.filters_arp),
+                    ("unproxied", next_hop.unproxied), ("ipv6_off", next_hop.ipv6_off))
 
 
 def _first_join(joins, subject, verdicts):

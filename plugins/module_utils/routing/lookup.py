@@ -468,6 +468,18 @@ class Router:
                 found.setdefault(self.names.get(route["oif"]), []).append(str(route["network"]))
         return found
 
+    def routes_into(self, network, dev):
+        """The main table's IPv4 unicast routes into `network` (a subnet of `dev`'s) that leave by another interface,
+        as {dst, dev, gateway}, most specific first: where this host sends some of that link's addresses elsewhere
+        (which is what arp_filter asks before it answers an ARP request on `dev`)."""
+        network = ipaddress.ip_network(network, strict=False)
+        found = [route for route in self._table("ipv4", MAIN_TABLE)
+                 if route["type"] == "unicast" and route.get("oif") and self.names.get(route["oif"]) != dev
+                 and route["network"].version == network.version and route["network"].subnet_of(network)]
+        found.sort(key=lambda route: -route["network"].prefixlen)
+        return [{key: value for key, value in (("dst", str(route["network"])), ("dev", self.names.get(route["oif"])),
+                                               ("gateway", route.get("gateway"))) if value} for route in found]
+
     def policy(self, family):
         """The policy rules in order, and the routes of every table they lead to (`ip rule` and `ip route list table
         ...`), parsed."""

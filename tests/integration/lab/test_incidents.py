@@ -224,15 +224,17 @@ ENGINES_CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.packetpath.linux.plugins.module_utils._common.command import ProcessRunner
-from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import interfaces
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink, rt_tables
+from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import interfaces, link_layer
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import lookup, netlink, rt_tables
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.iproute_cli import IpCommand
+from ansible_collections.packetpath.linux.plugins.module_utils.sysctl import conf
 
 found = {}
 for name, engine in (("pyroute2", netlink.Pyroute2Engine()), ("ip", IpCommand(ProcessRunner(), rt_tables.RtTables()))):
     found[name] = {"links": engine.links(), "snapshot": interfaces.snapshot(engine),
                    "addresses": sorted(engine.addresses(), key=json.dumps),  # netlink dumps one family at a time
-                   "fdb": sorted(engine.fdb(), key=json.dumps)}
+                   "fdb": sorted(engine.fdb(), key=json.dumps),
+                   "link_layer": link_layer.facts(lookup.Router(engine), conf.read)}
 print(json.dumps(found))
 """
 
@@ -279,6 +281,17 @@ def test_both_engines_read_an_address_that_failed_duplicate_address_detection(la
     held = [entry for entry in read["pyroute2"]["addresses"] if entry["ifindex"] == eth0["ifindex"]]
     assert {"ifindex": eth0["ifindex"], "address": "2001:db8:10::20", "prefixlen": 64, "dad_failed": True} in held
     assert [entry["dad_failed"] for entry in held if entry["address"].startswith("fe80:")] == [False], held
+
+
+def test_both_engines_read_the_same_link_layer_and_the_routes_that_send_a_link_s_addresses_elsewhere(lab_down_after):
+    lab("up", "incidents/arp-filter-overlap")
+    read = json.loads(in_netns("pp-server", ["python3", "-c", ENGINES_CHILD,
+                                             os.path.join(ROOT, "build", "collections")]).stdout)
+    assert read["pyroute2"]["link_layer"] == read["ip"]["link_layer"]
+    found = {each["dev"]: each for each in read["pyroute2"]["link_layer"]["interfaces"]}
+    assert (found["eth0"]["arp"]["arp_filter"], found["eth0"]["routes_elsewhere"]) == (
+        1, [{"dst": "198.18.20.0/25", "dev": "eth1"}]), found["eth0"]
+    assert found["eth1"]["routes_elsewhere"] == []  # 198.18.20.0/25 is eth1's own: nothing takes it elsewhere
 
 
 # Strangers on each host of forward-drop, on the probe's own source port (20000 + 8080 % 10000): SYNs from an

@@ -23,15 +23,30 @@ def _held(prefixes):
     return [prefix for prefix in prefixes if not prefix.startswith(LOOPBACK) and not prefix.lower().startswith("fe80:")]
 
 
+def _routes_elsewhere(router, name, held):
+    """The routes into the IPv4 subnets of interface `name` that leave by another interface, most specific first."""
+    found = []
+    for prefix in held:
+        if ":" in prefix or prefix.endswith("/32"):
+            continue  # IPv6 has no ARP; a /32 has no link subnet
+        for route in router.routes_into(prefix, name):
+            if route not in found:
+                found.append(route)
+    return found
+
+
 def facts(router, read_sysctl):
-    """{interfaces: [{dev, mac, up, addresses, arp, forwarding, disable_ipv6, on_link, vxlan, dad_failed}], arp_all}:
-    the interfaces that hold an address (the loopback too, where it holds a service address), and those that hold
-    none but carry routes with no gateway (a Calico pod's veth on its node), sorted by name; `arp` the effective value
-    of each ARP_KEYS key (max or OR of conf/all and conf/IFACE, as the kernel combines them), `arp_all` conf/all's own
-    (a fix must lower it too), None where unreadable; `forwarding` the interface's IPv4 forwarding; `disable_ipv6`
-    its IPv6 switch (1: the kernel took its IPv6 addresses away and drops every IPv6 packet there); `on_link` the
-    address-less interface's routes (the hosts it reaches there); `vxlan` a VXLAN device's vni, local (its VTEP) and
-    port."""
+    """{interfaces: [{dev, mac, up, addresses, arp, forwarding, disable_ipv6, on_link, routes_elsewhere, vxlan,
+    dad_failed}], arp_all}: the interfaces that hold an address (the loopback too, where it holds a service address),
+    and those that hold none but carry routes with no gateway (a Calico pod's veth on its node), sorted by name.
+    - `arp`: the effective value of each ARP_KEYS key (max or OR of conf/all and conf/IFACE, as the kernel combines
+      them), None where unreadable; `arp_all` conf/all's own (a fix must lower it too).
+    - `forwarding`: the interface's IPv4 forwarding; `disable_ipv6` its IPv6 switch (1: the kernel took its IPv6
+      addresses away and drops every IPv6 packet there).
+    - `on_link`: the address-less interface's routes (the hosts it reaches there).
+    - `routes_elsewhere`: where arp_filter is on, the routes into the interface's subnets that leave by another
+      interface.
+    - `vxlan`: a VXLAN device's vni, local (its VTEP) and port."""
     interfaces = []
     prefixes, dad_failed, on_link = router.prefixes(), set(router.dad_failed()), router.on_link("ipv4")
     for name, link in sorted(router.links().items()):
@@ -46,6 +61,8 @@ def facts(router, read_sysctl):
                      "disable_ipv6": read_sysctl("ipv6", name, "disable_ipv6")}
         if not held:  # who answers ARP on this link for addresses nobody holds is this host's proxy_arp
             interface["on_link"] = on_link[name]
+        if arp["arp_filter"] == 1:  # it answers ARP here only for askers its routes send back by this interface
+            interface["routes_elsewhere"] = _routes_elsewhere(router, name, held)
         contested = [prefix for prefix in held if prefix in dad_failed]
         if contested:  # held but not used: another host on the link had the address first
             interface["dad_failed"] = contested

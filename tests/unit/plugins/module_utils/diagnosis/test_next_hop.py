@@ -137,6 +137,55 @@ def test_an_arp_policy_that_answers_leaves_the_asker_s_own_cause():
             assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
 
 
+def test_an_arp_request_the_holder_s_arp_filter_refuses_names_the_setting_and_the_route_that_sends_the_asker_away():
+    hosts = fleet("arp-filter-overlap")
+    assert hosts["router"]["trace"]["finding"]["cause"] == "neighbour_failed"  # alone, the router sees no answer
+    eth0 = interface(hosts, "server", "eth0")
+    assert (eth0["arp"]["arp_filter"], eth0["routes_elsewhere"]) == (1, [{"dst": "198.18.20.0/25", "dev": "eth1"}])
+    found, rows = report(hosts)
+    assert (found["culprit"], found["cause"]) == ("server", "arp_filtered"), found
+    assert found["words"] == (
+        "server: router asks for 198.18.20.2 by ARP on eth1 and gets no answer (neighbour state FAILED): server has "
+        "arp_filter = 1 on eth0, which answers only where the route back to the asker leaves by eth0, and its route "
+        "to 198.18.20.1 leaves by eth1 (198.18.20.0/25 dev eth1); its kernel refused 3 ARP request(s) so in the "
+        "window (TcpExtArpFilter)")
+    # arp_filter was set on conf/all: the fix lowers it there too, and names the route as the better fix.
+    assert found["fix"]["args"] == {"interfaces": ["eth0", "all"], "settings": {"arp_filter": 0},
+                                    "persistent": "present"}
+    assert "198.18.20.0/25 dev eth1 takes part of eth0's subnet" in found["fix"]["why"]
+    assert not found["fix"]["remediable"]  # arp_filter is set on purpose where a host has several NICs on a subnet
+    assert rows["server"]["evidence"]["counters"] == {"TcpExtArpFilter": 3}
+    assert rows["router"]["cause"] is None and rows["router"]["explained_by"]["was"] == "neighbour_failed"
+
+
+def test_the_router_s_kernel_giving_up_corroborates_the_server_s_arp_filter():
+    found, rows = report(fleet("arp-filter-overlap", kernel=True))
+    assert found["cause"] == "arp_filtered" and rows["server"]["kernel"] == "corroborates", rows["server"]
+
+
+def test_arp_filter_decides_only_where_the_kernel_counted_a_refusal_and_names_no_route_it_did_not_read():
+    for change in ("off", "no_refusal", "down"):
+        hosts = fleet("arp-filter-overlap")
+        eth0 = interface(hosts, "server", "eth0")
+        if change == "off":
+            eth0["arp"]["arp_filter"] = 0
+        elif change == "no_refusal":  # arp_filter on, but it refused nothing in the window: something else did
+            del hosts["server"]["trace"]["finding"]["counters"]["TcpExtArpFilter"]
+        else:
+            eth0["up"] = False
+        found, _rows = report(hosts)
+        assert (found["culprit"], found["cause"]) == ("router", "neighbour_failed"), (change, found)
+    hosts = fleet("arp-filter-overlap")
+    interface(hosts, "server", "eth0")["routes_elsewhere"] = []  # sent away by a policy rule, which is not read
+    found, _rows = report(hosts)
+    assert found["cause"] == "arp_filtered" and "its route back to 198.18.20.1 leaves by another interface (by a " \
+        "policy rule or a table other than main: not read here)" in found["words"], found["words"]
+    assert "the better fix is the route" not in found["fix"]["why"]
+    hosts = fleet("arp-filter-overlap")
+    interface(hosts, "server", "eth0")["arp"]["arp_ignore"] = 8  # the kernel asks arp_ignore first
+    assert report(hosts)[0]["cause"] == "arp_ignored"
+
+
 def test_a_gateway_nobody_holds_is_the_proxy_arp_of_the_host_at_the_other_end_of_the_link():
     hosts = fleet("proxy-arp-off")
     assert hosts["client"]["trace"]["finding"]["cause"] == "neighbour_failed"  # alone, the pod sees no answer
