@@ -22,7 +22,7 @@ export PACKETPATH_LAB_DIR := $(LAB_DIR)
 export PYTHONDONTWRITEBYTECODE := 1
 LAB := PYTHONPATH=$(CURDIR)/tests/lab $(BIN)/python -m pplab
 
-.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures bench bench-record lab-up lab-down lab-status clean
+.PHONY: help bootstrap collection build demo test sanity lint changelog-lint unit integration fixtures bench bench-record lab-up lab-down lab-roots lab-status clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -112,8 +112,13 @@ $(JUNIT_XSD): | bootstrap
 
 # The suite in shards side by side (PACKETPATH_SHARDS, default 2), each on a machine of its own (namespaces made by
 # unshare: tests/integration/shards.py); PACKETPATH_SHARDS=1 runs it as one pytest on this machine.
-integration: collection $(JUNIT_XSD)  ## lab tests: namespaces, SSH, modules against real kernels (root)
+integration: collection $(JUNIT_XSD) lab-roots  ## lab tests: namespaces, SSH, modules against real kernels (root)
 	PACKETPATH_JUNIT_XSD=$(JUNIT_XSD) $(BIN)/python tests/integration/shards.py tests/integration
+
+# The Debian release roots of a mixed fleet's hosts (tests/lab/pplab/roots.py), built here where the shards cannot
+# reach Debian's mirror: once per machine, kept under $(LAB_DIR)/roots by lab-down, ~70 s each.
+lab-roots: bootstrap  ## build the Debian 11/12/13 roots the lab's hosts of another release run from (once)
+	@$(LAB) roots
 
 
 fixtures: collection  ## record real output in the lab into tests/unit/fixtures/ (ONLY=incidents|neighbours|traces|journal|routing|sysctl)

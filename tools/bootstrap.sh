@@ -13,6 +13,7 @@ declare -A needs=(
   [unshare]=util-linux [sudo]=sudo  # the fleet tests: a host without tools, and runs with become
   [bpftrace]=bpftrace [tc]=iproute2  # the kernel's drop reasons (optional on a target, proved in the lab); tc labs
   [strace]=strace  # the fault matrix: a module killed at each of its steps (strace's fault injection)
+  [debootstrap]=debootstrap  # the Debian 11/12/13 roots of a mixed fleet's hosts (tests/lab/pplab/roots.py)
 )
 missing=()
 for program in "${!needs[@]}"; do

@@ -8,6 +8,7 @@ from importlib import metadata
 
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import KERNEL_LOG_FILES
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import pyroute2_range
 from ansible_collections.packetpath.linux.plugins.module_utils.trace import nflog
 from ansible_collections.packetpath.linux.plugins.module_utils.trace.detect import parse_iptables_version
 
@@ -39,6 +40,7 @@ def survey(runner):
         "python": platform.python_version(),
         "is_root": os.geteuid() == 0,
         "pyroute2": pyroute2_version(),
+        "pyroute2_unsupported": pyroute2_range.too_old(pyroute2_version()),
         "tools": tools,
         "iptables": {"version": version, "backend": backend},
         "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],
@@ -58,4 +60,7 @@ def problems(facts):
         found.append("neither iptables nor nft is installed: no backend can place a TRACE rule")
     if not facts["tools"]["ip"] and not facts["pyroute2"]:
         found.append("neither pyroute2 nor iproute2 (ip) is installed: route lookups are impossible")
+    elif not facts["tools"]["ip"] and facts.get("pyroute2_unsupported"):
+        found.append("iproute2 (ip) is not installed, and %s: route lookups are impossible"
+                     % facts["pyroute2_unsupported"])
     return found

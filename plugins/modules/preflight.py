@@ -69,6 +69,13 @@ pyroute2:
   returned: always
   type: str
   sample: 0.7.2
+pyroute2_unsupported:
+  description:
+    - Why the installed pyroute2 is not used, a release older than the collection supports (0.7), such as Debian 11's
+      0.5.14; null where it is used or not installed. Route lookups and NFLOG reading then go as without pyroute2.
+  returned: always
+  type: str
+  sample: pyroute2 0.5.14 is older than 0.7, the oldest this collection supports
 tools:
   description: Each program the collection may call, mapped to its path, or null when it is missing.
   returned: always

@@ -162,6 +162,13 @@ engine:
   description: Which engine answered, V(pyroute2) or V(ip).
   returned: always
   type: str
+engine_reason:
+  description:
+    - Why V(ip) answered with O(engine=auto) where pyroute2 is installed, a release older than the collection
+      supports (0.7), such as Debian 11's 0.5.14.
+  returned: when pyroute2 is installed but not used
+  type: str
+  sample: pyroute2 0.5.14 is older than 0.7, the oldest this collection supports
 answers:
   description: One answer per lookup, in order.
   returned: always
@@ -262,6 +269,8 @@ def main():
     if params["engine"] == "netlink":
         # Imported only where asked for: pyroute2's import is most of a small request's time (engines.IP_UP_TO).
         from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink  # pylint: disable=import-outside-toplevel
+        if netlink.PYROUTE2_UNSUPPORTED:
+            module.fail_json(msg="engine=netlink: %s; use engine=auto or engine=ip" % netlink.PYROUTE2_UNSUPPORTED)
         if not netlink.HAS_PYROUTE2:
             module.fail_json(msg=missing_required_lib("pyroute2"), exception=netlink.PYROUTE2_IMPORT_ERROR)
     try:
@@ -273,6 +282,8 @@ def main():
         engine = engines.choose(params["engine"], ModuleCommandRunner(module), tables, lookups=asks)
         router = Router(engine, tables)
         result = {"changed": False, "engine": engine.name, "answers": router.lookup(specs)}
+        if engine.name == "ip" and getattr(engine, "reason", None):
+            result["engine_reason"] = engine.reason
         if params["rules"]:
             families = sorted(set(answer["lookup"]["family"] for answer in result["answers"])) or ["ipv4", "ipv6"]
             result["policy"] = {family: router.policy(family) for family in families}

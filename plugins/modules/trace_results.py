@@ -397,7 +397,8 @@ finding:
       among them), and C(conntrack) (C(table) with the namespace's C(count) and the machine's C(max), and
       C(entries), the request's conversation as conntrack holds it (C(orig), C(reply), C(status), C(state),
       C(nat), C(reply_seen), conntrack saw a reply, even one a filter then dropped); null where conntrack or pyroute2 is missing).
-    - C(engine), the routing engine that answered its lookups (V(pyroute2), or V(ip) where pyroute2 is missing),
+    - C(engine), the routing engine that answered its lookups (V(pyroute2), or V(ip) where pyroute2 is missing or
+      older than 0.7, and then C(engine_reason) says which),
       and C(addresses), every address of the namespace.
     - C(link_layer), what the fleet verdict sets beside another host's neighbour entry for one of this host's
       addresses - C(interfaces), each interface that holds an address, with C(dev), C(mac), C(up), C(addresses)
@@ -584,8 +585,9 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     if module.params["check_endpoints"] and found.get("service") and flow is not None and flow.proto == "tcp":
         found["service"]["checked"] = endpoints.check(found["service"], router)
     # Its interfaces' MACs, prefixes and ARP policy: the fleet verdict joins them with what another host sent here.
+    reason = {"engine_reason": router.engine.reason} if getattr(router.engine, "reason", None) else {}
     return dict(found, engine=router.engine.name, addresses=router.addresses(),
-                link_layer=link_layer.facts(router, conf.read))
+                link_layer=link_layer.facts(router, conf.read), **reason)
 
 
 def fetch(module, params, flow, source, path, fmt):

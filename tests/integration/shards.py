@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RECORDED = os.path.join(ROOT, "build", "integration")
 SHARD_LAB_DIR = "/run/packetpath-lab"  # on the shard's own /run
+MACHINE_LAB_DIR = "/var/lib/packetpath-lab"  # pplab's default (tests/lab/pplab/state.py)
 OUTCOMES = ("passed", "failed", "skipped", "error", "errors", "xfailed", "xpassed", "deselected")
 
 
@@ -108,7 +109,10 @@ def main(pytest_args):
         if index:
             # Its own lab state and SSH masters, on its own /run: the same addresses as shard 0's lab must never
             # share a master connection.
-            env.update(PACKETPATH_LAB_DIR=SHARD_LAB_DIR, ANSIBLE_SSH_CONTROL_PATH_DIR="/run/packetpath-ansible-cp")
+            # The release roots are the machine's cache, one for every shard (built once, under a lock).
+            env.update(PACKETPATH_LAB_DIR=SHARD_LAB_DIR, ANSIBLE_SSH_CONTROL_PATH_DIR="/run/packetpath-ansible-cp",
+                       PACKETPATH_LAB_ROOTS=os.environ.get("PACKETPATH_LAB_ROOTS") or os.path.join(
+                           os.environ.get("PACKETPATH_LAB_DIR", MACHINE_LAB_DIR), "roots"))
         log = open(os.path.join(RECORDED, "shard-%d.log" % index), "w", encoding="utf-8")  # pylint: disable=consider-using-with
         running.append((subprocess.Popen(isolate(argv) if index else argv, env=env, stdout=log,  # pylint: disable=consider-using-with
                                          stderr=subprocess.STDOUT, cwd=ROOT), log))

@@ -10,7 +10,7 @@ argument checking let a bad value through or out as a traceback closed (found by
 - a list-of-mappings option given text (`lookups: abc`) was refused with a message that names no option;
 - a mapping option with suboptions given a number or a list (`handle: 5`) raised TypeError out of ansible-core's
   suboption check, after its own type check had failed (ansible-core 2.19.14);
-- text with a lone surrogate (JSON's `"\ud800"`, which no encoding writes) reached a path or a command line and
+- text with a lone surrogate (JSON's `"\\ud800"`, which no encoding writes) reached a path or a command line and
   ended in UnicodeEncodeError (issue #42).
 
 Its refusals end as the engine's do: "nothing was changed".

@@ -294,9 +294,13 @@ def filters_arp(asker, rows):
                        if any(own.ip in network for network in shared)), None)
     route = next((route for route in facing.get("routes_elsewhere") or []
                   if asked_from is not None and asked_from in ipaddress.ip_network(route["dst"])), None)
-    back = "its route to %s leaves by %s (%s%s dev %s)" % (
-        asked_from, route["dev"], route["dst"], " via %s" % route["gateway"] if route.get("gateway") else "",
-        route["dev"]) if route else "its route back to %s leaves by another interface (by a policy rule or a table "                                     "other than main: not read here)" % (asked_from or asker["host"])
+    if route:
+        back = "its route to %s leaves by %s (%s%s dev %s)" % (
+            asked_from, route["dev"], route["dst"], " via %s" % route["gateway"] if route.get("gateway") else "",
+            route["dev"])
+    else:
+        back = "its route back to %s leaves by another interface (by a policy rule or a table other than main: not " \
+               "read here)" % (asked_from or asker["host"])
     proof = {"asked_by": _asked_by(asker, dev, neighbour), "held_on": held_on, "facing": facing, "route_back": route,
              "arp_all": (owner["link_layer"].get("arp_all") or {})}
     decided = causes.finding(

@@ -91,8 +91,8 @@ def host_verdict(host, data, error=None):
                              for each in packets]
     found = trace.get("finding") or {}
     for key in ("role", "cause", "layer", "direction", "fix", "remediable", "ruled_out", "requests", "replies",
-                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "addresses", "conversations",
-                "link_layer", "service", "detector"):
+                "counters", "ttl", "conntrack", "drop_reasons", "kernel", "engine", "engine_reason", "addresses",
+                "conversations", "link_layer", "service", "detector"):
         if key in found:
             verdict[key] = found[key]
     verdict["words"] = found.get("words") or "the probe's packets were not seen here"
@@ -333,8 +333,9 @@ def attempts_text(probe, culprit):
 # the order they are asked. Where no host on the way named a cause and the probe failed: the last sender's neighbour
 # entry or VXLAN remote against the holder of its next hop, then a drop before the first hook of the host it was sent
 # to. Where the culprit's next hop did not answer ARP (neighbour_failed): the holder's arp_ignore, then its
-# arp_filter (the kernel asks them in that order), then, where nobody holds the address, the proxy ARP of the host at the other end of the link; where it did not answer NDP and nobody
-# holds the address, the host on the link with IPv6 disabled there.
+# arp_filter (the kernel asks them in that order), then, where nobody holds the address, the proxy ARP of the host at
+# the other end of the link; where it did not answer NDP and nobody holds the address, the host on the link with IPv6
+# disabled there.
 UNDECIDED_JOINS = (("wrong_lladdr", next_hop.wrong_lladdr), ("vxlan_mismatch", next_hop.vxlan_mismatch),
                    ("before_first_hook", _dropped_before_first_hook))
 UNANSWERED_JOINS = (("ignores_arp", next_hop.ignores_arp), ("filters_arp", next_hop.filters_arp),

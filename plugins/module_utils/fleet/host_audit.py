@@ -132,14 +132,15 @@ class HostAudit:
 
     @staticmethod
     def pyroute2(facts, required):
-        version = facts["pyroute2"]
-        if version:
+        version, too_old = facts["pyroute2"], facts.get("pyroute2_unsupported")
+        if version and not too_old:
             return _check("pyroute2", [], "pyroute2 %s" % version, details={"version": version})
+        missing = too_old or "pyroute2 is not installed"
         if required:
-            return _check("pyroute2", ["pyroute2 is not installed (python3-pyroute2)"], "", "pyroute2 missing",
-                          {"version": None})
-        return _skip("pyroute2", "pyroute2 is not installed: route lookups fall back to `ip -j`, one process per "
-                     "lookup (require_pyroute2 makes this a finding)", {"version": None})
+            return _check("pyroute2", ["%s (python3-pyroute2)" % missing], "", "pyroute2 %s" % (
+                "too old" if too_old else "missing"), {"version": version})
+        return _skip("pyroute2", "%s: route lookups fall back to `ip -j`, one process per lookup (require_pyroute2 "
+                     "makes this a finding)" % missing, {"version": version})
 
     def run(self, selected, require_pyroute2):
         facts = preflight.survey(self.runner)

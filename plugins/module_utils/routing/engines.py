@@ -24,5 +24,7 @@ def choose(choice, runner, tables, lookups=None):
         return IpCommand(runner, tables)
     from ansible_collections.packetpath.linux.plugins.module_utils.routing import netlink  # pylint: disable=import-outside-toplevel
     if choice == "auto" and not netlink.HAS_PYROUTE2:
-        return IpCommand(runner, tables)
+        engine = IpCommand(runner, tables)
+        engine.reason = netlink.PYROUTE2_UNSUPPORTED  # a pyroute2 out of range: the result says why it is not used
+        return engine
     return netlink.Pyroute2Engine()

@@ -29,6 +29,7 @@ _ERRNO_OF = {os.strerror(code): code for code in (
 
 class IpCommand:
     name = "ip"
+    reason = None  # why `ip -j` answers where pyroute2 is installed (engines.choose), for the result to say
 
     def __init__(self, runner, tables):
         self.runner = runner

@@ -17,7 +17,10 @@ import socket
 import struct
 import traceback
 
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import pyroute2_range
+
 try:
+    import pyroute2
     from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, nlmsg
     from pyroute2.netlink.rtnl import (RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETQDISC, RTM_GETROUTE,
                                        RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWQDISC, RTM_NEWROUTE,
@@ -32,7 +35,7 @@ try:
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
 else:
-    PYROUTE2_IMPORT_ERROR = None
+    PYROUTE2_IMPORT_ERROR = pyroute2_range.unsupported(pyroute2)
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     FAMILY,
@@ -46,6 +49,9 @@ from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup im
 )
 
 HAS_PYROUTE2 = PYROUTE2_IMPORT_ERROR is None
+# Why pyroute2 is not used where it imports (a release out of range), a sentence for the result; None otherwise.
+PYROUTE2_UNSUPPORTED = PYROUTE2_IMPORT_ERROR if PYROUTE2_IMPORT_ERROR and "Traceback" not in PYROUTE2_IMPORT_ERROR \
+    else None
 NETLINK_ROUTE = 0
 RTM_F_LOOKUP_TABLE = 0x1000
 FIB_RULE_INVERT = 0x2

@@ -1,11 +1,11 @@
-"""Command line: python -m pplab up TOPOLOGY [--hosts N] | down | status."""
+"""Command line: python -m pplab up TOPOLOGY [--hosts N] [--userspace SPEC] | down | roots | status | validate."""
 
 import argparse
 import json
 import os
 import sys
 
-from . import build, system, teardown, topology
+from . import build, roots, system, teardown, topology
 from .state import Journal, Lock, path
 
 TOPOLOGIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "topologies")
@@ -47,11 +47,15 @@ def main(argv=None):
     up = sub.add_parser("up", help="build a topology (idempotent)")
     up.add_argument("topology", help="a name under tests/lab/topologies or a path")
     up.add_argument("--hosts", type=int, default=None, help="host count, for the scale topology")
+    up.add_argument("--userspace", default=None,
+                    help="the hosts' Debian releases over the topology's own: 'rotate' (the managed hosts in order "
+                         "get %s, and again) or host=release,... " % ", ".join(roots.RELEASES))
     sub.add_parser("down", help="remove everything the lab made (idempotent)")
+    sub.add_parser("roots", help="build the Debian release roots this machine lacks (once; kept by lab-down)")
     sub.add_parser("status", help="show the lab")
     sub.add_parser("validate", help="check every shipped topology").add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0 and args.command in ("up", "down"):
+    if os.geteuid() != 0 and args.command in ("up", "down", "roots"):
         parser.error("the lab creates network namespaces: run it as root")
     if args.command == "validate":
         loaded = {name: len(topology.load(topology_path(name)).hosts) for name in shipped()}
@@ -59,6 +63,11 @@ def main(argv=None):
         return 0
     if args.command == "status":
         return status()
+    if args.command == "roots":
+        for release in roots.RELEASES:
+            if roots.needs_root(release):
+                print("%s: %s" % (release, roots.ensure(release)))
+        return 0
     with Lock():
         if args.command == "down":
             teardown.down()
@@ -67,7 +76,12 @@ def main(argv=None):
             topo = topology.load(topology_path(args.topology), args.hosts)
         except (OSError, topology.TopologyError) as exc:
             parser.error("topology %s: %s" % (args.topology, exc))
+        try:
+            topology.set_userspace(topo, args.userspace)
+        except topology.TopologyError as exc:
+            parser.error("--userspace %s: %s" % (args.userspace, exc))
         key = topo.name if args.hosts is None else "%s:%d" % (topo.name, args.hosts)
+        key += "" if args.userspace is None else "@" + args.userspace
         try:
             build.up(topo, key, teardown.down)
         except Exception as exc:  # pylint: disable=broad-exception-caught  # whatever failed, build nothing half-way

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from . import inventory, system
+from . import inventory, roots, system
 from .state import RUN_DIR, Journal, path
 from .topology import MGMT_GATEWAY, MGMT_NETWORK
 
@@ -27,7 +27,6 @@ HostKey {run}/ssh_host_ed25519_key
 AuthorizedKeysFile {run}/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
-KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 UseDNS no
@@ -180,8 +179,16 @@ class Builder:
     # -- processes ------------------------------------------------------
     def start_sshd(self, host):
         pidfile = path("sshd.%s.pid" % host.name)
-        system.run(["/usr/sbin/sshd", "-f", path("sshd_config"), "-E", path("logs", "sshd.%s.log" % host.name),
-                    "-o", "ListenAddress=%s" % host.mgmt_address, "-o", "PidFile=%s" % pidfile], netns=host.netns)
+        sshd = ["/usr/sbin/sshd", "-f", path("sshd_config"), "-E", path("logs", "sshd.%s.log" % host.name),
+                "-o", "ListenAddress=%s" % host.mgmt_address, "-o", "PidFile=%s" % pidfile]
+        if (host.userspace or roots.machine_release()) != "debian11":  # OpenSSH 8.7 named it; 8.4 refuses the name
+            sshd += ["-o", "KbdInteractiveAuthentication=no"]
+        if roots.needs_root(host.userspace):  # the host's sshd, and all it starts, see its release's root as /
+            lower = roots.ensure(host.userspace, self.log)
+            alternatives = {command: flavoured(command, host.backend) for command in IPTABLES_COMMANDS}
+            sshd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", roots.ENTER, "enter"] + \
+                roots.prepare(host, lower, alternatives) + [RUN_DIR] + sshd
+        system.run(sshd, netns=host.netns)
         system.wait_for(lambda: read_pidfile(pidfile), 10, "sshd pid file of %s" % host.name)
         pid = read_pidfile(pidfile)
         self.journal.record("process", pid=pid, started=system.start_time(pid), what="sshd", host=host.name)

@@ -12,11 +12,11 @@ class CommandError(RuntimeError):
     pass
 
 
-def run(argv, check=True, netns=None, stdin=None):
+def run(argv, check=True, netns=None, stdin=None, timeout=None):
     """Run argv (inside `netns` when given); return its stdout."""
     if netns:
         argv = ["ip", "netns", "exec", netns] + list(argv)
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=ENV, check=False)
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=ENV, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise CommandError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
     return proc.stdout

@@ -10,6 +10,7 @@ import shutil
 import sys
 
 from . import system
+from .roots import ROOTS_DIR
 from .state import RUN_DIR, Journal
 
 # SO_NETNS_COOKIE (71) of the namespace it runs in, as the collection's hoststate names its records; "" before 5.14.
@@ -95,5 +96,15 @@ def down():
         UNDO[entry["kind"]](entry)
         undone += 1
     journal.forget()
-    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    # Everything but the release roots, a cache that outlives the lab (roots.py): reused by the next lab-up.
+    for name in os.listdir(RUN_DIR) if os.path.isdir(RUN_DIR) else []:
+        target = os.path.join(RUN_DIR, name)
+        if target == ROOTS_DIR:
+            continue
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            os.unlink(target)
+    if os.path.isdir(RUN_DIR) and not os.listdir(RUN_DIR):
+        os.rmdir(RUN_DIR)
     print("lab down: %d resources removed or already gone" % undone)

@@ -8,11 +8,15 @@ a link.
 """
 
 import ipaddress
+import itertools
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Optional
 
 import yaml
+
+from .roots import RELEASES
 
 # The only networks the lab may use (see docs/lab.md).
 ALLOWED_NETWORKS = tuple(
@@ -75,6 +79,7 @@ class Host:
     fdb: list = field(default_factory=list)  # `bridge fdb append` arguments: forwarding entries (a VXLAN's remotes)
     neighbours: list = field(default_factory=list)  # `ip neigh replace` arguments: static entries (a stale MAC)
     addresses: dict = field(default_factory=dict)  # {interface: [prefixes]}: more addresses (a service's on lo)
+    userspace: Optional[str] = None  # a Debian release (roots.RELEASES) the host's sshd and tools come from
 
     @property
     def netns(self):
@@ -161,7 +166,7 @@ def _parse_host(name, spec, index):
     if not isinstance(spec, dict):
         raise TopologyError("%s must be a mapping" % where)
     known = {"managed", "backend", "routes", "rules", "sysctls", "iptables", "ip6tables", "nft", "listeners",
-             "conntrack_fill", "tc", "links_down", "neighbours", "addresses", "links", "fdb", "bridges"}
+             "conntrack_fill", "tc", "links_down", "neighbours", "addresses", "links", "fdb", "bridges", "userspace"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise TopologyError("%s: unknown keys %s (known: %s)" % (where, unknown, sorted(known)))
@@ -185,7 +190,12 @@ def _parse_host(name, spec, index):
         fdb=_expect(spec, "fdb", list, where, []),
         bridges=_expect(spec, "bridges", dict, where, {}),
         addresses=_expect(spec, "addresses", dict, where, {}),
+        userspace=spec.get("userspace"),
     )
+    if host.userspace is not None and host.userspace not in RELEASES:
+        raise TopologyError("%s.userspace: %r is not one of %s" % (where, host.userspace, ", ".join(RELEASES)))
+    if host.userspace is not None and not host.managed:
+        raise TopologyError("%s.userspace: a host without Ansible (managed: false) runs nothing of a release" % where)
     if host.backend not in BACKENDS:
         raise TopologyError("%s.backend: %r is not one of %s" % (where, host.backend, ", ".join(BACKENDS)))
     if host.nft and host.backend != "nftables":
@@ -311,3 +321,26 @@ def _parse_step(number, spec, hosts):
 def load(path, host_count=None):
     with open(path, encoding="utf-8") as handle:
         return parse(yaml.safe_load(handle), host_count)
+
+
+def set_userspace(topology, spec):
+    """The hosts' releases as `pplab up --userspace` gives them over the topology's own: None leaves them, 'rotate'
+    gives the managed hosts the releases in turn (the first host the oldest), 'host=release,...' names them."""
+    if spec is None:
+        return
+    managed = topology.managed_hosts
+    if spec == "rotate":
+        chosen = {host.name: release for host, release in zip(managed, itertools.cycle(RELEASES))}
+    else:
+        try:
+            chosen = dict(item.split("=", 1) for item in spec.split(","))
+        except ValueError as exc:
+            raise TopologyError("give 'rotate' or host=release,... (e.g. client=debian11,node=debian13)") from exc
+    for name, release in chosen.items():
+        if name not in [host.name for host in managed]:
+            raise TopologyError("%r is not a managed host of %s (its hosts: %s)" % (
+                name, topology.name, ", ".join(host.name for host in managed)))
+        if release not in RELEASES:
+            raise TopologyError("%s=%r: the release is one of %s" % (name, release, ", ".join(RELEASES)))
+    for name, release in chosen.items():  # all checked first: a bad spec changes nothing
+        topology.host(name).userspace = release

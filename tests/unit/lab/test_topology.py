@@ -102,6 +102,8 @@ def test_the_base_variant_is_valid():
         ({"hosts__a": {"bridges": {"br0": ["e0;reboot"]}}}, "{bridge: \\[port interfaces\\]}"),
         ({"hosts__a": {"addresses": {"lo": ["192.0.2.9"]}}}, "needs a prefix length"),
         ({"hosts__a": {"addresses": {"lo;x": ["192.0.2.9/32"]}}}, "addresses: {interface: \\[prefixes\\]}"),
+        ({"hosts__a": {"userspace": "debian10"}}, "userspace: 'debian10' is not one of debian11, debian12, debian13"),
+        ({"hosts__a": {"userspace": "debian11", "managed": False}}, "runs nothing of a release"),
     ],
 )
 def test_bad_topologies_are_refused_with_the_reason(changes, message):
@@ -152,3 +154,17 @@ def test_bad_host_name_is_refused():
 def test_host_count_only_applies_to_scale():
     with pytest.raises(topology.TopologyError, match="no scale block"):
         topology.parse(variant(), host_count=5)
+
+
+def test_userspace_rotates_over_the_managed_hosts_or_is_named_and_a_bad_spec_changes_nothing():
+    topo = load_shipped("incidents/forward-drop")
+    topology.set_userspace(topo, "rotate")
+    assert [(host.name, host.userspace) for host in topo.hosts] == [
+        ("client", "debian11"), ("router", "debian12"), ("server", "debian13")]
+    topo = load_shipped("seed")
+    topology.set_userspace(topo, "node=debian13")
+    assert [host.userspace for host in topo.hosts] == [None, "debian13"]
+    for spec, message in (("node=debian9", "the release is one of debian11"), ("pod=debian11", "not a managed host"),
+                          ("debian11", "give 'rotate' or host=release")):
+        with pytest.raises(topology.TopologyError, match=message):
+            topology.set_userspace(load_shipped("seed"), spec)

@@ -3,6 +3,7 @@ import json
 from replay import ReplayRunner
 
 from ansible_collections.packetpath.linux.plugins.module_utils import preflight
+from ansible_collections.packetpath.linux.plugins.module_utils.routing import pyroute2_range
 
 
 def test_survey_reads_the_backend_from_iptables_version(fixture_text):
@@ -45,3 +46,16 @@ def test_drop_reasons_say_why_they_cannot_be_read(monkeypatch):
         "available": False, "bpftrace": None, "why_not": "bpftrace is not installed"}
     monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
     assert preflight.survey(ReplayRunner({}, {}))["drop_reasons"]["why_not"].startswith("not root")
+
+
+def test_a_pyroute2_older_than_the_range_is_named_and_lookups_go_through_ip(fixture_text):
+    # The versions Debian ships: 0.5.14 (11), 0.7.2 (12), 0.7.7 (13); and PyPI's 0.9.7, the newest tested.
+    # Debian's 0.7.2 says its __version__ is "unknown": not a version, so nothing is claimed from it.
+    assert [pyroute2_range.too_old(version) for version in ("0.7.2", "0.7.7", "0.9.7", None, "unknown")] == [None] * 5
+    assert pyroute2_range.too_old("0.5.14") == "pyroute2 0.5.14 is older than 0.7, the oldest this collection supports"
+    facts = dict(json.loads(fixture_text("preflight-lab-node.json")), pyroute2="0.5.14",
+                 pyroute2_unsupported=pyroute2_range.too_old("0.5.14"))
+    assert preflight.problems(facts) == []  # ip answers instead
+    facts["tools"]["ip"] = None
+    assert preflight.problems(facts) == ["iproute2 (ip) is not installed, and pyroute2 0.5.14 is older than 0.7, the "
+                                         "oldest this collection supports: route lookups are impossible"]

@@ -74,7 +74,7 @@ FACTS = {"hop": "filter:INPUT:rule:1", "rule": "-A INPUT -j DROP", "explanation"
          "why": "server holds 198.18.30.10 on lo", "all_ignores": True, "vni": 42, "routed": "198.18.40.2/32",
          "whose": "the MAC the neighbour entry for 198.18.40.2 holds", "dropped": "", "entry_mac": "02:00:00:00:00:02",
          "shared": "198.18.20.0/24", "discarded": "", "refused": 3, "all_filters": False,
-         "back": "its route to 198.18.20.1 leaves by eth1 (198.18.20.0/25 dev eth1)", "route": "198.18.20.0/25 dev eth1",
+         "back": "its route to 198.18.20.1 leaves by eth1 (198.18.20.0/25 dev eth1)",
          "remote": "198.18.50.2", "sent": "198.18.50.2 UDP port 4789 VNI 42", "expected": "198.18.50.2 UDP port 8472 VNI 42",
          "differs": "the port differs", "vtep": "198.18.50.2", "bridge": "br0", "ports": "eth0, eth1",
          "family_name": "IPv4", "sysctl": "bridge-nf-call-iptables", "value": 1, "chain": "DOCKER-USER",

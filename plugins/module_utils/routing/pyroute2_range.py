@@ -1,0 +1,37 @@
+# Copyright: (c) 2026, packetpath developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pyroute2 releases the collection supports: 0.7 (Debian 12's and 13's) to 0.9. An older one imports, but its
+messages are not the ones the engine decodes (0.5.14, Debian 11's, gives attributes as plain strings), so a host that
+has one is treated as one without pyroute2: its lookups go through `ip -j`, and the result says why."""
+
+OLDEST = (0, 7)
+
+
+def _release(text):
+    numbers = []
+    for part in str(text).split("."):
+        digits = "".join(char for char in part if char.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def too_old(version):
+    """Why pyroute2 `version` (its text) is not used, or None where it is in the supported range (or not a version)."""
+    if not _release(version or "") or _release(version)[:2] >= OLDEST:
+        return None
+    return "pyroute2 %s is older than %s, the oldest this collection supports" % (version, ".".join(map(str, OLDEST)))
+
+
+def unsupported(pyroute2):
+    """Why this imported pyroute2 package is not used, or None where it is in the supported range (or its version
+    cannot be told)."""
+    version = getattr(pyroute2, "__version__", None)
+    if not _release(version or ""):  # Debian's 0.7.2 says "unknown": its package metadata knows
+        try:
+            from importlib import metadata  # pylint: disable=import-outside-toplevel
+            version = metadata.version("pyroute2")
+        except Exception:  # pylint: disable=broad-exception-caught  # no metadata either: the version cannot be told
+            return None
+    return too_old(version)

@@ -1,0 +1,50 @@
+"""A mixed fleet (issue #38): hosts of Debian 11, 12 and 13 in one lab, each running its sshd, Python, iptables, nft,
+iproute2 and pyroute2 from its own release's root (tests/lab/pplab/roots.py). preflight on each says what it found,
+and the diagnosis is the one the same lab gives on this machine's userspace.
+"""
+
+import json
+
+import pytest
+from labtools import ansible, lab
+from test_incidents import check_verdict, diagnose, truth
+
+# What each release ships (Debian's packages, as its root was built): what preflight must find there.
+SHIPPED = {"debian11": {"python": "3.9.2", "iptables": "1.8.7", "pyroute2": "0.5.14"},
+           "debian12": {"python": "3.11.2", "iptables": "1.8.9", "pyroute2": "0.7.2"},
+           "debian13": {"python": "3.13.5", "iptables": "1.8.11", "pyroute2": "0.7.7"}}
+ROTATED = {"client": "debian11", "router": "debian12", "server": "debian13"}  # `--userspace rotate`, in host order
+
+
+def module_on(host, name, args=None):
+    """The module's result on `host`, with `failed` as the ad-hoc run's line says."""
+    done = ansible(host, "-m", name, *(["-a", json.dumps(args)] if args else []), check=False)
+    return dict(json.loads(done.stdout.split(" => ", 1)[1]), failed=" | FAILED! => " in done.stdout)
+
+
+def test_preflight_finds_each_host_s_own_release_and_an_old_pyroute2_is_not_used(lab_down_after):
+    lab("up", "incidents/forward-drop", "--userspace", "rotate")
+    for host, release in ROTATED.items():
+        found = module_on(host, "packetpath.linux.preflight")
+        assert {key: found[key] if key != "iptables" else found[key]["version"] for key in SHIPPED[release]} == \
+            SHIPPED[release], (host, found)
+        assert found["problems"] == [], (host, found["problems"])
+    too_old = "pyroute2 0.5.14 is older than 0.7, the oldest this collection supports"
+    assert module_on("client", "packetpath.linux.preflight")["pyroute2_unsupported"] == too_old
+    # A batch that auto would give pyroute2 goes through `ip -j` there, and says why; netlink is refused by name.
+    lookups = {"lookups": [{"dst": "198.18.20.%d" % last} for last in range(2, 32)]}
+    batch = module_on("client", "packetpath.linux.route_lookup", lookups)
+    assert (batch["engine"], batch["engine_reason"], len(batch["answers"])) == ("ip", too_old, 30), batch
+    refused = module_on("client", "packetpath.linux.route_lookup", {"dst": "198.18.20.2", "engine": "netlink"})
+    assert refused["failed"] and refused["msg"] == "engine=netlink: %s; use engine=auto or engine=ip" % too_old, refused
+    assert module_on("server", "packetpath.linux.route_lookup", lookups)["engine"] == "pyroute2"
+
+
+@pytest.mark.parametrize("name", ["forward-drop", "input-drop", "output-drop-v6"])
+def test_the_verdict_on_a_mixed_fleet_is_the_verdict(name, tmp_path, lab_down_after):
+    expected = truth(name)
+    lab("up", "incidents/" + name, "--userspace", "rotate")
+    output, report = diagnose(tmp_path, expected["probe"], "-e", "packetpath_drop_reasons=never")
+    check_verdict(expected, "never", output, report)
+    # No host reports an engine it could not use: Debian 11's pyroute2 (0.5.14) crashed the client's module before.
+    assert all(row["engine"] in ("ip", "pyroute2") for row in report["hosts"] if row["traced"]), report["hosts"]
