@@ -72,7 +72,8 @@ pyroute2:
 pyroute2_unsupported:
   description:
     - Why the installed pyroute2 is not used, a release older than the collection supports (0.7), such as Debian 11's
-      0.5.14; null where it is used or not installed. Route lookups and NFLOG reading then go as without pyroute2.
+      0.5.14; null where it is used or not installed. Route lookups then go through C(ip -j); reading legacy TRACE
+      from NFLOG still uses it.
   returned: always
   type: str
   sample: pyroute2 0.5.14 is older than 0.7, the oldest this collection supports

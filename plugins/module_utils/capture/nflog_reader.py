@@ -22,17 +22,16 @@ import struct
 import time
 import traceback
 
-from ansible_collections.packetpath.linux.plugins.module_utils.routing import pyroute2_range
-
+# Only pyroute2's message base classes: they are alike from 0.5.14 (Debian 11's, older than the route engine takes)
+# to 0.9, and the lab's Debian 11 hosts read legacy TRACE with them.
 try:
-    import pyroute2
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, nla
     from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_ULOG, nfgen_msg
     from pyroute2.netlink.nlsocket import Marshal
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
 else:
-    PYROUTE2_IMPORT_ERROR = pyroute2_range.unsupported(pyroute2)
+    PYROUTE2_IMPORT_ERROR = None
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common.errors import HostError
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import Stream

@@ -1,8 +1,9 @@
 # Copyright: (c) 2026, packetpath developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The pyroute2 releases the collection supports: 0.7 (Debian 12's and 13's) to 0.9. An older one imports, but its
-messages are not the ones the engine decodes (0.5.14, Debian 11's, gives attributes as plain strings), so a host that
-has one is treated as one without pyroute2: its lookups go through `ip -j`, and the result says why."""
+"""The pyroute2 releases the route engine supports: 0.7 (Debian 12's and 13's) to 0.9. An older one imports, but its
+rtnetlink messages are not the ones the engine decodes (0.5.14, Debian 11's, gives attributes as plain strings), so
+a host that has one looks its routes up through `ip -j`, and the result says why. (The NFLOG reader uses only the
+message base classes, alike from 0.5.14 on: it takes any.)"""
 
 OLDEST = (0, 7)
 

@@ -49,7 +49,7 @@ def main(argv=None):
     up.add_argument("--hosts", type=int, default=None, help="host count, for the scale topology")
     up.add_argument("--userspace", default=None,
                     help="the hosts' Debian releases over the topology's own: 'rotate' (the managed hosts in order "
-                         "get %s, and again) or host=release,... " % ", ".join(roots.RELEASES))
+                         "get %s, and again; 'rotate:N' starts N on) or host=release,..." % ", ".join(roots.RELEASES))
     sub.add_parser("down", help="remove everything the lab made (idempotent)")
     sub.add_parser("roots", help="build the Debian release roots this machine lacks (once; kept by lab-down)")
     sub.add_parser("status", help="show the lab")

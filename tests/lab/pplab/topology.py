@@ -325,12 +325,17 @@ def load(path, host_count=None):
 
 def set_userspace(topology, spec):
     """The hosts' releases as `pplab up --userspace` gives them over the topology's own: None leaves them, 'rotate'
-    gives the managed hosts the releases in turn (the first host the oldest), 'host=release,...' names them."""
+    gives the managed hosts the releases in turn (the first host the oldest; 'rotate:N' starts N releases on, so that
+    labs rotated by their number put each backend on each release), 'host=release,...' names them."""
     if spec is None:
         return
     managed = topology.managed_hosts
-    if spec == "rotate":
-        chosen = {host.name: release for host, release in zip(managed, itertools.cycle(RELEASES))}
+    if spec == "rotate" or spec.startswith("rotate:"):
+        offset = spec.partition(":")[2]
+        if offset and not offset.isdigit():
+            raise TopologyError("rotate:N starts the rotation N releases on (a number, not %r)" % offset)
+        releases = itertools.islice(itertools.cycle(RELEASES), int(offset or 0), None)
+        chosen = {host.name: release for host, release in zip(managed, releases)}
     else:
         try:
             chosen = dict(item.split("=", 1) for item in spec.split(","))

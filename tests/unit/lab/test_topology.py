@@ -161,10 +161,13 @@ def test_userspace_rotates_over_the_managed_hosts_or_is_named_and_a_bad_spec_cha
     topology.set_userspace(topo, "rotate")
     assert [(host.name, host.userspace) for host in topo.hosts] == [
         ("client", "debian11"), ("router", "debian12"), ("server", "debian13")]
+    topo = load_shipped("incidents/forward-drop")
+    topology.set_userspace(topo, "rotate:4")
+    assert [host.userspace for host in topo.hosts] == ["debian12", "debian13", "debian11"]
     topo = load_shipped("seed")
     topology.set_userspace(topo, "node=debian13")
     assert [host.userspace for host in topo.hosts] == [None, "debian13"]
     for spec, message in (("node=debian9", "the release is one of debian11"), ("pod=debian11", "not a managed host"),
-                          ("debian11", "give 'rotate' or host=release")):
+                          ("debian11", "give 'rotate' or host=release"), ("rotate:x", "a number, not 'x'")):
         with pytest.raises(topology.TopologyError, match=message):
             topology.set_userspace(load_shipped("seed"), spec)
