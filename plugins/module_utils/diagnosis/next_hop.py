@@ -233,12 +233,13 @@ def vxlan_mismatch(way, rows):
     return sender
 
 
-def ignores_arp(asker, rows):
-    """The asker's next hop did not answer ARP, and its holder in the fleet ignores the request by its ARP policy.
-    The holder's row, naming arp_ignored (the asker's own finding superseded), or None."""
+def _held_on_the_link(asker, rows):
+    """(neighbour, holder's row, the interface that holds the address, the holder's interface on the asker's link)
+    where the asker's unanswered next hop is asked for by ARP (IPv4: NDP has neither arp_ignore nor arp_filter) and
+    a host of the fleet holds it, its interface on the asker's link up; else None."""
     neighbour = asker["evidence"].get("neighbour") or {}
     address, dev = neighbour.get("address"), neighbour.get("dev")
-    if not address or family_of(address) == IPV6:  # NDP has no arp_ignore
+    if not address or family_of(address) == IPV6:
         return None
     found = holder(address, [row for row in rows if row is not asker])
     if found is None:
@@ -247,6 +248,22 @@ def ignores_arp(asker, rows):
     facing = _facing(asker, dev, owner)
     if facing is None or not facing["up"]:
         return None
+    return neighbour, owner, held_on, facing
+
+
+def _state(neighbour):
+    """'FAILED' for the neighbour entry's states, as the words give them."""
+    return neighbour.get("state") and ",".join(state.upper() for state in neighbour["state"])
+
+
+def ignores_arp(asker, rows):
+    """The asker's next hop did not answer ARP, and its holder in the fleet ignores the request by its ARP policy.
+    The holder's row, naming arp_ignored (the asker's own finding superseded), or None."""
+    held = _held_on_the_link(asker, rows)
+    if held is None:
+        return None
+    neighbour, owner, held_on, facing = held
+    address, dev = neighbour["address"], neighbour["dev"]
     ignore = facing["arp"].get("arp_ignore") or 0
     if ignore == 8:
         why = "%s's arp_ignore = 8 on %s %s" % (owner["host"], facing["dev"], ARP_IGNORE_WORDS[8])
@@ -259,8 +276,7 @@ def ignores_arp(asker, rows):
              "arp_all": (owner["link_layer"].get("arp_all") or {})}
     decided = causes.finding("arp_ignored", asker["direction"] or "request", proof, address=address,
                              link_dev=facing["dev"], why=why, asker=asker["host"], dev=dev, owner=owner["host"],
-                             state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
-                             all_ignores=bool((owner["link_layer"].get("arp_all") or {}).get("arp_ignore")))
+                             state=_state(neighbour), all_ignores=bool((owner["link_layer"].get("arp_all") or {}).get("arp_ignore")))
     causes.decide(owner, decided, "ignores_arp")
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because %s ignores the request" % (
@@ -274,17 +290,13 @@ def filters_arp(asker, rows):
     holder's route back to the asker leaves by the interface the request came in by, and a route into that link's
     subnet by another interface (an overlapping subnet on a second NIC) takes the asker's address elsewhere. The
     holder's row, naming arp_filtered (the asker's own finding superseded), or None."""
-    neighbour = asker["evidence"].get("neighbour") or {}
-    address, dev = neighbour.get("address"), neighbour.get("dev")
-    if not address or family_of(address) == IPV6:  # NDP has no arp_filter
+    held = _held_on_the_link(asker, rows)
+    if held is None:
         return None
-    found = holder(address, [row for row in rows if row is not asker])
-    if found is None:
-        return None
-    owner, held_on = found
-    facing = _facing(asker, dev, owner)
+    neighbour, owner, held_on, facing = held
+    address, dev = neighbour["address"], neighbour["dev"]
     refused = (owner.get("counters") or {}).get("TcpExtArpFilter")
-    if facing is None or not facing["up"] or facing["arp"].get("arp_filter") != 1 or not refused:
+    if facing["arp"].get("arp_filter") != 1 or not refused:
         return None  # the kernel refused nothing by arp_filter in the window: it did not decide
     # The address the request came from: the asker's own on the link (arp_announce may pick another; the route
     # back to one on the link is the one the subnets say).
@@ -306,7 +318,7 @@ def filters_arp(asker, rows):
     decided = causes.finding(
         "arp_filtered", asker["direction"] or "request", proof, delta=owner.get("counters") or {}, address=address,
         link_dev=facing["dev"], asker=asker["host"], dev=dev, owner=owner["host"], back=back, refused=refused,
-        state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
+        state=_state(neighbour),
         route=route and "%s dev %s" % (route["dst"], route["dev"]),
         all_filters=bool((owner["link_layer"].get("arp_all") or {}).get("arp_filter")))
     causes.decide(owner, decided, "filters_arp")
@@ -343,8 +355,7 @@ def unproxied(asker, rows):
     proof = {"asked_by": _asked_by(asker, dev, neighbour), "facing": interface}
     decided = causes.finding("proxy_arp_off", asker["direction"] or "request", proof, address=address,
                              link_dev=interface["dev"], asker=asker["host"], dev=dev, owner=owner["host"],
-                             routed=", ".join(routed),
-                             state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]))
+                             routed=", ".join(routed), state=_state(neighbour))
     causes.decide(owner, decided, "unproxied")
     _kernel_word_from(asker, owner)  # the asker's kernel giving up on the neighbour says the same
     supersede(asker, owner, "its next hop %s does not answer ARP because nobody holds it and %s does not answer for "
@@ -374,7 +385,7 @@ def ipv6_off(asker, rows):
     decided = causes.finding(
         "ipv6_disabled", asker["direction"] or "request", proof, delta=owner.get("counters") or {}, address=address,
         link_dev=facing["dev"], asker=asker["host"], dev=dev, owner=owner["host"], shared=shared,
-        state=neighbour.get("state") and ",".join(s.upper() for s in neighbour["state"]),
+        state=_state(neighbour),
         discarded="; %s discarded %d IPv6 packet(s) in the window (Ip6InDiscards)" % (owner["host"], discards)
         if discards else "")
     causes.decide(owner, decided, "ipv6_off")
