@@ -16,7 +16,7 @@ import threading
 import time
 
 import yaml
-from labtools import ROOT, Monitor, connect, in_netns, lab, module, nflog_monitor, send
+from labtools import ROOT, Monitor, connect, in_netns, journal, lab, module, nflog_monitor, send
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
@@ -37,8 +37,18 @@ def probe(proto, address, port):
         send("pp-client", proto, address, port)
 
 
-def record(host, case):
+def in_root_of(host):
+    """The words that run a command with a host's own release's tools (its sshd's mount namespace and root), where
+    it runs from a release root (pplab's `userspace`); none where it shares this machine's."""
+    state = journal()
+    pid = next(entry["pid"] for entry in state["resources"] if entry["kind"] == "process"
+               and entry["what"] == "sshd" and entry["host"] == host)
+    return ["nsenter", "--target", str(pid), "--mount", "--root", "--wd", "--"]
+
+
+def record(host, case, release=None):
     backend, suffix = NODES[host]
+    tools = in_root_of(host) if release else []
     flow, proto, address, port = CASES[case]
     flow = dict((k, v % suffix if "%s" in v else v) for k, v in flow.items())
     address = address % suffix
@@ -51,11 +61,12 @@ def record(host, case):
         name = "%s-kube-%s-%s-nflog.txt" % (backend, host, case)
     else:
         argv = ["xtables-monitor", "--trace"] if backend == "iptables_nft" else ["nft", "monitor", "trace"]
-        monitor = Monitor("pp-" + host, argv)
+        monitor = Monitor("pp-" + host, tools + argv)
         probe(proto, address, port)
         lines = monitor.stop().splitlines()
         name = "%s-kube-%s-%s.txt" % ("xtables-monitor" if backend == "iptables_nft" else "nft-monitor", host, case)
-    ruleset = host_ruleset(host, backend)
+        name = os.path.join(release, name) if release else name
+    ruleset = host_ruleset(host, backend, tools)
     module(host, "packetpath.linux.trace_rule", {"state": "absent", "all": True})
     if not lines:
         raise AssertionError("no trace for %s on %s" % (case, host))
@@ -70,11 +81,11 @@ def write(name, lines):
     print("%-60s %3d lines" % (name, len(lines)))
 
 
-def host_ruleset(host, backend):
+def host_ruleset(host, backend, tools=()):
     """What trace_results reads on the host at fetch time: legacy tables and saves, or nft's base chains."""
     netns = "pp-" + host
     if backend != "iptables_legacy":
-        return {"nft-list-chains": in_netns(netns, ["nft", "list", "chains"]).stdout}
+        return {"nft-list-chains": in_netns(netns, list(tools) + ["nft", "list", "chains"]).stdout}
     ruleset = {}
     for family, command, names in (("ipv4", "iptables-legacy-save", "ip_tables_names"),
                                    ("ipv6", "ip6tables-legacy-save", "ip6_tables_names")):
@@ -187,14 +198,21 @@ def record_routing():
         lab("down")
 
 
-def record_traces():
-    lab("up", "kube")
-    try:
-        for host in NODES:
-            for case in CASES:
-                record(host, case)
-    finally:
-        lab("down")
+def record_traces(releases=None):
+    """Each backend's trace of each case on the kube lab's nodes; `traces:debian11,debian13` records the two
+    monitors' texts (xtables-monitor, nft monitor trace) with those releases' tools instead, under traces/<release>/
+    (legacy TRACE is the kernel's text, read by the collection's own NFLOG reader on every release)."""
+    for release in releases or [None]:
+        hosts = [host for host in NODES if not release or NODES[host][0] != "iptables_legacy"]
+        lab("up", "kube", *(["--userspace", ",".join("%s=%s" % (host, release) for host in hosts)] if release else []))
+        try:
+            if release:
+                os.makedirs(os.path.join(OUT, release), exist_ok=True)
+            for host in hosts:
+                for case in CASES:
+                    record(host, case, release)
+        finally:
+            lab("down")
 
 
 # Reads every per-interface conf value of the namespace it runs in, as expectations.Snapshot holds them.

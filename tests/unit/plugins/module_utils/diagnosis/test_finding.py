@@ -5,18 +5,10 @@ import json
 import os
 
 import pytest
-from ansible_collections.packetpath.linux.plugins.module_utils.capture import sources
-from ansible_collections.packetpath.linux.plugins.module_utils.capture.fetch import TraceReader, detect_format
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis import causes, finding
 from ansible_collections.packetpath.linux.plugins.module_utils.diagnosis.evidence import sockets
 from ansible_collections.packetpath.linux.plugins.module_utils.probe import summary as probe_summary
-from recorded import fixture_path
-
-
-def packets_of(name):
-    lines = list(sources.read_file(fixture_path("traces", name)))
-    fmt, _head = detect_format(iter(lines))
-    return TraceReader(fmt).read(lines)
+from recorded import fixture_path, packets_of
 
 
 class NoEvidence:
