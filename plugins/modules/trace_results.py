@@ -568,13 +568,20 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     router = router or router_here(module)
     runner = ModuleCommandRunner(module)
 
+    read = {}
+
     def nat_rules(family):  # every backend: a host can hold kube-proxy's rules in one and its own in another
         rules = []
         for name in backends.BACKENDS:
-            try:
-                rules.append(backends.make(name, runner).nat_rules(family))
-            except HostError:  # a backend whose rules cannot be read leaves the others
-                continue
+            # nft lists both families at once: its ruleset is read once for the explanation, not once per family.
+            key = (name, None if name == "nftables" else family)
+            if key not in read:
+                try:
+                    read[key] = backends.make(name, runner).nat_rules(family)
+                except HostError:  # a backend whose rules cannot be read leaves the others
+                    read[key] = None
+            if read[key] is not None:
+                rules.append(read[key])
         return rules
 
     evidence = finding.HostEvidence(router, before, after, conf.read, interfaces_before, drops, nat_rules)
