@@ -4,7 +4,7 @@ import os
 
 import pytest
 import yaml
-from pplab import topology
+from pplab import roots, topology
 
 TOPOLOGIES = os.path.join(os.path.dirname(__file__), "..", "..", "lab", "topologies")
 
@@ -171,3 +171,15 @@ def test_userspace_rotates_over_the_managed_hosts_or_is_named_and_a_bad_spec_cha
                           ("debian11", "give 'rotate' or host=release"), ("rotate:x", "a number, not 'x'")):
         with pytest.raises(topology.TopologyError, match=message):
             topology.set_userspace(load_shipped("seed"), spec)
+
+
+def test_the_incident_catalogue_rotated_by_its_order_puts_every_backend_on_every_release():
+    # As test_incidents.py runs each lab without drop reasons: `--userspace rotate:N`, N the lab's place (issue #38).
+    folder = os.path.join(TOPOLOGIES, "incidents")
+    names = sorted(name[:-4] for name in os.listdir(folder) if name.endswith(".yml"))
+    met = set()
+    for number, name in enumerate(names):
+        topo = load_shipped("incidents/" + name)
+        topology.set_userspace(topo, "rotate:%d" % number)
+        met |= {(host.backend, host.userspace) for host in topo.managed_hosts}
+    assert met == {(backend, release) for backend in topology.BACKENDS for release in roots.RELEASES}
