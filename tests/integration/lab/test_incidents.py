@@ -15,6 +15,7 @@ import pytest
 import xmlschema
 import yaml
 from labtools import ENV, ROOT, ansible_playbook, connect, in_netns, lab, module, traces_left
+from pplab import topology as lab_topology
 
 INCIDENTS = os.path.join(ROOT, "tests", "lab", "topologies", "incidents")
 with open(os.path.join(ROOT, "schemas", "diagnosis_report.schema.json"), encoding="utf-8") as _handle:
@@ -65,11 +66,13 @@ def check_junit(path, report):
 
 
 def rotated(name):
-    """{host: release} of the incident's managed hosts on a mixed fleet: the releases in turn, started as many on as
-    the lab's place in the catalogue, so that over the catalogue each backend meets each release (issue #38)."""
-    releases = ("debian11", "debian12", "debian13")
-    hosts = [host for host, spec in topology(name)["hosts"].items() if spec.get("managed", True)]
-    return {host: releases[(number + NAMES.index(name)) % 3] for number, host in enumerate(hosts)}
+    """`--userspace` and {host: release} of the incident's managed hosts on a mixed fleet: the releases in turn,
+    started as many on as the lab's place in the catalogue, so that over the catalogue each backend meets each
+    release (issue #38; tests/unit/lab/test_topology.py checks that it does)."""
+    spec = "rotate:%d" % NAMES.index(name)
+    topo = lab_topology.load(os.path.join(INCIDENTS, name + ".yml"))
+    lab_topology.set_userspace(topo, spec)
+    return spec, {host.name: host.userspace for host in topo.managed_hosts}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -81,10 +84,10 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
     incident = truth(name)
     if incident.get("requires") and not os.path.exists(incident["requires"]):  # a kernel feature the incident needs
         pytest.skip("this kernel has no %s: the incident cannot happen here" % incident["requires"])
-    releases = rotated(name)
+    spec, releases = rotated(name)
     for drop_reasons in ("never", "auto"):
         if drop_reasons == "never":
-            lab("up", "incidents/" + name, "--userspace", "rotate:%d" % NAMES.index(name))
+            lab("up", "incidents/" + name, "--userspace", spec)
         else:
             lab("up", "incidents/" + name)
             releases = {}
