@@ -4,7 +4,6 @@ parses into the packets the same probe gave on Debian 12's tools (issue #38). Le
 the same on every release."""
 
 import os
-import re
 
 import pytest
 
