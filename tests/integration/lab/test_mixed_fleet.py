@@ -29,8 +29,10 @@ def test_preflight_finds_each_host_s_own_release_and_an_old_pyroute2_is_not_used
     lab("up", "incidents/forward-drop", "--userspace", "rotate")
     for host, release in ROTATED.items():
         found = module_on(host, "packetpath.linux.preflight")
-        assert {key: found[key] if key != "iptables" else found[key]["version"] for key in SHIPPED[release]} == \
-            SHIPPED[release], (host, found)
+        # Python by its minor release: a Debian point release may move its patch level.
+        shipped = dict(SHIPPED[release], python=SHIPPED[release]["python"].rsplit(".", 1)[0])
+        assert {"python": found["python"].rsplit(".", 1)[0], "iptables": found["iptables"]["version"],
+                "pyroute2": found["pyroute2"]} == shipped, (host, found)
         assert found["problems"] == [], (host, found["problems"])
     too_old = OLD_PYROUTE2
     assert module_on("client", "packetpath.linux.preflight")["pyroute2_unsupported"] == too_old
