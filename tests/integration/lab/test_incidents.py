@@ -84,10 +84,10 @@ def test_the_verdict_names_the_culprit_and_the_cause(name, tmp_path, lab_down_af
     incident = truth(name)
     if incident.get("requires") and not os.path.exists(incident["requires"]):  # a kernel feature the incident needs
         pytest.skip("this kernel has no %s: the incident cannot happen here" % incident["requires"])
-    spec, releases = rotated(name)
+    userspace, releases = rotated(name)
     for drop_reasons in ("never", "auto"):
         if drop_reasons == "never":
-            lab("up", "incidents/" + name, "--userspace", spec)
+            lab("up", "incidents/" + name, "--userspace", userspace)
         else:
             lab("up", "incidents/" + name)
             releases = {}
