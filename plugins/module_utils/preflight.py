@@ -4,7 +4,6 @@
 
 import os
 import platform
-from importlib import metadata
 
 from ansible_collections.packetpath.linux.plugins.module_utils.capture import drop_reasons
 from ansible_collections.packetpath.linux.plugins.module_utils.capture.sources import KERNEL_LOG_FILES
@@ -18,14 +17,6 @@ TOOLS = (
 )
 
 
-def pyroute2_version():
-    """The installed pyroute2 version, or None; importing pyroute2 itself is slow and not needed."""
-    try:
-        return metadata.version("pyroute2")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def survey(runner):
     """Everything the other modules will need to know about this host, read-only."""
     tools = {name: runner.which(name) for name in TOOLS}
@@ -35,12 +26,13 @@ def survey(runner):
         version, backend = parse_iptables_version(out if rc == 0 else err)
     kernel_log = nflog.report()
     bpftrace, unavailable = drop_reasons.availability(runner)
+    pyroute2 = pyroute2_range.installed()
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
         "is_root": os.geteuid() == 0,
-        "pyroute2": pyroute2_version(),
-        "pyroute2_unsupported": pyroute2_range.too_old(pyroute2_version()),
+        "pyroute2": pyroute2,
+        "pyroute2_unsupported": pyroute2_range.too_old(pyroute2),
         "tools": tools,
         "iptables": {"version": version, "backend": backend},
         "kernel_log_files": [path for path in KERNEL_LOG_FILES if os.access(path, os.R_OK)],

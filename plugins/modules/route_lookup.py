@@ -282,7 +282,7 @@ def main():
         engine = engines.choose(params["engine"], ModuleCommandRunner(module), tables, lookups=asks)
         router = Router(engine, tables)
         result = {"changed": False, "engine": engine.name, "answers": router.lookup(specs)}
-        if engine.name == "ip" and getattr(engine, "reason", None):
+        if engine.reason:
             result["engine_reason"] = engine.reason
         if params["rules"]:
             families = sorted(set(answer["lookup"]["family"] for answer in result["answers"])) or ["ipv4", "ipv6"]

@@ -592,7 +592,7 @@ def explain(module, packets, flow, before, interfaces_before, drops=None, router
     if module.params["check_endpoints"] and found.get("service") and flow is not None and flow.proto == "tcp":
         found["service"]["checked"] = endpoints.check(found["service"], router)
     # Its interfaces' MACs, prefixes and ARP policy: the fleet verdict joins them with what another host sent here.
-    reason = {"engine_reason": router.engine.reason} if getattr(router.engine, "reason", None) else {}
+    reason = {"engine_reason": router.engine.reason} if router.engine.reason else {}
     return dict(found, engine=router.engine.name, addresses=router.addresses(),
                 link_layer=link_layer.facts(router, conf.read), **reason)
 

@@ -33,9 +33,10 @@ try:
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
     from pyroute2.netlink.rtnl.tcmsg import tcmsg
 except ImportError:
-    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+    PYROUTE2_IMPORT_ERROR, PYROUTE2_UNSUPPORTED = traceback.format_exc(), None
 else:
-    PYROUTE2_IMPORT_ERROR = pyroute2_range.unsupported(pyroute2)
+    # Why pyroute2 is not used where it imports (a release out of range), a sentence for the result; None otherwise.
+    PYROUTE2_IMPORT_ERROR = PYROUTE2_UNSUPPORTED = pyroute2_range.unsupported(pyroute2)
 
 from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup import (
     FAMILY,
@@ -49,9 +50,6 @@ from ansible_collections.packetpath.linux.plugins.module_utils.routing.lookup im
 )
 
 HAS_PYROUTE2 = PYROUTE2_IMPORT_ERROR is None
-# Why pyroute2 is not used where it imports (a release out of range), a sentence for the result; None otherwise.
-PYROUTE2_UNSUPPORTED = PYROUTE2_IMPORT_ERROR if PYROUTE2_IMPORT_ERROR and "Traceback" not in PYROUTE2_IMPORT_ERROR \
-    else None
 NETLINK_ROUTE = 0
 RTM_F_LOOKUP_TABLE = 0x1000
 FIB_RULE_INVERT = 0x2
@@ -285,6 +283,7 @@ class Pyroute2Engine:
     """A NETLINK_ROUTE socket of this process (in the network namespace it is in), spoken through pyroute2."""
 
     name = "pyroute2"
+    reason = None  # IpCommand's: why the other engine answers
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)

@@ -25,14 +25,19 @@ def too_old(version):
     return "pyroute2 %s is older than %s, the oldest this collection supports" % (version, ".".join(map(str, OLDEST)))
 
 
+def installed():
+    """The installed pyroute2's version by its package metadata, or None; without importing it (which is slow)."""
+    from importlib import metadata  # pylint: disable=import-outside-toplevel  # only where __version__ says nothing
+    try:
+        return metadata.version("pyroute2")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def unsupported(pyroute2):
     """Why this imported pyroute2 package is not used, or None where it is in the supported range (or its version
     cannot be told)."""
     version = getattr(pyroute2, "__version__", None)
     if not _release(version or ""):  # Debian's 0.7.2 says "unknown": its package metadata knows
-        try:
-            from importlib import metadata  # pylint: disable=import-outside-toplevel
-            version = metadata.version("pyroute2")
-        except Exception:  # pylint: disable=broad-exception-caught  # no metadata either: the version cannot be told
-            return None
+        version = installed()
     return too_old(version)
