@@ -157,7 +157,8 @@ def module(host, name, args, check=False, diff=False):
 def module_on(hosts, name, args, check=False, diff=False):
     """Run one module on several lab hosts in one `ansible` run (one start of Ansible, where a run per host cost
     ~2.5 s of CPU each): {host: its result, as module() gives it}."""
-    argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, ":".join(hosts), "-m", name, "-a", json.dumps(args)]
+    argv = [os.path.join(BIN, "ansible"), "-i", INVENTORY, ":".join(hosts), "-m", name]
+    argv += ["-a", json.dumps(args)] if args else []  # `-a '{}'` reads as raw params, which a module refuses
     argv += (["--check"] if check else []) + (["--diff"] if diff else [])
     proc = run(argv, check=False)
     results = {}

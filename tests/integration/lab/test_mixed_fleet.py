@@ -4,10 +4,8 @@ and the seed's diagnosis is `make demo`'s on each release. (Every incident lab r
 the kernel's drop reasons: test_incidents.py.)
 """
 
-import json
-
 import pytest
-from labtools import ansible, lab
+from labtools import lab, module, module_on
 from test_incidents import OLD_PYROUTE2, diagnose
 
 # What each release ships (Debian's packages, as its root was built): what preflight must find there.
@@ -19,30 +17,25 @@ ROTATED = {"client": "debian11", "router": "debian12", "server": "debian13"}  # 
 SEED_PROBE = {"dst": "203.0.113.12", "dport": 8081, "probe_from": "client"}
 
 
-def module_on(host, name, args=None):
-    """The module's result on `host`, with `failed` as the ad-hoc run's line says."""
-    done = ansible(host, "-m", name, *(["-a", json.dumps(args)] if args else []), check=False)
-    return dict(json.loads(done.stdout.split(" => ", 1)[1]), failed=" | FAILED! => " in done.stdout)
-
-
 def test_preflight_finds_each_host_s_own_release_and_an_old_pyroute2_is_not_used(lab_down_after):
     lab("up", "incidents/forward-drop", "--userspace", "rotate")
+    surveyed = module_on(list(ROTATED), "packetpath.linux.preflight", {})
     for host, release in ROTATED.items():
-        found = module_on(host, "packetpath.linux.preflight")
+        found = surveyed[host]
         # Python by its minor release: a Debian point release may move its patch level.
         shipped = dict(SHIPPED[release], python=SHIPPED[release]["python"].rsplit(".", 1)[0])
         assert {"python": found["python"].rsplit(".", 1)[0], "iptables": found["iptables"]["version"],
                 "pyroute2": found["pyroute2"]} == shipped, (host, found)
         assert found["problems"] == [], (host, found["problems"])
-    too_old = OLD_PYROUTE2
-    assert module_on("client", "packetpath.linux.preflight")["pyroute2_unsupported"] == too_old
+    assert surveyed["client"]["pyroute2_unsupported"] == OLD_PYROUTE2
     # A batch that auto would give pyroute2 goes through `ip -j` there, and says why; netlink is refused by name.
     lookups = {"lookups": [{"dst": "198.18.20.%d" % last} for last in range(2, 32)]}
-    batch = module_on("client", "packetpath.linux.route_lookup", lookups)
-    assert (batch["engine"], batch["engine_reason"], len(batch["answers"])) == ("ip", too_old, 30), batch
-    refused = module_on("client", "packetpath.linux.route_lookup", {"dst": "198.18.20.2", "engine": "netlink"})
-    assert refused["failed"] and refused["msg"] == "engine=netlink: %s; use engine=auto or engine=ip" % too_old, refused
-    assert module_on("server", "packetpath.linux.route_lookup", lookups)["engine"] == "pyroute2"
+    batch = module("client", "packetpath.linux.route_lookup", lookups)
+    assert (batch["engine"], batch["engine_reason"], len(batch["answers"])) == ("ip", OLD_PYROUTE2, 30), batch
+    refused = module("client", "packetpath.linux.route_lookup", {"dst": "198.18.20.2", "engine": "netlink"})
+    assert refused["_status"] == "FAILED" and \
+        refused["msg"] == "engine=netlink: %s; use engine=auto or engine=ip" % OLD_PYROUTE2, refused
+    assert module("server", "packetpath.linux.route_lookup", lookups)["engine"] == "pyroute2"
 
 
 @pytest.mark.parametrize("release", ["debian11", "debian13"])  # debian12, this machine's own: `make demo`'s
