@@ -38,8 +38,8 @@ def probe(proto, address, port):
 
 
 def in_root_of(host):
-    """The words that run a command with a host's own release's tools (its sshd's mount namespace and root), where
-    it runs from a release root (pplab's `userspace`); none where it shares this machine's."""
+    """The words that run a command with the tools of a host that runs from a release root (pplab's `userspace`):
+    in its sshd's mount namespace, with its root."""
     state = journal()
     pid = next(entry["pid"] for entry in state["resources"] if entry["kind"] == "process"
                and entry["what"] == "sshd" and entry["host"] == host)
