@@ -172,12 +172,21 @@ def module_on(hosts, name, args, check=False, diff=False):
 
 
 class Monitor:
-    """A live trace reader (`xtables-monitor --trace`, `nft monitor trace`) inside a namespace, bounded in time."""
+    """A live trace reader (`xtables-monitor --trace`, `nft monitor trace`) inside a namespace, bounded in time.
 
-    def __init__(self, netns, argv, seconds=10):
+    It is ready once the reader listens: its netfilter netlink socket subscribed to a group, or, for a reader that
+    says so itself, its `ready_file` there. A fixed sleep was not enough on a loaded machine (CI saw the legacy
+    reader's Python start after the packet had passed)."""
+
+    def __init__(self, netns, argv, seconds=10, ready_file=None):
         self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "timeout", str(seconds)] + argv,  # pylint: disable=consider-using-with
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-        time.sleep(0.7)  # let it subscribe before the packet passes
+        deadline = time.time() + seconds
+        while not (os.path.exists(ready_file) if ready_file else _subscribed(self.proc.pid)):
+            if time.time() > deadline or self.proc.poll() is not None:
+                output = self.stop()
+                raise AssertionError("%s never listened in %s:\n%s" % (" ".join(argv), netns, output))
+            time.sleep(0.02)
 
     def stop(self):
         time.sleep(0.3)
@@ -185,11 +194,34 @@ class Monitor:
         return self.proc.communicate(timeout=10)[0]
 
 
+def _subscribed(pid):
+    """Whether a process below `pid` (timeout's child) has a NETLINK_NETFILTER socket subscribed to a group."""
+    pids = [pid]
+    while pids:
+        pid = pids.pop()
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid), encoding="ascii") as handle:
+                pids += [int(child) for child in handle.read().split()]
+            inodes = {os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+            with open("/proc/%d/net/netlink" % pid, encoding="ascii") as handle:
+                rows = [line.split() for line in handle.readlines()[1:]]
+        except OSError:  # gone, or not started yet
+            continue
+        # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode; NETLINK_NETFILTER is protocol 12
+        if any(row[1] == "12" and int(row[3], 16) and "socket:[%s]" % row[9] in inodes for row in rows):
+            return True
+    return False
+
+
 def nflog_monitor(netns, seconds=10):
-    """The legacy twin of a Monitor: this namespace's TRACE lines, read from NFLOG by the collection's reader."""
+    """The legacy twin of a Monitor: this namespace's TRACE lines, read from NFLOG by the collection's reader (its
+    ready file is there once group 0 is bound)."""
     script = os.path.join(ROOT, "tests", "integration", "nflog_monitor.py")
-    return Monitor(netns, ["/usr/bin/python3", script, os.path.join(ROOT, "build", "collections"), str(seconds)],
-                   seconds=seconds + 2)
+    ready = os.path.join(tempfile.mkdtemp(prefix="pp-nflog-"), "ready")
+    monitor = Monitor(netns, ["/usr/bin/python3", script, os.path.join(ROOT, "build", "collections"), str(seconds),
+                              ready], seconds=seconds + 2, ready_file=ready)
+    shutil.rmtree(os.path.dirname(ready))  # the reader removes its file only at its end
+    return monitor
 
 
 def uptime():
