@@ -18,6 +18,11 @@ description:
   - Every rule carries a C(limit) match (O(rate), O(burst)), so a busy port cannot flood the kernel log.
   - Every trace removes itself after O(expires) seconds, even if the controller dies mid-run, through a detached
     process on the host that holds the exact delete commands. O(state=absent) cancels it.
+  - The kernel keeps the expiry too. Each rule stops matching at its deadline (iptables C(-m time --datestop), in
+    UTC; nftables C(meta time)). So if the detached process is killed, or the host is rebooted into a saved
+    ruleset, only an inert rule stays. The next O(state=present) of any flow on the host removes it and warns.
+    So do O(state=absent) and C(packetpath.linux.trace_results) O(packetpath.linux.trace_results#module:trace_off).
+    C(packetpath.linux.host_audit) flags it.
   - Touches only rules and tables it placed itself. It never flushes, restores a whole table, or reorders other
     rules.
   - For iptables-legacy, binds C(nf_log/2) and C(nf_log/10) of the namespace to C(nfnetlink_log) for the time of the
@@ -126,8 +131,8 @@ options:
     default: 20
   expires:
     description:
-      - Seconds after which the host removes the trace by itself (1-86400). The switch is armed again whenever
-        the rules are replaced.
+      - Seconds after which the host removes the trace by itself (1-86400). From then on the kernel no longer
+        matches the rules either. The switch is armed again whenever the rules are replaced.
       - V(0) means never. That is dangerous; a forgotten trace keeps writing to the kernel log.
     type: int
     default: 900
@@ -293,16 +298,25 @@ rules:
       description: The rule's burst.
       type: int
       returned: except in check mode
+    until:
+      description: When the kernel stops matching the rule (UTC, ISO 8601); null for a rule without an expiry.
+      type: str
+      returned: except in check mode
+      sample: "2026-12-07T23:59:59Z"
     rule:
       description: The rule in the backend's own syntax.
       type: str
       returned: always
-      sample: "-A PREROUTING -p tcp -m tcp --dport 8081 -m comment --comment packetpath:606d3efada25 -m limit --limit 10/sec --limit-burst 20 -j TRACE"
+      sample: >-
+        -A PREROUTING -p tcp -m tcp --dport 8081 -m comment --comment packetpath:606d3efada25
+        -m time --datestop 2026-12-07T23:59:59 -m limit --limit 10/sec --limit-burst 20 -j TRACE
 removed:
   description:
     - The rules removed (same fields as RV(rules)). With O(state=present), the flow's rules taken out of other
       backends, because a flow is traced in one backend at a time.
-  returned: state=absent, or state=present when the flow moved between backends
+    - Also, with either state, the rules of other flows whose deadline had passed without their expiry taking
+      them out (inert in the kernel).
+  returned: state=absent, or state=present when the flow moved between backends or inert rules were found
   type: list
   elements: dict
 nft_tables:

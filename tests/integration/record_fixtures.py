@@ -16,7 +16,7 @@ import threading
 import time
 
 import yaml
-from labtools import ROOT, Monitor, connect, in_netns, journal, lab, module, nflog_monitor, send
+from labtools import ROOT, Monitor, connect, in_netns, journal, lab, module, module_on, nflog_monitor, send
 from routing_lab import FORWARDING, LOOKUP_CHILD, apply_fib, ip_argv, random_fib, random_lookups
 
 OUT = os.path.join(ROOT, "tests", "unit", "fixtures", "traces")
@@ -215,6 +215,30 @@ def record_traces(releases=None):
             lab("down")
 
 
+def record_backends():
+    """Our rules as each kind of backend lists them once armed with an expiry the kernel keeps (issue #42): a
+    TCP flow with one, and on the nftables node an ICMP flow without (expires=0) beside it."""
+    out = os.path.join(ROOT, "tests", "unit", "fixtures", "backends")
+    lab("up", "kube")
+    try:
+        for host, expires in (("node1", [600]), ("node2", [600]), ("node3", [600, 0])):
+            flows = [{"proto": "tcp", "dport": "30080"}, {"proto": "icmp", "dst": "198.51.100.13"}]
+            for flow, seconds in zip(flows, expires):
+                result = module(host, "packetpath.linux.trace_rule", dict(flow, expires=seconds))
+                assert result["_status"] == "CHANGED", result["_stdout"]
+        texts = {"iptables-legacy-S-PREROUTING-until.txt": ("node1", ["iptables-legacy", "-t", "raw", "-S",
+                                                                      "PREROUTING"]),
+                 "iptables-nft-S-PREROUTING-until.txt": ("node2", ["iptables-nft", "-t", "raw", "-S", "PREROUTING"]),
+                 "nft-a-list-table-inet-packetpath-until.txt": ("node3", ["env", "TZ=UTC", "nft", "-a", "list", "table",
+                                                                          "inet", "packetpath"])}
+        for name, (host, argv) in texts.items():
+            with open(os.path.join(out, name), "w", encoding="utf-8") as handle:
+                handle.write(in_netns("pp-" + host, argv).stdout)
+        module_on(list(NODES), "packetpath.linux.trace_rule", {"state": "absent", "all": True})
+    finally:
+        lab("down")
+
+
 # Reads every per-interface conf value of the namespace it runs in, as expectations.Snapshot holds them.
 READ_CONF = r"""
 import json, os
@@ -364,12 +388,13 @@ def record_neighbours():
 
 
 PARTS = {"incidents": record_incidents, "neighbours": record_neighbours, "traces": record_traces,
-         "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl}
+         "journal": record_seed_journal, "routing": record_routing, "sysctl": record_sysctl,
+         "backends": record_backends}
 
 
 def main(parts):
-    """`make fixtures` records everything; `make fixtures ONLY=routing` (or incidents, traces, journal, sysctl) one
-    part; `ONLY=incidents:NAME,NAME` some incidents."""
+    """`make fixtures` records everything; `make fixtures ONLY=routing` (or incidents, traces, journal, sysctl,
+    backends) one part; `ONLY=incidents:NAME,NAME` some incidents."""
     for part in parts or list(PARTS):
         part, _colon, names = part.partition(":")  # incidents:link-down,qdisc-drop records only those
         PARTS[part](*([names.split(",")] if names else []))

@@ -11,8 +11,9 @@ import os
 import shutil
 import subprocess
 
-# Parsers read the tools' English output.
-C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
+# Parsers read the tools' English output, and its times in UTC (nft reads and prints a rule's `meta time` in the
+# process's local time: our rules' expiry is written and read in UTC, whatever the host's zone).
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
 
 
 class ModuleCommandRunner:

@@ -102,7 +102,9 @@ class HostAudit:
 
     def trace_leftovers(self):
         found = rule.leftovers(self.runner)
-        findings = ["%s rule of flow %s: %s" % (rule["backend"], rule["flow_id"], rule["rule"]) for rule in found["rules"]]
+        findings = ["%s rule of flow %s%s: %s" % (
+            rule["backend"], rule["flow_id"], " (inert: the kernel stopped matching it at %s, and its expiry did not "
+            "take it out)" % rule["until"] if rule["expired"] else "", rule["rule"]) for rule in found["rules"]]
         findings += ["nftables table %s" % table for table in found["nft_tables"]]
         findings += ["expiry timer of flow %s (pid %s, %s, due %s)%s" % (
             timer["flow_id"], timer["pid"], "running" if timer["running"] else "no longer running",

@@ -8,9 +8,11 @@ comment, an nft rule comment inside our own table), and we list, compare and
 delete nothing but tagged rules: no flush, no restore, no reordering.
 """
 
+import calendar
 import ipaddress
 import re
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,6 +46,24 @@ HOOKS = ("prerouting", "output")
 # iptables each is a rule of its own, tagged packetpath:<flow id>:<kind>.
 PROBE_KINDS = ("from_probe", "to_probe")
 BACKENDS = ("iptables_legacy", "iptables_nft", "nftables")
+# Every rule of ours with an expiry stops matching at it in the kernel as well (issue #42): a sleeper killed, or a
+# host rebooted into a restored ruleset, then leaves an inert rule, which the next arm, collect or cleanup removes.
+# iptables' time match (xt_time) reads --datestop in UTC; nft reads and prints `meta time` in the local time of the
+# process, which the runner sets to UTC (_common/command.py).
+KERNEL_TIME = "%Y-%m-%dT%H:%M:%S"
+NFT_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def _stamp(epoch, form):
+    return time.strftime(form, time.gmtime(epoch))
+
+
+def _epoch(text, form):
+    """The epoch of a UTC time in `form`; None where it does not read as one."""
+    try:
+        return calendar.timegm(time.strptime(text, form))
+    except ValueError:
+        return None
 
 
 def run_checked(runner, argv, stdin=None):
@@ -78,10 +98,15 @@ class TraceRule:
     text: str
     removal: Action  # deletes exactly this rule
     kind: str = ""  # "" for the flow's rule, else one of PROBE_KINDS
+    until: Optional[int] = None  # the epoch at which the kernel stops matching it; None: no expiry of its own
 
     @property
     def unit(self):
         return (self.hook, self.families, self.kind)
+
+    def expired(self, now):
+        """Whether the kernel no longer matches it: its expiry passed and its sleeper did not take it out."""
+        return self.until is not None and self.until <= now
 
     def as_dict(self):
         return {
@@ -91,6 +116,7 @@ class TraceRule:
             "families": list(self.families),
             "rate": self.rate,
             "burst": self.burst,
+            "until": _stamp(self.until, KERNEL_TIME) + "Z" if self.until is not None else None,
             "rule": self.text,
         }
 
@@ -117,11 +143,12 @@ class Backend:
     def units(self, flow, hooks):
         raise NotImplementedError
 
-    def add(self, flow, unit, rate, burst):
-        """Return (Action, text) for one new rule; text is how the rule reads, for diffs."""
+    def add(self, flow, unit, rate, burst, until):
+        """Return (Action, text) for one new rule that the kernel stops matching at `until` (an epoch; None for
+        never); text is how the rule reads, for diffs."""
         raise NotImplementedError
 
-    def planned_removal(self, flow, unit, rate, burst):
+    def planned_removal(self, flow, unit, rate, burst, until):
         """The Action that will delete the rule add() makes, known before it is inserted (the expiry is armed
         with it first)."""
         raise NotImplementedError
@@ -230,7 +257,8 @@ class IptablesBackend(Backend):
         return TraceRule(self.name, flow_id, hook, (family,),
                          int(rate) if rate.isdigit() else None,
                          int(options["--limit-burst"]) if options.get("--limit-burst", "").isdigit() else None,
-                         self._command_text(family, line), removal, kind)
+                         self._command_text(family, line), removal, kind,
+                         _epoch(options["--datestop"], KERNEL_TIME) if "--datestop" in options else None)
 
     def _command_text(self, family, rule):
         """How an operator would type the rule: `ip6tables -t raw -A OUTPUT ...` tells the family apart."""
@@ -268,21 +296,22 @@ class IptablesBackend(Backend):
                 args += ["--dport", _port(flow.dport)]
         return args
 
-    def _rule(self, flow, unit, rate, burst):
+    def _rule(self, flow, unit, rate, burst, until):
         hook, (family,), kind = unit
         return family, hook.upper(), self.match(flow, hook, family, kind) + [
             "-m", "comment", "--comment", TAG_PREFIX + flow.flow_id + (":" + kind if kind else ""),
+        ] + (["-m", "time", "--datestop", _stamp(until, KERNEL_TIME)] if until is not None else []) + [
             "-m", "limit", "--limit", "%d/sec" % rate, "--limit-burst", str(burst),
             "-j", "TRACE",
         ]
 
-    def add(self, flow, unit, rate, burst):
-        family, chain, rule = self._rule(flow, unit, rate, burst)
+    def add(self, flow, unit, rate, burst, until):
+        family, chain, rule = self._rule(flow, unit, rate, burst, until)
         text = self._command_text(family, " ".join(shlex.quote(word) for word in ["-A", chain] + rule))
         return Action(self._base(family) + ["-I", chain, "1"] + rule), text
 
-    def planned_removal(self, flow, unit, rate, burst):
-        family, chain, rule = self._rule(flow, unit, rate, burst)
+    def planned_removal(self, flow, unit, rate, burst, until):
+        family, chain, rule = self._rule(flow, unit, rate, burst, until)
         return Action(self._base(family) + ["-D", chain] + rule)
 
 
@@ -294,6 +323,7 @@ NFT_CHAIN_PREFIX = {"prerouting": "pre_", "output": "out_"}
 NFT_PRIORITY = -350
 _NFT_CHAIN = re.compile(r"^\s*chain (pre|out)_([0-9a-f]{12}) \{")
 _NFT_LIMIT = re.compile(r"limit rate (\d+)/second burst (\d+) packets")
+_NFT_UNTIL = re.compile(r'meta time < "([^"]+)"')
 _NFT_PROTO = {"icmpv6": "ipv6-icmp"}
 
 
@@ -346,6 +376,7 @@ class NftablesBackend(Backend):
                 listed.add(chain)  # a port either way is two rules in the chain; the chain is the unit
                 text = line.split(" # handle ")[0].strip()
                 limit = _NFT_LIMIT.search(text)
+                until = _NFT_UNTIL.search(text)
                 hook = "prerouting" if chain[0] == "pre" else "output"
                 name = "%s_%s" % chain
                 rules.append(TraceRule(
@@ -353,6 +384,7 @@ class NftablesBackend(Backend):
                     int(limit.group(1)) if limit else None, int(limit.group(2)) if limit else None,
                     "chain %s: %s" % (name, text),
                     Action([self._nft(), "delete", "chain", "inet", NFT_TABLE, name]),
+                    until=_epoch(until.group(1), NFT_TIME) if until else None,
                 ))
         return rules
 
@@ -392,10 +424,11 @@ class NftablesBackend(Backend):
                 return probe + [words + [flow.proto, field, _nft_ports(flow.port)] for field in ("sport", "dport")]
         return [words]
 
-    def add(self, flow, unit, rate, burst):
+    def add(self, flow, unit, rate, burst, until):
         hook = unit[0]
         chain = NFT_CHAIN_PREFIX[hook] + flow.flow_id
-        rules = [" ".join(words + [
+        expiry = ["meta", "time", "<", '"%s"' % _stamp(until, NFT_TIME)] if until is not None else []
+        rules = [" ".join(words + expiry + [
             "limit", "rate", "%d/second" % rate, "burst", str(burst), "packets",
             "meta", "nftrace", "set", "1", "comment", '"%s%s"' % (TAG_PREFIX, flow.flow_id),
         ]) for words in self.match(flow, hook)]
@@ -405,7 +438,7 @@ class NftablesBackend(Backend):
         ] + ["add rule inet %s %s %s" % (NFT_TABLE, chain, rule) for rule in rules]) + "\n"
         return Action([self._nft(), "-f", "-"], script), "chain %s: %s" % (chain, "; ".join(rules))
 
-    def planned_removal(self, flow, unit, rate, burst):
+    def planned_removal(self, flow, unit, rate, burst, until):
         return Action([self._nft(), "delete", "chain", "inet", NFT_TABLE, NFT_CHAIN_PREFIX[unit[0]] + flow.flow_id])
 
     def remove(self, rules, last=False):

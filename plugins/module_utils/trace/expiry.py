@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from ansible_collections.packetpath.linux.plugins.module_utils._common import hoststate
 
@@ -201,8 +200,9 @@ def armed_flows():
     return [name[:-5] for name in hoststate.listdir(DIRECTORY) if name.endswith(".json")]
 
 
-def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=None):
-    """Start the sleeper; return its record (pid, expires_at, ...).  `nf_log` (trace.nflog.restore_plan()) makes it
+def arm(flow_id, backend, expires_at, actions, drop_empty_nft_table=None, nf_log=None):
+    """Start the sleeper that runs `actions` at `expires_at` (an epoch: the deadline the rules carry in the kernel
+    too); return its record (pid, expires_at, ...).  `nf_log` (trace.nflog.restore_plan()) makes it
     put back the nf_log binding when no other legacy flow of ours is left.
 
     A re-arm starts the new sleeper and records it before it ends the old one: killed at any point in between, the
@@ -211,7 +211,7 @@ def arm(flow_id, backend, seconds, actions, drop_empty_nft_table=None, nf_log=No
     previous = record(flow_id)
     path = record_path(flow_id)
     plan = {
-        "expires_at": time.time() + seconds,
+        "expires_at": expires_at,
         "commands": [action.as_plan() for action in actions],
         "record": path,
         "drop_empty_nft_table": drop_empty_nft_table,

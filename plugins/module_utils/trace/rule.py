@@ -7,6 +7,7 @@ does it (unless in check mode), and says what it did in a dict the module
 returns as it is.
 """
 
+import math
 import time
 from datetime import datetime, timezone
 
@@ -56,22 +57,45 @@ def _legacy_logger(backend, families, check_mode, result):
         result["changed"] = True
 
 
-def _expiry(backend, flow, expires, removals, rebuilt, check_mode):
+def _deadline_kept(flow, mine, expires):
+    """Whether the flow's rules carry the deadline it keeps: none without an expiry, else the running sleeper's (a
+    second present does not re-arm). A rule without it, or with another (its sleeper gone, an expiry switched off
+    or on), is placed anew."""
+    if not expires:
+        return all(r.until is None for r in mine)
+    armed = expiry.current(flow.flow_id)
+    return bool(armed and mine) and all(r.until == math.ceil(armed["expires_at"]) for r in mine)
+
+
+def _expiry(backend, flow, until, removals, rebuilt, check_mode):
     """Keep the dead-man switch in step with the rules: (expires_at, changed). `removals` delete every rule of the
     flow that is or is about to be in place."""
     armed = expiry.current(flow.flow_id)
-    if not expires:
+    if until is None:
         if armed and not check_mode:
             expiry.cancel(flow.flow_id)
         return None, armed is not None
     if armed and not rebuilt:
         return armed["expires_at"], False
     if check_mode:
-        return time.time() + expires, True
+        return until, True
     drop_table = [backend.runner.which("nft"), backends.NFT_TABLE] if backend.name == "nftables" else None
     nf_log = nflog.restore_plan() if backend.name == "iptables_legacy" else None
-    record = expiry.arm(flow.flow_id, backend.name, expires, removals, drop_table, nf_log)
+    record = expiry.arm(flow.flow_id, backend.name, until, removals, drop_table, nf_log)
     return record["expires_at"], True
+
+
+def _remove_expired(backend, flow, check_mode):
+    """Rules of other flows whose deadline passed in the kernel while they stayed (their sleeper was killed): inert,
+    and taken out by the next arm on the host, with their records."""
+    now = time.time()
+    going = [r for r in backend.list_rules() if r.flow_id != flow.flow_id and r.expired(now)]
+    if going:
+        _apply(backend.runner, backend.remove(going), check_mode)
+        if not check_mode:
+            for flow_id in sorted(set(r.flow_id for r in going)):
+                expiry.cancel(flow_id)
+    return going
 
 
 def _remove_from_other_backends(backend, flow, check_mode):
@@ -90,24 +114,31 @@ def _remove_from_other_backends(backend, flow, check_mode):
 
 def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     moved = _remove_from_other_backends(backend, flow, check_mode)
+    expired = _remove_expired(backend, flow, check_mode)
     rules = backend.list_rules()
+    if check_mode:  # as they would be listed once the expired rules were gone
+        rules = [r for r in rules if r not in expired]
     mine = [r for r in rules if r.flow_id == flow.flow_id]
     others = [r for r in rules if r.flow_id != flow.flow_id]
     wanted = backend.units(flow, hooks)
-    result = {"changed": False, "backend": backend.name, "backend_reason": reason, "flow_id": flow.flow_id,
+    result = {"changed": bool(expired), "backend": backend.name, "backend_reason": reason, "flow_id": flow.flow_id,
               "flow": flow.describe(), "warnings": [], "marker": marker()}
-    if moved:
-        result["removed"] = moved
-    rebuilt = bool(moved) or sorted(r.unit for r in mine) != sorted(wanted) or any(
+    if moved or expired:
+        result["removed"] = moved + [r.as_dict() for r in expired]
+    for flow_id in sorted(set(r.flow_id for r in expired)):
+        result["warnings"].append("removed the rules of flow %s: their expiry had passed, and the kernel no longer "
+                                  "matched them (its sleeper did not take them out)" % flow_id)
+    until = math.ceil(time.time() + expires) if expires else None  # where the rules are placed anew
+    rebuilt = bool(moved) or not _deadline_kept(flow, mine, expires) or sorted(r.unit for r in mine) != sorted(wanted) or any(
         (r.rate, r.burst) != (rate, burst) for r in mine)
     if rebuilt:
-        # A changed rate, burst or hook set replaces the flow's rules: delete ours, insert anew. The expiry is armed
-        # first, with the deletes of the rules there and of those about to go in: a kill at any point of what
-        # follows leaves no rule of ours without a deadline.
-        additions = [backend.add(flow, unit, rate, burst) for unit in wanted]
+        # A changed rate, burst, hook set or deadline replaces the flow's rules: delete ours, insert anew. The expiry
+        # is armed first, with the deletes of the rules there and of those about to go in: a kill at any point of
+        # what follows leaves no rule of ours without a deadline.
+        additions = [backend.add(flow, unit, rate, burst, until) for unit in wanted]
         expires_at, expiry_changed = _expiry(
-            backend, flow, expires, [r.removal for r in mine] + [
-                backend.planned_removal(flow, unit, rate, burst) for unit in wanted], True, check_mode)
+            backend, flow, until, [r.removal for r in mine] + [
+                backend.planned_removal(flow, unit, rate, burst, until) for unit in wanted], True, check_mode)
         _apply(backend.runner, backend.remove(mine) + [action for action, _unused in additions], check_mode)
         if check_mode:
             after_texts = [r.text for r in others] + [text for _unused, text in additions]
@@ -119,9 +150,9 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
             after_texts = [r.text for r in after]
     else:
         after_texts = [r.text for r in rules]
-        expires_at, expiry_changed = _expiry(backend, flow, expires, [r.removal for r in mine], False, check_mode)
+        expires_at, expiry_changed = _expiry(backend, flow, until, [r.removal for r in mine], False, check_mode)
     result.setdefault("rules", [r.as_dict() for r in mine])
-    result["changed"] = rebuilt or expiry_changed
+    result["changed"] = result["changed"] or rebuilt or expiry_changed
     result["expires_at"] = _iso(expires_at)
     _legacy_logger(backend, flow.families, check_mode, result)
     result["diff"] = _diff(backend.name, [r.text for r in rules], after_texts)
@@ -129,9 +160,11 @@ def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
 
 
 def absent(runner, flow, check_mode):
-    """Remove the flow's rules wherever they are (every backend), and its expiry."""
-    return _remove(runner, lambda rule: rule.flow_id == flow.flow_id, [flow.flow_id], check_mode,
-                   {"flow_id": flow.flow_id, "flow": flow.describe()})
+    """Remove the flow's rules wherever they are (every backend), and its expiry; and the rules of any flow that
+    the kernel no longer matches (their expiry passed without their sleeper: see _remove_expired)."""
+    now = time.time()
+    return _remove(runner, lambda rule: rule.flow_id == flow.flow_id or rule.expired(now), [flow.flow_id],
+                   check_mode, {"flow_id": flow.flow_id, "flow": flow.describe()})
 
 
 def absent_all(runner, check_mode):
@@ -159,7 +192,7 @@ def _remove(runner, selected, flow_ids, check_mode, result):
             result["removed"] += [r.as_dict() for r in going]
             if len(actions) > len(going):  # the backend's own container went too
                 result["nft_tables"].append("inet %s" % backends.NFT_TABLE)
-    for flow_id in flow_ids:
+    for flow_id in sorted(set(flow_ids) | set(rule["flow_id"] for rule in result["removed"])):
         record = expiry.record(flow_id)
         if record is None:
             continue
@@ -187,8 +220,9 @@ def leftovers(runner):
     """What of this collection is on the host now (read-only): rules, our nft table, expiry records, and
     nf_log bindings waiting to be put back."""
     found = {"rules": [], "nft_tables": [], "expiry": [], "nf_log_bindings": sorted(nflog.changed_bindings())}
+    now = time.time()
     for backend in backends.installed(runner):
-        found["rules"] += [rule.as_dict() for rule in backend.list_rules()]
+        found["rules"] += [dict(rule.as_dict(), expired=rule.expired(now)) for rule in backend.list_rules()]
         if backend.name == "nftables" and backend.table_exists:
             found["nft_tables"].append("inet %s" % backends.NFT_TABLE)
     for flow_id in expiry.armed_flows():

@@ -8,7 +8,8 @@ import shlex
 import time
 
 import pytest
-from labtools import BIN, Monitor, connect, in_netns, journal, module, module_on, nflog_monitor, run, traces_left
+from labtools import (BIN, Monitor, connect, in_netns, journal, module, module_on, nflog_monitor, records_dir, run,
+                      traces_left)
 
 NODES = {"node1": ("iptables_legacy", "198.51.100.11"), "node2": ("iptables_nft", "198.51.100.12"),
          "node3": ("nftables", "198.51.100.13")}
@@ -151,8 +152,35 @@ def test_expires_zero_cancels_the_switch_and_keeps_the_rule():
     trace_rule("node2", proto="tcp", dport="30080", expires=3)
     kept = trace_rule("node2", proto="tcp", dport="30080", expires=0)
     assert kept["changed"] and kept["expires_at"] is None
+    assert [rule["until"] for rule in kept["rules"]] == [None] * 4, "the kernel's deadline must go with the switch"
     time.sleep(5)
     assert len([line for line in ours("node2") if "packetpath:" in line]) == 4
+    assert traced("node2", NODES["node2"][1], 30080), "the rule kept must still trace"
+
+
+@pytest.mark.parametrize("host, then", [("node1", "present"), ("node2", "absent"), ("node3", "present")])
+def test_a_killed_expiry_leaves_a_rule_the_kernel_no_longer_matches_and_the_next_arm_removes_it(host, then):
+    """Issue #42: the kernel keeps the deadline too (iptables' time match, nft's meta time), so a sleeper killed
+    leaves an inert rule; the next arm of another flow on the host removes it (or the next absent of one, as
+    trace_results' trace_off does), and the audit names it before."""
+    address = NODES[host][1]
+    first = trace_rule(host, proto="tcp", dport="30080", expires=3)
+    assert first["rules"] and all(rule["until"] == first["expires_at"] for rule in first["rules"]), first["rules"]
+    record = os.path.join(records_dir("pp-" + host), "expiry", first["flow_id"] + ".json")
+    with open(record, encoding="utf-8") as handle:
+        os.kill(json.load(handle)["pid"], 9)
+    time.sleep(4.5)
+    assert len([line for line in ours(host) if first["flow_id"] in line]) == len(first["rules"]), \
+        "the sleeper was killed: its rules must still be there"
+    assert traced(host, address, 30080) == [], "a rule past its deadline still traces"
+    audit = module(host, "packetpath.linux.host_audit", {"checks": ["trace_leftovers"]})["checks"][0]
+    assert any("inert" in finding for finding in audit["findings"]), audit
+    second = trace_rule(host, state=then, proto="udp", dport="53")
+    assert second["changed"] and {rule["flow_id"] for rule in second["removed"]} == {first["flow_id"]}
+    if then == "present":
+        warned = " ".join(second["_stderr"].split())  # as Ansible printed it, its lines joined
+        assert "removed the rules of flow %s: their expiry had passed" % first["flow_id"] in warned, warned
+    assert [line for line in ours(host) if first["flow_id"] in line] == [] and not os.path.exists(record)
 
 
 FOREIGN_IPTABLES = "*raw\n" + "".join(

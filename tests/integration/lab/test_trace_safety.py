@@ -26,13 +26,18 @@ MODULE = os.path.join(ROOT, "plugins", "modules", "trace_rule.py")
 pytestmark = pytest.mark.usefixtures("kube")
 
 
-def ours(host):
-    """Our rules in the host's namespace, as its backends list them (the nft table's lines, the tagged rules)."""
+def ours(host, as_listed=False):
+    """Our rules in the host's namespace, as its backends list them (the nft table's lines, the tagged rules), their
+    deadline in the kernel shown as DEADLINE unless `as_listed`: each arm's differs by the second it ran in."""
     netns = "pp-" + host
     text = in_netns(netns, ["nft", "list", "table", "inet", "packetpath"], check=False).stdout
     for save in ("iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"):
         text += in_netns(netns, [save], check=False).stdout
-    return sorted(line.strip() for line in text.splitlines() if "packetpath:" in line)
+    lines = [line.strip() for line in text.splitlines() if "packetpath:" in line]
+    return sorted(lines if as_listed else (DEADLINE.sub(r"\1DEADLINE", line) for line in lines))
+
+
+DEADLINE = re.compile(r'(--datestop |meta time < )("[^"]*"|\S+)')
 
 
 def sleepers(host):
@@ -214,7 +219,7 @@ def removed_behind_our_back(host):
     if NODES[host] == "nftables":
         in_netns(netns, ["nft", "delete", "table", "inet", "packetpath"])
         return
-    line = next(line for line in ours(host) if line.startswith("-A "))
+    line = next(line for line in ours(host, as_listed=True) if line.startswith("-A "))
     in_netns(netns, ["iptables-legacy" if NODES[host] == "iptables_legacy" else "iptables-nft", "-t", "raw",
                      "-D"] + shlex.split(line)[1:], check=True)
 

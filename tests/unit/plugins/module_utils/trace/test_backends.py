@@ -1,6 +1,8 @@
 """Backends on listings recorded in the kube lab (tests/unit/fixtures/backends/)."""
 
+import calendar
 import shlex
+import time
 
 import pytest
 from replay import ReplayRunner
@@ -69,7 +71,7 @@ def test_legacy_skips_a_raw_table_that_does_not_exist(legacy, tmp_path):
 def test_a_rule_we_add_reads_back_word_for_word(legacy, fixture_text, flow_params, fixture, family, chain):
     flow = Flow.from_params(flow_params)
     rate, burst = (3, 6) if flow.proto == "udp" else (10, 20)
-    action, text = legacy.add(flow, ("prerouting", (family,), ""), rate, burst)
+    action, text = legacy.add(flow, ("prerouting", (family,), ""), rate, burst, None)
     listed = [line for line in fixture_text("backends/" + fixture).splitlines() if flow.flow_id in line][0]
     assert shlex.split(text)[3:] == shlex.split(listed)
     assert action.argv[-len(shlex.split(listed)[2:]):] == shlex.split(listed)[2:]
@@ -97,7 +99,7 @@ def test_nftables_rules_we_add_read_back_as_nft_prints_them(nftables, fixture_te
     for params, hook in (({"proto": "tcp", "dport": "30080"}, "prerouting"),
                          ({"proto": "icmp", "dst": "198.51.100.13"}, "prerouting")):
         flow = Flow.from_params(params)
-        action, text = nftables.add(flow, (hook, (), ""), 10, 20)
+        action, text = nftables.add(flow, (hook, (), ""), 10, 20, None)
         rule = text.split(": ", 1)[1]
         assert rule + " # handle" in listed, rule
         assert "add chain inet packetpath pre_%s { type filter hook prerouting priority -350;" % flow.flow_id in action.stdin
@@ -177,3 +179,44 @@ def test_auto_picks_legacy_where_the_rules_are(fixture_text, tmp_path):
     finally:
         del backends.IptablesBackend.LEGACY_TABLE_NAMES
     assert (backend.name, reason) == ("iptables_legacy", "the host's rules are in iptables-legacy")
+
+
+# Issue #42: the kernel keeps the deadline too. Recorded by `make fixtures ONLY=backends`: TCP 30080 armed for 600 s on
+# each kind of backend, and on nftables an ICMP flow with expires=0 beside it.
+UNTIL = {"iptables-legacy": "2026-12-07T22:46:43", "iptables-nft": "2026-12-07T22:46:45", "nft": "2026-12-07T22:46:47"}
+
+
+def epoch(stamp):
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+
+
+@pytest.mark.parametrize("flavour", ["legacy", "nft"])
+def test_an_iptables_rule_with_a_deadline_reads_back_word_for_word_and_expires_there(fixture_text, flavour):
+    command = "iptables-" + flavour
+    text = fixture_text("backends/%s-S-PREROUTING-until.txt" % command)
+    argv = ("/usr/sbin/" + command, "-t", "raw", "-S", "PREROUTING")
+    runner = ReplayRunner({command: argv[0]}, {argv: (0, text, "")})
+    backend = backends.IptablesBackend(runner, flavour)
+    until = epoch(UNTIL[command])
+    action, written = backend.add(TCP_30080, ("prerouting", ("ipv4",), ""), 10, 20, until)
+    listed = [line for line in text.splitlines() if line.startswith("-A ")][0]
+    assert shlex.split(written)[3:] == shlex.split(listed)
+    assert action.argv[-len(shlex.split(listed)[2:]):] == shlex.split(listed)[2:]
+    rule = backend._parse("ipv4", "prerouting", "PREROUTING", listed)  # pylint: disable=protected-access
+    assert rule.until == until and rule.as_dict()["until"] == UNTIL[command] + "Z"
+    assert not rule.expired(until - 1) and rule.expired(until)
+    assert backend.planned_removal(TCP_30080, ("prerouting", ("ipv4",), ""), 10, 20, until).argv == rule.removal.argv
+
+
+def test_an_nft_rule_with_a_deadline_reads_back_as_nft_prints_it_in_utc(fixture_text):
+    listed = fixture_text("backends/nft-a-list-table-inet-packetpath-until.txt")
+    argv = (NFT["nft"], "-a", "list", "table", "inet", "packetpath")
+    backend = backends.NftablesBackend(ReplayRunner(NFT, {argv: (0, listed, "")}))
+    until = epoch(UNTIL["nft"])
+    icmp = Flow.from_params({"proto": "icmp", "dst": "198.51.100.13"})
+    for flow, deadline in ((TCP_30080, until), (icmp, None)):
+        _action, text = backend.add(flow, ("prerouting", (), ""), 10, 20, deadline)
+        assert text.split(": ", 1)[1] + " # handle" in listed
+    assert sorted((r.flow_id, r.hook, r.until) for r in backend.list_rules()) == [
+        (icmp.flow_id, "output", None), (icmp.flow_id, "prerouting", None),
+        (TCP_30080.flow_id, "output", until), (TCP_30080.flow_id, "prerouting", until)]

@@ -72,15 +72,15 @@ def test_a_rearm_keeps_the_old_deadline_until_the_new_one_is_recorded(tmp_path, 
     deadline, because the old sleeper was ended first."""
     monkeypatch.setattr(hoststate, "ROOT", str(tmp_path))
     flow_id = "0123456789ab"
-    first = expiry.arm(flow_id, "nftables", 60, [])
+    first = expiry.arm(flow_id, "nftables", time.time() + 60, [])
     try:
         running(flow_id)
         with monkeypatch.context() as broken:
             broken.setattr(expiry.subprocess, "Popen", cannot_fork)
             with pytest.raises(OSError):
-                expiry.arm(flow_id, "nftables", 120, [])
+                expiry.arm(flow_id, "nftables", time.time() + 120, [])
         assert expiry.current(flow_id) == first, "the old sleeper and its record must stay"
-        second = expiry.arm(flow_id, "nftables", 120, [])
+        second = expiry.arm(flow_id, "nftables", time.time() + 120, [])
         assert second["pid"] != first["pid"] and running(flow_id) == second
         deadline = time.time() + 5
         while hoststate.start_time(first["pid"]) == first["started"] and time.time() < deadline:
