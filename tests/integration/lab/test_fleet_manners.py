@@ -116,28 +116,45 @@ def test_an_unreachable_probe_from_stops_the_run_before_any_host_is_armed(tmp_pa
      "packetpath_trace_hosts=nosuchgroup: names no host of the inventory"),
     (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=70000",
       "-e", "packetpath_dst=203.0.113.12", "-e", "packetpath_probe_from=client"),
-     "dport=70000: must be 1-65535"),
+     "packetpath_dport=70000: must be a port (1-65535)"),
     (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=0", "-e", "packetpath_dst=203.0.113.12",
       "-e", "packetpath_probe_from=client"),
-     "dport=0: must be 1-65535"),
+     "packetpath_dport=0: must be a port (1-65535)"),
     (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
       "-e", "packetpath_probe_from=nobody"),
-     "probe_from=nobody: not a host of the inventory"),
+     "packetpath_probe_from=nobody: must be a host of the inventory"),
     (("-e", "packetpath_trace_hosts=client:node", "-e", "packetpath_dport=8081", "-e", "packetpath_dst=203.0.113.12",
       "-e", "packetpath_probe_from=client",
-      "-e", "packetpath_family=ipv6"), "dst=203.0.113.12: not an ipv6 address"),
+      "-e", "packetpath_family=ipv6"), "packetpath_dst=203.0.113.12: not an ipv6 address (packetpath_family=ipv6)"),
     # The unprefixed inputs of 0.1.0 are not read, and the run says so (remediate among them: it applies no fix).
     (("-e", "trace_hosts=client:node", "-e", "dport=8081", "-e", "dst=203.0.113.12", "-e", "probe_from=client",
       "-e", "remediate=true"), "packetpath_trace_hosts, packetpath_dport, packetpath_dst: required (-e packetpath_trace_"
      "hosts=PATTERN -e packetpath_dport=PORT -e packetpath_dst=ADDRESS); the inputs are prefixed since 0.2.0, so dport, "
      "dst, probe_from, remediate, trace_hosts is not read; nothing was touched"),
 ])
-def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message):
-    done, _report = diagnosis(tmp_path, INVENTORY, *(args or SEED))
+@pytest.mark.parametrize("limit", [(), ("--limit", "node")], ids=["whole", "limited"])
+def test_bad_input_fails_before_any_host_is_touched(tmp_path, args, message, limit):
+    """Whatever --limit says (issue #39: the checks were a play on localhost, which --limit skipped), and naming the
+    user's input; no host is marked failed for it (the checks once ran in the role, on every host)."""
+    done, _report = diagnosis(tmp_path, INVENTORY, *((args or SEED) + limit))
     assert done.returncode != 0
-    assert message in done.stdout + done.stderr, done.stdout + done.stderr
-    assert "Switch the trace on" not in done.stdout
+    assert message in " ".join((done.stdout + done.stderr).split()), done.stdout + done.stderr
+    assert "Switch the trace on" not in done.stdout and "fatal:" not in done.stdout
     assert not traces_left("pp-node") and not traces_left("pp-client")
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("remediate_rp_filter", (), "packetpath_target=: required (an inventory pattern"),
+    ("remediate_rp_filter", ("-e", "packetpath_target=node", "-e", "packetpath_remediate_max_fail_percentage=150"),
+     "packetpath_remediate_max_fail_percentage=150: must be a percentage (0-100)"),
+    ("audit", ("-e", "packetpath_fail_on_findings=maybe"), "packetpath_fail_on_findings=maybe: must be a boolean"),
+    ("preflight", ("-e", "packetpath_target=nosuchgroup"), "packetpath_target=nosuchgroup: names no host"),
+    ("cleanup", ("-e", "target=node"), "target=node: not read (the inputs are prefixed since 0.2.0)"),
+])
+def test_the_fleet_playbooks_check_their_inputs_under_limit(name, args, message):
+    done = playbook(INVENTORY, name, "--limit", "node", *args)
+    assert done.returncode != 0 and message in " ".join((done.stdout + done.stderr).split()), done.stdout + done.stderr
+    assert "ok: [node]" not in done.stdout and "changed: [node]" not in done.stdout
 
 
 @pytest.mark.parametrize("name", ["audit", "preflight", "cleanup"])
