@@ -6,7 +6,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: playbook_inputs
-author: packetpath developers
+author:
+  - packetpath developers (@packetpath)
 version_added: 0.3.0
 short_description: Check a playbook's inputs whatever --limit says, and give the hosts of its run
 description:

@@ -49,8 +49,8 @@ def test_good_inputs_give_the_hosts_of_the_run(playbook, given, pattern):
     ("diagnose_port", dict(SEED, packetpath_trace_hosts="nosuchgroup"),
      "packetpath_trace_hosts=nosuchgroup: names no host of the inventory"),
     ("diagnose_port", dict(SEED, packetpath_remediate="maybe"), "packetpath_remediate=maybe: must be a boolean"),
-    ("diagnose_port", {"dport": "8081", "trace_hosts": "node"}, "the inputs are prefixed since 0.2.0, so dport, "
-                                                                 "trace_hosts is not read; nothing was touched"),
+    ("diagnose_port", {"dport": "8081", "trace_hosts": "node"},
+     "the inputs are prefixed since 0.2.0, so dport, trace_hosts is not read; nothing was touched"),
     ("remediate_rp_filter", {}, "packetpath_target=: required (an inventory pattern"),
     ("remediate_rp_filter", {"packetpath_target": "node", "packetpath_remediate_serial": "0"},
      "packetpath_remediate_serial=0: must be a number of hosts or a percentage"),
