@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 import shlex
+import textwrap
 import time
 import xml.etree.ElementTree as ET
 
@@ -446,21 +447,36 @@ def build_report(hosts, request, probe, probe_after=None, unreported=None, now=N
     return report
 
 
+# The terminal's width for the table: the verdict's prose wraps within it, a host's cause is cut to it (the report
+# files hold every word).
+COLUMNS = 120
+
+
+def _wrapped(text):
+    """Prose within COLUMNS, its further lines indented; a word longer than that (a command, a path) stays whole."""
+    return textwrap.wrap(text, COLUMNS, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False) or [""]
+
+
 def table(report):
-    """The terminal table: the fleet verdict on top, then host, seen, last hop, fate, cause."""
+    """The terminal table: the fleet verdict on top, then host, seen, last hop, fate, cause, within COLUMNS."""
     rows = [("HOST", "SEEN", "LAST HOP", "FATE", "CAUSE")]
     for verdict in report["hosts"]:
         rows.append((verdict["host"], "yes" if verdict["seen"] else "no", verdict["last_hop"] or "-",
                      verdict["fate"] or "-", cause_text(verdict)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    room = max(COLUMNS - sum(widths) - 2 * 4, 24)  # what the cause has left (at least a cause's name and some words)
     fleet = report["verdict"]
-    lines = ["%s  [%s]" % (fleet["line"], label(fleet)), fleet["words"]]
+    lines = ["%s  [%s]" % (fleet["line"], label(fleet))] + _wrapped(fleet["words"])
     if fleet["fix"]:
         culprit = next(verdict for verdict in report["hosts"] if verdict["host"] == fleet["culprit"])
-        lines.append("fix on %s: %s  (%s)" % (fleet["culprit"], fix_command(fleet["fix"]), fix_state(culprit, report)))
+        command, state = fix_command(fleet["fix"]), fix_state(culprit, report)
+        line = "fix on %s: %s  (%s)" % (fleet["culprit"], command, state)
+        # Too long for one line: the command on a line of its own, whole, to be copied.
+        lines += [line] if len(line) <= COLUMNS else _wrapped("fix on %s (%s):" % (fleet["culprit"], state)) + [
+            "  " + command]
     lines.append("")
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
-              for row in rows]
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths)) + "  " + (
+        row[4] if len(row[4]) <= room else row[4][:room - 1] + "…") for row in rows]
     for title, key in (("probe", "probe"), ("probe after the fix", "probe_after_fix")):
         summary = (report.get(key) or {}).get("summary") or {}
         if summary.get("results"):

@@ -97,7 +97,11 @@ def test_seed_the_incident_then_the_fix(tmp_path):
         assert report["probe"]["summary"]["results"] == {"timeout": 3}
         assert re.search(r"node +yes +nat:KUBE-SEP-PPLABLOCAL9090:rule:1 +vanished_after +rp_filter: rejected by rp_filter",
                          output)
-        assert "client \u2192 node \u2717  [rp_filter]" in output
+        # The verdict block as it is, not a JSON list of quoted lines (packetpath.linux.say), within 120 columns
+        # but for the fix command, kept whole.
+        assert "\nclient \u2192 node \u2717  [rp_filter]\n" in output and '"msg": [' not in output
+        block = output.split("Where the packet died and why")[1].split("\nok: [")[0].splitlines()[1:]
+        assert block and all(len(line) <= 120 for line in block if not line.startswith("report: ")), block
         # One line per host as it is collected, before the table.
         assert re.search(r"node: [3-9]\d* packet\(s\) of the probe's flow; capture complete; trace off", output), output
         assert traces_left("pp-node") == [] and traces_left("pp-client") == []

@@ -21,8 +21,8 @@ def test_the_schema_names_every_cause_and_layer_of_the_catalogue():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
-@pytest.mark.parametrize("name", INCIDENTS)
-def test_a_report_of_each_incident_as_recorded_validates(name):
+def incident_report(name):
+    """The report of an incident's culprit as recorded, beside a host that never reported."""
     recorded = recorded_incident(name)
     port, result = recorded["port"], recorded["result"]
     # Decided again from what was recorded, where one port traced it; as decided in the lab where several did.
@@ -31,8 +31,24 @@ def test_a_report_of_each_incident_as_recorded_validates(name):
     traced = {"arm_error": None, "trace": {"packets": result["packets"], "finding": found}}
     hosts = {recorded["incident"]["culprit"]: traced, "gone": None}
     probe = {"attempts": [{"result": "timeout"}] * 2, "summary": summary([{"result": "timeout"}] * 2)}
-    report = verdict.build_report(hosts, {"port": 8080, "proto": "tcp", "trace_hosts": ["gone"]}, probe,
-                                  unreported={"gone": "unreachable"})
+    return verdict.build_report(hosts, {"port": 8080, "proto": "tcp", "trace_hosts": ["gone"]}, probe,
+                                unreported={"gone": "unreachable"})
+
+
+@pytest.mark.parametrize("name", INCIDENTS)
+def test_a_report_of_each_incident_as_recorded_validates(name):
+    report = incident_report(name)
     jsonschema.validate(json.loads(json.dumps(report)), SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(dict(report, verdict=dict(report["verdict"], cause="passed")), SCHEMA)
+
+
+@pytest.mark.parametrize("name", INCIDENTS)
+def test_the_terminal_table_of_each_incident_fits_120_columns_and_keeps_the_fix_whole(name):
+    """Issue #39: the CAUSE column and the verdict's words ran past 150 characters. Prose wraps, a host's cause is
+    cut (the report files keep every word), and the fix command stays whole on one line, to be copied."""
+    report = incident_report(name)
+    lines = verdict.table(report).splitlines()
+    command = verdict.fix_command(report["verdict"]["fix"]) if report["verdict"]["fix"] else None
+    assert [line for line in lines if len(line) > verdict.COLUMNS and line.strip() != command] == []
+    assert command is None or any(command in line for line in lines)
