@@ -281,6 +281,22 @@ def _subscribed(pid, group):
     return bool(rows) and any(int(row[3], 16) & (1 << (group - 1)) for row in rows)
 
 
+def stalled_monitor(pid):
+    """Why a monitor we started still held events of the kernel's when its reading ended, in words; None where it
+    held none. A monitor stopped (SIGSTOP) or stuck reads nothing while its socket fills: its reader saw no line and
+    nothing failed, so without this the capture was called complete with the events it never printed."""
+    rows = _netfilter_sockets(pid)
+    unread = sum(int(row[4]) for row in rows or [] if row[4].isdigit())
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+    if state in ("T", "t"):
+        return "was stopped%s" % (" with %d bytes of events unread" % unread if unread else "")
+    return "had %d bytes of events unread" % unread if unread else None
+
+
 def idle_monitor(pid):
     """Whether a monitor we started has printed every event the kernel gave it: its netfilter sockets hold nothing
     (Rmem 0) and it sleeps, waiting for more (not between a read and its print)."""
@@ -334,6 +350,7 @@ class Stream:
     # sleeps until its deadline, where looking every POLL cost each one ~3 ms of CPU a second (100 readers of a
     # 100-host run: 15% of this machine's two cores).
     POLL = 0.05
+    SETTLE_BUSY = 2.0
 
     def __init__(self, argv, duration=None, ready_file=None, stop_file=None, settle=0.3, group=None):
         self.argv = argv
@@ -346,6 +363,7 @@ class Stream:
         self.returncode = None
         self.ended_by = None  # what ended the reading: "deadline" (duration, stop file, enough) or "source"
         self.overruns = 0  # times the kernel dropped events for a full socket buffer (ENOBUFS)
+        self.stalled = None  # where the monitor held events it had not printed when the reading ended: why, in words
         self._buffered = b""
 
     def _start(self):
@@ -371,7 +389,10 @@ class Stream:
 
     def _end(self, source):
         if source.poll() is None:
+            if self.group is not None:
+                self.stalled = stalled_monitor(source.pid)
             os.kill(source.pid, signal.SIGTERM)
+            os.kill(source.pid, signal.SIGCONT)  # a stopped monitor takes its SIGTERM only once it runs
             try:
                 source.wait(timeout=3)
             except subprocess.TimeoutExpired:
@@ -388,6 +409,10 @@ class Stream:
     @staticmethod
     def _ended(source):
         return source.poll() is not None
+
+    def _printing(self, source):
+        """Whether the monitor runs and still holds events it has not printed yet: worth waiting for, a little."""
+        return self.group is not None and (stalled_monitor(source.pid) or "").startswith("had ")
 
     def _drained(self, source):
         """Whether nothing the kernel has sent is still on its way to us (the pipe was just found empty): the
@@ -420,17 +445,23 @@ class Stream:
                     handle.write("%d\n" % os.getpid())
             self.ended_by = "source"
             stopping = False
+            last_call = None
             ready = []
             while True:
                 timeout = None if deadline is None else deadline - time.time()
                 if timeout is not None and timeout <= 0:
+                    if stopping and time.time() < last_call and self._printing(source):
+                        deadline = time.time() + self.POLL  # a busy monitor still printing what it holds
+                        continue
                     self.ended_by = "deadline"
                     break
                 if not stopping and self._stop_asked(stop_fd, ready):
                     # The last events of the probe may still be coming in: read until they are all in (an event,
-                    # _drained), at most `settle` seconds.
+                    # _drained), at most `settle` seconds, and up to SETTLE_BUSY more while the monitor still
+                    # prints what it holds (a loaded machine).
                     stopping = True
                     deadline = min(deadline or time.time() + self.settle, time.time() + self.settle)
+                    last_call = time.time() + self.settle + self.SETTLE_BUSY
                     continue
                 looking = stopping or stop_fd is None and self.stop_file
                 waits = [readable] if stopping or stop_fd is None else [readable, stop_fd]

@@ -73,7 +73,7 @@ def _serve(lines, stream, files):
     finally:
         os.close(fd)
     ended.update(ended_by="spool" if "spool_error" in ended else stream.ended_by, returncode=stream.returncode,
-                 overruns=stream.overruns)
+                 overruns=stream.overruns, stalled=stream.stalled)
     hoststate.write(files["done"], ended)
 
 
@@ -191,8 +191,8 @@ def collect(flow_id, stop=True):
 def losses(found, done, reader_lost, ended_before, stalled=False):
     """Why the capture may lack packets of the window, in words ([] where it read all it was sent): its reader gone
     without finishing, or alive but not finishing when asked (stopped, stuck), its monitor ended on its own
-    (xtables-monitor quits on ENOBUFS), events the kernel dropped, or a capture that had reached its deadline before
-    it was collected."""
+    (xtables-monitor quits on ENOBUFS) or holding events it never printed (stopped, stuck), events the kernel
+    dropped, or a capture that had reached its deadline before it was collected."""
     if reader_lost:
         return ["the capture's reader (pid %s) ended before it was collected, without finishing its spool "
                 "(killed, its source failed, or its filesystem was full): packets after its end are missing"
@@ -211,6 +211,9 @@ def losses(found, done, reader_lost, ended_before, stalled=False):
     elif ended_before:
         why.append("the capture had reached its deadline (the trace's expiry) before it was collected: packets after "
                    "that were not captured")
+    if (done or {}).get("stalled"):
+        why.append("the capture's %s %s when the capture ended: the events it had not printed are missing"
+                   % (found.get("source"), done["stalled"]))
     if (done or {}).get("overruns"):
         why.append("the kernel dropped trace events %d time(s) for a full socket buffer (ENOBUFS): the capture "
                    "missed some packets" % done["overruns"])

@@ -5,6 +5,7 @@ outlives its trace: not when it is collected, not when the trace is switched off
 play dies and the expiry fires."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -143,6 +144,26 @@ def test_a_stopped_reader_makes_the_capture_incomplete_and_is_ended_with_its_mon
         "written yet are missing" % reader], got["capture"]
     assert time.monotonic() - started < 9.5  # no wait for a reader that cannot answer (END_TIMEOUT is 10 s)
     assert not alive(reader) and running_in("pp-" + host, "monitor") == []
+    assert traces_left("pp-" + host) == [] and capture_files(host) == []
+
+
+@pytest.mark.parametrize("host, monitor", [("node2", "xtables-monitor --trace"), ("node3", "nft monitor trace")])
+def test_a_stopped_monitor_makes_the_capture_incomplete_and_is_ended(host, monitor):
+    """Issue #42: the monitor stopped (SIGSTOP) under a live reader read none of the packets that came, its socket
+    filling, while the reader, alive, saw no line and no failure: the capture was called complete with what it had
+    before. Now the reader finds the monitor stopped with the events unread when it ends, and says so."""
+    armed = module(host, "packetpath.linux.trace_rule", dict(FLOW, expires=120, capture=True, drop_reasons="never"))
+    assert armed["_status"] == "CHANGED", armed["_stdout"]
+    pids = running_in("pp-" + host, monitor)
+    assert len(pids) == 1, pids
+    os.kill(int(pids[0]), signal.SIGSTOP)
+    for _packet in range(3):
+        send("pp-client", "udp", NODES[host], 9999)
+    got = module(host, "packetpath.linux.trace_results", dict(FLOW, source="capture", trace_off=True))
+    assert got["_status"] == "CHANGED" and got["capture"]["complete"] is False, got["_stdout"]
+    assert any(re.search(r"monitor was stopped with \d+ bytes of events unread when the capture ended: the events "
+                         r"it had not printed are missing", loss) for loss in got["capture"]["losses"]), got["capture"]
+    assert running_in("pp-" + host, monitor) == [] and not alive(armed["capture"]["pid"])
     assert traces_left("pp-" + host) == [] and capture_files(host) == []
 
 
