@@ -8,7 +8,6 @@ else how it was armed and its trace (trace_results, with the finding the host de
 """
 
 import ipaddress
-import json
 import re
 import shlex
 import textwrap
@@ -549,8 +548,20 @@ def _evidence_text(key, value):
             return "%s (%s): %s" % (error.get("name"), error.get("message"), error.get("explanation") or "-")
         if value.get("ip_route_get"):
             return "ip route get: %s" % value["ip_route_get"]
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
+    return _plain(value)
+
+
+def _plain(value):
+    """A piece of evidence in words a person reads, not JSON: `state FAILED, dev eth0`, a nested mapping in
+    parentheses, a list joined by `; `, yes/no for a boolean; what is empty left out."""
+    if isinstance(value, dict):
+        return ", ".join("%s %s" % (str(key).replace("_", " "), "(%s)" % _plain(item) if isinstance(item, dict)
+                                    else _plain(item))
+                         for key, item in sorted(value.items()) if item not in (None, "", {}, []))
+    if isinstance(value, list):
+        return "; ".join(_plain(item) for item in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return str(value)
 
 

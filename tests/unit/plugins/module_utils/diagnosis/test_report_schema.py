@@ -52,3 +52,11 @@ def test_the_terminal_table_of_each_incident_fits_120_columns_and_keeps_the_fix_
     command = verdict.fix_command(report["verdict"]["fix"]) if report["verdict"]["fix"] else None
     assert [line for line in lines if len(line) > verdict.COLUMNS and line.strip() != command] == []
     assert command is None or any(command in line for line in lines)
+
+
+def test_the_evidence_of_the_incidents_reads_as_words_not_json():
+    """Issue #39: the HTML and Markdown reports showed a host's evidence as raw JSON."""
+    lines = [text for name in INCIDENTS for host in incident_report(name)["hosts"]
+             for _what, text in verdict.evidence_lines(host)]
+    assert len(lines) > len(INCIDENTS)
+    assert [text for text in lines if '{"' in text or '["' in text or "null" in text] == []
