@@ -11,7 +11,7 @@ author:
 version_added: 0.3.0
 short_description: Check a playbook's inputs whatever --limit says, and give the hosts of its run
 description:
-  - The collection's playbooks call it in the C(hosts) line of their first play. Ansible reads that line before
+  - The collection's playbooks call it in the C(hosts) line of their main play. Ansible reads that line before
     C(--limit) narrows the run, so the check cannot be skipped the way a play on C(localhost) is under C(--limit).
   - Every input given on the command line (C(-e)) or in the play's variables is checked by the playbook's rules
     (docs/inputs.md). A bad one fails the run before any host is touched, naming the input and the value (C(packetpath_dport=abc)).
