@@ -14,9 +14,10 @@ TIME_WAIT = "06"
 
 
 def _address(hexadecimal):
-    """The kernel prints the address as host-order 32-bit words in hex: little-endian words on x86 and arm64."""
+    """The kernel prints the address as 32-bit words in hex, each the host's integer of 4 bytes in network order:
+    read back in the host's own byte order ("="), right on little-endian (x86, arm64) and big-endian (s390x) alike."""
     raw = bytes.fromhex(hexadecimal)
-    words = struct.unpack("<%dI" % (len(raw) // 4), raw)
+    words = struct.unpack("=%dI" % (len(raw) // 4), raw)
     return str(ipaddress.ip_address(struct.pack(">%dI" % len(words), *words)))
 
 
