@@ -15,6 +15,8 @@ description:
   - Nothing runs on the host. The lines are also returned, for C(-v), a registered variable and AWX's job events.
 author:
   - packetpath developers (@packetpath)
+requirements:
+  - ansible-core only, on the controller (nothing runs on the host)
 attributes:
   action:
     support: full

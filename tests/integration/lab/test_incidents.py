@@ -131,8 +131,9 @@ def check_verdict(expected, drop_reasons, output, report):
     said = expected.get("words_include", [])
     for words in [said] if isinstance(said, str) else said:
         assert words in fleet["words"], (words, fleet["words"])
-    if "fix_command" in expected:  # the fix a person pastes, as the terminal shows it
-        assert "fix on %s: %s" % (expected["culprit"], expected["fix_command"]) in output, output
+    if "fix_command" in expected:  # the fix a person pastes, as the terminal shows it: whole on one line
+        culprit, command = re.escape(expected["culprit"]), re.escape(expected["fix_command"])
+        assert re.search(r"^fix on %s(: %s  \(| \(.*\):\n  %s\n)" % (culprit, command, command), output, re.M), output
     summary = report["probe"]["summary"]
     assert summary["succeeded"] == expected.get("probe_succeeded", 0), summary
     # A cross only over a probe that failed, and an answer claimed only where one came back (issue #37).
