@@ -281,33 +281,38 @@ def _subscribed(pid, group):
     return bool(rows) and any(int(row[3], 16) & (1 << (group - 1)) for row in rows)
 
 
-def stalled_monitor(pid):
-    """Why a monitor we started still held events of the kernel's when its reading ended, in words; None where it
-    held none. A monitor stopped (SIGSTOP) or stuck reads nothing while its socket fills: its reader saw no line and
-    nothing failed, so without this the capture was called complete with the events it never printed."""
+def _monitor(pid):
+    """(its process state, the bytes of events its netfilter sockets hold unread) of a monitor we started; None
+    where it cannot be read (gone) or has no such socket."""
     rows = _netfilter_sockets(pid)
-    unread = sum(int(row[4]) for row in rows or [] if row[4].isdigit())
     try:
         with open("/proc/%d/stat" % pid) as handle:
             state = handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+    return (state, sum(int(row[4]) for row in rows if row[4].isdigit())) if rows else None
+
+
+def stalled_monitor(pid):
+    """Why a monitor we started still held events of the kernel's when its reading ended, in words; None where it
+    held none. A monitor stopped (SIGSTOP) or stuck reads nothing while its socket fills: its reader saw no line and
+    nothing failed, so without this the capture was called complete with the events it never printed."""
+    state, unread = _monitor(pid) or ("", 0)
     if state in ("T", "t"):
         return "was stopped%s" % (" with %d bytes of events unread" % unread if unread else "")
     return "had %d bytes of events unread" % unread if unread else None
 
 
+def busy_monitor(pid):
+    """Whether a monitor we started runs and still holds events it has not printed: worth waiting for, a little."""
+    state, unread = _monitor(pid) or ("T", 0)
+    return state not in ("T", "t") and unread > 0
+
+
 def idle_monitor(pid):
     """Whether a monitor we started has printed every event the kernel gave it: its netfilter sockets hold nothing
     (Rmem 0) and it sleeps, waiting for more (not between a read and its print)."""
-    rows = _netfilter_sockets(pid)
-    if not rows or any(row[4] != "0" for row in rows):
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "S"
-    except OSError:
-        return False
+    return _monitor(pid) == ("S", 0)
 
 
 def _dies_with(parent):
@@ -411,8 +416,7 @@ class Stream:
         return source.poll() is not None
 
     def _printing(self, source):
-        """Whether the monitor runs and still holds events it has not printed yet: worth waiting for, a little."""
-        return self.group is not None and (stalled_monitor(source.pid) or "").startswith("had ")
+        return self.group is not None and busy_monitor(source.pid)
 
     def _drained(self, source):
         """Whether nothing the kernel has sent is still on its way to us (the pipe was just found empty): the
