@@ -70,7 +70,9 @@ def test_the_shipped_templates_write_a_report_that_shows_the_evidence_and_fits_t
         assert "ip route get: 198.18.20.2 from 198.18.10.2 via 198.18.20.9 dev eth1" in text
         assert "IcmpOutDestUnreachs +2" in text
         assert "Captured from 2026-12-05T16:40:02Z to " in text and "packetpath.linux %s" % version in markdown
-    assert '"state": \\["failed"]' in markdown and '"state": ["failed"]' in html.replace("&#34;", '"')
+    # The neighbour, in words (it was raw JSON, issue #39).
+    assert "neighbour: address 198.18.20.9, dev eth1, state failed" in markdown
+    assert "<dt>neighbour</dt><dd>address 198.18.20.9, dev eth1, state failed</dd>" in html
     assert "(neighbour_failed)" in markdown and "<p class=\"way\"><strong>router \u2717</strong>" in html
 
 
