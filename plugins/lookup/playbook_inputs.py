@@ -63,6 +63,8 @@ from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.lookup import LookupBase, inventory_hostnames
 
+from ansible_collections.packetpath.linux.plugins.module_utils._common.addresses import family_of
+
 
 def _port(value):
     return 1 <= value <= 65535
@@ -204,8 +206,7 @@ class LookupModule(LookupBase):
         given = dict((name, check(name, variables[name])) for name in playbook["inputs"]
                      if variables.get(name) is not None)
         family = given.get("packetpath_family", "both")
-        if "packetpath_dst" in given and family != "both" and \
-                "ipv%d" % ipaddress.ip_address(given["packetpath_dst"]).version != family:
+        if "packetpath_dst" in given and family != "both" and family_of(given["packetpath_dst"]) != family:
             raise refusal("packetpath_dst", given["packetpath_dst"], "not an %s address (packetpath_family=%s)"
                           % (family, family))
         pattern = str(variables.get(hosts_name, hosts_default)).strip()

@@ -85,11 +85,11 @@ def _expiry(backend, flow, until, removals, rebuilt, check_mode):
     return record["expires_at"], True
 
 
-def _remove_expired(backend, flow, check_mode):
-    """Rules of other flows whose deadline passed in the kernel while they stayed (their sleeper was killed): inert,
-    and taken out by the next arm on the host, with their records."""
+def _remove_expired(backend, flow, rules, check_mode):
+    """Of the backend's `rules`, those of other flows whose deadline passed in the kernel while they stayed (their
+    sleeper was killed): inert, and taken out by the next arm on the host, with their records."""
     now = time.time()
-    going = [r for r in backend.list_rules() if r.flow_id != flow.flow_id and r.expired(now)]
+    going = [r for r in rules if r.flow_id != flow.flow_id and r.expired(now)]
     if going:
         _apply(backend.runner, backend.remove(going), check_mode)
         if not check_mode:
@@ -114,10 +114,9 @@ def _remove_from_other_backends(backend, flow, check_mode):
 
 def present(backend, reason, flow, hooks, rate, burst, expires, check_mode):
     moved = _remove_from_other_backends(backend, flow, check_mode)
-    expired = _remove_expired(backend, flow, check_mode)
-    rules = backend.list_rules()
-    if check_mode:  # as they would be listed once the expired rules were gone
-        rules = [r for r in rules if r not in expired]
+    listed = backend.list_rules()
+    expired = _remove_expired(backend, flow, listed, check_mode)
+    rules = [r for r in listed if r not in expired]  # as the backend lists them once the expired ones are gone
     mine = [r for r in rules if r.flow_id == flow.flow_id]
     others = [r for r in rules if r.flow_id != flow.flow_id]
     wanted = backend.units(flow, hooks)
